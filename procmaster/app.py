@@ -1,0 +1,193 @@
+"""Loading the WSGI application(s) a config names.
+
+Owns: ``module`` (``pkg.mod``, ``pkg.mod:name``, the factory form
+``pkg.mod:make_app()``), ``callable``, ``wsgi-file``, ``mount``, and the process
+set-up that must happen before the import: ``env``, ``chdir``, ``virtualenv``,
+``pythonpath``. ``load_apps`` returns an ``Apps`` table that maps a request path
+to (app, SCRIPT_NAME, PATH_INFO).
+
+Must not know: sockets, workers, reloads. A failure is an ``AppLoadError`` whose
+message holds the app's own import traceback; the caller decides what dying means.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+__all__ = ["AppLoadError", "Apps", "load_apps", "prepare_process"]
+
+DEFAULT_CALLABLE = "application"
+
+
+class AppLoadError(Exception):
+    """The app could not be loaded; ``str()`` is the full report."""
+
+
+class Apps:
+    """Mounted apps, longest prefix first. With one app at ``""`` (the usual case)
+    ``resolve`` is a constant."""
+
+    __slots__ = ("mounts", "single")
+
+    def __init__(self, mounts: list[tuple[str, Callable]]) -> None:
+        self.mounts = sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+        self.single = self.mounts[0][1] if len(self.mounts) == 1 and not self.mounts[0][0] else None
+
+    def resolve(self, path: str) -> tuple[Callable | None, str, str]:
+        """(app, SCRIPT_NAME, PATH_INFO) for a request path; app None if nothing is mounted there."""
+        for prefix, app in self.mounts:
+            if not prefix:
+                return app, "", path
+            if path == prefix or path.startswith(prefix + "/"):
+                return app, prefix, path[len(prefix) :]
+        return None, "", path
+
+
+def prepare_process(cfg) -> None:
+    """``env``, ``chdir``, ``virtualenv`` and ``pythonpath``, in uWSGI's order."""
+    for item in cfg.env:
+        key, sep, value = item.partition("=")
+        if sep:
+            os.environ[key] = value
+        else:
+            os.environ.pop(key, None)
+    if cfg.chdir:
+        try:
+            os.chdir(cfg.chdir)
+        except OSError as exc:
+            raise AppLoadError(
+                f"{cfg.origin('chdir')}: option 'chdir': cannot enter {cfg.chdir!r}: {exc.strerror}"
+            ) from None
+    if cfg.virtualenv:
+        _activate_virtualenv(cfg)
+    for entry in reversed(cfg.pythonpath):
+        for path in sorted(glob.glob(entry)) or [entry]:
+            path = os.path.abspath(path)
+            if path not in sys.path:
+                sys.path.insert(0, path)
+    # the app's own directory is importable, as with uWSGI (cwd on sys.path)
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+
+
+def _activate_virtualenv(cfg) -> None:
+    """Use that environment's site-packages and prefix, as uWSGI's ``home`` does
+    (it sets the interpreter's home: here the interpreter runs already, so we put
+    the venv's site-packages first and set ``sys.prefix``)."""
+    import site
+
+    venv = os.path.abspath(os.path.expanduser(cfg.virtualenv))
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_dir = os.path.join(venv, "lib", version, "site-packages")
+    if not os.path.isdir(site_dir):
+        found = sorted(glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")))
+        hint = f" (it has {found[0]}: made with another Python?)" if found else ""
+        raise AppLoadError(
+            f"{cfg.origin('virtualenv')}: option 'virtualenv': {venv!r} has no {site_dir!r}{hint}"
+        )
+    before = list(sys.path)
+    site.addsitedir(site_dir)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + before
+    sys.prefix = sys.exec_prefix = venv
+    os.environ["VIRTUAL_ENV"] = venv
+    bindir = os.path.join(venv, "bin")
+    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _import_failure(what: str, origin: str) -> AppLoadError:
+    return AppLoadError(f"{origin}: cannot load {what}:\n{traceback.format_exc().rstrip()}")
+
+
+def _load_module_spec(spec: str, default_callable: str, origin: str) -> Callable:
+    """``pkg.mod``, ``pkg.mod:name`` or ``pkg.mod:factory()``."""
+    module_name, _, attr = spec.partition(":")
+    attr = attr or default_callable
+    call = attr.endswith("()")
+    if call:
+        attr = attr[:-2]
+    try:
+        module = importlib.import_module(module_name)
+    except BaseException:
+        raise _import_failure(f"module {module_name!r}", origin) from None
+    return _callable_of(module, attr, call, spec, origin)
+
+
+def _callable_of(module, attr: str, call: bool, spec: str, origin: str) -> Callable:
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        names = [n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))]
+        raise AppLoadError(
+            f"{origin}: {spec!r}: {module.__name__} has no callable {attr!r}"
+            + (f" (it has: {', '.join(names[:10])})" if names else "")
+        ) from None
+    if call:
+        try:
+            obj = obj()
+        except BaseException:
+            raise _import_failure(f"the app factory {attr}()", origin) from None
+    if not callable(obj):
+        raise AppLoadError(f"{origin}: {spec!r}: {attr!r} is not callable ({type(obj).__name__})")
+    return obj
+
+
+def _load_wsgi_file(path: str, default_callable: str, origin: str) -> Callable:
+    """Execute a ``.py``/``.wsgi`` file as a module, as uWSGI's ``wsgi-file``."""
+    path = os.path.abspath(path)
+    if not os.path.isfile(path):
+        raise AppLoadError(f"{origin}: wsgi-file {path!r} does not exist")
+    name = "procmaster_file_" + "".join(c if c.isalnum() else "_" for c in path)
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            from importlib.machinery import SourceFileLoader
+
+            spec = importlib.util.spec_from_loader(name, SourceFileLoader(name, path))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except BaseException:
+        raise _import_failure(f"wsgi-file {path!r}", origin) from None
+    attr = default_callable
+    call = attr.endswith("()")
+    return _callable_of(module, attr.rstrip("()"), call, path, origin)
+
+
+def _load_target(target: str, default_callable: str, origin: str) -> Callable:
+    if target.endswith((".py", ".wsgi")) or os.sep in target and os.path.exists(target):
+        return _load_wsgi_file(target, default_callable, origin)
+    return _load_module_spec(target, default_callable, origin)
+
+
+def load_apps(cfg) -> Apps:
+    """Import every app the config names. Raises ``AppLoadError``."""
+    default_callable = cfg.callable or DEFAULT_CALLABLE
+    mounts: list[tuple[str, Callable]] = []
+    for index, item in enumerate(cfg.mount):
+        prefix, sep, target = item.partition("=")
+        if not sep:
+            raise AppLoadError(
+                f"{cfg.origin('mount', index)}: option 'mount': expected /prefix=module-or-file, got {item!r}"
+            )
+        mounts.append(
+            (prefix.rstrip("/"), _load_target(target, default_callable, cfg.origin("mount", index)))
+        )
+    if cfg.module:
+        mounts.append(("", _load_module_spec(cfg.module, default_callable, cfg.origin("module"))))
+    elif cfg.wsgi_file:
+        mounts.append(
+            ("", _load_wsgi_file(cfg.wsgi_file, default_callable, cfg.origin("wsgi-file")))
+        )
+    if not mounts:
+        raise AppLoadError(
+            "no app configured: set 'module' (pkg.mod:app), 'wsgi-file' (path.py) or 'mount'"
+        )
+    return Apps(mounts)

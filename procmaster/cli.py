@@ -1,0 +1,65 @@
+"""The ``procmaster`` command: read the config, then run a master (or answer
+``--help``, ``--version``, ``--check``).
+
+Owns: the process exit codes of the command and the one place where a
+``ConfigError`` becomes a message on stderr. Must not know: how anything is served.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import __version__
+from .config import ConfigError, load
+
+__all__ = ["main"]
+
+
+def _probe(cfg) -> int:
+    """Reload check, in a fresh interpreter: does the new config's app load?"""
+    from .app import AppLoadError, load_apps, prepare_process
+    from .logs import log
+
+    try:
+        prepare_process(cfg)
+        load_apps(cfg)
+    except AppLoadError as exc:
+        log(f"error: {exc}")
+        return 22
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        cfg = load(argv)
+    except ConfigError as exc:
+        print(f"procmaster: {exc}", file=sys.stderr)
+        return 1
+    if cfg.get("help"):
+        from .helpdoc import render_help
+
+        sys.stdout.write(render_help())
+        return 0
+    if cfg.get("version"):
+        print(f"procmaster {__version__}")
+        return 0
+    if os.environ.pop("PROCMASTER_PROBE", None):
+        return _probe(cfg)
+    if cfg.get("check"):
+        from .check import render_check
+
+        text, ok = render_check(cfg)
+        sys.stdout.write(text)
+        return 0 if ok else 1
+    for item in cfg.get("print") or []:
+        print(item, flush=True)
+    from .master import run
+
+    return run(cfg)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

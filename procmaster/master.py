@@ -1,0 +1,577 @@
+"""The arbiter: binds the sockets, forks the workers, watches them, reloads.
+
+Theory of operation
+-------------------
+The master waits on one selector for the signal wake-up pipe and the workers'
+"ready" pipe, with a timeout only when it has a deadline (a worker to kill after
+its mercy, a respawn waiting out its back-off). It never runs app code after the
+fork (in the default preload mode the app is imported once, before forking).
+
+Handlers, one per event, in the style of gunicorn's arbiter:
+
+* ``handle_hup`` / any reload request -> ``request_reload``: a reload first checks
+  the new config and app in a fresh interpreter (``PROCMASTER_PROBE``); if they
+  load, the master re-executes itself (same pid, listening sockets and worker pids
+  handed over in the environment), so new code and the re-read INI take effect;
+  the new image forks new workers and, once every one says it is ready, asks the
+  old ones to finish their requests and stop. The listening sockets never close,
+  so no client is refused. A reload whose config or app fails keeps the old
+  workers serving. A reload asked for during a reload is queued (one), not lost.
+* ``handle_term``: graceful stop (workers finish what they are doing; uWSGI 2.1
+  semantics, not 2.0's "brutal reload on SIGTERM"). ``handle_int``: immediate stop.
+* ``reap_workers``: log how a worker ended, respawn it (with back-off when it
+  keeps dying young), never let a crash reach the master.
+* ``murder_workers``: SIGKILL for stopping workers past their mercy.
+
+Must not know: HTTP, WSGI, protocols.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+from . import sockets as sockets_mod
+from .app import AppLoadError, load_apps, prepare_process
+from .logs import log
+from .scoreboard import Scoreboard
+from .worker import worker_main
+
+__all__ = ["Master", "run"]
+
+REEXEC_ENV = "PROCMASTER_REEXEC"
+PROBE_ENV = "PROCMASTER_PROBE"
+EXIT_APP_FAILED = 22  # uWSGI's "no app loaded" exit code
+EXIT_FATAL = 1
+SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and "_" not in n}
+
+
+class WorkerProc:
+    __slots__ = ("wid", "pid", "slot", "generation", "born", "ready", "stop_sent", "kill_at")
+
+    def __init__(self, wid: int, pid: int, slot: int, generation: int) -> None:
+        self.wid = wid
+        self.pid = pid
+        self.slot = slot
+        self.generation = generation
+        self.born = time.monotonic()
+        self.ready = False
+        self.stop_sent = 0.0
+        self.kill_at = 0.0
+
+
+def describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return f"killed by signal {sig} ({SIGNAMES.get(sig, '?')})"
+    code = os.waitstatus_to_exitcode(status)
+    if code == EXIT_APP_FAILED:
+        return f"exited with code {code} (the app failed to load)"
+    return f"exited with code {code}"
+
+
+class Master:
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.pid = os.getpid()
+        self.start_cwd = os.environ.get("PROCMASTER_CWD") or os.getcwd()
+        os.environ["PROCMASTER_CWD"] = self.start_cwd
+        self.listeners: list = []
+        self.apps = None
+        self.workers: dict[int, WorkerProc] = {}
+        self.generation = 1
+        self.sel = selectors.DefaultSelector()
+        self.signal_r = -1
+        self.ready_r = -1
+        self.ready_w = -1
+        self.ready_buf = b""
+        self.scoreboard: Scoreboard | None = None
+        self.stopping = False  # graceful shutdown in progress
+        self.reload_state: dict | None = None  # a reload in progress
+        self.pending_reload: str | None = None
+        self.probe: subprocess.Popen | None = None
+        self.probe_reason = ""
+        self.respawn_at: dict[int, float] = {}  # wid -> when
+        self.young_deaths: dict[int, int] = {}
+        self.exit_code = 0
+        self.processes = max(int(cfg.processes), 1)  # SIGTTIN/SIGTTOU change it at run time
+
+    # -- start-up ------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = self.cfg
+        log.configure(cfg)
+        inherited = self._take_reexec_state()
+        for line in cfg.warnings:
+            if not inherited:
+                log(f"warning: {line}")
+        try:
+            self.listeners = sockets_mod.bind_all(cfg)
+        except sockets_mod.SocketError as exc:
+            log(f"error: {exc}")
+            return EXIT_FATAL
+        for listener in self.listeners:
+            how = "inherited" if listener.inherited else "bound"
+            log(
+                f"{listener.proto} socket {listener.address} {how} (fd {listener.fileno()}, {listener.origin})"
+            )
+        self.write_pidfiles()
+        try:
+            prepare_process(cfg)
+        except AppLoadError as exc:
+            log(f"error: {exc}")
+            return EXIT_FATAL
+        if not self.lazy:
+            try:
+                self.apps = load_apps(cfg)
+            except AppLoadError as exc:
+                log(f"error: {exc}")
+                if cfg.get("need-app") is not False:
+                    log("no app loaded: exiting (need-app)")
+                    return EXIT_APP_FAILED
+        self.setup_signals()
+        self.scoreboard = Scoreboard(self.processes * 2 + 8)
+        if inherited:
+            self.adopt(inherited)
+        for wid in range(1, self.processes + 1):
+            self.spawn(wid)
+        log(
+            f"procmaster master pid {self.pid}: {self.processes} worker(s), "
+            f"{'lazy apps (loaded in each worker)' if self.lazy else 'app preloaded'}"
+        )
+        return self.loop()
+
+    @property
+    def lazy(self) -> bool:
+        return bool(self.cfg.get("lazy-apps") or self.cfg.get("lazy"))
+
+    def write_pidfiles(self) -> None:
+        for option in ("pidfile", "pidfile2", "safe-pidfile"):
+            path = self.cfg.get(option)
+            if path:
+                tmp = f"{path}.tmp{os.getpid()}"
+                try:
+                    with open(tmp, "w") as fh:
+                        fh.write(f"{self.pid}\n")
+                    os.replace(tmp, path)
+                except OSError as exc:
+                    log(
+                        f"warning: {self.cfg.origin(option)}: cannot write {option} {path!r}: {exc.strerror}"
+                    )
+
+    def remove_pidfiles(self) -> None:
+        for option in ("pidfile", "pidfile2", "safe-pidfile"):
+            path = self.cfg.get(option)
+            if path:
+                try:
+                    with open(path) as fh:
+                        if fh.read().strip() != str(self.pid):
+                            continue
+                    os.unlink(path)
+                except OSError:
+                    pass
+
+    def setup_signals(self) -> None:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.signal_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        for sig in (
+            signal.SIGHUP,
+            signal.SIGTERM,
+            signal.SIGINT,
+            signal.SIGQUIT,
+            signal.SIGCHLD,
+            signal.SIGUSR1,
+            signal.SIGUSR2,
+            signal.SIGTTIN,
+            signal.SIGTTOU,
+        ):
+            signal.signal(sig, self._noop)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.sel.register(r, selectors.EVENT_READ, "signal")
+        self.ready_r, self.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.sel.register(self.ready_r, selectors.EVENT_READ, "ready")
+
+    @staticmethod
+    def _noop(signum, frame) -> None:
+        pass  # the wake-up fd carries the signal to the loop
+
+    # -- workers -------------------------------------------------------------------
+
+    def spawn(self, wid: int) -> None:
+        cfg = self.cfg
+        slot = self.scoreboard.free_slot()
+        self.scoreboard.claim(slot)
+        self.respawn_at.pop(wid, None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                signal.set_wakeup_fd(-1)
+                self.sel.close()
+                os.close(self.signal_r)
+                os.close(self.ready_r)
+            except OSError:
+                pass
+            apps = self.apps
+            worker_main(
+                wid,
+                cfg,
+                self.listeners,
+                apps,
+                self.ready_w,
+                self.scoreboard,
+                slot,
+                self.pid,
+                self._lazy_loader,
+            )
+            os._exit(1)  # not reached
+        self.scoreboard.claim(slot, pid)
+        self.workers[pid] = WorkerProc(wid, pid, slot, self.generation)
+
+    def _lazy_loader(self):
+        """Runs in a worker (lazy-apps): import the app there."""
+        try:
+            return load_apps(self.cfg)
+        except AppLoadError as exc:
+            log(f"error: {exc}")
+            os._exit(EXIT_APP_FAILED)
+
+    def adopt(self, state: dict) -> None:
+        """Workers of our previous image (before a reload's exec): keep them serving
+        until the new ones are ready."""
+        for pid, wid in state.get("old", []):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                continue
+            proc = WorkerProc(wid, pid, -1, 0)
+            proc.ready = True
+            self.workers[pid] = proc
+        self.reload_state = {
+            "reason": state.get("reason", "reload"),
+            "t0": state.get("t0", time.time()),
+            "old": [pid for pid, _ in state.get("old", [])],
+        }
+        self.pending_reload = state.get("pending")
+
+    def current_workers(self) -> list[WorkerProc]:
+        return [w for w in self.workers.values() if w.generation == self.generation]
+
+    def stop_worker(self, proc: WorkerProc, mercy: float, sig: int = signal.SIGTERM) -> None:
+        if proc.stop_sent:
+            return
+        proc.stop_sent = time.monotonic()
+        proc.kill_at = proc.stop_sent + mercy
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    # -- the loop ------------------------------------------------------------------
+
+    def loop(self) -> int:
+        while True:
+            timeout = self.next_timeout()
+            for key, _ in self.sel.select(timeout):
+                if key.data == "signal":
+                    self.handle_signals()
+                elif key.data == "ready":
+                    self.handle_ready()
+            self.reap_workers()
+            self.murder_workers()
+            self.manage_workers()
+            self.check_probe()
+            if self.stopping and not self.workers:
+                return self.shutdown_done()
+
+    def next_timeout(self) -> float | None:
+        deadlines = [w.kill_at for w in self.workers.values() if w.kill_at]
+        deadlines.extend(self.respawn_at.values())
+        if self.probe is not None:
+            deadlines.append(time.monotonic() + 0.05)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def handle_signals(self) -> None:
+        try:
+            data = os.read(self.signal_r, 256)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum == signal.SIGCHLD:
+                continue  # reap_workers runs after every wake-up
+            if signum == signal.SIGHUP:
+                self.request_reload("SIGHUP")
+            elif signum == signal.SIGTERM:
+                self.handle_term()
+            elif signum in (signal.SIGINT, signal.SIGQUIT):
+                self.handle_int(signum)
+            elif signum == signal.SIGUSR1:
+                self.log_stats()
+            elif signum == signal.SIGTTIN:
+                self.change_worker_count(+1)
+            elif signum == signal.SIGTTOU:
+                self.change_worker_count(-1)
+
+    def handle_ready(self) -> None:
+        try:
+            data = os.read(self.ready_r, 4096)
+        except BlockingIOError:
+            return
+        self.ready_buf += data
+        *lines, self.ready_buf = self.ready_buf.split(b"\n")
+        for line in lines:
+            proc = self.workers.get(int(line or 0))
+            if proc is not None:
+                proc.ready = True
+                self.young_deaths.pop(proc.wid, None)
+        self.check_reload_progress()
+
+    def reap_workers(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.probe is not None and pid == self.probe.pid:
+                self.probe.returncode = os.waitstatus_to_exitcode(status)
+                continue
+            proc = self.workers.pop(pid, None)
+            if proc is None:
+                continue
+            if proc.slot >= 0:
+                self.scoreboard.release(proc.slot)
+            if proc.stop_sent or self.stopping:
+                continue
+            if proc.generation != self.generation:
+                log(f"old worker {proc.wid} (pid {pid}) {describe_status(status)}")
+                continue
+            age = time.monotonic() - proc.born
+            log(
+                f"worker {proc.wid} (pid {pid}) {describe_status(status)} after {age:.1f}s; respawning"
+            )
+            if not proc.ready or age < 1.0:
+                n = self.young_deaths.get(proc.wid, 0) + 1
+                self.young_deaths[proc.wid] = n
+                delay = min(0.05 * (2 ** min(n, 10)), 10.0)
+                if n >= 3:
+                    log(
+                        f"worker {proc.wid} keeps dying at start-up ({n} times): next try in {delay:.1f}s"
+                    )
+                self.respawn_at[proc.wid] = time.monotonic() + delay
+            else:
+                self.respawn_at[proc.wid] = time.monotonic()
+            self.check_reload_progress()
+
+    def murder_workers(self) -> None:
+        now = time.monotonic()
+        for proc in list(self.workers.values()):
+            if proc.kill_at and now >= proc.kill_at:
+                log(f"worker {proc.wid} (pid {proc.pid}) did not stop within its mercy: SIGKILL")
+                proc.kill_at = 0.0
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def manage_workers(self) -> None:
+        if self.stopping:
+            return
+        now = time.monotonic()
+        for wid, when in list(self.respawn_at.items()):
+            if now >= when:
+                alive = {w.wid for w in self.current_workers()}
+                if wid in alive or wid > self.processes:
+                    self.respawn_at.pop(wid, None)
+                    continue
+                self.spawn(wid)
+
+    def change_worker_count(self, delta: int) -> None:
+        """SIGTTIN / SIGTTOU: one worker more or less (gunicorn's signals)."""
+        current = self.processes
+        new = max(1, current + delta)
+        if new == current:
+            return
+        self.processes = new
+        if delta > 0:
+            self.spawn(new)
+        else:
+            for proc in self.current_workers():
+                if proc.wid == current:
+                    self.stop_worker(proc, float(self.cfg.worker_reload_mercy))
+        log(f"workers: {current} -> {new}")
+
+    def log_stats(self) -> None:
+        total = self.scoreboard.total() if self.scoreboard else 0
+        lines = [f"stats: {len(self.workers)} worker(s), {total} request(s) served"]
+        for proc in sorted(self.workers.values(), key=lambda w: (w.generation, w.wid)):
+            if proc.slot < 0:
+                continue
+            slot = self.scoreboard.read(proc.slot)
+            lines.append(
+                f"  worker {proc.wid} pid {proc.pid}: {slot.requests} requests, "
+                f"{slot.exceptions} exceptions"
+            )
+        log("\n".join(lines))
+
+    # -- reloads -------------------------------------------------------------------
+
+    def request_reload(self, reason: str) -> None:
+        """Every way to ask for a reload ends here."""
+        if self.stopping:
+            return
+        if self.reload_state is not None or self.probe is not None:
+            if self.pending_reload is None:
+                log(f"reload requested ({reason}) during a reload: queued")
+            self.pending_reload = reason
+            return
+        log(f"reload requested ({reason}): checking the new configuration and app")
+        env = dict(os.environ)
+        env[PROBE_ENV] = "1"
+        self.probe_reason = reason
+        self.probe_t0 = time.time()
+        try:
+            self.probe = subprocess.Popen(
+                [sys.executable, "-m", "procmaster", *self.cfg.argv],
+                env=env,
+                cwd=self.start_cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log.fd,
+                close_fds=True,
+            )
+        except OSError as exc:
+            log(f"reload failed: cannot start the check: {exc}")
+            self.probe = None
+
+    def check_probe(self) -> None:
+        probe = self.probe
+        if probe is None or probe.returncode is None:
+            return
+        self.probe = None
+        if probe.returncode != 0:
+            log(
+                f"reload ({self.probe_reason}) aborted: the new configuration or app does not load "
+                "(see above); the running workers go on serving"
+            )
+            if self.pending_reload:
+                reason, self.pending_reload = self.pending_reload, None
+                self.request_reload(reason)
+            return
+        self.exec_reload(self.probe_reason, self.probe_t0)
+
+    def exec_reload(self, reason: str, t0: float) -> None:
+        env = dict(os.environ)
+        sockets_mod.export_fds(self.listeners, env)
+        env[REEXEC_ENV] = json.dumps(
+            {
+                "old": [[w.pid, w.wid] for w in self.workers.values()],
+                "reason": reason,
+                "t0": t0,
+                "pending": self.pending_reload,
+            }
+        )
+        signal.set_wakeup_fd(-1)
+        try:
+            os.chdir(self.start_cwd)
+        except OSError:
+            pass
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "procmaster", *self.cfg.argv], env)
+        except OSError as exc:  # pragma: no cover - the interpreter is there
+            log(f"reload failed: cannot re-execute: {exc}")
+
+    def _take_reexec_state(self) -> dict | None:
+        raw = os.environ.pop(REEXEC_ENV, None)
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def check_reload_progress(self) -> None:
+        """Once every new worker is ready, ask the old ones to finish and stop."""
+        state = self.reload_state
+        if state is None:
+            return
+        current = self.current_workers()
+        if len(current) < self.processes or not all(w.ready for w in current):
+            return
+        old = [w for w in self.workers.values() if w.generation != self.generation]
+        mercy = float(self.cfg.worker_reload_mercy)
+        for proc in old:
+            self.stop_worker(proc, mercy)
+        took = time.time() - state["t0"]
+        log(
+            f"reload ({state['reason']}) done in {took:.2f}s: old workers "
+            f"{sorted(state['old']) or '-'} stopping, new workers {sorted(w.pid for w in current)}"
+        )
+        self.reload_state = None
+        if self.pending_reload:
+            reason, self.pending_reload = self.pending_reload, None
+            self.request_reload(reason)
+
+    # -- stopping ------------------------------------------------------------------
+
+    def handle_term(self) -> None:
+        if self.stopping:
+            return
+        log("SIGTERM: graceful shutdown (workers finish their requests)")
+        self.stopping = True
+        self.respawn_at.clear()
+        if self.probe is not None:
+            self.probe.kill()
+        mercy = float(self.cfg.reload_mercy)
+        for proc in list(self.workers.values()):
+            self.stop_worker(proc, mercy)
+
+    def handle_int(self, signum: int) -> None:
+        log(f"{SIGNAMES.get(signum, signum)}: immediate shutdown")
+        self.stopping = True
+        self.respawn_at.clear()
+        if self.probe is not None:
+            self.probe.kill()
+        for proc in list(self.workers.values()):
+            proc.stop_sent = proc.stop_sent or time.monotonic()
+            proc.kill_at = time.monotonic() + 3.0
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def shutdown_done(self) -> int:
+        for listener in self.listeners:
+            try:
+                listener.sock.close()
+            except OSError:
+                pass
+        if self.cfg.get("vacuum"):
+            sockets_mod.vacuum(self.listeners)
+            self.remove_pidfiles()
+        log("procmaster stopped")
+        return self.exit_code
+
+
+def run(cfg) -> int:
+    """Run a master for ``cfg`` until it stops; the exit code."""
+    try:
+        return Master(cfg).run()
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        log(f"internal error in the master:\n{traceback.format_exc()}")
+        return EXIT_FATAL

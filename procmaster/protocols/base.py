@@ -1,0 +1,123 @@
+"""The contract every wire protocol (HTTP, uwsgi, FastCGI, SCGI) fulfils.
+
+Theory of operation
+-------------------
+A protocol object is *sans-IO*: the worker owns the socket, reads bytes and hands
+them to ``feed()``; the protocol turns them into request events delivered to a
+``Sink`` (the worker's connection object), and turns the app's response into the
+bytes the worker writes. One protocol object lives as long as one client
+connection.
+
+Events, in order, for each request on the connection::
+
+    sink.on_head(req)          # req.environ holds the CGI variables (str values)
+    sink.on_body(req, chunk)   # zero or more times, the decoded body bytes
+    sink.on_end(req)           # the request (head and body) is complete
+
+Responses are written in the order requests arrived. For one request the worker
+calls ``response_head()`` once, ``response_body()`` for each body chunk and
+``response_end()`` once; after ``response_end()`` it reads ``req.keep_alive`` to
+decide whether the connection stays open.
+
+Rules for this package: no sockets, no ``os``, no WSGI, no logging. Bad input
+raises ``ProtocolError`` and nothing else; the worker answers it (HTTP: an error
+status; other protocols: close) and logs it.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol as _Protocol
+
+
+class ProtocolError(Exception):
+    """Bad bytes from the peer. ``status`` is the HTTP status to answer with, where
+    the protocol can answer at all (HTTP); 0 means: just close the connection."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Request:
+    """One request as parsed off the wire.
+
+    ``environ`` holds CGI/1.1 variables as native strings (bytes decoded as
+    latin-1, as PEP 3333 requires): REQUEST_METHOD, PATH_INFO (percent-decoded),
+    QUERY_STRING, SERVER_PROTOCOL, CONTENT_TYPE, CONTENT_LENGTH, HTTP_* ... For
+    proxied protocols (uwsgi, FastCGI, SCGI) it is exactly what the proxy sent.
+    The worker adds what only it knows (REMOTE_ADDR from the socket when absent)
+    and the WSGI layer adds the ``wsgi.*`` keys to this same dict: no copy.
+    """
+
+    __slots__ = (
+        "environ",
+        "keep_alive",
+        "head_only",
+        "content_length",
+        "version",
+        "rid",
+        "aborted",
+        "state",
+        "body",
+    )
+
+    def __init__(self, environ: dict, keep_alive: bool = False) -> None:
+        self.environ = environ
+        self.keep_alive = keep_alive
+        # HEAD request: the protocol sends no body bytes for it.
+        self.head_only = False
+        # declared body length, or None when unknown (chunked / streamed)
+        self.content_length: int | None = None
+        # protocol private: HTTP version tuple, FastCGI request id, framing state
+        self.version = None
+        self.rid = 0
+        self.aborted = False
+        self.state = None
+        # the worker's: where the body bytes were stored (the protocol never reads it)
+        self.body = None
+
+
+class Sink(_Protocol):
+    """What a protocol reports to (implemented by the worker's connection)."""
+
+    def on_head(self, req: Request) -> None: ...
+
+    def on_body(self, req: Request, data: bytes) -> None: ...
+
+    def on_end(self, req: Request) -> None: ...
+
+
+class WireProtocol(_Protocol):
+    """What the worker calls. ``name`` is the protocol's name in logs and stats."""
+
+    name: str
+
+    def feed(self, data: bytes) -> bytes:
+        """Parse ``data``; deliver events to the sink. Returns bytes the protocol
+        itself must send at once (e.g. ``100 Continue``, FastCGI management
+        replies), usually ``b""``. Raises ``ProtocolError`` on bad input."""
+        ...
+
+    def eof(self) -> None:
+        """The peer closed its side. Raises ``ProtocolError`` if a request was
+        cut short."""
+        ...
+
+    def response_head(
+        self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
+    ) -> bytes:
+        """Bytes of the response head. ``status`` is the WSGI status line
+        (``"200 OK"``); ``headers`` the app's headers (native strings, never
+        mutated). ``length`` is the body size when the worker knows it (the app
+        returned a list, or a file): the protocol adds ``Content-Length`` from it
+        when the app did not set one."""
+        ...
+
+    def response_body(self, req: Request, data: bytes) -> bytes:
+        """Framing of one body chunk (identity, chunked, FastCGI STDOUT ...)."""
+        ...
+
+    def response_end(self, req: Request) -> bytes:
+        """Bytes that end the response (last chunk, END_REQUEST ...)."""
+        ...

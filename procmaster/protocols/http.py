@@ -1,0 +1,387 @@
+"""HTTP/1.0 and HTTP/1.1 on ``http-socket``: request bytes in, CGI variables out;
+response head and body in, framed bytes out.
+
+Theory of operation
+-------------------
+Parsing is done by llhttp (through ``httptools``), the parser of Node.js: it is
+strict where request smuggling lives (``Content-Length`` with
+``Transfer-Encoding``, duplicate ``Content-Length``, obsolete line folding, bare LF,
+bad chunk sizes, bytes outside the token/field grammar) and it is C, which the
+micro-benchmark in ``bench/micro.py`` shows pays (figures in ``bench/RESULTS.md``).
+llhttp calls us back; the callbacks below build the CGI variables of one request
+at a time and hand them to the sink. What llhttp accepts but we must not (HTTP/0.9,
+oversized header blocks, headers with ``_`` that would alias others in the CGI
+namespace, trailers overriding headers) is checked here.
+
+Responses: ``serialize_head`` writes the status line and headers; the framing
+(``Content-Length`` as given, chunked when HTTP/1.1 and no length, close-delimited
+for HTTP/1.0) is decided once per response in ``response_head``. ``Date`` and
+``Server`` are added unless the app set them.
+
+Rules: no sockets, no ``os``, no WSGI, no logging (see ``base.py``).
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import formatdate
+from urllib.parse import unquote_to_bytes
+
+import httptools
+
+from .base import ProtocolError, Request, Sink
+
+__all__ = ["HTTPProtocol", "serialize_head", "http_date"]
+
+SERVER = "procmaster"
+
+# request header name (bytes, as sent) -> CGI variable name; filled lazily
+_CGI_NAMES: dict[bytes, str | None] = {
+    b"Content-Type": "CONTENT_TYPE",
+    b"Content-Length": "CONTENT_LENGTH",
+}
+
+_date_cache = [0, ""]
+_head_cache: dict = {}
+_head_cache_second = [0]
+
+
+def http_date() -> str:
+    """The ``Date`` header value, recomputed at most once a second."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[0] = now
+        _date_cache[1] = formatdate(now, usegmt=True)
+    return _date_cache[1]
+
+
+def _cgi_name(name: bytes) -> str | None:
+    """``User-Agent`` -> ``HTTP_USER_AGENT``; None for names that must be dropped."""
+    try:
+        return _CGI_NAMES[name]
+    except KeyError:
+        pass
+    text = name.decode("latin-1")
+    low = text.lower()
+    if low == "content-type":
+        cgi: str | None = "CONTENT_TYPE"
+    elif low == "content-length":
+        cgi = "CONTENT_LENGTH"
+    elif "_" in text:
+        # ``X_Forwarded_For`` and ``X-Forwarded-For`` would both become
+        # HTTP_X_FORWARDED_FOR: drop the underscore form (as nginx and gunicorn do).
+        cgi = None
+    else:
+        cgi = "HTTP_" + text.upper().replace("-", "_")
+    if len(_CGI_NAMES) < 512:
+        _CGI_NAMES[name] = cgi
+    return cgi
+
+
+def _split_host(host: str, default_port: str) -> tuple[str, str]:
+    """``example.com:8080`` -> (name, port); ``[::1]:80`` keeps the brackets."""
+    if ":" not in host:
+        return host, default_port
+    if host[0] == "[":
+        end = host.find("]") + 1
+        rest = host[end:]
+        return host[:end], rest[1:] if rest[:1] == ":" and rest[1:] else default_port
+    name, colon, port = host.partition(":")
+    return name, port if colon and port else default_port
+
+
+def serialize_head(version: str, status: str, headers: list[tuple[str, str]]) -> bytes:
+    """``HTTP/1.1 200 OK`` + headers + blank line, as bytes.
+
+    Refuses (ValueError) a CR or LF inside the status or any header: that would let
+    an app's data split the response (header injection)."""
+    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
+    head = f"{version} {status}\r\n{lines}\r\n"
+    if head.count("\n") != len(headers) + 2 or head.count("\r") != len(headers) + 2:
+        raise ValueError("CR or LF inside a response status or header")
+    return head.encode("latin-1")
+
+
+class HTTPProtocol:
+    """One HTTP connection. ``buffer_size`` bounds the request line plus headers
+    (uWSGI's ``buffer-size``): past it the answer is 431 (414 when the request
+    target alone is too long)."""
+
+    name = "http"
+
+    __slots__ = (
+        "sink",
+        "parser",
+        "buffer_size",
+        "max_headers",
+        "req",
+        "env",
+        "head_bytes",
+        "nheaders",
+        "url",
+        "in_trailers",
+        "error",
+        "continue_pending",
+        "server_name",
+        "server_port",
+        "chunked_out",
+        "close_after",
+    )
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        buffer_size: int = 4096,
+        max_headers: int = 100,
+        server_name: str = "localhost",
+        server_port: str = "80",
+    ) -> None:
+        self.sink = sink
+        self.parser = httptools.HttpRequestParser(self)
+        self.buffer_size = buffer_size
+        self.max_headers = max_headers
+        self.server_name = server_name
+        self.server_port = server_port
+        self.req: Request | None = None
+        self.env: dict = {}
+        self.head_bytes = 0
+        self.nheaders = 0
+        self.url = b""
+        self.in_trailers = False
+        self.error: ProtocolError | None = None
+        self.continue_pending = False
+        self.chunked_out = False
+        self.close_after = False
+
+    # -- llhttp callbacks -------------------------------------------------------
+
+    def on_url(self, url: bytes) -> None:
+        # llhttp may deliver the target in pieces when it spans feed() calls
+        self.url += url
+        if len(self.url) > self.buffer_size:
+            self._fail(ProtocolError("request target longer than buffer-size", 414))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self.in_trailers:
+            return  # trailer fields never override the request's headers
+        self.head_bytes += len(name) + len(value) + 4
+        self.nheaders += 1
+        if self.head_bytes + len(self.url) > self.buffer_size:
+            self._fail(ProtocolError("request header block larger than buffer-size", 431))
+        if self.nheaders > self.max_headers:
+            self._fail(ProtocolError("too many request header fields", 431))
+        key = _cgi_name(name)
+        if key is None:
+            return
+        env = self.env
+        text = value.decode("latin-1")
+        if key in env:
+            # RFC 9110 5.3: repeated fields combine with a comma
+            # (``Cookie`` uses "; " as its own separator, RFC 6265 5.4).
+            env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
+        else:
+            env[key] = text
+
+    def on_headers_complete(self) -> None:
+        self.in_trailers = True
+        parser = self.parser
+        version = parser.get_http_version()
+        if version not in ("1.1", "1.0"):
+            if version == "0.9":
+                self._fail(ProtocolError("HTTP/0.9 requests are not served", 400))
+            self._fail(ProtocolError(f"HTTP version {version} not supported", 505))
+        env = self.env
+        url = self.url
+        if url[:1] != b"/":
+            url = self._origin_form(url)
+        path, sep, query = url.partition(b"?")
+        if b"#" in path:
+            self._fail(ProtocolError("fragment in request target", 400))
+        if b"%" in path:
+            try:
+                path = unquote_to_bytes(path)
+            except Exception:  # pragma: no cover - unquote_to_bytes is lenient
+                self._fail(ProtocolError("invalid percent-escape in request target", 400))
+        env["REQUEST_METHOD"] = parser.get_method().decode("latin-1")
+        env["SCRIPT_NAME"] = ""
+        env["PATH_INFO"] = path.decode("latin-1")
+        env["QUERY_STRING"] = query.decode("latin-1") if sep else ""
+        env["REQUEST_URI"] = self.url.decode("latin-1")
+        env["SERVER_PROTOCOL"] = "HTTP/" + version
+        host = env.get("HTTP_HOST")
+        if host:
+            env["SERVER_NAME"], env["SERVER_PORT"] = _split_host(host, self.server_port)
+        elif version == "1.1":
+            self._fail(ProtocolError("HTTP/1.1 request without Host", 400))
+        else:
+            env["SERVER_NAME"] = self.server_name
+            env["SERVER_PORT"] = self.server_port
+        req = Request(env, parser.should_keep_alive())
+        req.version = version
+        req.head_only = env["REQUEST_METHOD"] == "HEAD"
+        cl = env.get("CONTENT_LENGTH")
+        if cl is not None:
+            req.content_length = int(cl)  # llhttp has validated the digits
+        elif "HTTP_TRANSFER_ENCODING" not in env:
+            req.content_length = 0
+        self.req = req
+        try:
+            self.sink.on_head(req)
+        except ProtocolError as exc:
+            self._fail(exc)
+        if version == "1.1" and env.get("HTTP_EXPECT", "").lower() == "100-continue":
+            self.continue_pending = True
+
+    def on_body(self, body: bytes) -> None:
+        self.sink.on_body(self.req, body)
+
+    def on_message_complete(self) -> None:
+        # reset for the next request on this connection (cheaper than on_message_begin)
+        self.env = {}
+        self.head_bytes = self.nheaders = 0
+        self.url = b""
+        self.in_trailers = False
+        req = self.req
+        self.req = None
+        if req is not None:
+            self.sink.on_end(req)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _fail(self, exc: ProtocolError) -> None:
+        self.error = exc
+        raise exc
+
+    def _origin_form(self, url: bytes) -> bytes:
+        """absolute-form (``http://host/path``) -> origin-form; ``*`` for OPTIONS."""
+        if url == b"*":
+            return b"*"
+        scheme, sep, rest = url.partition(b"://")
+        if sep and scheme.lower() in (b"http", b"https"):
+            slash = rest.find(b"/")
+            return rest[slash:] if slash >= 0 else b"/"
+        self._fail(ProtocolError("invalid request target", 400))
+        return b""  # not reached
+
+    # -- WireProtocol -----------------------------------------------------------
+
+    def feed(self, data: bytes) -> bytes:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # an Upgrade request (or the HTTP/2 preface "PRI * HTTP/2.0")
+            if self.env.get("REQUEST_METHOD") is None and data.startswith(b"PRI * HTTP/2"):
+                raise ProtocolError("HTTP/2 connection preface on an HTTP/1 socket", 505) from None
+            # plain Upgrade: the request itself was delivered; we do not switch protocols
+        except httptools.HttpParserError as exc:
+            if self.error is not None:
+                raise self.error from None
+            if "after `Connection: close`" in str(exc):
+                # bytes after a request that closes the connection: never served
+                return b""
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                raise cause from None
+            if cause is not None:
+                raise cause from exc
+            message = str(exc) or "malformed request"
+            status = 400
+            if "Pause on PRI" in message:
+                message, status = "HTTP/2 connection preface on an HTTP/1 socket", 505
+            elif "Invalid HTTP version" in message:
+                status = 505
+            raise ProtocolError(message, status) from None
+        if self.continue_pending:
+            self.continue_pending = False
+            return b"HTTP/1.1 100 Continue\r\n\r\n"
+        return b""
+
+    def eof(self) -> None:
+        if self.req is not None:
+            raise ProtocolError("connection closed in the middle of a request", 0)
+        if self.head_bytes or self.url:
+            if self.env.get("REQUEST_METHOD") is None:
+                raise ProtocolError("connection closed in the middle of a request head", 0)
+
+    def response_head(
+        self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
+    ) -> bytes:
+        # The same app answers the same way most of the time: the serialised head
+        # is cached per (request framing, status, headers, length), for one second
+        # (the Date header's resolution).
+        key = (req.version, req.keep_alive, req.head_only, status, length, *headers)
+        now = int(time.time())
+        if now != _head_cache_second[0]:
+            _head_cache.clear()
+            _head_cache_second[0] = now
+        try:
+            head, self.chunked_out, req.keep_alive = _head_cache[key]
+            return head
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable header value: no caching
+            return self._response_head(req, status, headers, length)
+        head = self._response_head(req, status, headers, length)
+        if len(_head_cache) < 512:
+            _head_cache[key] = (head, self.chunked_out, req.keep_alive)
+        return head
+
+    def _response_head(
+        self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None
+    ) -> bytes:
+        has_length = has_date = has_server = chunked = False
+        keep_alive = req.keep_alive
+        for name, value in headers:
+            n = len(name)  # compare lengths first: most headers are none of these
+            if n == 14:
+                if name.lower() == "content-length":
+                    has_length = True
+            elif n == 4:
+                if name.lower() == "date":
+                    has_date = True
+            elif n == 6:
+                if name.lower() == "server":
+                    has_server = True
+            elif n == 17:
+                if name.lower() == "transfer-encoding":
+                    chunked = "chunked" in value.lower()
+                    has_length = True
+            elif n == 10 and name.lower() == "connection" and value.lower() == "close":
+                keep_alive = False
+        extra = []
+        code = status[:3]
+        bodyless = code in ("204", "304") or code[0] == "1"
+        if not has_length and not bodyless:
+            if length is not None:
+                extra.append(("Content-Length", str(length)))
+            elif req.version == "1.1" and not req.head_only:
+                chunked = True
+                extra.append(("Transfer-Encoding", "chunked"))
+            elif not req.head_only:
+                keep_alive = False
+        self.chunked_out = chunked and not req.head_only
+        if req.version == "1.1":
+            if not keep_alive:
+                extra.append(("Connection", "close"))
+        elif keep_alive:
+            extra.append(("Connection", "keep-alive"))
+        if not has_date:
+            extra.append(("Date", http_date()))
+        if not has_server:
+            extra.append(("Server", SERVER))
+        req.keep_alive = keep_alive
+        return serialize_head("HTTP/" + req.version, status, headers + extra if extra else headers)
+
+    def response_body(self, req: Request, data: bytes) -> bytes:
+        if req.head_only or not data:
+            return b""
+        if self.chunked_out:
+            return b"%x\r\n%b\r\n" % (len(data), data)
+        return data
+
+    def response_end(self, req: Request) -> bytes:
+        if self.chunked_out:
+            self.chunked_out = False
+            return b"0\r\n\r\n"
+        return b""

@@ -1,0 +1,150 @@
+"""Per-worker slots in shared memory: the one home of every fact about a worker.
+
+A slot is written only by its worker (pid, request count, exceptions, when the
+current request started, status) and read by the master and the stats server:
+no pipes, no polling files, and nothing on the request path but two
+``struct.pack_into`` calls. The memory is a ``memfd`` mapping, so a master that
+re-executes itself for a reload can hand it to its next image.
+
+Must not know: anything but the slot layout.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import time
+
+__all__ = ["Scoreboard", "Slot"]
+
+# pid, status, requests, exceptions, request_start (0.0 = idle), spawned_at, harakiri
+_SLOT = struct.Struct("<iiqqddq")
+SLOT_SIZE = 64
+_HEADER = struct.Struct("<q")  # total requests of the instance
+HEADER_SIZE = 64
+
+STATUS_FREE, STATUS_STARTING, STATUS_IDLE, STATUS_BUSY, STATUS_STOPPING = range(5)
+STATUS_NAMES = {
+    STATUS_FREE: "free",
+    STATUS_STARTING: "starting",
+    STATUS_IDLE: "idle",
+    STATUS_BUSY: "busy",
+    STATUS_STOPPING: "pause",
+}
+
+_STATUS_START = struct.Struct("<i")
+_DOUBLE = struct.Struct("<d")
+_STATUS_REQS = struct.Struct("<iq")
+_QUAD = struct.Struct("<q")
+_OFF_STATUS = 4
+_OFF_REQUESTS = 8
+_OFF_EXC = 16
+_OFF_START = 24
+
+
+class Slot:
+    """A snapshot of one slot, for the master and stats."""
+
+    __slots__ = (
+        "index",
+        "pid",
+        "status",
+        "requests",
+        "exceptions",
+        "request_start",
+        "spawned_at",
+        "harakiri",
+    )
+
+    def __init__(self, index: int, values: tuple) -> None:
+        self.index = index
+        (
+            self.pid,
+            self.status,
+            self.requests,
+            self.exceptions,
+            self.request_start,
+            self.spawned_at,
+            self.harakiri,
+        ) = values
+
+
+class Scoreboard:
+    def __init__(self, nslots: int, fd: int | None = None) -> None:
+        size = HEADER_SIZE + SLOT_SIZE * nslots
+        if fd is None:
+            fd = os.memfd_create("procmaster-scoreboard", os.MFD_CLOEXEC)
+            os.ftruncate(fd, size)
+        self.fd = fd
+        self.nslots = nslots
+        self.mem = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        self.requests = 0  # this process's own count (a worker's)
+
+    # -- written by the master ------------------------------------------------------
+
+    def claim(self, index: int, pid: int = 0) -> None:
+        _SLOT.pack_into(
+            self.mem,
+            HEADER_SIZE + index * SLOT_SIZE,
+            pid,
+            STATUS_STARTING,
+            0,
+            0,
+            0.0,
+            time.time(),
+            0,
+        )
+
+    def release(self, index: int) -> None:
+        self.mem[HEADER_SIZE + index * SLOT_SIZE : HEADER_SIZE + (index + 1) * SLOT_SIZE] = bytes(
+            SLOT_SIZE
+        )
+
+    def free_slot(self) -> int:
+        for index in range(self.nslots):
+            if self.read(index).status == STATUS_FREE:
+                return index
+        raise RuntimeError("no free scoreboard slot")
+
+    # -- written by a worker ----------------------------------------------------------
+
+    def worker_ready(self, index: int, pid: int) -> None:
+        base = HEADER_SIZE + index * SLOT_SIZE
+        struct.pack_into("<ii", self.mem, base, pid, STATUS_IDLE)
+
+    def request_start(self, index: int, when: float) -> None:
+        base = HEADER_SIZE + index * SLOT_SIZE
+        _DOUBLE.pack_into(self.mem, base + _OFF_START, when)
+        _STATUS_START.pack_into(self.mem, base + _OFF_STATUS, STATUS_BUSY)
+
+    def request_end(self, index: int) -> None:
+        """Count the request. (The instance's total is the sum of the slots, each
+        written by one writer: a shared counter would lose counts between workers.)"""
+        base = HEADER_SIZE + index * SLOT_SIZE
+        self.requests += 1
+        mem = self.mem
+        _STATUS_REQS.pack_into(mem, base + _OFF_STATUS, STATUS_IDLE, self.requests)
+        _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
+
+    def exception(self, index: int) -> None:
+        base = HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC
+        (count,) = _QUAD.unpack_from(self.mem, base)
+        _QUAD.pack_into(self.mem, base, count + 1)
+
+    def stopping(self, index: int) -> None:
+        struct.pack_into(
+            "<i", self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS, STATUS_STOPPING
+        )
+
+    # -- read by anyone -----------------------------------------------------------------
+
+    def read(self, index: int) -> Slot:
+        return Slot(index, _SLOT.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE))
+
+    def total(self) -> int:
+        mem = self.mem
+        unpack = _QUAD.unpack_from
+        return sum(
+            unpack(mem, HEADER_SIZE + i * SLOT_SIZE + _OFF_REQUESTS)[0] for i in range(self.nslots)
+        )

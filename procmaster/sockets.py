@@ -1,0 +1,284 @@
+"""Listening sockets: what the config asks for, bound or inherited.
+
+Owns: turning socket options (``http-socket``, ``socket``/``uwsgi-socket``,
+``fastcgi-socket``, ``scgi-socket``, ``http``) into ``Listener`` objects, binding
+TCP (``host:port``, ``:port``, ``[::1]:port``) and unix sockets (paths and
+``@abstract`` names), ``listen`` backlog, ``chmod-socket``/``chown-socket``,
+``vacuum``, and inheriting sockets: from systemd (``LISTEN_FDS``/``LISTEN_PID``)
+and from a master that re-executed itself for a reload (``PROCMASTER_FDS``).
+
+Must not know: protocols or WSGI (a listener carries its protocol's *name*).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from dataclasses import dataclass, field
+
+__all__ = ["Listener", "SocketError", "bind_all", "socket_specs"]
+
+# option name -> protocol spoken on it, in the order sockets are declared
+SOCKET_OPTIONS = {
+    "http-socket": "http",
+    "http": "http",
+    "socket": "uwsgi",
+    "uwsgi-socket": "uwsgi",
+    "fastcgi-socket": "fastcgi",
+    "scgi-socket": "scgi",
+}
+
+INHERIT_ENV = "PROCMASTER_FDS"
+SD_LISTEN_FDS_START = 3
+
+
+class SocketError(Exception):
+    """A socket could not be set up; the message names the config line."""
+
+
+@dataclass
+class Listener:
+    option: str
+    address: str
+    proto: str
+    origin: str
+    sock: socket.socket | None = None
+    family: int = socket.AF_INET
+    inherited: bool = False  # handed over by systemd: never unlinked by us
+    unix_path: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.address
+
+    def fileno(self) -> int:
+        assert self.sock is not None
+        return self.sock.fileno()
+
+
+def socket_specs(cfg) -> list[Listener]:
+    """Every socket the config declares, in declaration order."""
+    specs = []
+    for option, proto in SOCKET_OPTIONS.items():
+        values = cfg.get(option) or []
+        for index, address in enumerate(values):
+            specs.append(Listener(option, address.strip(), proto, cfg.origin(option, index)))
+    order = {id(s): i for i, s in enumerate(specs)}
+    positions = {}
+    for i, (key, _value, origin) in enumerate(getattr(cfg, "entries", []) or []):
+        positions.setdefault((key, origin), i)
+    specs.sort(key=lambda s: (positions.get((s.option, s.origin), 1 << 30), order[id(s)]))
+    return specs
+
+
+def parse_address(address: str) -> tuple[int, object]:
+    """(family, sockaddr) for a socket option's value."""
+    if address.startswith("@"):
+        return socket.AF_UNIX, "\0" + address[1:]
+    if address.startswith("["):
+        host, _, port = address[1:].partition("]:")
+        return socket.AF_INET6, (host, _port(port, address))
+    if "/" in address or ":" not in address:
+        return socket.AF_UNIX, address
+    host, _, port = address.rpartition(":")
+    host = host.strip() or "0.0.0.0"
+    return socket.AF_INET, (host, _port(port.strip(), address))
+
+
+def _port(text: str, address: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ValueError(
+            f"expected host:port, :port, [ipv6]:port, a unix path or @name, got {address!r}"
+        )
+    return int(text)
+
+
+def _sockname_key(sock: socket.socket) -> tuple:
+    name = sock.getsockname()
+    if isinstance(name, bytes):
+        name = name.decode("latin-1")
+    if isinstance(name, tuple):
+        name = name[:2]
+    return (sock.family, name)
+
+
+def _addr_key(family: int, addr) -> tuple:
+    if family == socket.AF_UNIX:
+        path = addr if addr.startswith("\0") else os.path.abspath(addr)
+        return (family, path)
+    host, port = addr
+    if family == socket.AF_INET:
+        try:
+            host = socket.gethostbyname(host)
+        except OSError:
+            pass
+    return (family, (host, port))
+
+
+def _inherited_sockets(environ) -> list[tuple[socket.socket, bool]]:
+    """Sockets handed to us, each with whether systemd (not our own previous
+    image, after a reload) owns it."""
+    socks = []
+    mine = environ.pop(INHERIT_ENV, None)
+    if mine:
+        for fd in mine.split(","):
+            if fd.strip().isdigit():
+                socks.append((socket.socket(fileno=int(fd)), False))
+    pid = environ.get("LISTEN_PID")
+    count = environ.get("LISTEN_FDS")
+    if count and count.isdigit() and (pid is None or pid == str(os.getpid())):
+        for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(count)):
+            try:
+                socks.append((socket.socket(fileno=fd), True))
+            except OSError:
+                continue
+        for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+            environ.pop(key, None)
+    return socks
+
+
+def bind_all(cfg, environ=os.environ) -> list[Listener]:
+    """Bind (or take over) every configured socket. Raises ``SocketError``.
+
+    With inherited sockets and no socket in the config, the inherited ones are
+    served with the uwsgi protocol (what nginx in front of a socket-activated
+    unit speaks), or HTTP when ``http-socket`` is set without an address."""
+    specs = socket_specs(cfg)
+    inherited = {_sockname_key(s): (s, sd) for s, sd in _inherited_sockets(environ)}
+    listeners: list[Listener] = []
+    try:
+        for spec in specs:
+            try:
+                family, addr = parse_address(spec.address)
+            except ValueError as exc:
+                raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
+            spec.family = family
+            key = _addr_key(family, addr)
+            sock, from_systemd = inherited.pop(key, (None, False))
+            if sock is not None:
+                spec.sock = sock
+                spec.inherited = from_systemd
+            else:
+                spec.sock = _bind(spec, family, addr, cfg)
+            if family == socket.AF_UNIX and not addr.startswith("\0"):
+                spec.unix_path = os.path.abspath(addr)
+            spec.sock.setblocking(False)
+            listeners.append(spec)
+        if not specs and inherited:
+            # socket activation with a config that names no socket: serve what we got
+            default = "uwsgi" if not cfg.get("http-socket") else "http"
+            for sock, from_systemd in inherited.values():
+                name = sock.getsockname()
+                address = name if isinstance(name, str) else f"{name[0]}:{name[1]}"
+                sock.setblocking(False)
+                listeners.append(
+                    Listener(
+                        "socket",
+                        str(address),
+                        default,
+                        "LISTEN_FDS",
+                        sock,
+                        sock.family,
+                        from_systemd,
+                    )
+                )
+            inherited.clear()
+    except BaseException:
+        for listener in listeners:
+            if listener.sock is not None and not listener.inherited:
+                listener.sock.close()
+        raise
+    for sock, _ in inherited.values():
+        sock.close()
+    if not listeners:
+        raise SocketError(
+            "no socket configured: set 'http-socket' (e.g. :8000), 'socket' (uwsgi protocol for nginx) or 'fastcgi-socket'"
+        )
+    return listeners
+
+
+def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if family != socket.AF_UNIX:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        elif not addr.startswith("\0"):
+            _clear_stale_unix(spec, addr)
+        sock.bind(addr)
+        if family == socket.AF_UNIX and not addr.startswith("\0"):
+            _apply_socket_perms(spec, addr, cfg)
+        sock.listen(cfg.listen)
+    except OSError as exc:
+        sock.close()
+        why = exc.strerror or str(exc)
+        if exc.errno == errno.EADDRINUSE:
+            why = "address already in use (another server is listening there)"
+        elif exc.errno == errno.ENOENT and family == socket.AF_UNIX:
+            why = f"directory {os.path.dirname(os.path.abspath(addr))!r} does not exist"
+        elif exc.errno == errno.EACCES:
+            why = "permission denied"
+        raise SocketError(
+            f"{spec.origin}: option '{spec.option}': cannot bind {spec.address}: {why}"
+        ) from None
+    return sock
+
+
+def _clear_stale_unix(spec: Listener, path: str) -> None:
+    """Remove a leftover socket file nobody listens on (as uWSGI does on bind)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise OSError(errno.EEXIST, f"{path!r} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise OSError(errno.EADDRINUSE, "in use")
+
+
+def _apply_socket_perms(spec: Listener, path: str, cfg) -> None:
+    mode = cfg.get("chmod-socket")
+    if mode is not None:
+        os.chmod(path, mode)
+    owner = cfg.get("chown-socket")
+    if owner:
+        import grp
+        import pwd
+
+        user, _, group = owner.partition(":")
+        uid = int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+        gid = -1
+        if group:
+            gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        os.chown(path, uid, gid)
+
+
+def export_fds(listeners: list[Listener], environ) -> None:
+    """Make the sockets survive ``exec`` of a reloading master."""
+    fds = []
+    for listener in listeners:
+        fd = listener.fileno()
+        os.set_inheritable(fd, True)
+        fds.append(str(fd))
+    environ[INHERIT_ENV] = ",".join(fds)
+
+
+def vacuum(listeners: list[Listener]) -> None:
+    """Remove the unix socket files we created."""
+    for listener in listeners:
+        if listener.unix_path and not listener.inherited:
+            try:
+                os.unlink(listener.unix_path)
+            except OSError:
+                pass

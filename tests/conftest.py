@@ -1,0 +1,229 @@
+"""Fixtures that start real procmaster processes and always kill what they
+started, by PID (the master and every descendant it had), never by name."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll ``predicate`` until it returns a truthy value (never a blind sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def http_get(
+    port: int,
+    path: str = "/",
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict | None = None,
+    timeout: float = 10.0,
+    host: str = "127.0.0.1",
+):
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, dict(resp.getheaders()), resp.read()
+    finally:
+        conn.close()
+
+
+def raw_request(port: int, data: bytes, timeout: float = 5.0, unix: str | None = None) -> bytes:
+    """Send raw bytes, read until the server closes (or timeout)."""
+    if unix:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(unix)
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.settimeout(timeout)
+    try:
+        s.sendall(data)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        s.close()
+
+
+class Server:
+    """A running ``procmaster`` (the master process), its log and its ports."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict, log_path: Path) -> None:
+        self.args = args
+        self.cwd = cwd
+        self.log_path = log_path
+        self.log_file = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "procmaster", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self.pid = self.proc.pid
+        self._known: set[int] = {self.pid}
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        """The master's worker processes (not the short-lived reload check)."""
+        try:
+            kids = psutil.Process(self.pid).children()
+        except psutil.NoSuchProcess:
+            return []
+        pids = []
+        for kid in kids:
+            self._known.add(kid.pid)
+            try:
+                if "PROCMASTER_PROBE" in kid.environ():
+                    continue
+            except psutil.Error:
+                continue
+            pids.append(kid.pid)
+        return sorted(pids)
+
+    def descendants(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def wait_log(self, text: str, timeout: float = 10.0, count: int = 1) -> str:
+        wait_for(
+            lambda: self.log.count(text) >= count,
+            timeout,
+            what=f"{text!r} in the log:\n{self.log[-3000:]}",
+        )
+        return self.log
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout: float = 15.0) -> int:
+        return self.proc.wait(timeout)
+
+    def kill_all(self) -> None:
+        procs = self.descendants()
+        for p in procs:
+            self._known.add(p.pid)
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+        for pid in list(self._known):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log_file.close()
+
+
+@pytest.fixture
+def procmaster(tmp_path, request):
+    """``procmaster(*args, wait_port=PORT)`` starts a master; all are killed at the end."""
+    servers: list[Server] = []
+
+    def start(
+        *args,
+        cwd: Path | None = None,
+        env: dict | None = None,
+        wait_port: int | None = None,
+        wait_unix: str | None = None,
+        wait_log: str | None = None,
+        timeout: float = 15.0,
+    ) -> Server:
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(APPS), str(ROOT), full_env.get("PYTHONPATH", "")]
+        )
+        full_env.pop("NOTIFY_SOCKET", None)
+        if env:
+            full_env.update(env)
+        log_path = tmp_path / f"procmaster-{len(servers)}.log"
+        server = Server([str(a) for a in args], cwd or tmp_path, full_env, log_path)
+        servers.append(server)
+        if wait_port is not None:
+            wait_for(
+                lambda: _accepts(wait_port, server),
+                timeout,
+                what=f"port {wait_port}:\n{server.log}",
+            )
+        if wait_unix is not None:
+            wait_for(
+                lambda: _accepts_unix(wait_unix, server),
+                timeout,
+                what=f"{wait_unix}:\n{server.log}",
+            )
+        if wait_log is not None:
+            server.wait_log(wait_log, timeout)
+        return server
+
+    yield start
+    for server in servers:
+        server.kill_all()
+
+
+def _accepts(port: int, server: Server) -> bool:
+    if server.proc.poll() is not None:
+        raise AssertionError(f"procmaster exited with {server.proc.returncode}:\n{server.log}")
+    try:
+        status, _, _ = http_get(port, "/", timeout=2)
+        return True
+    except OSError:
+        return False
+
+
+def _accepts_unix(path: str, server: Server) -> bool:
+    if server.proc.poll() is not None:
+        raise AssertionError(f"procmaster exited with {server.proc.returncode}:\n{server.log}")
+    if not os.path.exists(path):
+        return False
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
