@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if ok else 1
     for item in cfg.get("print") or []:
         print(item, flush=True)
+    if cfg.get("show-config"):
+        sys.stdout.write(cfg.as_ini())
+        sys.stdout.flush()
     from .master import run
 
     return run(cfg)

@@ -464,7 +464,7 @@ class Worker:
         self.epoll = select.epoll()
         self.now = time.monotonic()
         self.socket_timeout = float(cfg.socket_timeout)
-        self.keepalive_timeout = float(cfg.get("http-keepalive") or 15)
+        self.keepalive_timeout = keepalive_timeout(cfg.get("http-keepalive"))
         self.limit_post = int(cfg.get("limit-post") or 0)
         self.stopping = False
         self.stop_deadline = 0.0
@@ -893,6 +893,21 @@ class Worker:
                 self.scoreboard.total(),
             )
             log.write(line)
+
+
+DEFAULT_KEEPALIVE = 15.0
+
+
+def keepalive_timeout(value) -> float:
+    """Idle time a kept-alive connection may wait for its next request.
+
+    ``http-keepalive`` as uWSGI: 0 (the default) or bare/1 mean "keep-alive on"
+    with our default idle timeout; a larger number is the timeout in seconds.
+    (procmaster always keeps HTTP/1.1 connections alive, as uWSGI's
+    http11-socket does.)"""
+    if value is True or not value or value == 1:
+        return DEFAULT_KEEPALIVE
+    return float(value)
 
 
 def _setnodelay(fd: int) -> None:
