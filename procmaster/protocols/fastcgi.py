@@ -1,0 +1,557 @@
+"""FastCGI 1.0, responder role, as nginx's ``fastcgi_pass`` speaks it.
+
+Theory of operation
+-------------------
+Everything on the wire is a record: an 8-byte header (version 1, type, request
+id u16 BE, content length u16 BE, padding length u8, reserved) then the content
+and the padding. The parser is a small machine over records, never over bytes::
+
+    header --> content (streamed: STDIN, PARAMS, skipped; or gathered: the small
+               BEGIN_REQUEST / ABORT_REQUEST / management records) --> padding
+
+Only a partial 8-byte header is ever kept between ``feed()`` calls; STDIN
+content goes to ``sink.on_body`` as it arrives (a record split across reads is
+delivered in pieces), never gathered.
+
+One request at a time per connection (``FCGI_MPXS_CONNS`` is 0). The request
+id ``R`` is *active* from its BEGIN_REQUEST until we produce its END_REQUEST, and
+the active request goes through three phases::
+
+    PARAMS --(empty PARAMS: on_head)--> STDIN --(empty STDIN: on_end)--> DONE
+
+END_REQUEST is produced exactly once per request: by ``response_end()``, or by
+``feed()`` when the web server aborts a request that has not reached DONE.
+Then ``R`` is inactive and, as the spec says, records for an inactive id are
+ignored (e.g. the rest of STDIN when the app answered without reading its body),
+which keeps an ``fastcgi_keep_conn`` connection usable for the next request.
+
+Web server records, and what happens to them:
+
+- BEGIN_REQUEST: role RESPONDER starts a request, ``req.keep_alive`` = the
+  FCGI_KEEP_CONN flag; another role is answered (by ``feed()``) with
+  END_REQUEST/FCGI_UNKNOWN_ROLE; a *different* id while a request is active is
+  answered with END_REQUEST/FCGI_CANT_MPX_CONN and its records are then ignored
+  (not queued); the *same* id while active is a ``ProtocolError``.
+- PARAMS: gathered (pairs may straddle records) up to ``buffer_size`` (measured
+  as uWSGI does, in uwsgi-encoded bytes) then decoded in one pass at the empty
+  PARAMS record.
+- STDIN: ``on_body`` per piece; the empty STDIN record gives ``on_end``.
+- ABORT_REQUEST: ``req.aborted = True``. Before on_head the request silently
+  disappears; between on_head and on_end the worker gets ``on_end`` (body cut
+  short, ``req.aborted`` set); in both cases ``feed()`` returns the END_REQUEST
+  and later ``response_*`` calls for that request return ``b""``. After on_end
+  the worker still owns the request: ``response_head``/``response_body`` return
+  ``b""`` and ``response_end`` produces the END_REQUEST.
+- DATA: ignored (it belongs to the FILTER role).
+- Management records (request id 0): GET_VALUES answered with
+  GET_VALUES_RESULT for the names asked among FCGI_MAX_CONNS, FCGI_MAX_REQS,
+  FCGI_MPXS_CONNS; any other type with UNKNOWN_TYPE.
+- Anything else (wrong version, a type the web server never sends, truncated
+  record at eof, malformed pairs, oversized params) is a ``ProtocolError``.
+
+Responses are STDOUT records: the head in CGI form (``Status: 200 OK`` then the
+app's headers, no HTTP status line; written by the HTTP protocol's
+``serialize_head``, which refuses a CR or LF inside them with ``ValueError``);
+body chunks split into records of at most 65528 bytes (the largest multiple of 8
+that fits a record, so only the last record of a chunk needs padding), each
+padded to a multiple of 8; the end is an empty STDOUT record plus
+END_REQUEST(appStatus 0, FCGI_REQUEST_COMPLETE). A chunk's records are built
+with one ``b"".join`` over memoryview slices: the body is copied once.
+
+Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raises
+``ProtocolError(status=0)`` (the worker just closes) and nothing else.
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+from struct import error as _StructError
+
+from .base import ProtocolError, Request, Sink
+from .http import serialize_head
+
+__all__ = ["FastCGIProtocol", "encode_pairs", "parse_pairs", "record"]
+
+VERSION = 1
+
+# record types
+BEGIN_REQUEST = 1
+ABORT_REQUEST = 2
+END_REQUEST = 3
+PARAMS = 4
+STDIN = 5
+STDOUT = 6
+STDERR = 7
+DATA = 8
+GET_VALUES = 9
+GET_VALUES_RESULT = 10
+UNKNOWN_TYPE = 11
+
+# roles, flags, protocol statuses
+RESPONDER = 1
+KEEP_CONN = 1
+REQUEST_COMPLETE = 0
+CANT_MPX_CONN = 1
+OVERLOADED = 2
+UNKNOWN_ROLE = 3
+
+_HEADER = Struct(">BBHHBx")  # version, type, request id, content length, padding
+_BEGIN_BODY = Struct(">HB5x")  # role, flags
+_END_RECORD = Struct(">BBHHBxIB3x")  # END_REQUEST header + (appStatus, protocolStatus)
+_CLOSE = Struct(">BBHHBx" + "BBHHBxIB3x")  # empty STDOUT + END_REQUEST
+_UNKNOWN_RECORD = Struct(">BBHHBxB7x")
+_U32 = Struct(">I")
+
+_PADDING = tuple(b"\0" * i for i in range(8))
+MAX_STDOUT = 0xFFF8  # content per STDOUT record: <= 65535 and a multiple of 8
+
+# content handling while inside a record
+_SKIP = 0
+_STDIN = 1
+_PARAMS = 2
+_GATHER = 3
+
+# phases of the active request
+_PH_PARAMS = 0
+_PH_STDIN = 1
+_PH_DONE = 2
+
+# req.state: whether the request still may produce output
+_OPEN = "open"
+_ENDED = "ended"
+
+_KNOWN_TYPES = {
+    BEGIN_REQUEST: "BEGIN_REQUEST",
+    ABORT_REQUEST: "ABORT_REQUEST",
+    END_REQUEST: "END_REQUEST",
+    PARAMS: "PARAMS",
+    STDIN: "STDIN",
+    STDOUT: "STDOUT",
+    STDERR: "STDERR",
+    DATA: "DATA",
+    GET_VALUES: "GET_VALUES",
+    GET_VALUES_RESULT: "GET_VALUES_RESULT",
+    UNKNOWN_TYPE: "UNKNOWN_TYPE",
+}
+
+
+# -- encoding helpers (also used by the tests' reference client) -------------
+
+
+def record(rtype: int, rid: int, content: bytes = b"") -> bytes:
+    """One record (content of at most 65535 bytes), padded to a multiple of 8."""
+    n = len(content)
+    pad = -n & 7
+    return b"".join((_HEADER.pack(VERSION, rtype, rid, n, pad), content, _PADDING[pad]))
+
+
+def _length(n: int) -> bytes:
+    return bytes((n,)) if n < 128 else _U32.pack(n | 0x80000000)
+
+
+def encode_pairs(pairs) -> bytes:
+    """Name-value pairs (bytes, bytes) in FastCGI's 1-or-4-byte-length form."""
+    return b"".join(_length(len(k)) + _length(len(v)) + k + v for k, v in pairs)
+
+
+def parse_pairs(data, limit: int | None = None) -> dict:
+    """Decode FastCGI name-value pairs into a dict of str (latin-1).
+
+    ``limit`` bounds the size the pairs would take in a uwsgi packet
+    (sum of 4 + len(name) + len(value)), the measure of uWSGI's buffer-size.
+    Raises ``ProtocolError`` on malformed input.
+    """
+    text = str(data, "latin-1")
+    n = len(data)
+    result = {}
+    unpack = _U32.unpack_from
+    i = 0
+    longs = 0  # 4-byte lengths seen
+    try:
+        while i < n:
+            k = data[i]
+            if k < 128:
+                i += 1
+            else:
+                k = unpack(data, i)[0] & 0x7FFFFFFF
+                i += 4
+                longs += 1
+            v = data[i]
+            if v < 128:
+                i += 1
+            else:
+                v = unpack(data, i)[0] & 0x7FFFFFFF
+                i += 4
+                longs += 1
+            j = i + k
+            end = j + v
+            if end > n or not k:
+                if k:
+                    raise ProtocolError(
+                        f"invalid FastCGI params: a pair of {k}+{v} bytes runs past "
+                        f"the {n}-byte PARAMS stream",
+                        0,
+                    )
+                raise ProtocolError("invalid FastCGI params: empty name", 0)
+            result[text[i:j]] = text[j:end]
+            i = end
+    except (IndexError, _StructError):
+        raise ProtocolError(
+            f"invalid FastCGI params: pair lengths cut short at byte {i} of {n}", 0
+        ) from None
+    if limit is not None and 2 * n > limit:
+        # in uwsgi form each pair has 4 bytes of lengths instead of 2 or 5 or 8
+        size = n + 2 * len(result) - 3 * longs
+        if size > limit:
+            raise ProtocolError(_too_large(size, limit), 0)
+    return result
+
+
+def _too_large(size: int, limit: int) -> str:
+    return (
+        f"FastCGI request params too large: {size} bytes (max {limit}); "
+        "raise the buffer-size option to accept larger request headers"
+    )
+
+
+def _stdout(rid: int, data) -> bytes:
+    """``data`` as STDOUT records: one copy of the body, whatever its size."""
+    n = len(data)
+    if n <= MAX_STDOUT:
+        pad = -n & 7
+        return b"".join((_HEADER.pack(VERSION, STDOUT, rid, n, pad), data, _PADDING[pad]))
+    view = memoryview(data)
+    full = _HEADER.pack(VERSION, STDOUT, rid, MAX_STDOUT, 0)
+    parts = []
+    off = 0
+    while n - off > MAX_STDOUT:
+        parts += (full, view[off : off + MAX_STDOUT])
+        off += MAX_STDOUT
+    rest = n - off
+    pad = -rest & 7
+    parts += (_HEADER.pack(VERSION, STDOUT, rid, rest, pad), view[off:], _PADDING[pad])
+    return b"".join(parts)
+
+
+def _end_request(rid: int, protocol_status: int) -> bytes:
+    return _END_RECORD.pack(VERSION, END_REQUEST, rid, 8, 0, 0, protocol_status)
+
+
+def _close(rid: int) -> bytes:
+    """Empty STDOUT (end of stream) + END_REQUEST(0, FCGI_REQUEST_COMPLETE)."""
+    return _CLOSE.pack(VERSION, STDOUT, rid, 0, 0, VERSION, END_REQUEST, rid, 8, 0, 0, 0)
+
+
+def _content_length(value: str | None) -> int | None:
+    if not value:
+        return None  # the body is framed by the STDIN stream whatever its size
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    raise ProtocolError(f"invalid CONTENT_LENGTH in FastCGI params: {value[:40]!r}", 0)
+
+
+class FastCGIProtocol:
+    """Sans-IO FastCGI responder for one connection (see the module docstring)."""
+
+    name = "fastcgi"
+
+    __slots__ = (
+        "sink",
+        "buffer_size",
+        "max_conns",
+        "max_reqs",
+        "_hdr",
+        "_kind",
+        "_left",
+        "_pad",
+        "_rtype",
+        "_rid",
+        "_gather",
+        "_req",
+        "_phase",
+        "_params",
+        "_params_size",
+    )
+
+    def __init__(
+        self, sink: Sink, *, buffer_size: int = 4096, max_conns: int = 1, max_reqs: int = 1
+    ) -> None:
+        self.sink = sink
+        # largest request params accepted (uWSGI's buffer-size option)
+        self.buffer_size = buffer_size
+        # what GET_VALUES reports as FCGI_MAX_CONNS / FCGI_MAX_REQS
+        self.max_conns = max_conns
+        self.max_reqs = max_reqs
+        self._hdr = b""  # partial record header
+        self._kind = _SKIP  # what to do with the current record's content
+        self._left = 0  # content bytes of the current record still to come
+        self._pad = 0  # padding bytes still to skip
+        self._rtype = 0  # type and id of the record being gathered
+        self._rid = 0
+        self._gather = bytearray()
+        self._req: Request | None = None  # the active request
+        self._phase = _PH_PARAMS
+        self._params: list[bytes] = []  # PARAMS content so far
+        self._params_size = 0
+
+    # -- input -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        n = len(data)
+        pos = 0
+        if self._hdr:
+            need = 8 - len(self._hdr)
+            if n < need:
+                self._hdr += bytes(data)
+                return b""
+            version, rtype, rid, clen, plen = _HEADER.unpack(self._hdr + data[:need])
+            self._hdr = b""
+            pos = self._header(version, rtype, rid, clen, plen, data, need, out)
+        while True:
+            left = self._left
+            if left:
+                avail = n - pos
+                if avail <= 0:
+                    break
+                take = left if avail >= left else avail
+                end = pos + take
+                kind = self._kind
+                if kind == _STDIN:
+                    if take == n and type(data) is bytes:
+                        chunk = data
+                    else:
+                        chunk = bytes(data[pos:end])
+                    self.sink.on_body(self._req, chunk)
+                elif kind == _PARAMS:
+                    self._params.append(bytes(data[pos:end]))
+                elif kind == _GATHER:
+                    if take == left and not self._gather:
+                        content = bytes(data[pos:end])
+                    else:
+                        self._gather += data[pos:end]
+                        content = None
+                pos = end
+                left -= take
+                self._left = left
+                if left:
+                    break
+                if kind == _GATHER:
+                    if content is None:
+                        content = bytes(self._gather)
+                        self._gather.clear()
+                    self._dispatch(content, out)
+            pad = self._pad
+            if pad:
+                avail = n - pos
+                if avail < pad:
+                    self._pad = pad - avail
+                    break
+                pos += pad
+                self._pad = 0
+            avail = n - pos
+            if avail < 8:
+                if avail > 0:
+                    self._hdr = bytes(data[pos:])
+                break
+            version, rtype, rid, clen, plen = _HEADER.unpack_from(data, pos)
+            pos = self._header(version, rtype, rid, clen, plen, data, pos + 8, out)
+        if out:
+            return b"".join(out)
+        return b""
+
+    def _header(self, version, rtype, rid, clen, plen, data, pos, out) -> int:
+        """A record header has been read: decide what its content is for.
+
+        Returns where the parse goes on in ``data``: past the content when this
+        took it at once (a small record whole in ``data``), else ``pos``."""
+        if version != VERSION:
+            raise ProtocolError(
+                f"unsupported FastCGI version {version} (record type {rtype}); "
+                "is the peer speaking FastCGI?",
+                0,
+            )
+        self._pad = plen
+        self._left = clen
+        if rid == 0:  # management record: gather it
+            return self._gather_record(rtype, rid, clen, data, pos, out)
+        req = self._req
+        active = req is not None and req.rid == rid
+        if rtype == STDIN:
+            if not active:
+                self._kind = _SKIP
+            elif self._phase != _PH_STDIN:
+                raise ProtocolError(self._out_of_order("STDIN", rid), 0)
+            elif clen:
+                self._kind = _STDIN
+            else:
+                self._phase = _PH_DONE
+                self.sink.on_end(req)
+        elif rtype == PARAMS:
+            if not active:
+                self._kind = _SKIP
+            elif self._phase != _PH_PARAMS:
+                raise ProtocolError(self._out_of_order("PARAMS", rid), 0)
+            elif clen:
+                size = self._params_size + clen
+                # raw pairs take at most twice their uwsgi-encoded size
+                if size > 2 * self.buffer_size + 8:
+                    raise ProtocolError(_too_large(size, self.buffer_size), 0)
+                self._params_size = size
+                end = pos + clen
+                if end <= len(data):
+                    self._params.append(bytes(data[pos:end]))
+                    self._left = 0
+                    return end
+                self._kind = _PARAMS
+            else:
+                self._params_done(req)
+        elif rtype == BEGIN_REQUEST or rtype == ABORT_REQUEST:
+            return self._gather_record(rtype, rid, clen, data, pos, out)
+        elif rtype == DATA:
+            self._kind = _SKIP
+        else:
+            name = _KNOWN_TYPES.get(rtype, "unknown")
+            raise ProtocolError(
+                f"unexpected FastCGI record type {rtype} ({name}) for request id {rid}", 0
+            )
+        return pos
+
+    def _out_of_order(self, what: str, rid: int) -> str:
+        phase = ("PARAMS", "STDIN", "done (STDIN ended)")[self._phase]
+        return f"FastCGI {what} record for request {rid} while its request is in phase {phase}"
+
+    def _gather_record(self, rtype: int, rid: int, clen: int, data, pos: int, out) -> int:
+        self._rtype = rtype
+        self._rid = rid
+        end = pos + clen
+        if end <= len(data):  # whole: no need to gather
+            self._left = 0
+            self._dispatch(bytes(data[pos:end]), out)
+            return end
+        self._kind = _GATHER
+        return pos
+
+    def _dispatch(self, content: bytes, out: list) -> None:
+        """A gathered record is complete."""
+        rtype = self._rtype
+        rid = self._rid
+        if rid == 0:
+            if rtype == GET_VALUES:
+                out.append(self._get_values(content))
+            else:
+                out.append(_UNKNOWN_RECORD.pack(VERSION, UNKNOWN_TYPE, 0, 8, 0, rtype))
+        elif rtype == BEGIN_REQUEST:
+            self._begin(rid, content, out)
+        else:
+            self._abort(rid, out)
+
+    def _begin(self, rid: int, content: bytes, out: list) -> None:
+        if len(content) != 8:
+            raise ProtocolError(
+                f"invalid FastCGI BEGIN_REQUEST for request {rid}: "
+                f"{len(content)}-byte body (8 expected)",
+                0,
+            )
+        role, flags = _BEGIN_BODY.unpack(content)
+        active = self._req
+        if active is not None:
+            if active.rid == rid:
+                raise ProtocolError(
+                    f"FastCGI BEGIN_REQUEST for request {rid}, which is already active", 0
+                )
+            # we do not multiplex: refuse it, its records will be ignored
+            out.append(_end_request(rid, CANT_MPX_CONN))
+            return
+        if role != RESPONDER:
+            out.append(_end_request(rid, UNKNOWN_ROLE))
+            return
+        req = Request({}, bool(flags & KEEP_CONN))
+        req.rid = rid
+        req.state = _OPEN
+        self._req = req
+        self._phase = _PH_PARAMS
+        self._params = []
+        self._params_size = 0
+
+    def _params_done(self, req: Request) -> None:
+        environ = parse_pairs(b"".join(self._params), self.buffer_size)
+        self._params = []
+        req.environ = environ
+        req.content_length = _content_length(environ.get("CONTENT_LENGTH"))
+        req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
+        self._phase = _PH_STDIN
+        self.sink.on_head(req)
+
+    def _abort(self, rid: int, out: list) -> None:
+        req = self._req
+        if req is None or req.rid != rid:
+            return  # inactive id: ignored
+        req.aborted = True
+        phase = self._phase
+        if phase == _PH_DONE:
+            return  # the worker owns it: response_end() will end it
+        self._req = None
+        req.state = _ENDED
+        self._params = []
+        out.append(_close(rid))
+        if phase == _PH_STDIN:
+            self.sink.on_end(req)
+
+    def _get_values(self, content: bytes) -> bytes:
+        asked = parse_pairs(content)
+        known = {
+            "FCGI_MAX_CONNS": str(self.max_conns),
+            "FCGI_MAX_REQS": str(self.max_reqs),
+            "FCGI_MPXS_CONNS": "0",
+        }
+        answer = encode_pairs(
+            (name.encode("latin-1"), known[name].encode("latin-1"))
+            for name in asked
+            if name in known
+        )
+        return record(GET_VALUES_RESULT, 0, answer)
+
+    def eof(self) -> None:
+        if self._hdr:
+            raise ProtocolError(
+                f"connection closed inside a FastCGI record header ({len(self._hdr)} of 8 bytes)",
+                0,
+            )
+        if self._left or self._pad:
+            raise ProtocolError(
+                f"connection closed inside a FastCGI record: {self._left} content and "
+                f"{self._pad} padding bytes missing",
+                0,
+            )
+        req = self._req
+        if req is not None and self._phase != _PH_DONE:
+            stream = "PARAMS" if self._phase == _PH_PARAMS else "STDIN"
+            raise ProtocolError(
+                f"connection closed before the end of the {stream} stream of request {req.rid}",
+                0,
+            )
+
+    # -- output ------------------------------------------------------------
+
+    def response_head(self, req: Request, status: str, headers: list[tuple[str, str]]) -> bytes:
+        if req.state is not _OPEN or req.aborted:
+            return b""
+        # the CGI head is an HTTP head whose "version" is "Status:"
+        return _stdout(req.rid, serialize_head("Status:", status, headers))
+
+    def response_body(self, req: Request, data: bytes) -> bytes:
+        if not data or req.head_only or req.state is not _OPEN or req.aborted:
+            return b""
+        return _stdout(req.rid, data)
+
+    def response_end(self, req: Request) -> bytes:
+        if req.state is not _OPEN:
+            return b""
+        req.state = _ENDED
+        if self._req is req:
+            # the id is inactive from now on: what is left of its STDIN is ignored
+            self._req = None
+            if self._kind == _STDIN:
+                self._kind = _SKIP
+        return _close(req.rid)

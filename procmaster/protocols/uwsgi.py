@@ -1,0 +1,238 @@
+"""The uwsgi wire protocol, as nginx's ``uwsgi_pass`` speaks it to a uWSGI ``socket``.
+
+Theory of operation
+-------------------
+A connection carries exactly one packet and then the request body::
+
+    modifier1 (u8) | datasize (u16 LE) | modifier2 (u8)      4-byte header
+    datasize bytes of vars: (u16 LE len, key, u16 LE len, value) ...
+    CONTENT_LENGTH bytes of body
+
+The parser is a three-state machine::
+
+    HEAD --(header + vars complete)--> BODY --(CONTENT_LENGTH bytes)--> DONE
+      \\--(no body)-------------------------------------------------->/
+
+In HEAD, bytes are kept (at most 4 + buffer_size of them) until the whole vars
+block is there; it is then decoded in one pass: the block is turned into one
+latin-1 ``str`` (byte offsets are character offsets in latin-1) and each var
+costs two ``unpack_from`` and two slices. In BODY the bytes of each ``feed()``
+are handed to ``sink.on_body`` as they come, never gathered. In DONE anything
+more from the peer is ignored: uWSGI serves one request per connection on a
+``socket`` and nginx never keeps uwsgi connections alive, so ``req.keep_alive``
+is always False and the worker closes once the response is written.
+
+modifier1 selects what the packet is (as in uWSGI): 0 is a WSGI request; 30 is a
+WSGI request whose PATH_INFO still starts with SCRIPT_NAME, which is stripped
+(nginx's ``uwsgi_modifier1 30``); 100 is a ping, answered at once by ``feed()``
+with the 4-byte pong header. Anything else is refused with ``ProtocolError``.
+
+The response is what uWSGI writes on a ``socket``: a raw HTTP/1.x head (status
+line with the request's SERVER_PROTOCOL, HTTP/1.0 when there is none, as uWSGI;
+the app's headers; a blank line), the body bytes as they are, nothing at the
+end. nginx adds Date, Server and Connection itself, so neither do we. The head
+is written by the HTTP protocol's ``serialize_head``, which refuses with
+``ValueError`` a CR or LF that an app put inside its status or a header.
+
+Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raises
+``ProtocolError(status=0)`` (the worker just closes) and nothing else.
+"""
+
+from __future__ import annotations
+
+from struct import Struct
+
+from .base import ProtocolError, Request, Sink
+from .http import serialize_head
+
+__all__ = ["UwsgiProtocol", "MODIFIER_WSGI", "MODIFIER_WSGI_STRIP", "MODIFIER_PING"]
+
+MODIFIER_WSGI = 0
+MODIFIER_WSGI_STRIP = 30  # uWSGI's UWSGI_MODIFIER_MANAGE_PATH_INFO
+MODIFIER_PING = 100
+
+_HEADER = Struct("<BHB")
+_PONG = _HEADER.pack(MODIFIER_PING, 0, 1)  # uWSGI answers a ping with modifier2 = 1
+
+# parser states
+_HEAD = 0
+_BODY = 1
+_DONE = 2
+
+
+def parse_vars(data, start: int, end: int) -> dict:
+    """Decode the uwsgi vars in ``data[start:end]`` into a dict of str (latin-1).
+
+    ``data`` is any bytes-like object; bytes past ``end`` may be present (the
+    body) and are never read as vars. Raises ``ProtocolError`` on a malformed
+    block.
+    """
+    text = str(memoryview(data)[:end], "latin-1")
+    environ = {}
+    p = start
+    try:
+        while p < end:
+            # k..q is the name, v..r the value; lengths are u16 little-endian
+            k = p + 2
+            q = k + (data[p] | data[p + 1] << 8)
+            v = q + 2
+            r = v + (data[q] | data[q + 1] << 8)
+            if r > end or q == k:
+                break
+            environ[text[k:q]] = text[v:r]
+            p = r
+        else:
+            return environ
+    except IndexError:
+        pass
+    if p + 2 <= end and not (data[p] | data[p + 1] << 8):
+        message = f"invalid uwsgi packet: empty var name at offset {p - start}"
+    else:
+        message = (
+            f"invalid uwsgi packet: var at offset {p - start} runs past the "
+            f"{end - start}-byte vars block"
+        )
+    raise ProtocolError(message, 0)
+
+
+def _content_length(value: str) -> int:
+    if not value:
+        return 0
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    raise ProtocolError(f"invalid CONTENT_LENGTH in uwsgi packet: {value[:40]!r}", 0)
+
+
+class UwsgiProtocol:
+    """Sans-IO uwsgi protocol for one connection (see the module docstring)."""
+
+    name = "uwsgi"
+
+    __slots__ = ("sink", "buffer_size", "_state", "_buf", "_req", "_left")
+
+    def __init__(self, sink: Sink, *, buffer_size: int = 4096) -> None:
+        self.sink = sink
+        # largest vars block accepted (uWSGI's buffer-size option)
+        self.buffer_size = buffer_size
+        self._state = _HEAD
+        self._buf = b""  # HEAD: bytes of an incomplete packet
+        self._req: Request | None = None
+        self._left = 0  # BODY: body bytes still expected
+
+    # -- input -------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bytes:
+        state = self._state
+        if state == _BODY:
+            self._body(data)
+            return b""
+        if state == _DONE or not data:
+            return b""
+        if self._buf:
+            data = self._buf + data
+        size = len(data)
+        if size < 4:
+            self._buf = bytes(data)
+            return b""
+        modifier1, datasize, _modifier2 = _HEADER.unpack_from(data)
+        if datasize > self.buffer_size:
+            raise ProtocolError(
+                f"invalid request block size: {datasize} (max {self.buffer_size})"
+                " ...skip; raise the buffer-size option to accept larger request headers",
+                0,
+            )
+        end = 4 + datasize
+        if size < end:
+            self._buf = bytes(data)
+            return b""
+        self._buf = b""
+
+        if modifier1 == MODIFIER_PING:
+            self._state = _DONE
+            return _PONG
+        if modifier1 != MODIFIER_WSGI and modifier1 != MODIFIER_WSGI_STRIP:
+            raise ProtocolError(
+                f"unavailable modifier requested: {modifier1} (served here: 0 = WSGI, "
+                f"30 = WSGI with SCRIPT_NAME stripped from PATH_INFO, 100 = ping)",
+                0,
+            )
+        if not datasize:
+            raise ProtocolError("empty uwsgi packet: no request variables", 0)
+
+        environ = parse_vars(data, 4, end)
+        if modifier1 == MODIFIER_WSGI_STRIP:
+            script_name = environ.get("SCRIPT_NAME")
+            path_info = environ.get("PATH_INFO")
+            if script_name and path_info and path_info.startswith(script_name):
+                environ["PATH_INFO"] = path_info[len(script_name) :]
+
+        length = _content_length(environ.get("CONTENT_LENGTH"))
+        req = Request(environ, False)
+        req.content_length = length
+        req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
+        # absent or empty: HTTP/1.0, as uWSGI 2.0 answers
+        req.version = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        self._req = req
+        self.sink.on_head(req)
+        if length:
+            self._state = _BODY
+            self._left = length
+            if size > end:
+                self._body(memoryview(data)[end:])
+        else:
+            self._state = _DONE
+            self.sink.on_end(req)
+        return b""
+
+    def _body(self, data) -> None:
+        size = len(data)
+        if not size:
+            return
+        left = self._left
+        req = self._req
+        if size < left:
+            self._left = left - size
+            self.sink.on_body(req, data if type(data) is bytes else bytes(data))
+            return
+        # the last of the body (anything after it is not for us: dropped)
+        self._left = 0
+        self._state = _DONE
+        if size > left:
+            data = memoryview(data)[:left]
+        self.sink.on_body(req, data if type(data) is bytes else bytes(data))
+        self.sink.on_end(req)
+
+    def eof(self) -> None:
+        state = self._state
+        if state == _HEAD and self._buf:
+            got = len(self._buf)
+            if got < 4:
+                raise ProtocolError(
+                    f"connection closed inside the uwsgi packet header ({got} of 4 bytes)", 0
+                )
+            datasize = self._buf[1] | self._buf[2] << 8
+            raise ProtocolError(
+                f"connection closed inside the uwsgi packet: {got - 4} of {datasize} "
+                "bytes of vars received",
+                0,
+            )
+        if state == _BODY:
+            raise ProtocolError(
+                f"connection closed with {self._left} of {self._req.content_length} "
+                "request body bytes missing",
+                0,
+            )
+        self._state = _DONE
+
+    # -- output ------------------------------------------------------------
+
+    def response_head(self, req: Request, status: str, headers: list[tuple[str, str]]) -> bytes:
+        return serialize_head(req.version, status, headers)
+
+    def response_body(self, req: Request, data: bytes) -> bytes:
+        if req.head_only:
+            return b""
+        return data
+
+    def response_end(self, req: Request) -> bytes:
+        return b""
