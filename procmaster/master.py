@@ -9,7 +9,7 @@ fork (in the default preload mode the app is imported once, before forking).
 
 Handlers, one per event, in the style of gunicorn's arbiter:
 
-* ``handle_hup`` / any reload request -> ``request_reload``: a reload first checks
+* ``handle_hup`` / touched files / any reload request -> ``request``: a full reload first checks
   the new config and app in a fresh interpreter (``PROCMASTER_PROBE``); if they
   load, the master re-executes itself (same pid, listening sockets and worker pids
   handed over in the environment), so new code and the re-read INI take effect;
@@ -17,6 +17,9 @@ Handlers, one per event, in the style of gunicorn's arbiter:
   old ones to finish their requests and stop. The listening sockets never close,
   so no client is refused. A reload whose config or app fails keeps the old
   workers serving. A reload asked for during a reload is queued (one), not lost.
+  ``touch-workers-reload`` forks new workers from this master; ``touch-chain-reload``
+  replaces them one at a time, each replacement ready before its old one stops.
+  New workers that die before they are ready abort the reload (old ones stay).
 * ``handle_term``: graceful stop (workers finish what they are doing; uWSGI 2.1
   semantics, not 2.0's "brutal reload on SIGTERM"). ``handle_int``: immediate stop.
 * ``reap_workers``: log how a worker ended, respawn it (with back-off when it
@@ -41,6 +44,7 @@ from . import sockets as sockets_mod
 from .app import AppLoadError, load_apps, prepare_process
 from .logs import log
 from .scoreboard import Scoreboard
+from .watch import Watcher, module_files
 from .worker import worker_main
 
 __all__ = ["Master", "run"]
@@ -49,6 +53,29 @@ REEXEC_ENV = "PROCMASTER_REEXEC"
 PROBE_ENV = "PROCMASTER_PROBE"
 EXIT_APP_FAILED = 22  # uWSGI's "no app loaded" exit code
 EXIT_FATAL = 1
+DEBOUNCE = 0.2  # seconds: events on watched files this close together make one action
+# watched-file option -> what its change asks for
+WATCH_OPTIONS = {
+    "touch-reload": "reload",
+    "fs-reload": "reload",
+    "touch-chain-reload": "chain",
+    "touch-workers-reload": "workers",
+    "touch-logrotate": "logrotate",
+    "touch-logreopen": "logreopen",
+}
+# when two reloads are queued, the stronger one is kept
+STRENGTH = {"workers": 1, "chain": 2, "reload": 3}
+HANDLED_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGCHLD,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
 SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and "_" not in n}
 
 
@@ -94,7 +121,11 @@ class Master:
         self.scoreboard: Scoreboard | None = None
         self.stopping = False  # graceful shutdown in progress
         self.reload_state: dict | None = None  # a reload in progress
-        self.pending_reload: str | None = None
+        self.pending_reload: tuple[str, str] | None = None  # (kind, reason)
+        self.watcher: Watcher | None = None
+        self.watch_due: dict[str, tuple[str, float]] = {}  # kind -> (what, when)
+        self.watch_options: dict[str, str] = {}  # path -> option that watches it
+        self.modules_seen: set[str] = set()
         self.probe: subprocess.Popen | None = None
         self.probe_reason = ""
         self.respawn_at: dict[int, float] = {}  # wid -> when
@@ -136,6 +167,7 @@ class Master:
                     log("no app loaded: exiting (need-app)")
                     return EXIT_APP_FAILED
         self.setup_signals()
+        self.setup_watches()
         self.scoreboard = Scoreboard(self.processes * 2 + 8)
         if inherited:
             self.adopt(inherited)
@@ -181,19 +213,11 @@ class Master:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.signal_r = r
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in (
-            signal.SIGHUP,
-            signal.SIGTERM,
-            signal.SIGINT,
-            signal.SIGQUIT,
-            signal.SIGCHLD,
-            signal.SIGUSR1,
-            signal.SIGUSR2,
-            signal.SIGTTIN,
-            signal.SIGTTOU,
-        ):
+        for sig in HANDLED_SIGNALS:
             signal.signal(sig, self._noop)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # blocked by our previous image across a reload's exec: deliver them now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         self.sel.register(r, selectors.EVENT_READ, "signal")
         self.ready_r, self.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.sel.register(self.ready_r, selectors.EVENT_READ, "ready")
@@ -201,6 +225,50 @@ class Master:
     @staticmethod
     def _noop(signum, frame) -> None:
         pass  # the wake-up fd carries the signal to the loop
+
+    def setup_watches(self) -> None:
+        cfg = self.cfg
+        watcher = Watcher()
+        for option, kind in WATCH_OPTIONS.items():
+            for index, path in enumerate(cfg.get(option) or []):
+                problem = watcher.add(path, f"{kind}:{option}")
+                if problem:
+                    log(f"warning: {cfg.origin(option, index)}: option '{option}': {problem}")
+        if cfg.get("py-autoreload"):
+            self.watch_modules(module_files(self.modules_seen))
+        if len(watcher) or cfg.get("py-autoreload"):
+            self.watcher = watcher
+            self.sel.register(watcher.fileno(), selectors.EVENT_READ, "watch")
+        else:
+            watcher.close()
+
+    def watch_modules(self, paths: list[str], watcher: Watcher | None = None) -> None:
+        watcher = watcher or self.watcher
+        if watcher is None:
+            watcher = self.watcher = Watcher()
+        for path in paths:
+            watcher.add(path, "reload:py-autoreload")
+
+    def handle_watch(self) -> None:
+        """Changed watched files: debounce, then act (see fire_watches)."""
+        due = time.monotonic() + DEBOUNCE
+        for kind, path in self.watcher.read():
+            self.watch_due[kind] = (path, due)
+
+    def fire_watches(self) -> None:
+        now = time.monotonic()
+        for kind, (path, when) in list(self.watch_due.items()):
+            if now < when:
+                continue
+            del self.watch_due[kind]
+            action, option = kind.split(":", 1)
+            reason = f"{option} {path}"
+            if action == "logreopen":
+                self.reopen_logs(reason)
+            elif action == "logrotate":
+                self.rotate_logs(reason)
+            else:
+                self.request(action, reason)
 
     # -- workers -------------------------------------------------------------------
 
@@ -259,8 +327,13 @@ class Master:
             "reason": state.get("reason", "reload"),
             "t0": state.get("t0", time.time()),
             "old": [pid for pid, _ in state.get("old", [])],
+            "mode": "exec",
         }
-        self.pending_reload = state.get("pending")
+        pending = state.get("pending")
+        self.pending_reload = tuple(pending) if pending else None
+
+    def has_old_workers(self) -> bool:
+        return any(w.generation != self.generation and not w.kill_at for w in self.workers.values())
 
     def current_workers(self) -> list[WorkerProc]:
         return [w for w in self.workers.values() if w.generation == self.generation]
@@ -285,6 +358,9 @@ class Master:
                     self.handle_signals()
                 elif key.data == "ready":
                     self.handle_ready()
+                elif key.data == "watch":
+                    self.handle_watch()
+            self.fire_watches()
             self.reap_workers()
             self.murder_workers()
             self.manage_workers()
@@ -295,6 +371,7 @@ class Master:
     def next_timeout(self) -> float | None:
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at]
         deadlines.extend(self.respawn_at.values())
+        deadlines.extend(when for _, when in self.watch_due.values())
         if self.probe is not None:
             deadlines.append(time.monotonic() + 0.05)
         if not deadlines:
@@ -310,7 +387,7 @@ class Master:
             if signum == signal.SIGCHLD:
                 continue  # reap_workers runs after every wake-up
             if signum == signal.SIGHUP:
-                self.request_reload("SIGHUP")
+                self.request("reload", "SIGHUP")
             elif signum == signal.SIGTERM:
                 self.handle_term()
             elif signum in (signal.SIGINT, signal.SIGQUIT):
@@ -329,11 +406,22 @@ class Master:
             return
         self.ready_buf += data
         *lines, self.ready_buf = self.ready_buf.split(b"\n")
+        new_modules = []
         for line in lines:
-            proc = self.workers.get(int(line or 0))
+            if line.startswith(b"M "):  # a worker imported a module (py-autoreload)
+                path = line[2:].decode("utf-8", "surrogateescape")
+                if path not in self.modules_seen:
+                    self.modules_seen.add(path)
+                    new_modules.append(path)
+                continue
+            if not line.isdigit():
+                continue
+            proc = self.workers.get(int(line))
             if proc is not None:
                 proc.ready = True
                 self.young_deaths.pop(proc.wid, None)
+        if new_modules and self.watcher is not None:
+            self.watch_modules(new_modules)
         self.check_reload_progress()
 
     def reap_workers(self) -> None:
@@ -358,6 +446,12 @@ class Master:
                 log(f"old worker {proc.wid} (pid {pid}) {describe_status(status)}")
                 continue
             age = time.monotonic() - proc.born
+            if not proc.ready and self.reload_state is not None and self.has_old_workers():
+                log(
+                    f"new worker {proc.wid} (pid {pid}) {describe_status(status)} before it was ready"
+                )
+                self.abort_reload("the new workers do not start")
+                continue
             log(
                 f"worker {proc.wid} (pid {pid}) {describe_status(status)} after {age:.1f}s; respawning"
             )
@@ -427,15 +521,37 @@ class Master:
 
     # -- reloads -------------------------------------------------------------------
 
-    def request_reload(self, reason: str) -> None:
-        """Every way to ask for a reload ends here."""
+    def request(self, kind: str, reason: str) -> None:
+        """Every way to ask for a reload ends here: ``kind`` is ``reload`` (re-read
+        the INI, re-import the app: SIGHUP, touch-reload, fs-reload, py-autoreload),
+        ``workers`` (new workers from this master) or ``chain`` (workers replaced
+        one at a time). During a reload, one more request is queued: the strongest
+        of those asked for."""
         if self.stopping:
             return
         if self.reload_state is not None or self.probe is not None:
-            if self.pending_reload is None:
+            pending = self.pending_reload
+            if pending is None or STRENGTH[kind] >= STRENGTH[pending[0]]:
+                self.pending_reload = (kind, reason)
+            if pending is None:
                 log(f"reload requested ({reason}) during a reload: queued")
-            self.pending_reload = reason
             return
+        if kind == "workers":
+            self.reload_workers(reason)
+        elif kind == "chain":
+            self.chain_reload(reason)
+        else:
+            self.check_then_exec(reason)
+
+    def run_pending(self) -> None:
+        if self.pending_reload is not None and self.reload_state is None and self.probe is None:
+            kind, reason = self.pending_reload
+            self.pending_reload = None
+            self.request(kind, reason)
+
+    def check_then_exec(self, reason: str) -> None:
+        """A full reload: check the new config and app in a fresh interpreter, then
+        re-execute the master with them (see the module docstring)."""
         log(f"reload requested ({reason}): checking the new configuration and app")
         env = dict(os.environ)
         env[PROBE_ENV] = "1"
@@ -455,6 +571,37 @@ class Master:
             log(f"reload failed: cannot start the check: {exc}")
             self.probe = None
 
+    def reload_workers(self, reason: str) -> None:
+        """New workers forked from this master (the app is re-imported only with
+        lazy-apps, as uWSGI); the old ones stop once all new ones are ready."""
+        old = [w.pid for w in self.current_workers()]
+        self.generation += 1
+        self.reload_state = {"reason": reason, "t0": time.time(), "old": old, "mode": "workers"}
+        log(f"reload requested ({reason}): starting {self.processes} new worker(s)")
+        for wid in range(1, self.processes + 1):
+            self.respawn_at.pop(wid, None)
+            self.spawn(wid)
+
+    def chain_reload(self, reason: str) -> None:
+        """One worker at a time: its replacement is up and accepting before the
+        old one is asked to stop, so capacity never drops."""
+        if not self.lazy:
+            log(
+                f"warning: {reason}: chain reload without lazy-apps forks the app the master "
+                "loaded at start-up (new code needs lazy-apps, as in uWSGI)"
+            )
+        old = sorted(self.current_workers(), key=lambda w: w.wid)
+        self.generation += 1
+        self.reload_state = {
+            "reason": reason,
+            "t0": time.time(),
+            "old": [w.pid for w in old],
+            "mode": "chain",
+            "queue": [w.pid for w in old],
+        }
+        log(f"chain reload requested ({reason}): replacing {len(old)} worker(s) one by one")
+        self.check_reload_progress()
+
     def check_probe(self) -> None:
         probe = self.probe
         if probe is None or probe.returncode is None:
@@ -465,9 +612,7 @@ class Master:
                 f"reload ({self.probe_reason}) aborted: the new configuration or app does not load "
                 "(see above); the running workers go on serving"
             )
-            if self.pending_reload:
-                reason, self.pending_reload = self.pending_reload, None
-                self.request_reload(reason)
+            self.run_pending()
             return
         self.exec_reload(self.probe_reason, self.probe_t0)
 
@@ -482,6 +627,9 @@ class Master:
                 "pending": self.pending_reload,
             }
         )
+        # Signals that arrive while the next image starts stay pending (the mask
+        # survives exec) until it has its handlers: a SIGHUP then must not kill it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         signal.set_wakeup_fd(-1)
         try:
             os.chdir(self.start_cwd)
@@ -504,26 +652,81 @@ class Master:
             return None
 
     def check_reload_progress(self) -> None:
-        """Once every new worker is ready, ask the old ones to finish and stop."""
+        """Once the new workers are ready, ask the old ones to finish and stop."""
         state = self.reload_state
         if state is None:
             return
-        current = self.current_workers()
-        if len(current) < self.processes or not all(w.ready for w in current):
-            return
-        old = [w for w in self.workers.values() if w.generation != self.generation]
         mercy = float(self.cfg.worker_reload_mercy)
-        for proc in old:
-            self.stop_worker(proc, mercy)
+        if state.get("mode") == "chain":
+            queue = state["queue"]
+            while queue:
+                old = self.workers.get(queue[0])
+                if old is None:
+                    queue.pop(0)
+                    continue
+                new = [w for w in self.current_workers() if w.wid == old.wid]
+                if not new:
+                    if old.wid not in self.respawn_at:
+                        self.spawn(old.wid)
+                    return
+                if not new[0].ready:
+                    return
+                self.stop_worker(old, mercy)
+                queue.pop(0)
+            current = self.current_workers()
+        else:
+            current = self.current_workers()
+            if len(current) < self.processes or not all(w.ready for w in current):
+                return
+            for proc in [w for w in self.workers.values() if w.generation != self.generation]:
+                self.stop_worker(proc, mercy)
         took = time.time() - state["t0"]
         log(
             f"reload ({state['reason']}) done in {took:.2f}s: old workers "
             f"{sorted(state['old']) or '-'} stopping, new workers {sorted(w.pid for w in current)}"
         )
         self.reload_state = None
-        if self.pending_reload:
-            reason, self.pending_reload = self.pending_reload, None
-            self.request_reload(reason)
+        self.run_pending()
+
+    def abort_reload(self, why: str) -> None:
+        """New workers cannot start: keep the old ones serving. (In a chain reload
+        the new workers that are up already stay: each replaced an old one.)"""
+        state = self.reload_state
+        if state is None:
+            return
+        keep_ready = state.get("mode") == "chain"
+        for proc in list(self.workers.values()):
+            if proc.generation == self.generation and not (keep_ready and proc.ready):
+                self.stop_worker(proc, 1.0, signal.SIGKILL)
+                self.respawn_at.pop(proc.wid, None)
+        for proc in self.workers.values():
+            if not proc.stop_sent:
+                proc.generation = self.generation  # the survivors are the current workers
+        log(f"reload ({state['reason']}) aborted: {why}; the old workers go on serving")
+        self.reload_state = None
+        self.run_pending()
+
+    def reopen_logs(self, reason: str) -> None:
+        log.reopen()
+        for proc in self.workers.values():
+            try:
+                os.kill(proc.pid, signal.SIGUSR2)
+            except ProcessLookupError:
+                pass
+        log(f"log reopened ({reason})")
+
+    def rotate_logs(self, reason: str) -> None:
+        path = log.path
+        if not path:
+            log(f"{reason}: no logto file to rotate")
+            return
+        backup = self.cfg.get("log-backupname") or f"{path}.{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            os.replace(path, backup)
+        except OSError as exc:
+            log(f"log rotation ({reason}) failed: {exc.strerror}")
+            return
+        self.reopen_logs(f"{reason}: rotated to {backup}")
 
     # -- stopping ------------------------------------------------------------------
 

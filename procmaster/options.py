@@ -550,7 +550,8 @@ OPTIONS: tuple[Option, ...] = (
        note="Python is built in; python plugins are accepted silently, others give a warning"),
     _O("py-autoreload", "seconds", "reload when a Python module changes (check interval)",
        aliases=("python-autoreload", "py-auto-reload", "python-auto-reload"), default=0,
-       group=_APP, status=UNSUPPORTED, note=NOT_YET),
+       group=_APP, status=PARTIAL,
+       note="changes are seen at once through inotify (the interval is accepted); files of the app's modules are watched, not the standard library or installed packages"),
     # -- Requests ----------------------------------------------------------------
     _O("buffer-size", "size", "set the buffer size for request headers (uwsgi packet size)",
        short="b", default=4096, min=1, group=_REQ),
@@ -585,9 +586,10 @@ OPTIONS: tuple[Option, ...] = (
     _O("logger", "str", "set/append a logger", multi=True, group=_LOG,
        status=UNSUPPORTED, note=NOT_YET + "; use logto"),
     _O("touch-logrotate", "path", "rotate the log when the file is touched", multi=True,
-       group=_LOG, status=UNSUPPORTED, note=NOT_YET),
+       group=_LOG, status=PARTIAL,
+       note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened"),
     _O("touch-logreopen", "path", "reopen the log when the file is touched", multi=True,
-       group=_LOG, status=UNSUPPORTED, note=NOT_YET),
+       group=_LOG, status=FULL),
     _O("memory-report", "bool", "add memory usage to request logs", short="m",
        default=False, group=_LOG, status=UNSUPPORTED, note=NOT_YET),
     # -- Process names -------------------------------------------------------------
@@ -628,13 +630,14 @@ OPTIONS: tuple[Option, ...] = (
        "space is above this many MB", default=0, group=_RELOAD, status=UNSUPPORTED,
        note=NOT_YET),
     _O("touch-reload", "path", "reload gracefully when the file is modified/touched",
-       multi=True, group=_RELOAD, status=UNSUPPORTED, note=NOT_YET),
+       multi=True, group=_RELOAD, status=FULL),
     _O("touch-chain-reload", "path", "chain-reload the workers when the file is "
-       "modified/touched", multi=True, group=_RELOAD, status=UNSUPPORTED, note=NOT_YET),
+       "modified/touched", multi=True, group=_RELOAD, status=FULL,
+       note="new code needs lazy-apps, as in uWSGI"),
     _O("touch-workers-reload", "path", "reload only the workers when the file is "
-       "modified/touched", multi=True, group=_RELOAD, status=UNSUPPORTED, note=NOT_YET),
+       "modified/touched", multi=True, group=_RELOAD, status=FULL),
     _O("fs-reload", "path", "reload gracefully when the filesystem object changes",
-       multi=True, group=_RELOAD, status=UNSUPPORTED, note=NOT_YET),
+       multi=True, group=_RELOAD, status=FULL),
     # -- Static files --------------------------------------------------------------
     _O("static-map", "mapping", "map a URL prefix to a static directory or file: "
        "static-map = /static=/srv/static", multi=True, group=_STATIC,

@@ -238,8 +238,10 @@ class Connection:
             self.close_after = True
             self.ready.clear()
         self.in_request = bool(self.ready)
-        self.idle_since = worker.now
-        self.deadline = worker.now + worker.keepalive_timeout
+        # the clock now, not at the loop's wake-up: the app may have run for a while
+        now = time.monotonic()
+        self.idle_since = now
+        self.deadline = now + worker.keepalive_timeout
         if self.close_after and not self.out:
             self.shutdown_and_close()
 
@@ -477,6 +479,10 @@ class Worker:
         )
         self.accepting = False
         self.signal_r = -1
+        # py-autoreload: tell the master about modules imported here, so it watches them
+        self.autoreload = bool(cfg.get("py-autoreload"))
+        self.modules_seen: set[str] = set()
+        self.nmodules = 0
 
     # -- set-up ------------------------------------------------------------------
 
@@ -484,7 +490,7 @@ class Worker:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.signal_r = r
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR2):
             signal.signal(sig, self._on_signal)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -504,6 +510,8 @@ class Worker:
                 os._exit(0)
             if signum in (signal.SIGHUP, signal.SIGTERM):
                 self.begin_stop()
+            elif signum == signal.SIGUSR2:
+                log.reopen()  # the master rotated or reopened the log
 
     def start_accepting(self) -> None:
         for lst in self.listeners:
@@ -535,7 +543,10 @@ class Worker:
         self.setup_signals()
         self.start_accepting()
         os.write(self.ready_fd, f"{os.getpid()}\n".encode())
-        os.close(self.ready_fd)
+        if self.autoreload:
+            self.report_modules()
+        else:
+            os.close(self.ready_fd)
         self.scoreboard.worker_ready(self.slot, os.getpid())
         poll = self.epoll.poll
         conns = self.conns
@@ -546,6 +557,11 @@ class Worker:
             while True:
                 events = poll(1.0)
                 self.now = now = time.monotonic()
+                if now >= next_sweep:
+                    # before handling the events: a connection whose bytes are
+                    # waiting (while the app ran for another) is not idle
+                    next_sweep = now + 1.0
+                    self.sweep({fd for fd, _ in events})
                 for fd, ev in events:
                     conn = conns.get(fd)
                     if conn is not None:
@@ -559,9 +575,6 @@ class Worker:
                         self.accept(by_fd[fd])
                     elif fd == signal_r:
                         self.handle_signals()
-                if now >= next_sweep:
-                    next_sweep = now + 1.0
-                    self.sweep()
                 if self.stopping and (not conns or now > self.stop_deadline):
                     break
         except Exception:
@@ -618,11 +631,28 @@ class Worker:
         if not self.accepting and not self.stopping:
             self.start_accepting()
 
-    def sweep(self) -> None:
-        """Close connections past their deadline (socket-timeout, keep-alive)."""
+    def report_modules(self) -> None:
+        """py-autoreload: send the master the source files of modules imported
+        since the last call (one line each, written whole)."""
+        if len(sys.modules) == self.nmodules:
+            return
+        from .watch import module_files
+
+        self.nmodules = len(sys.modules)
+        for path in module_files(self.modules_seen):
+            try:
+                os.write(self.ready_fd, b"M " + path.encode("utf-8", "surrogateescape") + b"\n")
+            except OSError:
+                return
+
+    def sweep(self, active: set[int]) -> None:
+        """Close connections past their deadline (socket-timeout, keep-alive),
+        except those in ``active`` (they have events to handle now)."""
+        if self.autoreload:
+            self.report_modules()
         now = self.now
         for conn in list(self.conns.values()):
-            if conn.closed:
+            if conn.closed or conn.fd in active:
                 continue
             if conn.current is not None and not conn.out:
                 continue  # the app is producing (threads) or waiting: not the client's fault

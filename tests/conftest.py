@@ -227,3 +227,67 @@ def _accepts_unix(path: str, server: Server) -> bool:
         return False
     finally:
         s.close()
+
+
+class Load:
+    """Continuous requests from several threads (half keep-alive, half
+    ``Connection: close``) until stopped; every failure is recorded."""
+
+    def __init__(
+        self, port: int, path: str = "/", threads: int = 6, accept=None, timeout: float = 10.0
+    ):
+        import threading
+
+        self.port = port
+        self.path = path
+        self.accept = accept or (lambda status, body: status == 200)
+        self.timeout = timeout
+        self.failures: list = []
+        self.count = 0
+        self.bodies: set = set()
+        self.max_latency = 0.0
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, args=(i % 2 == 0,), daemon=True)
+            for i in range(threads)
+        ]
+
+    def _run(self, keepalive: bool) -> None:
+        conn = None
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+                conn.request("GET", self.path, headers={} if keepalive else {"Connection": "close"})
+                resp = conn.getresponse()
+                body = resp.read()
+                if not self.accept(resp.status, body):
+                    self.failures.append((resp.status, body[:200]))
+                self.bodies.add(body)
+                if not keepalive or (resp.getheader("Connection") or "").lower() == "close":
+                    conn.close()
+                    conn = None
+                self.count += 1
+                self.max_latency = max(self.max_latency, time.monotonic() - t0)
+            except Exception as exc:  # every failure counts
+                self.failures.append(repr(exc))
+                if conn is not None:
+                    conn.close()
+                conn = None
+
+    def __enter__(self) -> Load:
+        for t in self._threads:
+            t.start()
+        wait_for(lambda: self.count > 50, 15, what="the load to run")
+        return self
+
+    def more(self, n: int = 100) -> None:
+        """Wait until ``n`` more requests were answered (the site kept serving)."""
+        start = self.count
+        wait_for(lambda: self.count >= start + n, 20, what=f"{n} more requests")
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.timeout + 5)

@@ -1,0 +1,255 @@
+"""Graceful reloads with real files and real inotify: touch-reload, fs-reload,
+touch-workers-reload, touch-chain-reload, py-autoreload, SIGHUP; under load they
+drop nothing. Real procmaster processes, killed by PID at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from conftest import Load, free_port, http_get, wait_for
+
+APP = """
+VERSION = {version!r}
+import time
+from urllib.parse import parse_qs
+
+def application(environ, start_response):
+    if environ["PATH_INFO"] == "/sleep":
+        time.sleep(float(parse_qs(environ["QUERY_STRING"]).get("s", ["2"])[0]))
+    body = VERSION.encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def write_app(directory, version: str, broken: bool = False) -> None:
+    text = APP.format(version=version)
+    if broken:
+        text += "\nraise RuntimeError('this deploy is broken')\n"
+    path = directory / "verapp.py"
+    tmp = directory / ".verapp.py.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, path)  # as a deploy does: never a half-written module
+    pycache = directory / "__pycache__"
+    if pycache.exists():
+        for f in pycache.iterdir():
+            f.unlink()
+
+
+def version(port):
+    return http_get(port, "/")[2].decode()
+
+
+def start_site(procmaster, tmp_path, extra: str, lazy: bool = True):
+    port = free_port()
+    write_app(tmp_path, "1")
+    ini = tmp_path / "site.ini"
+    ini.write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nchdir = {tmp_path}\nmodule = verapp\n"
+        f"processes = 2\ndisable-logging = true\n{'lazy-apps = true' if lazy else ''}\n{extra}\n"
+    )
+    server = procmaster("--ini", ini, wait_port=port)
+    assert version(port) == "1"
+    return server, port, ini
+
+
+@pytest.mark.parametrize("how", ["touch", "rewrite", "mv-replace", "create"])
+def test_touch_reload_every_way_of_changing_the_file(procmaster, tmp_path, how):
+    trigger = tmp_path / "reload_me.txt"
+    if how != "create":
+        trigger.write_text("x")
+    server, port, _ = start_site(procmaster, tmp_path, f"touch-reload = {trigger}", lazy=False)
+    old = server.worker_pids()
+    write_app(tmp_path, "2")
+    if how == "touch":
+        os.utime(trigger)
+    elif how == "rewrite":
+        trigger.write_text("deploy 2")
+    elif how == "mv-replace":
+        (tmp_path / "new.txt").write_text("y")
+        os.replace(tmp_path / "new.txt", trigger)
+    else:
+        trigger.write_text("created")
+    wait_for(lambda: version(port) == "2", 15, what="version 2 after touch")
+    wait_for(lambda: not set(old) & set(server.worker_pids()), 15, what="old workers gone")
+    assert f"touch-reload {trigger}" in server.log
+
+
+def test_fs_reload_on_a_directory(procmaster, tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    server, port, _ = start_site(procmaster, tmp_path, f"fs-reload = {templates}", lazy=False)
+    write_app(tmp_path, "2")
+    (templates / "index.html").write_text("<p>new</p>")
+    wait_for(lambda: version(port) == "2", 15, what="reload after a template change")
+    assert "fs-reload" in server.log
+
+
+def test_touch_workers_reload_with_lazy_apps(procmaster, tmp_path):
+    trigger = tmp_path / "workers.txt"
+    server, port, _ = start_site(procmaster, tmp_path, f"touch-workers-reload = {trigger}")
+    master_pid = server.pid
+    old = server.worker_pids()
+    write_app(tmp_path, "2")
+    trigger.write_text("go")
+    wait_for(lambda: version(port) == "2", 15, what="new workers")
+    wait_for(lambda: not set(old) & set(server.worker_pids()), 15, what="old workers gone")
+    assert server.pid == master_pid and server.proc.poll() is None
+
+
+def test_touch_chain_reload_replaces_one_at_a_time(procmaster, tmp_path):
+    trigger = tmp_path / "chain.txt"
+    server, port, _ = start_site(
+        procmaster, tmp_path, f"touch-chain-reload = {trigger}\nprocesses = 3"
+    )
+    old = server.worker_pids()
+    assert len(old) == 3
+    write_app(tmp_path, "2")
+    trigger.write_text("go")
+    server.wait_log("reload (touch-chain-reload", 20)
+    wait_for(lambda: not set(old) & set(server.worker_pids()), 15, what="all replaced")
+    assert {version(port) for _ in range(10)} == {"2"}
+    assert len(server.worker_pids()) == 3
+
+
+def test_broken_new_version_keeps_old_serving_then_fixed_one_is_picked_up(procmaster, tmp_path):
+    trigger = tmp_path / "reload_me.txt"
+    server, port, _ = start_site(procmaster, tmp_path, f"touch-reload = {trigger}", lazy=False)
+    write_app(tmp_path, "2", broken=True)
+    trigger.write_text("1")
+    server.wait_log("aborted", 20)
+    assert "this deploy is broken" in server.log
+    assert version(port) == "1"
+    write_app(tmp_path, "3")
+    trigger.write_text("2")
+    wait_for(lambda: version(port) == "3", 20, what="the fixed version")
+
+
+def test_broken_version_with_workers_reload_keeps_old(procmaster, tmp_path):
+    trigger = tmp_path / "w.txt"
+    server, port, _ = start_site(procmaster, tmp_path, f"touch-workers-reload = {trigger}")
+    write_app(tmp_path, "2", broken=True)
+    trigger.write_text("1")
+    server.wait_log("aborted", 20)
+    assert version(port) == "1"
+    write_app(tmp_path, "3")
+    trigger.write_text("2")
+    wait_for(lambda: version(port) == "3", 20, what="the fixed version")
+
+
+def test_py_autoreload_sees_module_change(procmaster, tmp_path):
+    server, port, _ = start_site(procmaster, tmp_path, "py-autoreload = 1")
+    time.sleep(1.2)  # the workers report their imported modules once a second
+    write_app(tmp_path, "2")
+    wait_for(lambda: version(port) == "2", 15, what="autoreload after editing the module")
+    assert "py-autoreload" in server.log
+
+
+def test_touch_logreopen_and_logrotate(procmaster, tmp_path):
+    logfile = tmp_path / "site.log"
+    reopen = tmp_path / "reopen.txt"
+    rotate = tmp_path / "rotate.txt"
+    port = free_port()
+    server = procmaster(
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "testapp",
+        "--logto",
+        logfile,
+        "--touch-logreopen",
+        reopen,
+        "--touch-logrotate",
+        rotate,
+        wait_port=port,
+    )
+    os.rename(logfile, tmp_path / "moved.log")
+    reopen.write_text("1")
+    wait_for(
+        lambda: logfile.exists() and "log reopened" in logfile.read_text(), 10, what="reopened log"
+    )
+    http_get(port, "/?after-reopen=1")
+    wait_for(lambda: "after-reopen=1" in logfile.read_text(), 5, what="worker writes the new file")
+    rotate.write_text("1")
+    wait_for(
+        lambda: any(p.name.startswith("site.log.") for p in tmp_path.iterdir()),
+        10,
+        what="rotated file",
+    )
+    http_get(port, "/?after-rotate=1")
+    wait_for(
+        lambda: logfile.exists() and "after-rotate=1" in logfile.read_text(),
+        5,
+        what="log after rotate",
+    )
+    assert server.proc.poll() is None
+
+
+TRIGGERS = ["SIGHUP", "touch-reload", "touch-chain-reload", "touch-workers-reload", "py-autoreload"]
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_three_reloads_under_load_drop_nothing(procmaster, tmp_path, trigger):
+    touch = tmp_path / "trigger.txt"
+    extra = {"SIGHUP": "", "py-autoreload": "py-autoreload = 1"}.get(
+        trigger, f"{trigger} = {touch}"
+    )
+    server, port, _ = start_site(
+        procmaster, tmp_path, extra + "\nworker-reload-mercy = 20", lazy=trigger != "SIGHUP"
+    )
+    slow_results = []
+    with Load(port, accept=lambda status, body: status == 200 and body.isdigit()) as load:
+        if trigger == "py-autoreload":
+            time.sleep(1.2)  # the workers report their modules once a second
+        for n in range(2, 5):
+            old = server.worker_pids()
+            slow = threading.Thread(
+                target=lambda: slow_results.append(http_get(port, "/sleep?s=2", timeout=20))
+            )
+            slow.start()
+            time.sleep(0.3)  # the slow request is in its handler before the reload starts
+            write_app(tmp_path, str(n))
+            if trigger == "SIGHUP":
+                server.signal(signal.SIGHUP)
+            elif trigger != "py-autoreload":
+                touch.write_text(str(n))
+            wait_for(lambda n=n: version(port) == str(n), 30, what=f"version {n}")
+            wait_for(
+                lambda old=old: not set(old) & set(server.worker_pids()),
+                30,
+                what="old workers gone",
+            )
+            slow.join(20)
+            load.more(100)
+    assert load.failures == [], load.failures[:5]
+    assert [r[0] for r in slow_results] == [200, 200, 200]
+    assert load.bodies >= {b"4"}
+
+
+def test_sighup_storm_coalesces(procmaster, tmp_path):
+    server, port, _ = start_site(procmaster, tmp_path, "", lazy=False)
+    with Load(port) as load:
+        for _ in range(20):
+            server.signal(signal.SIGHUP)
+            time.sleep(0.05)
+        wait_for(
+            lambda: server.log.count("done in") >= 1 and "queued" in server.log, 30, what="reloads"
+        )
+        wait_for(lambda: len(server.worker_pids()) == 2, 30, what="2 workers")
+        load.more(100)
+    assert load.failures == []
+    assert server.log.count("reload (SIGHUP) done") <= 3
+
+
+def test_reload_through_uwsgi_cli_sighup_keeps_pid(procmaster, tmp_path):
+    server, port, _ = start_site(procmaster, tmp_path, "", lazy=False)
+    pid = server.pid
+    server.signal(signal.SIGHUP)
+    server.wait_log("reload (SIGHUP) done")
+    assert server.pid == pid and server.proc.poll() is None
+    assert subprocess.run(["kill", "-0", str(pid)]).returncode == 0
