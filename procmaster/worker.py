@@ -38,6 +38,7 @@ import sys
 import time
 import traceback
 from collections import deque
+from urllib.parse import unquote_to_bytes
 
 from .logs import RequestLogger, log
 from .protocols import ProtocolError, Request, protocol_class
@@ -224,6 +225,10 @@ class Connection:
             req = self.ready.popleft()
             if worker.stopping:
                 req.keep_alive = False
+            if req.aborted:  # FastCGI ABORT_REQUEST before the app ran: just end it
+                self.send(self.proto.response_end(req))
+                self.request_done(req)
+                continue
             worker.run(self, req)
             if self.current is None:
                 self.request_done(req)
@@ -440,6 +445,12 @@ class WorkerListener:
 
             def factory(sink, cls=cls):
                 return cls(sink, buffer_size=buffer_size, server_name=sname, server_port=sport)
+        elif listener.proto == "fastcgi":
+            # what GET_VALUES reports: one request at a time per connection
+            max_conns = max(int(cfg.listen), 1)
+
+            def factory(sink, cls=cls):
+                return cls(sink, buffer_size=buffer_size, max_conns=max_conns, max_reqs=max_conns)
         else:
 
             def factory(sink, cls=cls):
@@ -726,8 +737,20 @@ class Worker:
         """uwsgi/FastCGI/SCGI: the proxy sent the CGI variables; fill what it left out."""
         lst = conn.listener
         env.setdefault("REMOTE_ADDR", conn.remote[0])
+        # nginx passes every request header as HTTP_*, these two included; CGI
+        # (and PEP 3333) have them as CONTENT_TYPE / CONTENT_LENGTH only
+        env.pop("HTTP_CONTENT_TYPE", None)
+        env.pop("HTTP_CONTENT_LENGTH", None)
+        if "PATH_INFO" not in env:
+            # nginx's stock fastcgi_params send no PATH_INFO: the path is in
+            # SCRIPT_NAME (and REQUEST_URI); for a WSGI app it is PATH_INFO
+            uri = env.get("REQUEST_URI")
+            path = env.get("SCRIPT_NAME") or (uri.partition("?")[0] if uri else "")
+            if "%" in path:
+                path = unquote_to_bytes(path).decode("latin-1")
+            env["PATH_INFO"] = path
+            env["SCRIPT_NAME"] = ""
         env.setdefault("SCRIPT_NAME", "")
-        env.setdefault("PATH_INFO", "")
         env.setdefault("QUERY_STRING", "")
         env.setdefault("SERVER_NAME", lst.server_name)
         env.setdefault("SERVER_PORT", lst.server_port)

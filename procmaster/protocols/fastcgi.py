@@ -68,7 +68,7 @@ from struct import Struct
 from struct import error as _StructError
 
 from .base import ProtocolError, Request, Sink
-from .http import serialize_head
+from .http import serialize_head, with_length
 
 __all__ = ["FastCGIProtocol", "encode_pairs", "parse_pairs", "record"]
 
@@ -534,11 +534,13 @@ class FastCGIProtocol:
 
     # -- output ------------------------------------------------------------
 
-    def response_head(self, req: Request, status: str, headers: list[tuple[str, str]]) -> bytes:
+    def response_head(
+        self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
+    ) -> bytes:
         if req.state is not _OPEN or req.aborted:
             return b""
         # the CGI head is an HTTP head whose "version" is "Status:"
-        return _stdout(req.rid, serialize_head("Status:", status, headers))
+        return _stdout(req.rid, serialize_head("Status:", status, with_length(headers, length)))
 
     def response_body(self, req: Request, data: bytes) -> bytes:
         if not data or req.head_only or req.state is not _OPEN or req.aborted:

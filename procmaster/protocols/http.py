@@ -31,7 +31,7 @@ import httptools
 
 from .base import ProtocolError, Request, Sink
 
-__all__ = ["HTTPProtocol", "serialize_head", "http_date"]
+__all__ = ["HTTPProtocol", "http_date", "serialize_head", "with_length"]
 
 SERVER = "procmaster"
 
@@ -88,6 +88,17 @@ def _split_host(host: str, default_port: str) -> tuple[str, str]:
         return host[:end], rest[1:] if rest[:1] == ":" and rest[1:] else default_port
     name, colon, port = host.partition(":")
     return name, port if colon and port else default_port
+
+
+def with_length(headers: list[tuple[str, str]], length: int | None) -> list[tuple[str, str]]:
+    """The app's headers plus ``Content-Length: length`` when the length is known
+    and the app framed nothing itself (a new list: the app's is never changed)."""
+    if length is None:
+        return headers
+    for name, _ in headers:
+        if len(name) in (14, 17) and name.lower() in ("content-length", "transfer-encoding"):
+            return headers
+    return [*headers, ("Content-Length", str(length))]
 
 
 def serialize_head(version: str, status: str, headers: list[tuple[str, str]]) -> bytes:

@@ -43,7 +43,7 @@ from __future__ import annotations
 from struct import Struct
 
 from .base import ProtocolError, Request, Sink
-from .http import serialize_head
+from .http import serialize_head, with_length
 
 __all__ = ["UwsgiProtocol", "MODIFIER_WSGI", "MODIFIER_WSGI_STRIP", "MODIFIER_PING"]
 
@@ -226,8 +226,10 @@ class UwsgiProtocol:
 
     # -- output ------------------------------------------------------------
 
-    def response_head(self, req: Request, status: str, headers: list[tuple[str, str]]) -> bytes:
-        return serialize_head(req.version, status, headers)
+    def response_head(
+        self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
+    ) -> bytes:
+        return serialize_head(req.version, status, with_length(headers, length))
 
     def response_body(self, req: Request, data: bytes) -> bytes:
         if req.head_only:
