@@ -45,7 +45,7 @@ from .app import AppLoadError, load_apps, prepare_process
 from .logs import log
 from .scoreboard import Scoreboard
 from .watch import Watcher, module_files
-from .worker import worker_main
+from .worker import process_name, set_process_name, worker_main
 
 __all__ = ["Master", "run"]
 
@@ -166,6 +166,9 @@ class Master:
                 if cfg.get("need-app") is not False:
                     log("no app loaded: exiting (need-app)")
                     return EXIT_APP_FAILED
+        name = process_name(cfg, "master")
+        if name:
+            set_process_name(name)
         self.setup_signals()
         self.setup_watches()
         self.scoreboard = Scoreboard(self.processes * 2 + 8)

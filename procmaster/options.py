@@ -401,6 +401,8 @@ _O = Option
 # fmt: off
 _CONF, _SOCK, _PROC, _APP, _REQ, _LOG, _NAME, _RELOAD, _STATIC, _MASTER, _BG, _PRIV, _OTHER, _CLI = GROUPS
 
+_PROCNAME_NOTE = ("sets the kernel's process name (ps -o comm, top, pstree: 15 characters), "
+                  "not the whole command line")
 _CONVERT_TO_INI = "only INI configuration is read; convert this file to INI"
 _NO_LOGIC = "config logic (if-*/for/endif) is not supported; write one INI per case and pick it with --ini FILE:section"
 
@@ -484,7 +486,7 @@ OPTIONS: tuple[Option, ...] = (
        "than 1 is the idle timeout in seconds", default=0, bare=1, group=_SOCK),
     # -- Processes -------------------------------------------------------------
     _O("master", "bool", "enable the master process", short="M", default=False,
-       group=_PROC),
+       group=_PROC, note="procmaster always runs a master; the option is accepted either way"),
     _O("processes", "int", "spawn the specified number of workers", aliases=("workers",),
        short="p", default=1, min=1, group=_PROC),
     _O("threads", "int", "run each worker with the specified number of threads", default=1,
@@ -593,12 +595,13 @@ OPTIONS: tuple[Option, ...] = (
     _O("memory-report", "bool", "add memory usage to request logs", short="m",
        default=False, group=_LOG, status=UNSUPPORTED, note=NOT_YET),
     # -- Process names -------------------------------------------------------------
-    _O("procname-prefix", "text", "add a prefix to the process names", group=_NAME),
+    _O("procname-prefix", "text", "add a prefix to the process names", group=_NAME,
+       status=PARTIAL, note=_PROCNAME_NOTE),
     _O("procname-prefix-spaced", "spaced-text", "add a prefix and a space to the process "
-       "names", store="procname-prefix", group=_NAME,
-       note="sets procname-prefix to the value plus a space, as uWSGI"),
+       "names", store="procname-prefix", group=_NAME, status=PARTIAL,
+       note="sets procname-prefix to the value plus a space, as uWSGI; " + _PROCNAME_NOTE),
     _O("auto-procname", "bool", "name processes after their role (master, worker N)",
-       default=False, group=_NAME),
+       default=False, group=_NAME, status=PARTIAL, note=_PROCNAME_NOTE),
     _O("procname", "str", "set the process names", group=_NAME, status=UNSUPPORTED,
        note=NOT_YET + "; use procname-prefix with auto-procname"),
     _O("procname-master", "str", "set the master process name", group=_NAME,

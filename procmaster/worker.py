@@ -42,7 +42,15 @@ from urllib.parse import unquote_to_bytes
 
 from .logs import RequestLogger, log
 from .protocols import ProtocolError, Request, protocol_class
-from .wsgi import EMPTY_INPUT, Body, FileWrapper, Response, base_environ, url_scheme
+from .wsgi import (
+    EMPTY_INPUT,
+    SPOOL_THRESHOLD,
+    Body,
+    FileWrapper,
+    Response,
+    base_environ,
+    url_scheme,
+)
 
 __all__ = ["Worker"]
 
@@ -67,6 +75,24 @@ ERROR_REASONS = {
 }
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+
+
+def set_process_name(name: str) -> None:
+    """The kernel's name of this process (``ps -o comm``, ``top``; 15 bytes)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - Linux has prctl
+        pass
+
+
+def process_name(cfg, role: str) -> str | None:
+    """``procname-prefix`` + the role when ``auto-procname`` (uWSGI's names)."""
+    prefix = cfg.get("procname-prefix") or ""
+    if cfg.get("auto-procname"):
+        return prefix + role
+    return prefix + "procmaster" if prefix else None
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -133,12 +159,12 @@ class Connection:
         if limit and req.content_length is not None and req.content_length > limit:
             raise ProtocolError(f"request body of {req.content_length} bytes over limit-post", 413)
         if req.content_length != 0:
-            req.body = Body()
+            req.body = Body(worker.spool_threshold)
 
     def on_body(self, req: Request, data: bytes) -> None:
         body = req.body
         if body is None:
-            body = req.body = Body()
+            body = req.body = Body(self.worker.spool_threshold)
         body.write(data)
         limit = self.worker.limit_post
         if limit and body.size > limit:
@@ -479,6 +505,8 @@ class Worker:
         self.socket_timeout = float(cfg.socket_timeout)
         self.keepalive_timeout = keepalive_timeout(cfg.get("http-keepalive"))
         self.limit_post = int(cfg.get("limit-post") or 0)
+        # bodies above post-buffering (uWSGI's meaning) are spooled to a temp file
+        self.spool_threshold = int(cfg.get("post-buffering") or 0) or SPOOL_THRESHOLD
         self.stopping = False
         self.stop_deadline = 0.0
         self.requests = 0
@@ -1002,6 +1030,9 @@ def worker_main(
     try:
         die_with_parent(master_pid)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        name = process_name(cfg, f"worker {wid}")
+        if name:
+            set_process_name(name)
         if apps is None:
             apps = load_apps_here()
         worker = Worker(wid, cfg, listeners, apps, ready_fd, scoreboard, slot)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 __all__ = [
     "Body",
     "EMPTY_INPUT",
+    "SPOOL_THRESHOLD",
     "FileWrapper",
     "Response",
     "base_environ",

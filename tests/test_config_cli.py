@@ -153,9 +153,10 @@ def test_optional_values_are_attached():
     assert load(["--http-keepalive"], environ={}).http_keepalive == 1
     assert load(["--http-keepalive=15"], environ={}).http_keepalive == 15
     assert load(["--log-date"], environ={}).log_date is True
-    assert err(["--chmod-socket", "660"]) == (
-        "unexpected argument '660' (an optional value is given as --chmod-socket=VALUE)"
-    )
+    # as uWSGI's parser: the next argument is the value unless it is a flag or an INI file
+    assert load(["--chmod-socket", "660"], environ={}).chmod_socket == 0o660
+    assert load(["--post-buffering", "8192"], environ={}).post_buffering == 8192
+    assert load(["--chmod-socket", "--master"], environ={}).chmod_socket == 0o666
 
 
 def test_scalars_later_win_lists_append_in_order():

@@ -486,3 +486,70 @@ def test_console_script_and_python_m(tmp_path):
     assert out.returncode == 0 and "procmaster" in out.stdout
     out = run_cli("--help")
     assert out.returncode == 0 and "--http-socket" in out.stdout and "--processes" in out.stdout
+
+
+def test_process_names_with_prefix(procmaster):
+    port = free_port()
+    server = procmaster(
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "testapp",
+        "--processes",
+        "2",
+        "--auto-procname",
+        "--procname-prefix-spaced",
+        "mysite",
+        wait_port=port,
+    )
+    assert psutil.Process(server.pid).name() == "mysite master"
+    names = sorted(psutil.Process(p).name() for p in server.worker_pids())
+    assert names == ["mysite worker 1", "mysite worker 2"]
+
+
+def test_limit_post_answers_413_to_curl(procmaster, tmp_path):
+    port = free_port()
+    procmaster(
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "testapp",
+        "--limit-post",
+        "1048576",
+        wait_port=port,
+    )
+    blob = tmp_path / "blob"
+    blob.write_bytes(os.urandom(5 << 20))
+    out = subprocess.run(
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--data-binary",
+            f"@{blob}",
+            f"http://127.0.0.1:{port}/echo",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.stdout == "413"
+    assert http_get(port, "/echo", "POST", b"small")[2] == b"small"
+
+
+def test_post_buffering_spools_big_bodies(procmaster):
+    port = free_port()
+    procmaster(
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "testapp",
+        "--post-buffering",
+        "8192",
+        wait_port=port,
+    )
+    payload = os.urandom(100_000)
+    assert http_get(port, "/echo", "POST", payload)[2] == payload

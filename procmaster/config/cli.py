@@ -100,6 +100,17 @@ def parse_argv(argv: list[str]) -> list[CliItem]:
                     raise ConfigError(f"option '{flag}' needs a value", "command line", flag)
                 items.append(CliItem(flag, opt, argv[i]))
                 i += 1
+            elif (
+                opt.takes_value
+                and opt.type != "bool"
+                and i < n
+                and not argv[i].startswith("-")
+                and not _is_ini_arg(argv[i])
+            ):
+                # an optional value given as the next argument (--chmod-socket 660,
+                # --post-buffering 8192), as uWSGI's own parser takes it
+                items.append(CliItem(flag, opt, argv[i]))
+                i += 1
             else:
                 items.append(CliItem(flag, opt, None))
             continue
