@@ -61,7 +61,8 @@ EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
 READ_SIZE = 65536
 HIGH_WATER = 256 * 1024  # stop pulling from an app iterator above this many unsent bytes
-IDLE_CLOSE_WHEN_DRAINING = 1.0  # seconds an idle keep-alive connection may stay while stopping
+IDLE_CLOSE_WHEN_DRAINING = 1.0
+LINGER_SECONDS = 2.0  # how long an error reply's connection drains what the client still sends  # seconds an idle keep-alive connection may stay while stopping
 
 STATUS_500 = b"500 Internal Server Error"
 ERROR_REASONS = {
@@ -345,24 +346,28 @@ class Connection:
         self.close()
 
     def shutdown_and_close(self) -> None:
+        """Close after a complete response. After an error reply whose request was
+        not read to its end (``_Discard``): send FIN, then go on reading and
+        dropping for a moment (a lingering close), so the client reads our answer
+        instead of a reset. Otherwise the client sent nothing more: just close."""
         if self.closed:
             return
-        if isinstance(self.proto, _Discard) or self.listener.proto == "http":
+        if isinstance(self.proto, _Discard) and not self.peer_closed:
             try:
-                # FIN first, then drain briefly: the client reads our reply, not a reset
                 sock = socket.socket(fileno=os.dup(self.fd))
                 try:
                     sock.shutdown(socket.SHUT_WR)
-                    sock.settimeout(0)
-                    for _ in range(16):
-                        if not sock.recv(65536):
-                            break
-                except OSError:
-                    pass
                 finally:
                     sock.close()
             except OSError:
-                pass
+                self.close()
+                return
+            self.close_after = False
+            self.reading = True
+            self.in_request = True
+            self.deadline = self.worker.now + LINGER_SECONDS
+            self.worker.modify(self.fd, EPOLLIN)
+            return
         self.close()
 
     def close(self) -> None:
