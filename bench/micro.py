@@ -101,8 +101,9 @@ def run_protocol(proto: str, request: bytes, n: int) -> float:
     start = time.perf_counter()
     done = 0
     while done < n:
-        conn = Connection(a.fileno(), worker, lst, ("127.0.0.1", "40000"))
-        worker.conns[a.fileno()] = conn
+        fd = os.dup(a.fileno())  # the connection closes its own fd (uwsgi: after each request)
+        conn = Connection(fd, worker, lst, ("127.0.0.1", "40000"))
+        worker.conns[fd] = conn
         conn.proto.feed(payload)
         conn.process()
         try:
@@ -110,7 +111,9 @@ def run_protocol(proto: str, request: bytes, n: int) -> float:
                 pass
         except BlockingIOError:
             pass
-        conn.closed = True  # keep the socketpair for the next round
+        if not conn.closed:
+            conn.closed = True
+            os.close(fd)
         done += batch
     elapsed = time.perf_counter() - start
     a.close()
@@ -160,6 +163,7 @@ def main() -> None:
             try:
                 from tests.fcgi_client import encode_request  # written with the FastCGI tests
             except ImportError:
+                print("fastcgi  see bench/micro_protocols.py")
                 continue
             request = encode_request(
                 {"REQUEST_METHOD": "GET", "PATH_INFO": "/hello"}, b"", keep_conn=True

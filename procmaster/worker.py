@@ -402,13 +402,18 @@ class _Discard:
         pass
 
 
-class Exchange:
-    """A response in progress (an app iterator that waits for the socket)."""
+def _legacy_write(exchange: Exchange, data: bytes) -> None:
+    exchange.conn.worker.legacy_write(exchange, data)
+
+
+class Exchange(Response):
+    """One request's response: its ``start_response`` (``wsgi.Response``) and what
+    the worker tracks while sending it (an app iterator may wait for the socket).
+    One object per request, no bound methods built on the hot path."""
 
     __slots__ = (
         "conn",
         "req",
-        "resp",
         "result",
         "iterator",
         "start",
@@ -418,18 +423,18 @@ class Exchange:
     )
 
     def __init__(self, conn: Connection, req: Request, start: float) -> None:
+        self.status = None
+        self.headers = None
+        self.headers_sent = False
+        self.writer = _legacy_write
         self.conn = conn
         self.req = req
-        self.resp = Response(self.write)
         self.result = None
         self.iterator = None
         self.start = start
         self.rsize = 0
         self.hsize = 0
         self.app_result_closed = False
-
-    def write(self, resp: Response, data: bytes) -> None:
-        self.conn.worker.legacy_write(self, data)
 
     def close_result(self) -> None:
         if not self.app_result_closed:
@@ -522,6 +527,7 @@ class Worker:
             multithread=threads > 1, multiprocess=cfg.processes > 1 or bool(cfg.get("lazy-apps"))
         )
         self.accepting = False
+        self.accept_paused = False  # EMFILE: accepting resumes when a connection closes
         self.signal_r = -1
         # py-autoreload: tell the master about modules imported here, so it watches them
         self.autoreload = bool(cfg.get("py-autoreload"))
@@ -659,6 +665,7 @@ class Worker:
                 except OSError:
                     pass
             self.accepting = False
+            self.accept_paused = True
 
     def modify(self, fd: int, mask: int) -> None:
         try:
@@ -672,7 +679,8 @@ class Worker:
             self.epoll.unregister(conn.fd)
         except OSError:
             pass
-        if not self.accepting and not self.stopping:
+        if self.accept_paused and not self.stopping:
+            self.accept_paused = False
             self.start_accepting()
 
     def report_modules(self) -> None:
@@ -735,9 +743,7 @@ class Worker:
         start = time.time()
         self.requests += 1
         self.scoreboard.request_start(self.slot, start)
-        exchange = Exchange(conn, req, start)
-        resp = exchange.resp
-        conn.current = exchange
+        conn.current = resp = exchange = Exchange(conn, req, start)
         try:
             result = exchange.result = app(env, resp.start_response)
             if type(result) is list or type(result) is tuple:
@@ -756,7 +762,9 @@ class Worker:
                     exchange.hsize = len(head)
                     conn.send(head + proto.response_body(req, data) + proto.response_end(req))
                 exchange.rsize += len(data)
-                self.finish(conn, exchange)
+                # an exact list or tuple has no close(): nothing to call
+                conn.current = None
+                self.request_finished(conn, exchange, resp.status)
                 return
             if isinstance(result, FileWrapper) and self.sendfile_response(conn, exchange):
                 return
@@ -777,10 +785,10 @@ class Worker:
         if "PATH_INFO" not in env:
             # nginx's stock fastcgi_params send no PATH_INFO: the path is in
             # SCRIPT_NAME (and REQUEST_URI); for a WSGI app it is PATH_INFO
-            uri = env.get("REQUEST_URI")
-            path = env.get("SCRIPT_NAME") or (uri.partition("?")[0] if uri else "")
-            if "%" in path:
-                path = unquote_to_bytes(path).decode("latin-1")
+            path = env.get("SCRIPT_NAME")  # already percent-decoded by nginx
+            if not path:
+                uri = env.get("REQUEST_URI", "").partition("?")[0]
+                path = unquote_to_bytes(uri.encode("latin-1")).decode("latin-1")
             env["PATH_INFO"] = path
             env["SCRIPT_NAME"] = ""
         env.setdefault("SCRIPT_NAME", "")
@@ -796,7 +804,7 @@ class Worker:
         conn = exchange.conn
         if conn.closed:
             raise OSError(errno.EPIPE, "the client connection is gone")
-        if not exchange.resp.headers_sent:
+        if not exchange.headers_sent:
             self.send_head(conn, exchange)
         if data:
             conn.send(conn.proto.response_body(exchange.req, data))
@@ -818,7 +826,7 @@ class Worker:
             raise OSError(errno.EPIPE, "the client connection is gone")
 
     def send_head(self, conn: Connection, exchange: Exchange, length: int | None = None) -> None:
-        resp = exchange.resp
+        resp = exchange
         head = conn.proto.response_head(exchange.req, resp.status, resp.headers, length)
         resp.headers_sent = True
         exchange.hsize = len(head)
@@ -828,7 +836,7 @@ class Worker:
         """Pull chunks from the app's iterator while the socket keeps up."""
         proto = conn.proto
         req = exchange.req
-        resp = exchange.resp
+        resp = exchange
         try:
             for chunk in exchange.iterator:
                 if resp.status is None:
@@ -863,7 +871,7 @@ class Worker:
     def sendfile_response(self, conn: Connection, exchange: Exchange) -> bool:
         """``wsgi.file_wrapper`` over a real file with identity framing: sendfile."""
         wrapper = exchange.result
-        resp = exchange.resp
+        resp = exchange
         req = exchange.req
         fd = wrapper.fileno()
         if fd is None or resp.status is None or conn.listener.proto not in ("http", "uwsgi"):
@@ -929,14 +937,14 @@ class Worker:
         if conn.closed:
             self.request_finished(conn, exchange, "500 Internal Server Error")
             return
-        if exchange.resp.headers_sent:
+        if exchange.headers_sent:
             conn.current = None
-            self.request_finished(conn, exchange, exchange.resp.status or "500")
+            self.request_finished(conn, exchange, exchange.status or "500")
             conn.close()
             return
         body = b"Internal Server Error\n"
-        exchange.resp.status = "500 Internal Server Error"
-        exchange.resp.headers = [("Content-Type", "text/plain")]
+        exchange.status = "500 Internal Server Error"
+        exchange.headers = [("Content-Type", "text/plain")]
         req.keep_alive = False
         self.send_head(conn, exchange, len(body))
         conn.send(conn.proto.response_body(req, body) + conn.proto.response_end(req))
@@ -954,7 +962,7 @@ class Worker:
     def finish(self, conn: Connection, exchange: Exchange) -> None:
         conn.current = None
         exchange.close_result()
-        self.request_finished(conn, exchange, exchange.resp.status)
+        self.request_finished(conn, exchange, exchange.status)
 
     def after_exchange(self, conn: Connection, req: Request) -> None:
         conn.request_done(req)
@@ -966,7 +974,7 @@ class Worker:
     def request_finished(self, conn: Connection, exchange: Exchange, status: str) -> None:
         self.scoreboard.request_end(self.slot)
         if self.logging:
-            resp = exchange.resp
+            resp = exchange
             line = self.req_log.line(
                 exchange.req.environ,
                 status or "500",

@@ -41,6 +41,9 @@ _CGI_NAMES: dict[bytes, str | None] = {
     b"Content-Length": "CONTENT_LENGTH",
 }
 
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
+
 _date_cache = [0, ""]
 _head_cache: dict = {}
 _head_cache_second = [0]
@@ -128,6 +131,7 @@ class HTTPProtocol:
         "req",
         "env",
         "head_bytes",
+        "head_limit",
         "nheaders",
         "url",
         "in_trailers",
@@ -157,6 +161,7 @@ class HTTPProtocol:
         self.req: Request | None = None
         self.env: dict = {}
         self.head_bytes = 0
+        self.head_limit = buffer_size
         self.nheaders = 0
         self.url = b""
         self.in_trailers = False
@@ -169,57 +174,62 @@ class HTTPProtocol:
 
     def on_url(self, url: bytes) -> None:
         # llhttp may deliver the target in pieces when it spans feed() calls
-        self.url += url
-        if len(self.url) > self.buffer_size:
+        url = self.url = self.url + url
+        # what the headers may still use of buffer-size
+        self.head_limit = self.buffer_size - len(url)
+        if self.head_limit < 0:
             self._fail(ProtocolError("request target longer than buffer-size", 414))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.in_trailers:
             return  # trailer fields never override the request's headers
-        self.head_bytes += len(name) + len(value) + 4
-        self.nheaders += 1
-        if self.head_bytes + len(self.url) > self.buffer_size:
-            self._fail(ProtocolError("request header block larger than buffer-size", 431))
-        if self.nheaders > self.max_headers:
-            self._fail(ProtocolError("too many request header fields", 431))
-        key = _cgi_name(name)
+        size = self.head_bytes = self.head_bytes + len(name) + len(value) + 4
+        count = self.nheaders = self.nheaders + 1
+        if size > self.head_limit or count > self.max_headers:
+            self._header_limit()
+        try:
+            key = _CGI_NAMES[name]
+        except KeyError:
+            key = _cgi_name(name)
         if key is None:
             return
         env = self.env
-        text = value.decode("latin-1")
         if key in env:
             # RFC 9110 5.3: repeated fields combine with a comma
             # (``Cookie`` uses "; " as its own separator, RFC 6265 5.4).
-            env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
+            env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value.decode("latin-1")
         else:
-            env[key] = text
+            env[key] = value.decode("latin-1")
+
+    def _header_limit(self) -> None:
+        if self.nheaders > self.max_headers:
+            self._fail(ProtocolError("too many request header fields", 431))
+        self._fail(ProtocolError("request header block larger than buffer-size", 431))
 
     def on_headers_complete(self) -> None:
         self.in_trailers = True
         parser = self.parser
         version = parser.get_http_version()
-        if version not in ("1.1", "1.0"):
+        protocol = _PROTOCOLS.get(version)
+        if protocol is None:
             if version == "0.9":
                 self._fail(ProtocolError("HTTP/0.9 requests are not served", 400))
             self._fail(ProtocolError(f"HTTP version {version} not supported", 505))
         env = self.env
-        url = self.url
-        if url[:1] != b"/":
-            url = self._origin_form(url)
+        raw_url = self.url
+        url = raw_url if raw_url[:1] == b"/" else self._origin_form(raw_url)
         path, sep, query = url.partition(b"?")
         if b"#" in path:
             self._fail(ProtocolError("fragment in request target", 400))
         if b"%" in path:
-            try:
-                path = unquote_to_bytes(path)
-            except Exception:  # pragma: no cover - unquote_to_bytes is lenient
-                self._fail(ProtocolError("invalid percent-escape in request target", 400))
-        env["REQUEST_METHOD"] = parser.get_method().decode("latin-1")
+            path = unquote_to_bytes(path)
+        method = parser.get_method()
+        env["REQUEST_METHOD"] = method_str = _METHODS.get(method) or method.decode("latin-1")
         env["SCRIPT_NAME"] = ""
         env["PATH_INFO"] = path.decode("latin-1")
         env["QUERY_STRING"] = query.decode("latin-1") if sep else ""
-        env["REQUEST_URI"] = self.url.decode("latin-1")
-        env["SERVER_PROTOCOL"] = "HTTP/" + version
+        env["REQUEST_URI"] = raw_url.decode("latin-1")
+        env["SERVER_PROTOCOL"] = protocol
         host = env.get("HTTP_HOST")
         if host:
             env["SERVER_NAME"], env["SERVER_PORT"] = _split_host(host, self.server_port)
@@ -230,7 +240,8 @@ class HTTPProtocol:
             env["SERVER_PORT"] = self.server_port
         req = Request(env, parser.should_keep_alive())
         req.version = version
-        req.head_only = env["REQUEST_METHOD"] == "HEAD"
+        if method_str == "HEAD":
+            req.head_only = True
         cl = env.get("CONTENT_LENGTH")
         if cl is not None:
             req.content_length = int(cl)  # llhttp has validated the digits
@@ -241,7 +252,11 @@ class HTTPProtocol:
             self.sink.on_head(req)
         except ProtocolError as exc:
             self._fail(exc)
-        if version == "1.1" and env.get("HTTP_EXPECT", "").lower() == "100-continue":
+        if (
+            "HTTP_EXPECT" in env
+            and version == "1.1"
+            and env["HTTP_EXPECT"].lower() == "100-continue"
+        ):
             self.continue_pending = True
 
     def on_body(self, body: bytes) -> None:
@@ -251,6 +266,7 @@ class HTTPProtocol:
         # reset for the next request on this connection (cheaper than on_message_begin)
         self.env = {}
         self.head_bytes = self.nheaders = 0
+        self.head_limit = self.buffer_size
         self.url = b""
         self.in_trailers = False
         req = self.req
