@@ -553,3 +553,40 @@ def test_post_buffering_spools_big_bodies(procmaster):
     )
     payload = os.urandom(100_000)
     assert http_get(port, "/echo", "POST", payload)[2] == payload
+
+
+def test_real_django_project(procmaster, tmp_path):
+    pytest.importorskip("django")
+    import json
+
+    port = free_port()
+    ini = write_ini(
+        tmp_path / "django.ini",
+        f"""[uwsgi]
+http-socket = 127.0.0.1:{port}
+chdir = {APPS / "djsite"}
+module = djsite.wsgi:application
+env = DJANGO_SETTINGS_MODULE=djsite.settings
+processes = 2
+mount = /sub=djsite.wsgi:application
+""",
+    )
+    procmaster("--ini", ini, wait_port=port)
+    assert http_get(port, "/")[2] == b"Hello from Django!\n"
+    payload = os.urandom(200_000)
+    assert (
+        http_get(port, "/echo", "POST", payload, {"Content-Type": "application/octet-stream"})[2]
+        == payload
+    )
+    info = json.loads(http_get(port, "/info?a=1", headers={"Host": "example.org"})[2])
+    assert info == {
+        "path": "/info",
+        "script_name": "",
+        "query": {"a": "1"},
+        "host": "example.org",
+        "secure": False,
+    }
+    sub = json.loads(http_get(port, "/sub/info")[2])
+    assert sub["path"] == "/sub/info" and sub["script_name"] == "/sub"
+    status, headers, body = http_get(port, "/stream")
+    assert status == 200 and body == b"part 0\npart 1\npart 2\n"
