@@ -30,6 +30,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+import sansio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -125,49 +126,8 @@ def client_response(data: bytes, rid: int = 1):
 # -- the recording sink --------------------------------------------------------
 
 
-class Recorder:
-    """A Sink that records events and checks their order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-        self.reqs: list[Request] = []
-        self.bodies: dict[int, list[bytes]] = {}
-        self.ended: set[int] = set()
-
-    def on_head(self, req: Request) -> None:
-        assert id(req) not in self.bodies
-        self.reqs.append(req)
-        self.bodies[id(req)] = []
-        self.events.append(("head", req))
-
-    def on_body(self, req: Request, data: bytes) -> None:
-        assert type(data) is bytes and data
-        assert id(req) in self.bodies and id(req) not in self.ended
-        self.bodies[id(req)].append(data)
-        self.events.append(("body", req, len(data)))
-
-    def on_end(self, req: Request) -> None:
-        assert id(req) in self.bodies and id(req) not in self.ended
-        self.ended.add(id(req))
-        self.events.append(("end", req))
-
-    def body(self, req: Request) -> bytes:
-        return b"".join(self.bodies[id(req)])
-
-    def summary(self) -> list[dict]:
-        return [
-            {
-                "rid": req.rid,
-                "environ": dict(req.environ),
-                "content_length": req.content_length,
-                "head_only": req.head_only,
-                "keep_alive": req.keep_alive,
-                "aborted": req.aborted,
-                "body": self.body(req),
-                "ended": id(req) in self.ended,
-            }
-            for req in self.reqs
-        ]
+class Recorder(sansio.Recorder):
+    EXTRA = ("rid", "aborted")
 
 
 class Answering(Recorder):

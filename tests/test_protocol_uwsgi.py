@@ -26,52 +26,13 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sansio import Recorder
 
-from procmaster.protocols.base import ProtocolError, Request
+from procmaster.protocols.base import ProtocolError
 from procmaster.protocols.uwsgi import UwsgiProtocol
 
 DATA = Path(__file__).parent / "data" / "uwsgi"
 CASES = sorted(p.stem for p in DATA.glob("*.bin"))
-
-
-class Recorder:
-    """A Sink that records events and checks their order."""
-
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-        self.reqs: list[Request] = []
-        self.bodies: dict[int, list[bytes]] = {}
-        self.ended: set[int] = set()
-
-    def on_head(self, req: Request) -> None:
-        assert id(req) not in self.bodies
-        self.reqs.append(req)
-        self.bodies[id(req)] = []
-        self.events.append(("head", req))
-
-    def on_body(self, req: Request, data: bytes) -> None:
-        assert type(data) is bytes and data
-        assert id(req) in self.bodies and id(req) not in self.ended
-        self.bodies[id(req)].append(data)
-        self.events.append(("body", req, len(data)))
-
-    def on_end(self, req: Request) -> None:
-        assert id(req) in self.bodies and id(req) not in self.ended
-        self.ended.add(id(req))
-        self.events.append(("end", req))
-
-    def summary(self) -> list[dict]:
-        return [
-            {
-                "environ": dict(req.environ),
-                "content_length": req.content_length,
-                "head_only": req.head_only,
-                "keep_alive": req.keep_alive,
-                "body": b"".join(self.bodies[id(req)]),
-                "ended": id(req) in self.ended,
-            }
-            for req in self.reqs
-        ]
 
 
 def run(chunks, **options):
