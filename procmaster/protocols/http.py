@@ -44,6 +44,9 @@ _CGI_NAMES: dict[bytes, str | None] = {
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
 
+# Host header -> (SERVER_NAME, SERVER_PORT): a site sees few distinct hosts
+_HOSTS: dict[str, tuple[str, str]] = {}
+
 _date_cache = [0, ""]
 _head_cache: dict = {}
 _head_cache_second = [0]
@@ -232,7 +235,10 @@ class HTTPProtocol:
         env["SERVER_PROTOCOL"] = protocol
         host = env.get("HTTP_HOST")
         if host:
-            env["SERVER_NAME"], env["SERVER_PORT"] = _split_host(host, self.server_port)
+            try:
+                env["SERVER_NAME"], env["SERVER_PORT"] = _HOSTS[host]
+            except KeyError:
+                env["SERVER_NAME"], env["SERVER_PORT"] = self._split_host(host)
         elif version == "1.1":
             self._fail(ProtocolError("HTTP/1.1 request without Host", 400))
         else:
@@ -275,6 +281,12 @@ class HTTPProtocol:
             self.sink.on_end(req)
 
     # -- helpers ----------------------------------------------------------------
+
+    def _split_host(self, host: str) -> tuple[str, str]:
+        parts = _split_host(host, self.server_port)
+        if len(_HOSTS) < 256 and ":" in host:  # a host without a port depends on the socket
+            _HOSTS[host] = parts
+        return parts
 
     def _fail(self, exc: ProtocolError) -> None:
         self.error = exc
