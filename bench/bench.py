@@ -3,6 +3,8 @@
     python bench/bench.py                          # 10 s per run, 3 rounds
     python bench/bench.py --duration 8 --rounds 3 --markdown
     python bench/bench.py --only keep-alive        # rows tagged keep-alive
+    python bench/bench.py --only nginx             # nginx -> procmaster / uWSGI (uwsgi, FastCGI)
+    python bench/bench.py --only reload --duration 8   # failures and max latency during reloads
 
 What it measures
 ----------------
@@ -24,6 +26,17 @@ the server frames the connection, since wrk reconnects only when the response
 says ``Connection: close``: a server that does not keep connections alive, or
 keeps them despite the client's ``Connection: close``, gets a note.
 
+Three suites share that shape. ``http``: the servers speak HTTP to wrk. ``nginx``:
+nginx (its own config, pid file, temp paths and error log in a directory of the
+start, one worker, as the current user) in front of procmaster and uWSGI on a
+unix socket, over the uwsgi protocol (``uwsgi_pass``) and over FastCGI
+(``fastcgi_pass`` to an upstream with ``keepalive``, ``fastcgi_keep_conn on``);
+ratios procmaster/uWSGI per protocol. ``reload``: the HTTP servers with their
+reload options (procmaster SIGHUP, touch-reload, touch-chain-reload with
+lazy-apps; uWSGI touch-reload, touch-chain-reload with lazy-apps; gunicorn HUP),
+asked for three reloads 2 s apart while wrk runs; the table gives the failed
+requests (socket errors + non-2xx), timeouts and wrk's max latency.
+
 How it is built
 ---------------
 Two small tables, ``SERVERS`` and ``SCENARIOS``; every pair is a row. A
@@ -32,10 +45,11 @@ Two small tables, ``SERVERS`` and ``SCENARIOS``; every pair is a row. A
 answers once it is ready, the signal that stops it, and a ``group`` and
 ``family``: ratios compare procmaster with the other families of the same group.
 So a server behind nginx (uwsgi protocol, FastCGI) is one more ``Server`` whose
-processes are the backend and nginx. A ``Scenario`` is the wrk arguments, and an
-optional ``around`` hook that is entered while wrk runs and gets the running
-server (its URL and pids): holding idle connections open, or sending a reload
-signal halfway, fit there.
+processes are the backend and nginx, with its nginx.conf among the ``files``
+written into ``{tmp}`` before the start. A ``Scenario`` is the wrk arguments, the
+suites of servers it runs against, and an optional ``around`` hook that is
+entered while wrk runs and gets the running server (its URL, pids and how to
+ask it for a reload) and the run's duration: ``reloads_during`` is one.
 
 Servers are started with ``subprocess`` in their own session (so Ctrl-C reaches
 only this script), polled until they answer 200 with the expected body, and
@@ -48,9 +62,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import grp
 import http.client
 import os
 import platform
+import pwd
 import re
 import shlex
 import shutil
@@ -94,6 +110,10 @@ class Running:
     url: str
     port: int
     procs: list[subprocess.Popen] = field(default_factory=list)
+    reload: Callable[[], None] | None = None  # asks the server for its reload
+    reloads: int = 0  # reloads asked for since the start
+    seen: set[int] = field(default_factory=set)  # pids seen while reloads were asked for
+    log_path: str = ""
 
     @property
     def pid(self) -> int:
@@ -120,14 +140,38 @@ class Server:
     name: str
     family: str  # what ratios compare: "procmaster", "uWSGI", "gunicorn"
     group: str  # rows of the same group are compared with each other
-    commands: tuple[tuple[str, ...], ...]  # argv lists; {port} and {apps} are filled in
+    # argv lists; {port}, {apps} and {tmp} (a directory of this start) are filled in
+    commands: tuple[tuple[str, ...], ...]
     ready_path: str = "/"
-    stop_signal: int = signal.SIGTERM
+    stop_signal: int = signal.SIGTERM  # sent to every started process, last started first
     requires: tuple[str, ...] = ()  # executables that must be on PATH
+    suite: str = "http"  # which scenarios apply: "http", "nginx", "reload"
+    # files written into {tmp} before the start: (name, text with the same placeholders)
+    files: tuple[tuple[str, str], ...] = ()
+    # how a reload is asked for: a signal to the main process, or touching a file
+    reload_signal: int | None = None
+    reload_touch: str = ""  # a file name in {tmp}, among ``files``
 
-    def argvs(self, port: int | str) -> list[list[str]]:
+    def argvs(self, port: int | str, tmp: str = "TMP") -> list[list[str]]:
         """The commands with their placeholders filled in."""
-        return [[arg.format(port=port, apps=APPS) for arg in cmd] for cmd in self.commands]
+        return [[fill(arg, port, tmp) for arg in cmd] for cmd in self.commands]
+
+    @property
+    def tags(self) -> set[str]:
+        """What --only may call it."""
+        return {self.name, self.group, self.suite}
+
+
+def fill(text: str, port: int | str, tmp: str) -> str:
+    """Replace the placeholders; other braces (an nginx.conf's) stay as they are."""
+    values = {
+        "port": str(port),
+        "apps": APPS,
+        "tmp": tmp,
+        "user": pwd.getpwuid(os.geteuid()).pw_name,
+        "group": grp.getgrgid(os.getegid()).gr_name,
+    }
+    return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 @dataclass(frozen=True)
@@ -141,7 +185,9 @@ class Scenario:
     # the client sends "Connection: close": check the server closes, since wrk
     # reuses the connection when the response does not say close
     client_closes: bool = False
-    around: Callable[[Running], contextlib.AbstractContextManager[None]] | None = None
+    # entered while wrk runs, with the server and wrk's duration
+    around: Callable[[Running, float], contextlib.AbstractContextManager[None]] | None = None
+    suites: tuple[str, ...] = ("http", "nginx")  # the servers (by suite) it runs against
 
 
 PROCS = "2"
@@ -209,9 +255,191 @@ SERVERS: tuple[Server, ...] = (
     ),
 )
 
+
+# nginx in front, as a site runs it: its own config, pid file, temp paths and error
+# log in the start's {tmp}, in the foreground ("daemon off" in the file, so no -g),
+# one worker, as the current user, keep-alive to wrk; the app server behind it on a
+# unix socket. uwsgi_pass has no upstream keep-alive (nginx's uwsgi module does not
+# keep connections), FastCGI keeps its connections (upstream keepalive + keep_conn).
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 1;
+user {user} {group};
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {
+    worker_connections 1024;
+}
+http {
+    access_log off;
+    client_body_temp_path {tmp}/client_body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_requests 1000000;
+    upstream fastcgi_app {
+        server unix:{tmp}/app.sock;
+        keepalive 16;
+    }
+    server {
+        listen 127.0.0.1:{port};
+        location / {
+__PASS__
+        }
+    }
+}
+"""
+NGINX_PASS = {
+    "uwsgi": """            include /etc/nginx/uwsgi_params;
+            uwsgi_pass unix:{tmp}/app.sock;""",
+    "fastcgi": """            include /etc/nginx/fastcgi_params;
+            fastcgi_pass fastcgi_app;
+            fastcgi_keep_conn on;""",
+}
+NGINX = (
+    "nginx",
+    "-p",
+    "{tmp}",
+    "-c",
+    "{tmp}/nginx.conf",
+    "-e",  # the error log before the config is read (else /var/log/nginx)
+    "{tmp}/nginx-error.log",
+)
+
+
+def behind_nginx(name: str, family: str, protocol: str, backend: tuple[str, ...]) -> Server:
+    """A server on a unix socket, nginx in front of it speaking ``protocol``."""
+    return Server(
+        name=name,
+        family=family,
+        group=f"nginx-{protocol}",
+        suite="nginx",
+        commands=(backend, NGINX),
+        # uWSGI 2.0 reloads on SIGTERM; SIGINT stops uWSGI, procmaster and nginx alike
+        stop_signal=signal.SIGINT,
+        requires=(backend[0], "nginx"),
+        files=(("nginx.conf", NGINX_CONF.replace("__PASS__", NGINX_PASS[protocol])),),
+    )
+
+
+def backend(program: str, socket_option: str, *extra: str) -> tuple[str, ...]:
+    """procmaster or uWSGI serving the hello app on {tmp}/app.sock."""
+    return (
+        program,
+        socket_option,
+        "{tmp}/app.sock",
+        "--processes",
+        PROCS,
+        "--master",
+        "--disable-logging",
+        "--wsgi-file",
+        "{apps}/hello.py",
+        *extra,
+    )
+
+
+NGINX_SERVERS: tuple[Server, ...] = (
+    behind_nginx("procmaster-uwsgi", "procmaster", "uwsgi", backend("procmaster", "--socket")),
+    behind_nginx("uWSGI-uwsgi", "uWSGI", "uwsgi", backend("uwsgi", "--socket")),
+    behind_nginx(
+        "procmaster-fastcgi", "procmaster", "fastcgi", backend("procmaster", "--fastcgi-socket")
+    ),
+    behind_nginx("uWSGI-fastcgi", "uWSGI", "fastcgi", backend("uwsgi", "--fastcgi-socket")),
+)
+
+
+def reloading(name: str, base: Server, *extra: str, **how: object) -> Server:
+    """``base`` with extra options, asked to reload during the reload scenarios."""
+    files = (("reload", ""),) if how.get("reload_touch") else ()
+    return Server(
+        name=name,
+        family=base.family,
+        group="reload",
+        suite="reload",
+        commands=((*base.commands[0], *extra),),
+        stop_signal=base.stop_signal,
+        requires=base.requires,
+        files=files,
+        **how,  # type: ignore[arg-type]
+    )
+
+
+PROCMASTER, UWSGI, GUNICORN = SERVERS
+RELOAD_SERVERS: tuple[Server, ...] = (
+    reloading("procmaster-hup", PROCMASTER, reload_signal=signal.SIGHUP),
+    reloading(
+        "procmaster-touch", PROCMASTER, "--touch-reload", "{tmp}/reload", reload_touch="reload"
+    ),
+    reloading(
+        "procmaster-chain",
+        PROCMASTER,
+        "--lazy-apps",
+        "--touch-chain-reload",
+        "{tmp}/reload",
+        reload_touch="reload",
+    ),
+    reloading("uWSGI-touch", UWSGI, "--touch-reload", "{tmp}/reload", reload_touch="reload"),
+    reloading(
+        "uWSGI-chain",
+        UWSGI,
+        "--lazy-apps",
+        "--touch-chain-reload",
+        "{tmp}/reload",
+        reload_touch="reload",
+    ),
+    reloading("gunicorn-hup", GUNICORN, reload_signal=signal.SIGHUP),
+)
+ALL_SERVERS = SERVERS + NGINX_SERVERS + RELOAD_SERVERS
+
+RELOADS = 3  # reloads asked for during one reload run
+RELOAD_SPACING = 2.0  # seconds between them (less when the run is shorter)
+RELOAD_SAMPLE = 0.1  # seconds between looks at the server's processes during reloads
+
+
+def reload_spacing(duration: float) -> float:
+    """Seconds between the reloads of a run of ``duration`` seconds."""
+    return min(RELOAD_SPACING, duration / (RELOADS + 1))
+
+
+@contextlib.contextmanager
+def reloads_during(running: Running, duration: float) -> Iterator[None]:
+    """Ask the server to reload RELOADS times, evenly spaced, while wrk runs."""
+    spacing = reload_spacing(duration)
+    first = max(0.5, (duration - spacing * (RELOADS - 1)) / 2 - 0.5)
+    stop = threading.Event()
+
+    def trigger() -> None:
+        start = time.monotonic()
+        due = [start + first + i * spacing for i in range(RELOADS)]
+        while not stop.wait(RELOAD_SAMPLE):  # note every process that comes and goes
+            running.seen.update(p.pid for p in running.tree())
+            if due and time.monotonic() >= due[0]:
+                due.pop(0)
+                assert running.reload is not None
+                running.reload()
+                running.reloads += 1
+
+    thread = threading.Thread(target=trigger, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(name="keep-alive", measure_rss=True),
     Scenario(name="close", wrk_args=("-H", "Connection: close"), client_closes=True),
+    Scenario(name="reload keep-alive", around=reloads_during, suites=("reload",)),
+    Scenario(
+        name="reload close",
+        wrk_args=("-H", "Connection: close"),
+        client_closes=True,
+        around=reloads_during,
+        suites=("reload",),
+    ),
 )
 
 
@@ -292,15 +520,49 @@ def stop_tree(running: Running, stop_signal: int) -> None:
             proc.wait(timeout=1)
 
 
+def wait_ready(server: Server, running: Running) -> None:
+    """Poll until the server answers 200 with the expected body; ServerFailed if it dies."""
+    log_path = running.log_path
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not answers("127.0.0.1", running.port, server.ready_path):
+        for proc in running.procs:
+            if proc.poll() is not None:
+                raise ServerFailed(
+                    f"{server.name} exited with {proc.returncode} before answering;"
+                    f" log {log_path}:\n{log_tail(log_path)}"
+                )
+        if time.monotonic() > deadline:
+            raise ServerFailed(
+                f"{server.name} did not answer within {READY_TIMEOUT:.0f} s;"
+                f" log {log_path}:\n{log_tail(log_path)}"
+            )
+        time.sleep(0.05)
+
+
 @contextlib.contextmanager
 def started(server: Server, logdir: str) -> Iterator[Running]:
     """Start the server, wait until it answers, yield it, stop it whatever happens."""
     port = free_port()
     running = Running(url=f"http://127.0.0.1:{port}", port=port)
     log_path = os.path.join(logdir, f"{server.name}.log")
+    # this start's files (nginx.conf, unix socket, touch file, nginx's pid file and logs);
+    # inside logdir, so it is kept with the logs when a run failed
+    tmp = tempfile.mkdtemp(prefix=f"{server.name}-", dir=logdir)
+    for name, text in server.files:
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            f.write(fill(text, port, tmp))
+        # an hour old, so that the first touch changes even a whole-second mtime
+        os.utime(path, (time.time() - 3600,) * 2)
+    if server.reload_signal is not None:
+        sig = server.reload_signal
+        running.reload = lambda: os.kill(running.pid, sig)
+    elif server.reload_touch:
+        touched = os.path.join(tmp, server.reload_touch)
+        running.reload = lambda: os.utime(touched)
     try:
         with open(log_path, "ab") as log:
-            for argv in server.argvs(port):
+            for argv in server.argvs(port, tmp):
                 running.procs.append(
                     subprocess.Popen(
                         argv,
@@ -311,20 +573,8 @@ def started(server: Server, logdir: str) -> Iterator[Running]:
                         start_new_session=True,  # Ctrl-C reaches this script only
                     )
                 )
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not answers("127.0.0.1", port, server.ready_path):
-            for proc in running.procs:
-                if proc.poll() is not None:
-                    raise ServerFailed(
-                        f"{server.name} exited with {proc.returncode} before answering;"
-                        f" log {log_path}:\n{log_tail(log_path)}"
-                    )
-            if time.monotonic() > deadline:
-                raise ServerFailed(
-                    f"{server.name} did not answer within {READY_TIMEOUT:.0f} s;"
-                    f" log {log_path}:\n{log_tail(log_path)}"
-                )
-            time.sleep(0.05)
+        running.log_path = log_path
+        wait_ready(server, running)
         yield running
     finally:
         stop_tree(running, server.stop_signal)
@@ -344,6 +594,7 @@ class WrkResult:
     write: int = 0
     timeout: int = 0
     non2xx: int = 0
+    max_latency: float = 0.0  # seconds, wrk's longest answered request
     probes: list[float | None] = field(default_factory=list)  # seconds; None: no answer
     failed: str = ""  # wrk did not run or printed no result
 
@@ -368,6 +619,10 @@ def parse_wrk(text: str) -> WrkResult:
         res.connect, res.read, res.write, res.timeout = map(int, m.groups())
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
     res.non2xx = int(m.group(1)) if m else 0
+    m = re.search(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s|m|h)\b", text, re.M)
+    if m:
+        scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}[m.group(2)]
+        res.max_latency = float(m.group(1)) * scale
     return res
 
 
@@ -458,6 +713,8 @@ class Row:
     runs: list[WrkResult] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)  # bytes, one per round
     lost_workers: int = 0  # server processes gone during a run (crashed or respawned)
+    reloads: list[int] = field(default_factory=list)  # reloads asked for, per round
+    started: int = 0  # server processes started during the runs (reload runs)
     notes: dict[str, list[int]] = field(default_factory=dict)  # message: rounds
 
     def note(self, round_no: int, message: str) -> None:
@@ -488,6 +745,10 @@ def bench_server(
     round_no: int,
 ) -> None:
     """One round for one server: start it, warm it up, run every scenario, stop it."""
+    scenarios = [c for c in scenarios if server.suite in c.suites]
+    if not scenarios:
+        return
+    args.load_seen.append(os.getloadavg()[0])
     try:
         with started(server, logdir) as running:
             if args.warmup > 0:
@@ -510,7 +771,13 @@ def bench_server(
                     row.note(round_no, note)
                     progress(f"  {server.name} {scenario.name}: {note}")
                 before = {p.pid for p in running.tree()}
-                hook = scenario.around(running) if scenario.around else contextlib.nullcontext()
+                reloads = running.reloads
+                running.seen = set(before)
+                hook = (
+                    scenario.around(running, args.duration)
+                    if scenario.around
+                    else contextlib.nullcontext()
+                )
                 with hook:
                     res = run_wrk(
                         wrk_argv(args, args.duration, scenario, running.url),
@@ -519,10 +786,16 @@ def bench_server(
                         scenario.path,
                     )
                 tree = running.tree()
+                if running.reloads > reloads:
+                    row.reloads.append(running.reloads - reloads)
+                    # processes started during the run: the new workers
+                    row.started += len(running.seen | {p.pid for p in tree} - before)
+                    wait_ready(server, running)  # the last reload may still be under way
+                    tree = running.tree()
                 gone = before - {p.pid for p in tree}
                 row.runs.append(res)
                 row.lost_workers += len(gone)
-                if gone:
+                if gone and not scenario.around:
                     row.note(round_no, f"{len(gone)} server processes gone during the run")
                 lost = sum(1 for p in res.probes if p is None)
                 if lost:
@@ -540,6 +813,7 @@ def bench_server(
                         if res.failed
                         else f"{res.rps:10.0f} req/s  sock err {res.socket_errors}"
                         f" timeout {res.timeout} non-2xx {res.non2xx}"
+                        f" max {res.max_latency * 1000:.0f} ms"
                     )
                     + (f"  ({len(gone)} processes gone)" if gone else "")
                 )
@@ -566,7 +840,8 @@ def total_rss(tree: list[psutil.Process]) -> int:
 
 def run(args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario]) -> list[Row]:
     """All rounds, servers interleaved within each round; returns the rows."""
-    rows = {(s.name, c.name): Row(s, c) for s in servers for c in scenarios}
+    rows = {(s.name, c.name): Row(s, c) for s in servers for c in scenarios if s.suite in c.suites}
+    args.load_seen = []
     logdir = tempfile.mkdtemp(prefix="bench-logs-")  # the servers' output
     try:
         for round_no in range(1, args.rounds + 1):
@@ -578,7 +853,7 @@ def run(args: argparse.Namespace, servers: list[Server], scenarios: list[Scenari
             progress(f"server logs kept in {logdir}")
         else:
             shutil.rmtree(logdir, ignore_errors=True)
-    return [rows[s.name, c.name] for c in scenarios for s in servers]
+    return [rows[s.name, c.name] for c in scenarios for s in servers if (s.name, c.name) in rows]
 
 
 # --- reporting --------------------------------------------------------------------------
@@ -717,6 +992,7 @@ def machine() -> dict[str, str]:
             r"^gunicorn \(version (.*)\)$", r"\1", version_of(["gunicorn", "--version"])
         ),
         "wrk": re.sub(r"^wrk ", "", version_of(["wrk", "--version"]).split(" Copyright")[0]),
+        "nginx": version_of(["nginx", "-v"]).replace("nginx version: ", ""),
     }
 
 
@@ -735,23 +1011,84 @@ def command_line() -> str:
     return shlex.join(["python", script, *sys.argv[1:]])
 
 
+def reload_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells of the reload table: what the reloads cost the clients."""
+    header = [
+        "scenario",
+        "server",
+        "reloads",
+        "procs started",
+        "failed requests",
+        "per round",
+        "socket errors",
+        "non-2xx",
+        "timeouts",
+        "max latency ms (median)",
+        "max latency ms (worst)",
+        "req/s (median)",
+        "new conn (ms)",
+    ]
+    cells = []
+    for row in rows:
+        ok = [r for r in row.runs if not r.failed]
+        per_round = [r.socket_errors + r.non2xx for r in ok]
+        lat = [r.max_latency * 1000 for r in ok]
+        failed = len(row.runs) - len(ok)
+        cells.append(
+            [
+                row.scenario.name,
+                row.server.name,
+                str(sum(row.reloads)),
+                str(row.started),
+                str(sum(per_round)) + (f" ({failed} runs failed)" if failed else ""),
+                " / ".join(map(str, per_round)) or "-",
+                str(sum(r.socket_errors for r in ok)),
+                str(sum(r.non2xx for r in ok)),
+                str(sum(r.timeout for r in ok)),
+                f"{statistics.median(lat):,.0f}" if lat else "-",
+                f"{max(lat):,.0f}" if lat else "-",
+                fmt_rps(row.median()),
+                fmt_probes([p for r in row.runs for p in r.probes]),
+            ]
+        )
+    return header, cells
+
+
 def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
-    """The results table, the ratios and the notes, as text or Markdown."""
-    th, tc = table(rows)
-    rh, rc = ratios(rows)
+    """The results tables, the ratios and the notes, as text or Markdown."""
+    load_rows = [r for r in rows if r.server.suite != "reload"]
+    reload_rows = [r for r in rows if r.server.suite == "reload"]
+    tables: list[tuple[list[str], list[list[str]], int]] = []  # header, cells, label columns
+    if load_rows:
+        tables.append((*table(load_rows), 2))
+        tables.append((*ratios(load_rows), 1))
+    if reload_rows:
+        tables.append((*reload_table(reload_rows), 2))
     notes = [
         f"{r.server.name} {r.scenario.name}: {msg} ({fmt_rounds(rounds, args.rounds)})"
         for r in rows
         for msg, rounds in r.notes.items()
     ]
+    load = args.load_seen
+    load_line = (
+        f"load average (1 min) at each start: {min(load):.2f} – {max(load):.2f},"
+        f" median {statistics.median(load):.2f}"
+        if load
+        else ""
+    )
     if not markdown:
-        out = [render_text(th, tc), "", render_text(rh, rc)]
+        out = []
+        for h, c, _ in tables:
+            if len(h) > 1:
+                out += [render_text(h, c), ""]
+        out.append(load_line)
         if notes:
             out += ["", "notes:", *("  " + n for n in notes)]
         return "\n".join(out)
     m = machine()
     servers = {r.server.name: r.server for r in rows}
     scens = {r.scenario.name: r.scenario for r in rows}
+    confs = {text for s in servers.values() for name, text in s.files if name == "nginx.conf"}
     out = [
         f"## {datetime.date.today().isoformat()}",
         "",
@@ -759,34 +1096,67 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
         command_line(),
         "```",
         "",
-        f"- machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}, Python {m['python']}",
+        f"- machine: {m['nproc']} CPUs ({m['cpu']}), Linux {m['kernel']}, Python {m['python']};"
+        f" {load_line}",
         f"- procmaster {m['procmaster']}, uWSGI {m['uwsgi']}, gunicorn {m['gunicorn']},"
-        f" wrk {m['wrk']}",
+        f" wrk {m['wrk']}" + (f", {m['nginx']}" if confs else ""),
         f"- {args.rounds} rounds, servers interleaved; each run"
         f" `{shlex.join(wrk_argv(args, args.duration, Scenario('x'), 'http://127.0.0.1:PORT'))}`"
         f" plus the scenario's arguments, after a {args.warmup:g} s warm-up per start",
         "- scenarios: "
         + "; ".join(
             f"{s.name}: {shlex.join(s.wrk_args) if s.wrk_args else 'no extra arguments'}"
+            + (
+                f" ({RELOADS} reloads {reload_spacing(args.duration):g} s apart)"
+                if "reload" in s.suites
+                else ""
+            )
             for s in scens.values()
         ),
-        "- servers:",
+        "- servers (TMP: a directory made for each start):",
         *(
-            f"  - {s.name}: `" + " && ".join(shlex.join(a) for a in s.argvs("PORT")) + "`"
+            f"  - {s.name}: `"
+            + " && ".join(shlex.join(a) for a in s.argvs("PORT"))
+            + "`"
+            + (
+                f"; reload: `kill -{signal.Signals(s.reload_signal).name[3:]} MASTER`"
+                if s.reload_signal
+                else ""
+            )
+            + (f"; reload: `touch TMP/{s.reload_touch}`" if s.reload_touch else "")
             for s in servers.values()
         ),
-        "",
-        render_markdown(th, tc),
-        "",
-        "Errors are summed over the rounds (socket errors: connect + read + write)."
-        " new conn: median time for one extra connection, opened every"
-        f" {PROBE_INTERVAL:g} s during the run, to be answered ({PROBE_TIMEOUT:g} s timeout)."
-        " lost procs: server processes that disappeared during a run."
-        " RSS: master + workers after the keep-alive run (median of the rounds;"
-        " shared pages counted in each process).",
-        "",
-        render_markdown(rh, rc, labels=1),
     ]
+    if confs:
+        conf = NGINX_CONF.replace("__PASS__", "            # PASS: per protocol, below")
+        out += ["", "TMP/nginx.conf:", "", "```nginx", fill(conf, "PORT", "TMP").strip(), "```"]
+        for protocol, lines in NGINX_PASS.items():
+            out += ["", f"PASS for {protocol}:", "", "```nginx", fill(lines, "PORT", "TMP"), "```"]
+    for h, c, labels in tables:
+        if len(h) < 2:  # a ratios table without another family
+            continue
+        out += ["", render_markdown(h, c, labels=labels)]
+        if c is tables[0][1] and load_rows:
+            out += [
+                "",
+                "Errors are summed over the rounds (socket errors: connect + read + write)."
+                " new conn: median time for one extra connection, opened every"
+                f" {PROBE_INTERVAL:g} s during the run, to be answered"
+                f" ({PROBE_TIMEOUT:g} s timeout). lost procs: server processes that"
+                " disappeared during a run. RSS: master + workers after the keep-alive run"
+                " (median of the rounds; shared pages counted in each process).",
+            ]
+    if reload_rows:
+        out += [
+            "",
+            "reloads: reloads asked for, summed over the rounds. procs started: server"
+            f" processes seen during the runs that were not there before (looked for every"
+            f" {RELOAD_SAMPLE * 1000:g} ms; new workers, a master that re-executes keeps its"
+            " pid), summed over the rounds. failed requests: wrk's socket errors (connect + read + write)"
+            " + non-2xx answers, summed, then per round. max latency: wrk's longest"
+            " answered request in a run (requests that timed out are not in it; see"
+            " timeouts).",
+        ]
     if notes:
         out += ["", "Notes:", "", *(f"- {n}" for n in notes)]
     return "\n".join(out).replace(APPS, "bench/apps")
@@ -801,7 +1171,7 @@ def select(
     """Keep the servers and scenarios that --only names (by name or group)."""
     if not only:
         return list(servers), list(scenarios)
-    server_tags = {t for s in servers for t in (s.name, s.group, s.family)}
+    server_tags = {t for s in servers for t in s.tags}
     scen_tags = {s.name for s in scenarios}
     unknown = [t for t in only if t not in server_tags | scen_tags]
     if unknown:
@@ -809,8 +1179,12 @@ def select(
         raise SystemExit(f"--only: unknown {', '.join(unknown)} (known: {known})")
     want_srv = [t for t in only if t in server_tags]
     want_scen = [t for t in only if t in scen_tags]
-    srv = [s for s in servers if not want_srv or {s.name, s.group, s.family} & set(want_srv)]
-    scn = [s for s in scenarios if not want_scen or s.name in want_scen]
+    srv = [s for s in servers if not want_srv or s.tags & set(want_srv)]
+    scn = [c for c in scenarios if not want_scen or c.name in want_scen]
+    if not want_srv:  # scenarios alone: the servers they run against
+        srv = [s for s in srv if any(s.suite in c.suites for c in scn)]
+    if not want_scen:  # servers alone: the scenarios that run against them
+        scn = [c for c in scn if any(s.suite in c.suites for s in srv)]
     return srv, scn
 
 
@@ -837,8 +1211,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="NAME[,NAME]",
-        help="only these servers (name or group, e.g. procmaster, http) and/or scenarios"
-        " (keep-alive, close); repeatable",
+        help="only these servers (name, group or suite, e.g. procmaster, http, nginx,"
+        " nginx-fastcgi, reload) and/or scenarios (keep-alive, close, reload keep-alive,"
+        " reload close); repeatable",
     )
     p.add_argument("--markdown", action="store_true", help="print Markdown for bench/RESULTS.md")
     args = p.parse_args(argv)
@@ -851,7 +1226,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table; 1 if any run failed."""
     args = parse_args(argv)
-    servers, scenarios = select(args.only, SERVERS, SCENARIOS)
+    servers, scenarios = select(args.only, ALL_SERVERS, SCENARIOS)
     check_tools(servers)
     # SIGTERM unwinds like Ctrl-C, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
