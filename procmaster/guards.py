@@ -25,7 +25,8 @@ Two halves, one per side of the fork:
 
 * ``WorkerGuard`` runs in a worker after each request and on its 1 s sweep:
   ``max-requests`` (+ ``max-requests-delta`` × worker id), ``reload-on-rss``,
-  ``reload-on-as`` (psutil) and ``max-worker-lifetime`` return a reason; the
+  ``reload-on-as`` (psutil) and ``max-worker-lifetime`` (+ its delta × worker id)
+  return a reason; the
   worker then stops gracefully (finishing what it has) and exits with
   ``EXIT_RECYCLE``, which the master answers with an immediate respawn (no
   crash back-off).
@@ -140,7 +141,7 @@ class MasterGuards:
         thread = f" thread {core}" if self.master.scoreboard.cores > 1 else ""
         log(
             f"HARAKIRI: worker {proc.wid} (pid {proc.pid}){thread} request "
-            f"{desc or '(unknown)'} ran {ran:.2f}s (harakiri {self.harakiri:g}s): killing it"
+            f"{desc or '(unknown)'} ran {ran:.3f}s (harakiri {self.harakiri:g}s): killing it"
         )
         if self.verbose:
             try:
@@ -234,6 +235,8 @@ class WorkerGuard:
         self.rss = int(cfg.get("reload-on-rss") or 0)
         self.vms = int(cfg.get("reload-on-as") or 0)
         lifetime = float(cfg.get("max-worker-lifetime") or 0)
+        if lifetime:
+            lifetime += float(cfg.get("max-worker-lifetime-delta") or 0) * wid
         self.end_of_life = time.monotonic() + lifetime if lifetime else 0.0
         self.lifetime = lifetime
         self.process = None

@@ -630,6 +630,8 @@ OPTIONS: tuple[Option, ...] = (
        group=_RELOAD),
     _O("max-worker-lifetime", "seconds", "reload a worker after this many seconds",
        default=0, group=_RELOAD, note="checked by the worker once a second"),
+    _O("max-worker-lifetime-delta", "seconds", "add (worker id × delta) seconds to "
+       "max-worker-lifetime", default=0, group=_RELOAD),
     _O("reload-on-rss", "megabytes", "reload a worker whose RSS is above this many MB",
        default=0, group=_RELOAD, note="measured with psutil after each request"),
     _O("reload-on-as", "megabytes", "reload a worker whose address space is above this "
