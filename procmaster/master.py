@@ -25,6 +25,9 @@ Handlers, one per event, in the style of gunicorn's arbiter:
 * ``reap_workers``: log how a worker ended, respawn it (with back-off when it
   keeps dying young), never let a crash reach the master.
 * ``murder_workers``: SIGKILL for stopping workers past their mercy.
+* ``guards.check``: harakiri, evil-reload-on-rss, cheaper (``procmaster.guards``);
+  a worker that stopped to be replaced (max-requests, reload-on-rss, ...) is
+  respawned at once, without crash back-off.
 
 Must not know: HTTP, WSGI, protocols.
 """
@@ -42,7 +45,9 @@ import traceback
 
 from . import sockets as sockets_mod
 from .app import AppLoadError, load_apps, prepare_process
+from .guards import MasterGuards, initial_workers, recycled
 from .logs import log
+from .privileges import PrivilegeError, drop_privileges
 from .scoreboard import Scoreboard
 from .watch import Watcher, module_files
 from .worker import process_name, set_process_name, worker_main
@@ -131,7 +136,8 @@ class Master:
         self.respawn_at: dict[int, float] = {}  # wid -> when
         self.young_deaths: dict[int, int] = {}
         self.exit_code = 0
-        self.processes = max(int(cfg.processes), 1)  # SIGTTIN/SIGTTOU change it at run time
+        self.processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
+        self.guards: MasterGuards | None = None
 
     # -- start-up ------------------------------------------------------------------
 
@@ -154,6 +160,12 @@ class Master:
             )
         self.write_pidfiles()
         try:
+            for line in drop_privileges(cfg):
+                log(line)
+        except PrivilegeError as exc:
+            log(f"error: {exc}")
+            return EXIT_FATAL
+        try:
             prepare_process(cfg)
         except AppLoadError as exc:
             log(f"error: {exc}")
@@ -171,7 +183,10 @@ class Master:
             set_process_name(name)
         self.setup_signals()
         self.setup_watches()
-        self.scoreboard = Scoreboard(self.processes * 2 + 8)
+        self.scoreboard = Scoreboard(
+            max(self.processes, int(cfg.processes)) * 2 + 8, cores=int(cfg.get("threads") or 1)
+        )
+        self.guards = MasterGuards(self)
         if inherited:
             self.adopt(inherited)
         for wid in range(1, self.processes + 1):
@@ -366,6 +381,7 @@ class Master:
             self.fire_watches()
             self.reap_workers()
             self.murder_workers()
+            self.guards.check()
             self.manage_workers()
             self.check_probe()
             if self.stopping and not self.workers:
@@ -375,6 +391,9 @@ class Master:
         deadlines = [w.kill_at for w in self.workers.values() if w.kill_at]
         deadlines.extend(self.respawn_at.values())
         deadlines.extend(when for _, when in self.watch_due.values())
+        guard_deadline = self.guards.next_deadline()
+        if guard_deadline is not None:
+            deadlines.append(guard_deadline)
         if self.probe is not None:
             deadlines.append(time.monotonic() + 0.05)
         if not deadlines:
@@ -449,6 +468,11 @@ class Master:
                 log(f"old worker {proc.wid} (pid {pid}) {describe_status(status)}")
                 continue
             age = time.monotonic() - proc.born
+            if recycled(status) and proc.ready:
+                log(f"worker {proc.wid} (pid {pid}) stopped to be replaced; respawning")
+                self.respawn_at[proc.wid] = time.monotonic()
+                self.check_reload_progress()
+                continue
             if not proc.ready and self.reload_state is not None and self.has_old_workers():
                 log(
                     f"new worker {proc.wid} (pid {pid}) {describe_status(status)} before it was ready"
@@ -459,12 +483,15 @@ class Master:
                 f"worker {proc.wid} (pid {pid}) {describe_status(status)} after {age:.1f}s; respawning"
             )
             if not proc.ready or age < 1.0:
-                n = self.young_deaths.get(proc.wid, 0) + 1
-                self.young_deaths[proc.wid] = n
-                delay = min(0.05 * (2 ** min(n, 10)), 10.0)
-                if n >= 3:
+                self.young_deaths[proc.wid] = self.young_deaths.get(proc.wid, 0) + 1
+                # the back-off counts the young deaths of all workers: N workers of
+                # an app that cannot start still make only a few forks a second
+                n = sum(self.young_deaths.values())
+                delay = min(0.25 * (2 ** min(n - 1, 10)), 10.0)
+                if n >= 2:
                     log(
-                        f"worker {proc.wid} keeps dying at start-up ({n} times): next try in {delay:.1f}s"
+                        f"worker {proc.wid} keeps dying at start-up ({describe_status(status)}; "
+                        f"{n} times): next try in {delay:.1f}s"
                     )
                 self.respawn_at[proc.wid] = time.monotonic() + delay
             else:

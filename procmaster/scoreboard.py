@@ -6,6 +6,15 @@ no pipes, no polling files, and nothing on the request path but two
 ``struct.pack_into`` calls. The memory is a ``memfd`` mapping, so a master that
 re-executes itself for a reload can hand it to its next image.
 
+After the slots come the *cores*: ``cores`` entries per slot, one per app thread
+of a worker (``threads``), each the start time of that thread's request (0.0 =
+idle) and a short description of it ("GET /uri", written only when harakiri asks
+for it), so the master can end a stuck request and name it. A worker without
+threads keeps its start time in the slot itself (``request_start``) and uses
+core 0 only for the description. In a threaded worker the slot's ``status`` is
+approximate (the last thread to start or the loop to finish wins); ``busy()``
+is exact.
+
 Must not know: anything but the slot layout.
 """
 
@@ -41,6 +50,10 @@ _OFF_STATUS = 4
 _OFF_REQUESTS = 8
 _OFF_EXC = 16
 _OFF_START = 24
+# a core: request_start (double), description length (uint16), description
+_CORE = struct.Struct("<dH")
+CORE_SIZE = 128
+DESC_MAX = CORE_SIZE - _CORE.size
 
 
 class Slot:
@@ -71,8 +84,10 @@ class Slot:
 
 
 class Scoreboard:
-    def __init__(self, nslots: int, fd: int | None = None) -> None:
-        size = HEADER_SIZE + SLOT_SIZE * nslots
+    def __init__(self, nslots: int, fd: int | None = None, cores: int = 1) -> None:
+        self.cores = max(int(cores), 1)
+        self.cores_base = HEADER_SIZE + SLOT_SIZE * nslots
+        size = self.cores_base + CORE_SIZE * self.cores * nslots
         if fd is None:
             fd = os.memfd_create("procmaster-scoreboard", os.MFD_CLOEXEC)
             os.ftruncate(fd, size)
@@ -100,6 +115,8 @@ class Scoreboard:
         self.mem[HEADER_SIZE + index * SLOT_SIZE : HEADER_SIZE + (index + 1) * SLOT_SIZE] = bytes(
             SLOT_SIZE
         )
+        base = self._core(index, 0)
+        self.mem[base : base + CORE_SIZE * self.cores] = bytes(CORE_SIZE * self.cores)
 
     def free_slot(self) -> int:
         for index in range(self.nslots):
@@ -132,6 +149,26 @@ class Scoreboard:
         (count,) = _QUAD.unpack_from(self.mem, base)
         _QUAD.pack_into(self.mem, base, count + 1)
 
+    def _core(self, index: int, core: int) -> int:
+        return self.cores_base + (index * self.cores + core) * CORE_SIZE
+
+    def request_desc(self, index: int, desc: bytes, core: int = 0) -> None:
+        """What the current request of ``core`` is (harakiri names it in the log)."""
+        desc = desc[:DESC_MAX]
+        base = self._core(index, core)
+        struct.pack_into("<H", self.mem, base + 8, len(desc))
+        self.mem[base + _CORE.size : base + _CORE.size + len(desc)] = desc
+
+    def core_start(self, index: int, core: int, when: float) -> None:
+        """A worker thread (``core``) started a request: its start time and a busy slot."""
+        _DOUBLE.pack_into(self.mem, self._core(index, core), when)
+        _STATUS_START.pack_into(
+            self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS, STATUS_BUSY
+        )
+
+    def core_end(self, index: int, core: int) -> None:
+        _DOUBLE.pack_into(self.mem, self._core(index, core), 0.0)
+
     def stopping(self, index: int) -> None:
         struct.pack_into(
             "<i", self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS, STATUS_STOPPING
@@ -141,6 +178,24 @@ class Scoreboard:
 
     def read(self, index: int) -> Slot:
         return Slot(index, _SLOT.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE))
+
+    def busy(self, index: int) -> list[tuple[int, float, str]]:
+        """The requests in progress in slot ``index``: (core, start time, description)."""
+        out = []
+        (start,) = _DOUBLE.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_START)
+        if start:
+            out.append((0, start, self.desc(index, 0)))
+        for core in range(self.cores):
+            (start,) = _DOUBLE.unpack_from(self.mem, self._core(index, core))
+            if start:
+                out.append((core, start, self.desc(index, core)))
+        return out
+
+    def desc(self, index: int, core: int = 0) -> str:
+        base = self._core(index, core)
+        _, length = _CORE.unpack_from(self.mem, base)
+        raw = self.mem[base + _CORE.size : base + _CORE.size + min(length, DESC_MAX)]
+        return raw.decode("latin-1")
 
     def total(self) -> int:
         mem = self.mem

@@ -14,7 +14,9 @@ they arrive (``wsgi.Body``: memory, then a temporary file). A request goes to th
 app only once complete; the app call is synchronous. The response is framed by
 the protocol and written; when the socket cannot take it all, the rest waits for
 ``EPOLLOUT`` and an app's iterator is resumed only when the socket drained
-(back-pressure: one bounded buffer per connection). While a response is in
+(back-pressure: one bounded buffer per connection). With ``threads`` > 1 the app
+runs in a pool of threads instead (``procmaster.appthreads``): the loop hands
+complete requests over and sends the responses the pool hands back. While a response is in
 progress the connection does not read, so pipelined requests are answered in
 order and cannot pile up.
 
@@ -22,6 +24,8 @@ Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting, finish
 what is in flight, answer each next request on a kept-alive connection with
 ``Connection: close``, close connections that stay idle, then exit. ``SIGINT``
 and ``SIGQUIT`` exit at once. The worker dies with the master (``PR_SET_PDEATHSIG``).
+A guard (``procmaster.guards``: max-requests, reload-on-rss, max-worker-lifetime)
+starts the same graceful stop, and the worker then exits with ``EXIT_RECYCLE``.
 
 Must not know: other workers, reloads (it is told to stop), the config files.
 """
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import faulthandler
 import os
 import select
 import signal
@@ -40,6 +45,8 @@ import traceback
 from collections import deque
 from urllib.parse import unquote_to_bytes
 
+from .appthreads import AppThreads, Job
+from .guards import DUMP_SIGNAL, EXIT_RECYCLE, worker_guard
 from .logs import RequestLogger, log
 from .protocols import ProtocolError, Request, protocol_class
 from .wsgi import (
@@ -533,6 +540,12 @@ class Worker:
         self.autoreload = bool(cfg.get("py-autoreload"))
         self.modules_seen: set[str] = set()
         self.nmodules = 0
+        # guards: harakiri needs each request named in the scoreboard; limits recycle us
+        self.harakiri = bool(cfg.get("harakiri"))
+        self.guard = worker_guard(cfg, wid)
+        self.recycle_reason: str | None = None
+        self.exit_code = 0
+        self.pool = AppThreads(threads, scoreboard, slot) if threads > 1 else None
 
     # -- set-up ------------------------------------------------------------------
 
@@ -545,6 +558,10 @@ class Worker:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.epoll.register(r, EPOLLIN)
+        if self.cfg.get("harakiri-verbose"):
+            faulthandler.register(DUMP_SIGNAL, file=log.fd, all_threads=True)
+        if self.pool is not None:
+            self.epoll.register(self.pool.fileno(), EPOLLIN)
 
     def _on_signal(self, signum, frame) -> None:
         # the work happens in the loop (the wake-up fd woke it); nothing here
@@ -602,6 +619,7 @@ class Worker:
         conns = self.conns
         by_fd = self.by_fd
         signal_r = self.signal_r
+        pool_fd = self.pool.fileno() if self.pool is not None else -2
         next_sweep = time.monotonic() + 1.0
         try:
             while True:
@@ -625,12 +643,25 @@ class Worker:
                         self.accept(by_fd[fd])
                     elif fd == signal_r:
                         self.handle_signals()
+                    elif fd == pool_fd:
+                        self.threads_done()
+                if self.recycle_reason is not None and not self.stopping:
+                    self.recycle()
                 if self.stopping and (not conns or now > self.stop_deadline):
                     break
         except Exception:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
             os._exit(1)
-        os._exit(0)
+        os._exit(self.exit_code)
+
+    def recycle(self) -> None:
+        """A guard's limit was reached: finish what is in flight, then exit to be replaced."""
+        log(
+            f"worker {self.wid} (pid {os.getpid()}): {self.recycle_reason}; "
+            "finishing its requests, then stopping to be replaced"
+        )
+        self.exit_code = EXIT_RECYCLE
+        self.begin_stop()
 
     def accept(self, lst: WorkerListener) -> None:
         sock = lst.sock
@@ -703,6 +734,8 @@ class Worker:
         if self.autoreload:
             self.report_modules()
         now = self.now
+        if self.guard is not None and self.recycle_reason is None:
+            self.recycle_reason = self.guard.expired(now)
         for conn in list(self.conns.values()):
             if conn.closed or conn.fd in active:
                 continue
@@ -742,7 +775,12 @@ class Worker:
             env["PATH_INFO"] = path_info
         start = time.time()
         self.requests += 1
+        if self.pool is not None:
+            self.run_threaded(conn, req, app, env, start)
+            return
         self.scoreboard.request_start(self.slot, start)
+        if self.harakiri:
+            self.scoreboard.request_desc(self.slot, describe(env))
         conn.current = resp = exchange = Exchange(conn, req, start)
         try:
             result = exchange.result = app(env, resp.start_response)
@@ -773,6 +811,47 @@ class Worker:
             self.app_error(conn, exchange)
             return
         self.pump(conn, exchange)
+
+    def run_threaded(self, conn: Connection, req: Request, app, env: dict, start: float) -> None:
+        """threads > 1: hand the request to the pool; ``threads_done`` sends the response."""
+        exchange = Exchange(conn, req, start)
+        conn.current = exchange
+        desc = describe(env) if self.harakiri else b""
+        self.pool.submit(Job(exchange, app, env, exchange, desc))
+
+    def threads_done(self) -> None:
+        """Responses the app threads finished: send them (the loop's thread only)."""
+        for job in self.pool.finished():
+            exchange = job.owner
+            exchange.app_result_closed = True  # the thread closed it
+            conn = exchange.conn
+            req = exchange.req
+            resp = exchange
+            if conn.closed or conn.current is not exchange:
+                self.request_finished(conn, exchange, resp.status or "500")
+                continue
+            proto = conn.proto
+            if job.error is not None:
+                env = req.environ
+                log(
+                    f"error in the app for {env.get('REQUEST_METHOD')} "
+                    f"{env.get('REQUEST_URI') or env.get('PATH_INFO')}:\n{job.error}"
+                )
+                self.scoreboard.exception(self.slot)
+                data = b"Internal Server Error\n"
+                resp.status = "500 Internal Server Error"
+                resp.headers = [("Content-Type", "text/plain")]
+                req.keep_alive = False
+            else:
+                data = b"".join(job.chunks)
+            head = proto.response_head(req, resp.status, resp.headers, len(data))
+            resp.headers_sent = True
+            exchange.hsize = len(head)
+            conn.send(head + proto.response_body(req, data) + proto.response_end(req))
+            exchange.rsize = len(data)
+            self.finish(conn, exchange)
+            if not conn.closed:
+                self.after_exchange(conn, req)
 
     def proxied_environ(self, env: dict, conn: Connection) -> None:
         """uwsgi/FastCGI/SCGI: the proxy sent the CGI variables; fill what it left out."""
@@ -973,6 +1052,8 @@ class Worker:
 
     def request_finished(self, conn: Connection, exchange: Exchange, status: str) -> None:
         self.scoreboard.request_end(self.slot)
+        if self.guard is not None and self.recycle_reason is None:
+            self.recycle_reason = self.guard.after_request(self.requests)
         if self.logging:
             resp = exchange
             line = self.req_log.line(
@@ -987,6 +1068,12 @@ class Worker:
                 self.scoreboard.total(),
             )
             log.write(line)
+
+
+def describe(env: dict) -> bytes:
+    """The request as ``METHOD URI``, for the scoreboard (harakiri logs it)."""
+    uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
+    return f"{env.get('REQUEST_METHOD')} {uri}".encode("latin-1", "replace")
 
 
 DEFAULT_KEEPALIVE = 15.0

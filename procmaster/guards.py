@@ -1,0 +1,272 @@
+"""Worker guards: the limits that end or replace a worker, and adaptive workers.
+
+Theory of operation
+-------------------
+Two halves, one per side of the fork:
+
+* ``MasterGuards`` runs in the master's loop (``check`` after every wake-up,
+  ``next_deadline`` for its selector timeout). It reads the scoreboard only:
+
+  - **harakiri**: a request (of any thread: a scoreboard *core*) running longer
+    than ``harakiri`` seconds gets its worker killed: ``HARAKIRI`` is logged with
+    the pid, the request and how long it ran; with ``harakiri-verbose`` the worker
+    first gets ``DUMP_SIGNAL`` (a ``faulthandler`` dump of every thread's stack to
+    the log) and ``HARAKIRI_GRACE`` seconds to write it, then SIGKILL. The master
+    wakes for this only at real deadlines: after a check, the next one is at the
+    earliest ``start + harakiri`` of the busy cores, or ``harakiri`` seconds later
+    when none is busy (a request starting after a check cannot be late before
+    then). So detection is exact to the millisecond and an idle master sleeps.
+  - **evil-reload-on-rss / -as**: the master measures each worker (psutil) once
+    a second and SIGKILLs one over the limit.
+  - **cheaper** (uWSGI's ``spare`` algorithm), once a second: when every worker
+    has been busy for ``cheaper-overload`` seconds, ``cheaper-step`` more (up to
+    ``workers``); when more than one has been idle that long, one fewer (down to
+    ``cheaper``). Workers are added and stopped as SIGTTIN/SIGTTOU do.
+
+* ``WorkerGuard`` runs in a worker after each request and on its 1 s sweep:
+  ``max-requests`` (+ ``max-requests-delta`` × worker id), ``reload-on-rss``,
+  ``reload-on-as`` (psutil) and ``max-worker-lifetime`` (+ its delta × worker id)
+  return a reason; the
+  worker then stops gracefully (finishing what it has) and exits with
+  ``EXIT_RECYCLE``, which the master answers with an immediate respawn (no
+  crash back-off).
+
+Must not know: HTTP, WSGI, protocols, how a worker serves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from .logs import log
+
+__all__ = [
+    "DUMP_SIGNAL",
+    "EXIT_RECYCLE",
+    "MasterGuards",
+    "WorkerGuard",
+    "initial_workers",
+    "recycled",
+    "worker_guard",
+]
+
+EXIT_RECYCLE = 75  # a worker that stopped to be replaced (max-requests, reload-on-rss, ...)
+DUMP_SIGNAL = signal.SIGRTMIN + 2  # faulthandler: dump every thread's stack (harakiri-verbose)
+HARAKIRI_GRACE = 0.3  # seconds between the stack dump and SIGKILL
+TICK = 1.0  # seconds between the once-a-second checks (evil-reload-*, cheaper)
+MB = 1024 * 1024
+
+
+def recycled(status: int) -> bool:
+    """Did the worker that ended with ``status`` stop to be replaced?"""
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_RECYCLE
+
+
+def initial_workers(cfg) -> int:
+    """How many workers to start: ``processes``, or in cheaper mode
+    ``cheaper-initial`` (else ``cheaper``), at most ``processes``."""
+    maximum = max(int(cfg.processes), 1)
+    cheaper = int(cfg.get("cheaper") or 0)
+    if cheaper <= 0:
+        return maximum
+    start = int(cfg.get("cheaper-initial") or 0) or cheaper
+    return max(1, min(start, maximum))
+
+
+class MasterGuards:
+    """The master's half (see the module docstring). ``master`` is the ``Master``:
+    its ``workers``, ``scoreboard``, ``processes`` and ``change_worker_count``."""
+
+    def __init__(self, master) -> None:
+        cfg = master.cfg
+        self.master = master
+        self.harakiri = float(cfg.get("harakiri") or 0)
+        self.verbose = bool(cfg.get("harakiri-verbose"))
+        self.evil_rss = int(cfg.get("evil-reload-on-rss") or 0)
+        self.evil_as = int(cfg.get("evil-reload-on-as") or 0)
+        self.cheaper = int(cfg.get("cheaper") or 0)
+        self.maximum = max(int(cfg.processes), 1)
+        self.step = max(int(cfg.get("cheaper-step") or 1), 1)
+        self.overload = max(float(cfg.get("cheaper-overload") or 3), TICK)
+        algo = cfg.get("cheaper-algo")
+        if self.cheaper and algo and algo != "spare":
+            log(f"warning: cheaper-algo {algo!r} is not supported: using 'spare'")
+        now = time.monotonic()
+        self.next_harakiri = now + self.harakiri if self.harakiri else 0.0
+        self.next_tick = now + TICK if (self.evil_rss or self.evil_as or self.cheaper) else 0.0
+        self.killing: dict[int, float] = {}  # pid -> when to SIGKILL (after the stack dump)
+        self.all_busy_since = 0.0
+        self.idle_since = 0.0
+
+    def next_deadline(self) -> float | None:
+        """The earliest monotonic time ``check`` has something to do, or None."""
+        times = [t for t in (self.next_harakiri, self.next_tick) if t]
+        times.extend(self.killing.values())
+        return min(times) if times else None
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if self.killing:
+            self.finish_kills(now)
+        if self.next_harakiri and now >= self.next_harakiri:
+            self.check_harakiri(now)
+        if self.next_tick and now >= self.next_tick:
+            self.next_tick = now + TICK
+            if self.evil_rss or self.evil_as:
+                self.check_memory()
+            if self.cheaper and not self.master.stopping:
+                self.check_cheaper(now)
+
+    # -- harakiri ------------------------------------------------------------------
+
+    def check_harakiri(self, now: float) -> None:
+        limit = self.harakiri
+        wall = time.time()
+        next_check = now + limit
+        scoreboard = self.master.scoreboard
+        for proc in list(self.master.workers.values()):
+            if proc.slot < 0 or proc.pid in self.killing:
+                continue
+            for core, start, desc in scoreboard.busy(proc.slot):
+                ran = wall - start
+                if ran >= limit:
+                    self.harakiri_kill(proc, core, desc, ran, now)
+                    break
+                next_check = min(next_check, now + (limit - ran))
+        self.next_harakiri = max(next_check, now + 0.001)
+
+    def harakiri_kill(self, proc, core: int, desc: str, ran: float, now: float) -> None:
+        thread = f" thread {core}" if self.master.scoreboard.cores > 1 else ""
+        log(
+            f"HARAKIRI: worker {proc.wid} (pid {proc.pid}){thread} request "
+            f"{desc or '(unknown)'} ran {ran:.3f}s (harakiri {self.harakiri:g}s): killing it"
+        )
+        if self.verbose:
+            try:
+                os.kill(proc.pid, DUMP_SIGNAL)
+            except ProcessLookupError:
+                return
+            self.killing[proc.pid] = now + HARAKIRI_GRACE
+        else:
+            self.kill(proc.pid)
+
+    def finish_kills(self, now: float) -> None:
+        for pid, when in list(self.killing.items()):
+            if pid not in self.master.workers:
+                del self.killing[pid]
+            elif now >= when:
+                del self.killing[pid]
+                self.kill(pid)
+
+    @staticmethod
+    def kill(pid: int) -> None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    # -- evil-reload-on-rss / -as -------------------------------------------------------
+
+    def check_memory(self) -> None:
+        import psutil
+
+        for proc in list(self.master.workers.values()):
+            if proc.stop_sent:
+                continue
+            try:
+                mem = psutil.Process(proc.pid).memory_info()
+            except psutil.Error:
+                continue
+            for what, used, limit in (
+                ("rss", mem.rss, self.evil_rss),
+                ("as", mem.vms, self.evil_as),
+            ):
+                if limit and used > limit:
+                    log(
+                        f"worker {proc.wid} (pid {proc.pid}) {what} {used / MB:.0f} MB is over "
+                        f"evil-reload-on-{what} ({limit / MB:.0f} MB): killing it"
+                    )
+                    self.kill(proc.pid)
+                    break
+
+    # -- cheaper (spare) ---------------------------------------------------------------
+
+    def check_cheaper(self, now: float) -> None:
+        master = self.master
+        if master.reload_state is not None:
+            return
+        workers = [w for w in master.current_workers() if not w.stop_sent and w.slot >= 0]
+        busy = sum(1 for w in workers if master.scoreboard.busy(w.slot))
+        idle = len(workers) - busy
+        if workers and idle == 0 and master.processes < self.maximum:
+            self.idle_since = 0.0
+            self.all_busy_since = self.all_busy_since or now
+            if now - self.all_busy_since >= self.overload - 0.01:
+                self.all_busy_since = 0.0
+                add = min(self.step, self.maximum - master.processes)
+                log(
+                    f"cheaper: all {len(workers)} worker(s) busy for {self.overload:g}s: "
+                    f"spawning {add} more"
+                )
+                for _ in range(add):
+                    master.change_worker_count(+1)
+        elif idle > 1 and master.processes > self.cheaper:
+            self.all_busy_since = 0.0
+            self.idle_since = self.idle_since or now
+            if now - self.idle_since >= self.overload - 0.01:
+                self.idle_since = 0.0
+                log(f"cheaper: {idle} worker(s) idle for {self.overload:g}s: stopping one")
+                master.change_worker_count(-1)
+        else:
+            self.all_busy_since = self.idle_since = 0.0
+
+
+class WorkerGuard:
+    """A worker's half: ``after_request`` / ``expired`` return why the worker
+    should be replaced, or None."""
+
+    def __init__(self, cfg, wid: int) -> None:
+        max_requests = int(cfg.get("max-requests") or 0)
+        if max_requests:
+            max_requests += int(cfg.get("max-requests-delta") or 0) * wid
+        self.max_requests = max_requests
+        self.rss = int(cfg.get("reload-on-rss") or 0)
+        self.vms = int(cfg.get("reload-on-as") or 0)
+        lifetime = float(cfg.get("max-worker-lifetime") or 0)
+        if lifetime:
+            lifetime += float(cfg.get("max-worker-lifetime-delta") or 0) * wid
+        self.end_of_life = time.monotonic() + lifetime if lifetime else 0.0
+        self.lifetime = lifetime
+        self.process = None
+        if self.rss or self.vms:
+            import psutil
+
+            self.process = psutil.Process()
+
+    def after_request(self, requests: int) -> str | None:
+        if self.max_requests and requests >= self.max_requests:
+            return f"max-requests: served {requests} requests"
+        if self.process is not None:
+            mem = self.process.memory_info()
+            if self.rss and mem.rss > self.rss:
+                return f"reload-on-rss: rss {mem.rss / MB:.0f} MB over {self.rss / MB:.0f} MB"
+            if self.vms and mem.vms > self.vms:
+                return (
+                    f"reload-on-as: address space {mem.vms / MB:.0f} MB over {self.vms / MB:.0f} MB"
+                )
+        return None
+
+    def expired(self, now: float) -> str | None:
+        if self.end_of_life and now >= self.end_of_life:
+            return f"max-worker-lifetime: {self.lifetime:g}s reached"
+        return None
+
+
+def worker_guard(cfg, wid: int) -> WorkerGuard | None:
+    """The worker's guard, or None when no limit is set (nothing on the request path)."""
+    names = ("max-requests", "reload-on-rss", "reload-on-as", "max-worker-lifetime")
+    if not any(cfg.get(name) for name in names):
+        return None
+    return WorkerGuard(cfg, wid)
