@@ -25,6 +25,9 @@ Handlers, one per event, in the style of gunicorn's arbiter:
 * ``reap_workers``: log how a worker ended, respawn it (with back-off when it
   keeps dying young), never let a crash reach the master.
 * ``murder_workers``: SIGKILL for stopping workers past their mercy.
+* ``handle_emperor`` (when this master is a vassal, ``procmaster.emperor``): the
+  emperor's ``stop`` is ``handle_term``, its ``reload`` a ``request``, EOF on its
+  pipe a graceful stop; ``tell_emperor_ready`` says ``ready`` once the workers are.
 
 Must not know: HTTP, WSGI, protocols.
 """
@@ -42,6 +45,7 @@ import traceback
 
 from . import sockets as sockets_mod
 from .app import AppLoadError, load_apps, prepare_process
+from .emperor import EmperorLink
 from .logs import log
 from .scoreboard import Scoreboard
 from .watch import Watcher, module_files
@@ -132,6 +136,7 @@ class Master:
         self.young_deaths: dict[int, int] = {}
         self.exit_code = 0
         self.processes = max(int(cfg.processes), 1)  # SIGTTIN/SIGTTOU change it at run time
+        self.emperor = EmperorLink.from_environ()  # this master is a vassal of an emperor
 
     # -- start-up ------------------------------------------------------------------
 
@@ -171,6 +176,8 @@ class Master:
             set_process_name(name)
         self.setup_signals()
         self.setup_watches()
+        if self.emperor is not None:
+            self.sel.register(self.emperor.fileno(), selectors.EVENT_READ, "emperor")
         self.scoreboard = Scoreboard(self.processes * 2 + 8)
         if inherited:
             self.adopt(inherited)
@@ -363,6 +370,8 @@ class Master:
                     self.handle_ready()
                 elif key.data == "watch":
                     self.handle_watch()
+                elif key.data == "emperor":
+                    self.handle_emperor()
             self.fire_watches()
             self.reap_workers()
             self.murder_workers()
@@ -426,6 +435,31 @@ class Master:
         if new_modules and self.watcher is not None:
             self.watch_modules(new_modules)
         self.check_reload_progress()
+        self.tell_emperor_ready()
+
+    def handle_emperor(self) -> None:
+        """Messages from our emperor: ``stop``, ``reload``; EOF: the emperor is gone."""
+        messages = self.emperor.read()
+        if messages is None:
+            self.sel.unregister(self.emperor.fileno())
+            self.emperor = None
+            log("the emperor is gone: stopping")
+            self.handle_term()
+            return
+        for message in messages:
+            if message == "stop":
+                self.handle_term()
+            elif message == "reload":
+                self.request("reload", "the emperor")
+
+    def tell_emperor_ready(self) -> None:
+        """Tell our emperor once every worker of this image is ready."""
+        link = self.emperor
+        if link is None or link.ready_sent or self.reload_state is not None:
+            return
+        current = self.current_workers()
+        if len(current) >= self.processes and all(w.ready for w in current):
+            link.send("ready")
 
     def reap_workers(self) -> None:
         while True:
