@@ -54,7 +54,9 @@ def vassal_ini(path: Path, port: int, processes: int = 1, extra: str = "") -> Pa
 class EmperorProc:
     """A running ``procmaster --emperor``, its log, and the processes it had."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict, log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, env: dict, log_path: Path, pass_fds: tuple = ()
+    ) -> None:
         self.log_path = log_path
         self.log_file = open(log_path, "ab")
         self.proc = subprocess.Popen(
@@ -64,6 +66,7 @@ class EmperorProc:
             stdin=subprocess.DEVNULL,
             stdout=self.log_file,
             stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
         )
         self.pid = self.proc.pid
         self.seen: set[int] = {self.pid}
@@ -134,7 +137,9 @@ def emperor(tmp_path):
     every process it started or had as a descendant is killed by PID."""
     started: list[EmperorProc] = []
 
-    def start(*args, env: dict | None = None, cwd: Path | None = None) -> EmperorProc:
+    def start(
+        *args, env: dict | None = None, cwd: Path | None = None, pass_fds: tuple = ()
+    ) -> EmperorProc:
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join(
             [str(APPS), str(ROOT), full_env.get("PYTHONPATH", "")]
@@ -142,13 +147,42 @@ def emperor(tmp_path):
         full_env.pop("NOTIFY_SOCKET", None)
         full_env.update(env or {})
         log_path = tmp_path / f"emperor-{len(started)}.log"
-        proc = EmperorProc([str(a) for a in args], cwd or tmp_path, full_env, log_path)
+        proc = EmperorProc([str(a) for a in args], cwd or tmp_path, full_env, log_path, pass_fds)
         started.append(proc)
         return proc
 
     yield start
     for proc in started:
         proc.kill_all()
+
+
+def test_vassal_side_of_the_pipe_ready_reload_and_eof(emperor, tmp_path):
+    """A master started with PROCMASTER_EMPEROR_FD, the test playing the emperor."""
+    port = free_port()
+    ini = vassal_ini(tmp_path / "v.ini", port, processes=2)
+    ours, theirs = socket.socketpair()
+    vassal = emperor(
+        "--ini",
+        ini,
+        env={"PROCMASTER_EMPEROR_FD": str(theirs.fileno())},
+        pass_fds=(theirs.fileno(),),
+    )
+    theirs.close()
+    ours.settimeout(15)
+    try:
+        assert ours.recv(100) == b"ready\n"
+        assert serves(port)
+        workers = vassal.workers(vassal.pid)
+        ours.sendall(b"reload\n")
+        assert ours.recv(100) == b"ready\n"  # the new image, once its workers are ready
+        assert "reload requested (the emperor)" in vassal.log
+        wait_for(lambda: not set(vassal.workers(vassal.pid)) & set(workers), 10)
+        everything = vassal.descendants()
+    finally:
+        ours.close()  # EOF: the emperor is gone
+    assert vassal.proc.wait(15) == 0
+    assert "the emperor is gone: stopping" in vassal.log
+    assert not [p for p in everything if alive(p)]
 
 
 def test_vassals_start_add_reload_remove_and_sigterm(emperor, tmp_path):
@@ -330,11 +364,13 @@ def test_globs_ini_options_stats_pidfile_and_sighup(emperor, tmp_path):
     extra.mkdir()
     stats_port = free_port()
     (tmp_path / "common.ini").write_text("[uwsgi]\nenv = FROM_INCLUDE=yes\n")
+    (tmp_path / "base.ini").write_text("[uwsgi]\nenv = FROM_INHERIT=yes\nprocesses = 3\n")
     (tmp_path / "emperor.ini").write_text(
         "[uwsgi]\n"
         f"emperor = {srv}/*/deploy/site.ini\n"
         f"emperor = {extra}\n"
         "vassals-include = %d/common.ini\n"
+        "vassals-inherit = %d/base.ini\n"
         "vassal-set = env=FROM_SET=1\n"
         f"emperor-stats = 127.0.0.1:{stats_port}\n"
         "emperor-pidfile = %d/emperor.pid\n"
@@ -344,6 +380,7 @@ def test_globs_ini_options_stats_pidfile_and_sighup(emperor, tmp_path):
         wait_for(lambda n=name: serves(ports[n]), 15, what=emp.log)
     env = json.loads(http_get(ports["one"], "/osenv")[2])
     assert env["FROM_INCLUDE"] == "yes" and env["FROM_SET"] == "1"
+    assert env["FROM_INHERIT"] == "yes" and env["WHO"] == "deploy"
     wait_for(lambda: (tmp_path / "emperor.pid").exists(), 5)
     assert (tmp_path / "emperor.pid").read_text().strip() == str(emp.pid)
     # a new directory matching the glob is picked up (no polling: inotify on the levels)
@@ -357,6 +394,7 @@ def test_globs_ini_options_stats_pidfile_and_sighup(emperor, tmp_path):
     for row in rows.values():
         assert row["state"] == "ready" and row["restarts"] == 0
         assert alive(row["pid"]) and row["last_start"] <= time.time()
+    assert len(emp.workers(rows["one"]["pid"])) == 1  # the vassal's processes beat the base's
     # SIGHUP re-scans; nothing changed, so nothing is disturbed
     masters = {n: r["pid"] for n, r in rows.items()}
     emp.proc.send_signal(signal.SIGHUP)
