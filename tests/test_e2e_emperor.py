@@ -249,7 +249,13 @@ def test_kill9_of_a_vassal_master_brings_it_back_within_the_throttle(emperor, tm
     t0 = time.monotonic()
     emp.wait_log("vassal a.ini: started", count=2)
     took = time.monotonic() - t0
-    assert took < 0.5 + 0.5, took  # the throttle (500 ms), plus scheduling slack
+    # at once after a healthy run, else after one throttle step (500 ms)
+    assert re.search(
+        r"vassal a\.ini \(pid \d+\) killed by signal 9 \(SIGKILL\); "
+        r"starting it again( in 0\.5s \(throttle\))?\n",
+        emp.log,
+    ), emp.log
+    assert took < 0.5 + 1.0, took  # plus slack for a loaded machine
     wait_for(lambda: serves(port), 10, what=f"a back:\n{emp.log}")
     assert emp.master_pid("a.ini") != old
     assert emp.master_pid("b.ini") == b_master  # the other vassal was left alone
@@ -386,7 +392,13 @@ def test_globs_ini_options_stats_pidfile_and_sighup(emperor, tmp_path):
     # a new directory matching the glob is picked up (no polling: inotify on the levels)
     (srv / "three" / "deploy").mkdir(parents=True)
     vassal_ini(srv / "three" / "deploy" / "site.ini", ports["three"])
-    wait_for(lambda: serves(ports["three"]), 5, what=emp.log)
+    wait_for(lambda: serves(ports["three"]), 15, what=emp.log)
+    # a worker may answer before its master's "ready" has reached the emperor
+    wait_for(
+        lambda: all(v["state"] == "ready" for v in emp.stats(stats_port)["vassals"]),
+        10,
+        what="every vassal ready in the stats",
+    )
     stats = emp.stats(stats_port)
     assert stats["pid"] == emp.pid
     rows = {Path(v["ini"]).parent.parent.name: v for v in stats["vassals"]}
