@@ -1,5 +1,5 @@
-"""The ``procmaster`` command: read the config, then run a master (or answer
-``--help``, ``--version``, ``--check``).
+"""The ``procmaster`` command: read the config, then run a master, or an emperor
+with ``--emperor`` (or answer ``--help``, ``--version``, ``--check``).
 
 Owns: the process exit codes of the command and the one place where a
 ``ConfigError`` becomes a message on stderr. Must not know: how anything is served.
@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.get("show-config"):
         sys.stdout.write(cfg.as_ini())
         sys.stdout.flush()
+    if cfg.get("emperor"):
+        from .emperor import run as run_emperor
+
+        return run_emperor(cfg)
     from .master import run
 
     return run(cfg)

@@ -28,6 +28,9 @@ Handlers, one per event, in the style of gunicorn's arbiter:
 * ``guards.check``: harakiri, evil-reload-on-rss, cheaper (``procmaster.guards``);
   a worker that stopped to be replaced (max-requests, reload-on-rss, ...) is
   respawned at once, without crash back-off.
+* ``handle_emperor`` (when this master is a vassal, ``procmaster.emperor``): the
+  emperor's ``stop`` is ``handle_term``, its ``reload`` a ``request``, EOF on its
+  pipe a graceful stop; ``tell_emperor_ready`` says ``ready`` once the workers are.
 
 Must not know: HTTP, WSGI, protocols.
 """
@@ -46,6 +49,7 @@ import traceback
 from . import sockets as sockets_mod
 from .app import AppLoadError, load_apps, prepare_process
 from .guards import MasterGuards, initial_workers, recycled
+from .emperor import EmperorLink
 from .logs import log
 from .privileges import PrivilegeError, drop_privileges
 from .scoreboard import Scoreboard
@@ -138,6 +142,7 @@ class Master:
         self.exit_code = 0
         self.processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         self.guards: MasterGuards | None = None
+        self.emperor = EmperorLink.from_environ()  # this master is a vassal of an emperor
 
     # -- start-up ------------------------------------------------------------------
 
@@ -187,6 +192,8 @@ class Master:
             max(self.processes, int(cfg.processes)) * 2 + 8, cores=int(cfg.get("threads") or 1)
         )
         self.guards = MasterGuards(self)
+        if self.emperor is not None:
+            self.sel.register(self.emperor.fileno(), selectors.EVENT_READ, "emperor")
         if inherited:
             self.adopt(inherited)
         for wid in range(1, self.processes + 1):
@@ -378,6 +385,8 @@ class Master:
                     self.handle_ready()
                 elif key.data == "watch":
                     self.handle_watch()
+                elif key.data == "emperor":
+                    self.handle_emperor()
             self.fire_watches()
             self.reap_workers()
             self.murder_workers()
@@ -445,6 +454,31 @@ class Master:
         if new_modules and self.watcher is not None:
             self.watch_modules(new_modules)
         self.check_reload_progress()
+        self.tell_emperor_ready()
+
+    def handle_emperor(self) -> None:
+        """Messages from our emperor: ``stop``, ``reload``; EOF: the emperor is gone."""
+        messages = self.emperor.read()
+        if messages is None:
+            self.sel.unregister(self.emperor.fileno())
+            self.emperor = None
+            log("the emperor is gone: stopping")
+            self.handle_term()
+            return
+        for message in messages:
+            if message == "stop":
+                self.handle_term()
+            elif message == "reload":
+                self.request("reload", "the emperor")
+
+    def tell_emperor_ready(self) -> None:
+        """Tell our emperor once every worker of this image is ready."""
+        link = self.emperor
+        if link is None or link.ready_sent or self.reload_state is not None:
+            return
+        current = self.current_workers()
+        if len(current) >= self.processes and all(w.ready for w in current):
+            link.send("ready")
 
     def reap_workers(self) -> None:
         while True:

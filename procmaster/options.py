@@ -716,10 +716,37 @@ OPTIONS: tuple[Option, ...] = (
        status=UNSUPPORTED, blocking=True, note=NOT_YET + "; use systemd sandboxing or a "
        "container"),
     # -- Other uWSGI subsystems ----------------------------------------------------------
-    _O("emperor", "str", "run the Emperor (one master per vassal config)", multi=True,
-       prefixes=("emperor-", "vassals-", "vassal-"), group=_OTHER, status=UNSUPPORTED,
-       blocking=True, note=NOT_YET + "; run one procmaster per INI (e.g. systemd "
-       "template units)"),
+    _O("emperor", "str", "run the Emperor: one master (vassal) per *.ini in a directory, "
+       "or per file matching a glob (repeatable)", multi=True, group=_OTHER, status=PARTIAL,
+       note="INI vassals only (no .xml/.yml/.json, no zmq:// or other monitor schemes); "
+       "watched with inotify; a vassal's %d and %n are those of the INI file symlinks "
+       "point to"),
+    _O("emperor-throttle", "int", "the Emperor's throttle (milliseconds) for vassals that "
+       "keep dying: the first back-off step", default=1000, group=_OTHER),
+    _O("emperor-max-throttle", "int", "the longest back-off (milliseconds) before a dying "
+       "vassal is started again", default=180000, group=_OTHER),
+    _O("vassals-include", "ini", "include this INI in every vassal's config, after the "
+       "vassal's own lines (its values win)", multi=True, group=_OTHER),
+    _O("vassals-inherit", "ini", "read this INI as a base for every vassal, before the "
+       "vassal's own lines (the vassal's values win)", multi=True, group=_OTHER),
+    _O("vassal-set", "keyval", "set an option for every vassal: vassal-set = NAME=VALUE",
+       aliases=("vassals-set",), multi=True, group=_OTHER),
+    _O("emperor-pidfile", "path", "write the Emperor's pid to this file", group=_OTHER),
+    _O("emperor-stats", "address", "serve the Emperor's stats (JSON: each vassal's INI, "
+       "pid, state, restarts, last start) on this address", aliases=("emperor-stats-server",),
+       group=_OTHER),
+    _O("emperor-tyrant", "bool", "when the Emperor runs as root, run each vassal as the "
+       "owner (uid and gid) of its INI file; root-owned vassals are refused", default=False,
+       group=_OTHER),
+    _O("emperor-tyrant-allow-root", "bool", "with emperor-tyrant, let root-owned vassal "
+       "files run as root (a procmaster extension)", default=False, group=_OTHER),
+    _O("emperor-on-demand-directory", "path", "bind vassal sockets in the Emperor and start "
+       "a vassal on its first connection", aliases=("emperor-on-demand-dir",), group=_OTHER,
+       status=UNSUPPORTED, note=NOT_YET + "; every vassal starts at once"),
+    _O("emperor-*", "str", "other Emperor and vassal options (emperor-freq, "
+       "emperor-broodlord, vassals-include-before and the rest)",
+       prefixes=("emperor-", "vassals-", "vassal-"), multi=True, group=_OTHER,
+       status=UNSUPPORTED, blocking=True, note=NOT_YET + "; the options above are supported"),
     _O("cache2", "str", "create a shared cache (keyval syntax)", multi=True,
        prefixes=("cache-",), group=_OTHER, status=UNSUPPORTED, blocking=True,
        note=NOT_YET + "; the uwsgi.cache_* API does not exist: use Redis or memcached"),

@@ -133,8 +133,9 @@ def test_names_are_unique_and_real_uwsgi_names():
         for n in names:
             assert n not in seen
             seen.add(n)
-    # everything declared is a uWSGI option, except procmaster's own --check
-    own = {"check"}
+    # everything declared is a uWSGI option, except procmaster's own --check and the
+    # switch that lets emperor-tyrant run root-owned vassals (uWSGI always refuses them)
+    own = {"check", "emperor-tyrant-allow-root"}
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []
 
@@ -227,7 +228,9 @@ def test_families_cover_real_uwsgi_names_only():
     assert lookup("route-host").name == "route"
     assert lookup("if-env").name == "if-*"
     assert lookup("endif").name == "if-*"
-    assert lookup("emperor-tyrant").name == "emperor"
+    assert lookup("emperor-broodlord").name == "emperor-*"
+    assert lookup("vassal-sos").name == "emperor-*"
+    assert lookup("emperor-tyrant").name == "emperor-tyrant"
     assert lookup("hook-dir") is None
     assert lookup("cache-dir") is None
     assert lookup("nonsense") is None

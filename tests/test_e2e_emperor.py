@@ -1,0 +1,492 @@
+"""The Emperor end to end: real INI files in real directories, real vassal
+processes, real HTTP requests. The ``emperor`` fixture kills every process it
+started (and every descendant seen), by PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import APPS, ROOT, Load, free_port, http_get, wait_for
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def serves(port: int) -> bool:
+    try:
+        return http_get(port, "/", timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except OSError:
+        return True
+
+
+def vassal_ini(path: Path, port: int, processes: int = 1, extra: str = "") -> Path:
+    path.write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmodule = testapp\nprocesses = {processes}\n"
+        f"worker-reload-mercy = 5\n{extra}"
+    )
+    return path
+
+
+class EmperorProc:
+    """A running ``procmaster --emperor``, its log, and the processes it had."""
+
+    def __init__(
+        self, args: list[str], cwd: Path, env: dict, log_path: Path, pass_fds: tuple = ()
+    ) -> None:
+        self.log_path = log_path
+        self.log_file = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "procmaster", *args],
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            pass_fds=pass_fds,
+        )
+        self.pid = self.proc.pid
+        self.seen: set[int] = {self.pid}
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, count: int = 1, timeout: float = 10.0) -> str:
+        wait_for(
+            lambda: self.log.count(text) >= count,
+            timeout,
+            what=f"{text!r} x{count} in the log:\n{self.log[-4000:]}",
+        )
+        self.descendants()
+        return self.log
+
+    def descendants(self) -> list[int]:
+        try:
+            pids = [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+        self.seen.update(pids)
+        return pids
+
+    def master_pid(self, name: str) -> int:
+        """The pid of the latest vassal started for ``name`` (from the log)."""
+        found = re.findall(rf"vassal {re.escape(name)}: started \(pid (\d+)\)", self.log)
+        assert found, self.log
+        return int(found[-1])
+
+    def workers(self, master: int) -> list[int]:
+        try:
+            kids = psutil.Process(master).children()
+        except psutil.NoSuchProcess:
+            return []
+        pids = []
+        for kid in kids:
+            self.seen.add(kid.pid)
+            try:
+                if "PROCMASTER_PROBE" not in kid.environ():
+                    pids.append(kid.pid)
+            except psutil.Error:
+                pass
+        return sorted(pids)
+
+    def stats(self, port: int) -> dict:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            return json.loads(s.makefile().read())
+
+    def kill_all(self) -> None:
+        self.descendants()
+        for pid in [self.pid, *sorted(self.seen - {self.pid})]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log_file.close()
+
+
+@pytest.fixture
+def emperor(tmp_path):
+    """``emperor(*args, env=...)`` starts ``python -m procmaster *args``; at the end
+    every process it started or had as a descendant is killed by PID."""
+    started: list[EmperorProc] = []
+
+    def start(
+        *args, env: dict | None = None, cwd: Path | None = None, pass_fds: tuple = ()
+    ) -> EmperorProc:
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(APPS), str(ROOT), full_env.get("PYTHONPATH", "")]
+        )
+        full_env.pop("NOTIFY_SOCKET", None)
+        full_env.update(env or {})
+        log_path = tmp_path / f"emperor-{len(started)}.log"
+        proc = EmperorProc([str(a) for a in args], cwd or tmp_path, full_env, log_path, pass_fds)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill_all()
+
+
+def test_vassal_side_of_the_pipe_ready_reload_and_eof(emperor, tmp_path):
+    """A master started with PROCMASTER_EMPEROR_FD, the test playing the emperor."""
+    port = free_port()
+    ini = vassal_ini(tmp_path / "v.ini", port, processes=2)
+    ours, theirs = socket.socketpair()
+    vassal = emperor(
+        "--ini",
+        ini,
+        env={"PROCMASTER_EMPEROR_FD": str(theirs.fileno())},
+        pass_fds=(theirs.fileno(),),
+    )
+    theirs.close()
+    ours.settimeout(15)
+    try:
+        assert ours.recv(100) == b"ready\n"
+        assert serves(port)
+        workers = vassal.workers(vassal.pid)
+        ours.sendall(b"reload\n")
+        assert ours.recv(100) == b"ready\n"  # the new image, once its workers are ready
+        assert "reload requested (the emperor)" in vassal.log
+        wait_for(lambda: not set(vassal.workers(vassal.pid)) & set(workers), 10)
+        everything = vassal.descendants()
+    finally:
+        ours.close()  # EOF: the emperor is gone
+    assert vassal.proc.wait(15) == 0
+    assert "the emperor is gone: stopping" in vassal.log
+    assert not [p for p in everything if alive(p)]
+
+
+def test_vassals_start_add_reload_remove_and_sigterm(emperor, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    ports = {name: free_port() for name in ("a", "b", "c", "d")}
+    for name in "abc":
+        vassal_ini(vassals / f"{name}.ini", ports[name], processes=2)
+    (vassals / "notes.txt").write_text("not a vassal")
+    emp = emperor("--emperor", vassals)
+    for name in "abc":
+        wait_for(lambda n=name: serves(ports[n]), 15, what=f"vassal {name}:\n{emp.log}")
+    assert "notes" not in emp.log
+    emp.wait_log("ready", count=3)
+
+    # a fourth file: serves within 2 s of its creation
+    t0 = time.monotonic()
+    vassal_ini(vassals / "d.ini", ports["d"])
+    wait_for(lambda: serves(ports["d"]), 2.0, interval=0.01, what=f"d.ini:\n{emp.log}")
+    print(f"file creation -> first served request: {time.monotonic() - t0:.3f}s")
+
+    # touching a.ini reloads a only, while the others serve under load
+    masters = {n: emp.master_pid(f"{n}.ini") for n in "abcd"}
+    before = {n: emp.workers(masters[n]) for n in "abcd"}
+    with Load(ports["b"], threads=2) as load_b, Load(ports["c"], threads=2) as load_c:
+        os.utime(vassals / "a.ini")
+        emp.wait_log("vassal a.ini: reloaded")
+        wait_for(lambda: not set(emp.workers(masters["a"])) & set(before["a"]), 10)
+        load_b.more(50)
+        load_c.more(50)
+    assert load_b.failures == [] and load_c.failures == []
+    assert emp.master_pid("a.ini") == masters["a"]  # same master, new workers
+    assert len(emp.workers(masters["a"])) == 2
+    for n in "bcd":
+        assert emp.workers(masters[n]) == before[n], n
+    assert emp.log.count("file changed: graceful reload") == 1
+
+    # removing c.ini stops c and leaves no process of it
+    c_pids = [masters["c"], *before["c"]]
+    (vassals / "c.ini").unlink()
+    wait_for(lambda: not any(alive(p) for p in c_pids), 10, what=f"c stopped:\n{emp.log}")
+    assert refused(ports["c"])
+    assert serves(ports["a"]) and serves(ports["b"]) and serves(ports["d"])
+
+    # SIGTERM: every vassal stops gracefully, the emperor exits 0
+    everything = emp.descendants()
+    emp.proc.send_signal(signal.SIGTERM)
+    assert emp.proc.wait(20) == 0
+    assert not [p for p in everything if alive(p)]
+    assert "emperor stopped" in emp.log
+
+
+def test_kill9_of_a_vassal_master_brings_it_back_within_the_throttle(emperor, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port, other = free_port(), free_port()
+    vassal_ini(vassals / "a.ini", port)
+    vassal_ini(vassals / "b.ini", other)
+    emp = emperor("--emperor", vassals, "--emperor-throttle", "500")
+    emp.wait_log("ready", count=2)
+    old = emp.master_pid("a.ini")
+    b_master = emp.master_pid("b.ini")
+    os.kill(old, signal.SIGKILL)
+    t0 = time.monotonic()
+    emp.wait_log("vassal a.ini: started", count=2)
+    took = time.monotonic() - t0
+    # at once after a healthy run, else after one throttle step (500 ms)
+    assert re.search(
+        r"vassal a\.ini \(pid \d+\) killed by signal 9 \(SIGKILL\); "
+        r"starting it again( in 0\.5s \(throttle\))?\n",
+        emp.log,
+    ), emp.log
+    assert took < 0.5 + 1.0, took  # plus slack for a loaded machine
+    wait_for(lambda: serves(port), 10, what=f"a back:\n{emp.log}")
+    assert emp.master_pid("a.ini") != old
+    assert emp.master_pid("b.ini") == b_master  # the other vassal was left alone
+    # a vassal that keeps dying young (its app does not load) is throttled, with a
+    # growing delay, and the others are left alone
+    (vassals / "crash.ini").write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:{free_port()}\nmodule = no_such_module_here\n"
+    )
+    emp.wait_log("vassal crash.ini: started", count=3)
+    emp.wait_log("vassal crash.ini (pid", count=3)
+    assert "starting it again in 0.5s (throttle)" in emp.log
+    assert "starting it again in 1.0s (throttle)" in emp.log
+    assert "starting it again in 2.0s (throttle)" in emp.log
+    assert emp.master_pid("b.ini") == b_master
+
+
+def test_invalid_vassal_is_reported_once_and_starts_once_fixed(emperor, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port, good = free_port(), free_port()
+    bad = vassals / "bad.ini"
+    bad.write_text(f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmodule = testapp\nprocesses = many\n")
+    emp = emperor("--emperor", vassals)
+    emp.wait_log("vassal bad.ini: config error")
+    assert f"{bad}:4: option 'processes'" in emp.log  # file:line
+    # later events (another vassal starting) do not report it again
+    vassal_ini(vassals / "good.ini", good)
+    wait_for(lambda: serves(good), 10, what=emp.log)
+    assert emp.log.count("config error") == 1
+    assert emp.log.count("vassal bad.ini: started") == 0
+    # fixed: it starts
+    vassal_ini(bad, port)
+    wait_for(lambda: serves(port), 10, what=f"bad.ini fixed:\n{emp.log}")
+    assert emp.log.count("config error") == 1
+    # broken again while running: it keeps serving with the old config
+    bad.write_text("[uwsgi]\nhttp-socket = nonsense:port\n")
+    emp.wait_log("keeps running with its previous configuration")
+    assert serves(port)
+    assert emp.log.count("vassal bad.ini: started") == 1
+
+
+def test_sigkill_of_the_emperor_leaves_no_vassal(emperor, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    for name in "ab":
+        vassal_ini(vassals / f"{name}.ini", free_port(), processes=2)
+    emp = emperor("--emperor", vassals)
+    emp.wait_log("ready", count=2)
+    everything = emp.descendants()
+    assert len(everything) >= 6  # two masters, four workers
+    emp.proc.kill()
+    t0 = time.monotonic()
+    wait_for(lambda: not [p for p in everything if alive(p)], 2.0, what="no orphans")
+    print(f"no vassal process left {time.monotonic() - t0:.3f}s after SIGKILL")
+
+
+def test_symlinked_vassals_like_debian_apps_enabled(emperor, tmp_path):
+    available = tmp_path / "apps-available"
+    enabled = tmp_path / "apps-enabled"
+    available.mkdir()
+    enabled.mkdir()
+    port = free_port()
+    vassal_ini(available / "site.ini", port, extra="env = SITE_DIR=%d\nenv = SITE_NAME=%n\n")
+    (enabled / "site.ini").symlink_to("../apps-available/site.ini")
+    emp = emperor("--emperor", enabled)
+    wait_for(lambda: serves(port), 15, what=emp.log)
+    env = json.loads(http_get(port, "/osenv")[2])
+    assert env["SITE_DIR"] == f"{available}/" and env["SITE_NAME"] == "site"
+    assert "PROCMASTER_EMPEROR_FD" in env and "NOTIFY_SOCKET" not in env
+    master = emp.master_pid("site.ini")
+    workers = emp.workers(master)
+    # touch --no-dereference on the link reloads
+    subprocess.run(["touch", "--no-dereference", str(enabled / "site.ini")], check=True)
+    emp.wait_log("vassal site.ini: reloaded", count=1)
+    wait_for(lambda: emp.workers(master) and emp.workers(master) != workers, 10)
+    workers = emp.workers(master)
+    # editing the target (in apps-available) reloads too
+    os.utime(available / "site.ini")
+    emp.wait_log("vassal site.ini: reloaded", count=2)
+    wait_for(lambda: emp.workers(master) and emp.workers(master) != workers, 10)
+    assert emp.master_pid("site.ini") == master
+    # removing the link stops it
+    pids = [master, *emp.workers(master)]
+    (enabled / "site.ini").unlink()
+    wait_for(lambda: not any(alive(p) for p in pids), 10, what=emp.log)
+    assert refused(port)
+    assert (available / "site.ini").exists()
+
+
+def test_rename_is_stop_then_start_on_the_same_ports(emperor, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port = free_port()
+    vassal_ini(vassals / "old.ini", port)
+    emp = emperor("--emperor", vassals)
+    emp.wait_log("vassal old.ini: ready")
+    old_master = emp.master_pid("old.ini")
+    (vassals / "old.ini").rename(vassals / "new.ini")
+    emp.wait_log("vassal new.ini: ready")
+    assert not alive(old_master)
+    assert serves(port)
+    assert "vassal old.ini (pid" in emp.log and "stopped" in emp.log
+
+
+def test_globs_ini_options_stats_pidfile_and_sighup(emperor, tmp_path):
+    srv = tmp_path / "srv"
+    ports = {"one": free_port(), "two": free_port(), "three": free_port()}
+    for name in ("one", "two"):
+        (srv / name / "deploy").mkdir(parents=True)
+        vassal_ini(srv / name / "deploy" / "site.ini", ports[name], extra="env = WHO=%c\n")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    stats_port = free_port()
+    (tmp_path / "common.ini").write_text("[uwsgi]\nenv = FROM_INCLUDE=yes\n")
+    (tmp_path / "base.ini").write_text("[uwsgi]\nenv = FROM_INHERIT=yes\nprocesses = 3\n")
+    (tmp_path / "emperor.ini").write_text(
+        "[uwsgi]\n"
+        f"emperor = {srv}/*/deploy/site.ini\n"
+        f"emperor = {extra}\n"
+        "vassals-include = %d/common.ini\n"
+        "vassals-inherit = %d/base.ini\n"
+        "vassal-set = env=FROM_SET=1\n"
+        f"emperor-stats = 127.0.0.1:{stats_port}\n"
+        "emperor-pidfile = %d/emperor.pid\n"
+    )
+    emp = emperor("--ini", tmp_path / "emperor.ini")
+    for name in ("one", "two"):
+        wait_for(lambda n=name: serves(ports[n]), 15, what=emp.log)
+    env = json.loads(http_get(ports["one"], "/osenv")[2])
+    assert env["FROM_INCLUDE"] == "yes" and env["FROM_SET"] == "1"
+    assert env["FROM_INHERIT"] == "yes" and env["WHO"] == "deploy"
+    wait_for(lambda: (tmp_path / "emperor.pid").exists(), 5)
+    assert (tmp_path / "emperor.pid").read_text().strip() == str(emp.pid)
+    # a new directory matching the glob is picked up (no polling: inotify on the levels)
+    (srv / "three" / "deploy").mkdir(parents=True)
+    vassal_ini(srv / "three" / "deploy" / "site.ini", ports["three"])
+    wait_for(lambda: serves(ports["three"]), 15, what=emp.log)
+    # a worker may answer before its master's "ready" has reached the emperor
+    wait_for(
+        lambda: all(v["state"] == "ready" for v in emp.stats(stats_port)["vassals"]),
+        10,
+        what="every vassal ready in the stats",
+    )
+    stats = emp.stats(stats_port)
+    assert stats["pid"] == emp.pid
+    rows = {Path(v["ini"]).parent.parent.name: v for v in stats["vassals"]}
+    assert set(rows) == {"one", "two", "three"}
+    for row in rows.values():
+        assert row["state"] == "ready" and row["restarts"] == 0
+        assert alive(row["pid"]) and row["last_start"] <= time.time()
+    assert len(emp.workers(rows["one"]["pid"])) == 1  # the vassal's processes beat the base's
+    # SIGHUP re-scans; nothing changed, so nothing is disturbed
+    masters = {n: r["pid"] for n, r in rows.items()}
+    emp.proc.send_signal(signal.SIGHUP)
+    emp.wait_log("SIGHUP: scanning")
+    vassal_ini(extra / "four.ini", free_port())
+    emp.wait_log("vassal four.ini: ready")
+    rows = {Path(v["ini"]).parent.parent.name: v["pid"] for v in emp.stats(stats_port)["vassals"]}
+    assert all(rows[n] == masters[n] for n in masters)
+    emp.proc.send_signal(signal.SIGTERM)
+    assert emp.proc.wait(20) == 0
+    assert not (tmp_path / "emperor.pid").exists()
+
+
+def test_systemd_ready_once_every_vassal_has_started(emperor, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    ports = [free_port(), free_port()]
+    for i, port in enumerate(ports):
+        vassal_ini(vassals / f"v{i}.ini", port)
+    (vassals / "broken.ini").write_text("[uwsgi]\nprocesses = x\n")
+    notify_path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(notify_path)
+    sock.settimeout(15)
+    try:
+        emp = emperor("--emperor", vassals, env={"NOTIFY_SOCKET": notify_path})
+        message = sock.recv(4096).decode()
+        assert message.startswith("READY=1")
+        # by then every vassal that can start is serving; the broken one is known
+        assert all(serves(p) for p in ports)
+        assert "2 of 3 vassal(s) ready" in emp.log
+        emp.proc.send_signal(signal.SIGTERM)
+        assert sock.recv(4096) == b"STOPPING=1"
+        assert emp.proc.wait(20) == 0
+    finally:
+        sock.close()
+
+
+def others_can_run(path: str) -> bool:
+    """True if a user other than root can reach and execute ``path``."""
+    path = os.path.realpath(path)
+    parts = path.split("/")
+    for i in range(2, len(parts)):
+        if not os.stat("/".join(parts[:i])).st_mode & 0o001:
+            return False
+    return bool(os.stat(path).st_mode & 0o001)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="emperor-tyrant needs root")
+def test_tyrant_refuses_root_owned_vassals_unless_allowed(emperor, tmp_path):
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port = free_port()
+    vassal_ini(vassals / "root.ini", port)
+    emp = emperor("--emperor", vassals, "--emperor-tyrant")
+    emp.wait_log("vassal root.ini: refused: the file is owned by root")
+    assert refused(port)
+    emp.proc.send_signal(signal.SIGTERM)
+    assert emp.proc.wait(10) == 0
+    emp = emperor("--emperor", vassals, "--emperor-tyrant", "--emperor-tyrant-allow-root")
+    wait_for(lambda: serves(port), 15, what="the root-owned vassal, allowed")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="emperor-tyrant needs root")
+@pytest.mark.skipif(not others_can_run(sys.executable), reason="python is private to root here")
+def test_tyrant_runs_each_vassal_as_its_file_owner(emperor, tmp_path):
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    base = Path(tempfile.mkdtemp(prefix="procmaster-tyrant-"))
+    try:
+        base.chmod(0o755)
+        port = free_port()
+        mine = vassal_ini(base / "mine.ini", port)
+        os.chown(mine, nobody.pw_uid, nobody.pw_gid)
+        emp = emperor("--emperor", base, "--emperor-tyrant")
+        wait_for(lambda: serves(port), 15, what="the vassal run as nobody")
+        master = emp.master_pid("mine.ini")
+        assert psutil.Process(master).uids().real == nobody.pw_uid
+        worker_pid = int(http_get(port, "/pid")[2])
+        assert psutil.Process(worker_pid).uids().effective == nobody.pw_uid
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
