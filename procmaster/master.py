@@ -48,8 +48,8 @@ import traceback
 
 from . import sockets as sockets_mod
 from .app import AppLoadError, load_apps, prepare_process
-from .guards import MasterGuards, initial_workers, recycled
 from .emperor import EmperorLink
+from .guards import MasterGuards, initial_workers, recycled
 from .logs import log
 from .privileges import PrivilegeError, drop_privileges
 from .scoreboard import Scoreboard
