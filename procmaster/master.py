@@ -304,7 +304,12 @@ class Master:
         self.respawn_at.pop(wid, None)
         sys.stdout.flush()
         sys.stderr.flush()
+        # the child inherits the mask: a SIGTERM that arrives before the worker has
+        # its own handlers waits for them instead of hitting the master's no-op
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         pid = os.fork()
+        if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         if pid == 0:
             try:
                 signal.set_wakeup_fd(-1)

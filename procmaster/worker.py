@@ -83,6 +83,18 @@ ERROR_REASONS = {
 }
 
 PR_SET_PDEATHSIG = 1
+# every signal the master may hold blocked around fork (its HANDLED_SIGNALS)
+WORKER_SIGNALS = (
+    signal.SIGHUP,
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGCHLD,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+)
 PR_SET_NAME = 15
 
 
@@ -555,6 +567,8 @@ class Worker:
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
         for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR2):
             signal.signal(sig, self._on_signal)
+        for sig in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)  # the master's, not ours
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.epoll.register(r, EPOLLIN)
@@ -562,6 +576,8 @@ class Worker:
             faulthandler.register(DUMP_SIGNAL, file=log.fd, all_threads=True)
         if self.pool is not None:
             self.epoll.register(self.pool.fileno(), EPOLLIN)
+        # blocked by the master around the fork: from now on they reach our handlers
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
 
     def _on_signal(self, signum, frame) -> None:
         # the work happens in the loop (the wake-up fd woke it); nothing here
