@@ -129,6 +129,7 @@ class Connection:
         "close_after",
         "peer_closed",
         "idle_since",
+        "got_head",
     )
 
     def __init__(self, fd: int, worker: Worker, listener, remote: tuple[str, str]) -> None:
@@ -151,11 +152,14 @@ class Connection:
         self.close_after = False
         self.peer_closed = False
         self.idle_since = now
+        self.got_head = False
 
     # -- Sink: events from the protocol ------------------------------------------
 
     def on_head(self, req: Request) -> None:
         worker = self.worker
+        self.got_head = True  # the header deadline is met; the body gets its own
+        self.deadline = worker.now + worker.socket_timeout
         limit = worker.limit_post
         if limit and req.content_length is not None and req.content_length > limit:
             raise ProtocolError(f"request body of {req.content_length} bytes over limit-post", 413)
@@ -167,6 +171,8 @@ class Connection:
         if body is None:
             body = req.body = Body(self.worker.spool_threshold)
         body.write(data)
+        # socket-timeout between body bytes, not for the whole body
+        self.deadline = self.worker.now + self.worker.socket_timeout
         limit = self.worker.limit_post
         if limit and body.size > limit:
             raise ProtocolError(f"request body over limit-post ({limit} bytes)", 413)
@@ -199,6 +205,8 @@ class Connection:
         else:
             if not self.in_request:
                 self.in_request = True
+                self.got_head = False
+                # the header deadline: the whole head within socket-timeout
                 self.deadline = worker.now + worker.socket_timeout
             try:
                 reply = self.proto.feed(data)
@@ -207,6 +215,11 @@ class Connection:
                 return
             if reply:
                 self.send(reply)
+            if not self.got_head and worker.now > self.deadline:
+                # a head trickled in for longer than the header deadline
+                worker.timeouts["header"] += 1
+                self.close()
+                return
         if self.ready:
             self.process()
         elif self.out:
@@ -527,6 +540,9 @@ class Worker:
         self.autoreload = bool(cfg.get("py-autoreload"))
         self.modules_seen: set[str] = set()
         self.nmodules = 0
+        # connections closed by a deadline, by kind (logged at exit)
+        self.timeouts = {"header": 0, "read": 0, "write": 0, "keepalive": 0}
+        self.fd_warned = False
 
     # -- set-up ------------------------------------------------------------------
 
@@ -624,7 +640,14 @@ class Worker:
         except Exception:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
             os._exit(1)
+        self.log_timeouts()
         os._exit(0)
+
+    def log_timeouts(self) -> None:
+        """At exit: how many connections each deadline closed, if any."""
+        if any(self.timeouts.values()):
+            counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
+            log(f"worker {self.wid}: connections closed by timeouts: {counts}")
 
     def accept(self, lst: WorkerListener) -> None:
         sock = lst.sock
@@ -648,11 +671,13 @@ class Worker:
             self.epoll.register(fd, EPOLLIN)
 
     def out_of_fds(self, lst: WorkerListener) -> None:
-        """EMFILE: stop accepting until a connection closes (never spin)."""
+        """EMFILE: stop accepting until a connection closes (never spin); said once."""
         if self.accepting:
-            log(
-                f"worker {self.wid}: out of file descriptors; pausing accept until connections close"
-            )
+            if not self.fd_warned:
+                self.fd_warned = True
+                log(
+                    f"worker {self.wid}: out of file descriptors; pausing accept until connections close"
+                )
             for other in self.listeners:
                 try:
                     self.epoll.unregister(other.fd)
@@ -705,6 +730,13 @@ class Worker:
                     conn.close()
                 continue
             if now > conn.deadline:
+                if conn.out:
+                    kind = "write"
+                elif not conn.in_request:
+                    kind = "keepalive"
+                else:
+                    kind = "read" if conn.got_head else "header"
+                self.timeouts[kind] += 1
                 conn.close()
 
     # -- requests ------------------------------------------------------------------
