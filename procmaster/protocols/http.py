@@ -23,6 +23,7 @@ Rules: no sockets, no ``os``, no WSGI, no logging (see ``base.py``).
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate
 from urllib.parse import unquote_to_bytes
@@ -40,6 +41,11 @@ _CGI_NAMES: dict[bytes, str | None] = {
     b"Content-Type": "CONTENT_TYPE",
     b"Content-Length": "CONTENT_LENGTH",
 }
+
+# a "%" not followed by two hex digits (RFC 3986 pct-encoded)
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+# Content-Length values from here on are absurd (and past a signed 64-bit offset)
+_MAX_LENGTH = 1 << 63
 
 _date_cache = [0, ""]
 _head_cache: dict = {}
@@ -188,6 +194,8 @@ class HTTPProtocol:
         env = self.env
         text = value.decode("latin-1")
         if key in env:
+            if key == "HTTP_HOST":  # RFC 9112 3.2: more than one Host is a 400
+                self._fail(ProtocolError("more than one Host header", 400))
             # RFC 9110 5.3: repeated fields combine with a comma
             # (``Cookie`` uses "; " as its own separator, RFC 6265 5.4).
             env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + text
@@ -210,6 +218,8 @@ class HTTPProtocol:
         if b"#" in path:
             self._fail(ProtocolError("fragment in request target", 400))
         if b"%" in path:
+            if _BAD_ESCAPE.search(path):
+                self._fail(ProtocolError("invalid percent-escape in request target", 400))
             try:
                 path = unquote_to_bytes(path)
             except Exception:  # pragma: no cover - unquote_to_bytes is lenient
@@ -223,7 +233,7 @@ class HTTPProtocol:
         host = env.get("HTTP_HOST")
         if host:
             env["SERVER_NAME"], env["SERVER_PORT"] = _split_host(host, self.server_port)
-        elif version == "1.1":
+        elif version == "1.1" and host is None:  # an empty Host is allowed (RFC 9112 3.2)
             self._fail(ProtocolError("HTTP/1.1 request without Host", 400))
         else:
             env["SERVER_NAME"] = self.server_name
@@ -234,8 +244,14 @@ class HTTPProtocol:
         cl = env.get("CONTENT_LENGTH")
         if cl is not None:
             req.content_length = int(cl)  # llhttp has validated the digits
+            if req.content_length >= _MAX_LENGTH:
+                self._fail(ProtocolError("absurd Content-Length", 400))
         elif "HTTP_TRANSFER_ENCODING" not in env:
             req.content_length = 0
+        elif env["HTTP_TRANSFER_ENCODING"].strip().lower() != "chunked":
+            # llhttp accepts codings before a final chunked (``gzip, chunked``);
+            # we decode none of them (RFC 9112 6.1: 501)
+            self._fail(ProtocolError("transfer coding other than chunked", 501))
         self.req = req
         try:
             self.sink.on_head(req)
@@ -271,6 +287,9 @@ class HTTPProtocol:
         scheme, sep, rest = url.partition(b"://")
         if sep and scheme.lower() in (b"http", b"https"):
             slash = rest.find(b"/")
+            # RFC 9112 3.2.2: the target's authority replaces the Host header
+            authority = rest[:slash] if slash >= 0 else rest.partition(b"?")[0]
+            self.env["HTTP_HOST"] = authority.decode("latin-1")
             return rest[slash:] if slash >= 0 else b"/"
         self._fail(ProtocolError("invalid request target", 400))
         return b""  # not reached
