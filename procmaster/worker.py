@@ -130,6 +130,7 @@ class Connection:
         "peer_closed",
         "idle_since",
         "got_head",
+        "deferred_error",
     )
 
     def __init__(self, fd: int, worker: Worker, listener, remote: tuple[str, str]) -> None:
@@ -153,6 +154,7 @@ class Connection:
         self.peer_closed = False
         self.idle_since = now
         self.got_head = False
+        self.deferred_error: ProtocolError | None = None
 
     # -- Sink: events from the protocol ------------------------------------------
 
@@ -232,8 +234,15 @@ class Connection:
 
     def fail(self, exc: ProtocolError) -> None:
         """Bad request bytes: answer with an error status where the protocol can
-        (HTTP), then close."""
+        (HTTP), then close. Complete requests before the bad bytes are answered
+        first (pipelining), then the error."""
         worker = self.worker
+        if exc.status and self.proto.name == "http" and (self.ready or self.current is not None):
+            self.deferred_error = exc
+            self.pause_reading()
+            if self.current is None:
+                self.process()
+            return
         worker.log_protocol_error(self, exc)
         if exc.status and self.proto.name == "http" and self.current is None:
             reason = ERROR_REASONS.get(exc.status, "Bad Request")
@@ -283,6 +292,10 @@ class Connection:
             self.close_after = True
             self.ready.clear()
         self.in_request = bool(self.ready)
+        if self.deferred_error is not None and not self.ready and not self.close_after:
+            exc, self.deferred_error = self.deferred_error, None
+            self.fail(exc)
+            return
         # the clock now, not at the loop's wake-up: the app may have run for a while
         now = time.monotonic()
         self.idle_since = now
