@@ -192,6 +192,8 @@ class HTTPProtocol:
         if key is None:
             return
         env = self.env
+        if value and value[-1] in (32, 9):  # llhttp keeps trailing OWS (RFC 9110 5.5)
+            value = value.rstrip(b" \t")
         text = value.decode("latin-1")
         if key in env:
             if key == "HTTP_HOST":  # RFC 9112 3.2: more than one Host is a 400
