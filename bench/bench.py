@@ -144,6 +144,88 @@ class Scenario:
     around: Callable[[Running], contextlib.AbstractContextManager[None]] | None = None
 
 
+IDLE_CONNECTIONS = 1000
+IDLE_SETUP_TIMEOUT = 10.0  # seconds for the idle connections to get their first answer
+
+
+@dataclass
+class IdleStats:
+    """What holding idle keep-alive connections cost a server (one round)."""
+
+    opened: int = 0
+    answered: int = 0  # got the answer to their one request before the run
+    rss_delta: int = 0  # bytes, master + workers, after the answers minus before
+
+    def per_connection(self) -> float | None:
+        return self.rss_delta / self.answered if self.answered else None
+
+
+class hold_idle:
+    """Scenario hook: open ``n`` connections, send one request on each, read its
+    answer, then keep them open and silent (idle keep-alive) while wrk runs.
+    A server that serves one connection per worker answers few of them; the
+    others wait in its listen queue (non-blocking connects, so nothing hangs)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.stats = IdleStats()
+        self.socks: list[socket.socket] = []
+
+    def __call__(self, running: Running) -> hold_idle:
+        fresh = hold_idle(self.n)
+        fresh.running = running
+        return fresh
+
+    def __enter__(self) -> None:
+        import selectors
+
+        tree = self.running.tree()
+        before = total_rss(tree)
+        request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        sel = selectors.DefaultSelector()
+        for _ in range(self.n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.running.port))
+            self.socks.append(s)
+            sel.register(s, selectors.EVENT_WRITE, b"")
+        self.stats.opened = len(self.socks)
+        deadline = time.monotonic() + IDLE_SETUP_TIMEOUT
+        waiting = len(self.socks)
+        while waiting and time.monotonic() < deadline:
+            for key, ev in sel.select(0.5):
+                s = key.fileobj
+                if ev & selectors.EVENT_WRITE:
+                    try:
+                        s.send(request)
+                    except OSError:
+                        sel.unregister(s)
+                        waiting -= 1
+                        continue
+                    sel.modify(s, selectors.EVENT_READ, b"")
+                    continue
+                try:
+                    data = key.data + s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data or data.endswith(EXPECTED_BODY):
+                    sel.unregister(s)
+                    waiting -= 1
+                    self.stats.answered += data.endswith(EXPECTED_BODY)
+                else:
+                    sel.modify(s, selectors.EVENT_READ, data)
+        sel.close()
+        self.stats.rss_delta = total_rss(self.running.tree()) - before
+        progress(
+            f"  {self.stats.answered}/{self.n} idle connections answered before the run;"
+            f" RSS +{self.stats.rss_delta / 2**20:.1f} MiB"
+        )
+
+    def __exit__(self, *exc) -> None:
+        for s in self.socks:
+            s.close()
+
+
 PROCS = "2"
 
 SERVERS: tuple[Server, ...] = (
@@ -211,6 +293,8 @@ SERVERS: tuple[Server, ...] = (
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(name="keep-alive", measure_rss=True),
+    # the same run while 1,000 other keep-alive connections sit idle
+    Scenario(name="keep-alive+idle", measure_rss=True, around=hold_idle(IDLE_CONNECTIONS)),
     Scenario(name="close", wrk_args=("-H", "Connection: close"), client_closes=True),
 )
 
@@ -458,6 +542,7 @@ class Row:
     runs: list[WrkResult] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)  # bytes, one per round
     lost_workers: int = 0  # server processes gone during a run (crashed or respawned)
+    idle: list[IdleStats] = field(default_factory=list)  # one per round (idle scenarios)
     notes: dict[str, list[int]] = field(default_factory=dict)  # message: rounds
 
     def note(self, round_no: int, message: str) -> None:
@@ -518,6 +603,8 @@ def bench_server(
                         running.port,
                         scenario.path,
                     )
+                if isinstance(hook, hold_idle):
+                    row.idle.append(hook.stats)
                 tree = running.tree()
                 gone = before - {p.pid for p in tree}
                 row.runs.append(res)
@@ -661,6 +748,35 @@ def ratios(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
+def idle_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Per server: req/s with the idle connections open / without, and their cost."""
+    header = [
+        "server",
+        f"req/s with {IDLE_CONNECTIONS} idle / without",
+        "idle connections answered",
+        "RSS per idle connection",
+    ]
+    cells = []
+    by = {(r.server.name, r.scenario.name): r for r in rows}
+    for (name, _scen), row in by.items():
+        if not row.idle:
+            continue
+        base = by.get((name, "keep-alive"))
+        a = row.median()
+        b = base.median() if base else None
+        answered = statistics.median(s.answered for s in row.idle)
+        per = [p for s in row.idle if (p := s.per_connection()) is not None]
+        cells.append(
+            [
+                name,
+                f"{a / b:.2f}" if a and b else "-",
+                f"{answered:.0f} / {row.idle[0].opened}",
+                f"{statistics.median(per) / 1024:.1f} KiB" if per else "-",
+            ]
+        )
+    return header, cells
+
+
 def fmt_rounds(rounds: list[int], total: int) -> str:
     """'every round' or 'round 1, 3'."""
     if sorted(set(rounds)) == list(range(1, total + 1)):
@@ -739,6 +855,7 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
     """The results table, the ratios and the notes, as text or Markdown."""
     th, tc = table(rows)
     rh, rc = ratios(rows)
+    ih, ic = idle_table(rows)
     notes = [
         f"{r.server.name} {r.scenario.name}: {msg} ({fmt_rounds(rounds, args.rounds)})"
         for r in rows
@@ -746,6 +863,8 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
     ]
     if not markdown:
         out = [render_text(th, tc), "", render_text(rh, rc)]
+        if ic:
+            out += ["", render_text(ih, ic)]
         if notes:
             out += ["", "notes:", *("  " + n for n in notes)]
         return "\n".join(out)
@@ -787,6 +906,16 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
         "",
         render_markdown(rh, rc, labels=1),
     ]
+    if ic:
+        out += [
+            "",
+            f"keep-alive+idle: the keep-alive run while {IDLE_CONNECTIONS} other connections,"
+            " each answered once before the run where the server did, stay open and silent."
+            " RSS per idle connection: growth of master + workers while opening them,"
+            " divided by the connections answered.",
+            "",
+            render_markdown(ih, ic, labels=1),
+        ]
     if notes:
         out += ["", "Notes:", "", *(f"- {n}" for n in notes)]
     return "\n".join(out).replace(APPS, "bench/apps")
@@ -855,6 +984,12 @@ def main(argv: list[str] | None = None) -> int:
     check_tools(servers)
     # SIGTERM unwinds like Ctrl-C, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # the idle connections need descriptors here, and the servers inherit the limit
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     try:
         rows = run(args, servers, scenarios)
     except KeyboardInterrupt:
