@@ -430,6 +430,7 @@ class WrkResult:
     non2xx: int = 0
     probes: list[float | None] = field(default_factory=list)  # seconds; None: no answer
     failed: str = ""  # wrk did not run or printed no result
+    cpu: float = 0.0  # seconds of CPU (user + system) the server's processes used
 
     @property
     def socket_errors(self) -> int:
@@ -597,12 +598,14 @@ def bench_server(
                 before = {p.pid for p in running.tree()}
                 hook = scenario.around(running) if scenario.around else contextlib.nullcontext()
                 with hook:
+                    cpu0 = total_cpu(running.tree())
                     res = run_wrk(
                         wrk_argv(args, args.duration, scenario, running.url),
                         args.duration,
                         running.port,
                         scenario.path,
                     )
+                    res.cpu = total_cpu(running.tree()) - cpu0
                 if isinstance(hook, hold_idle):
                     row.idle.append(hook.stats)
                 tree = running.tree()
@@ -649,6 +652,23 @@ def total_rss(tree: list[psutil.Process]) -> int:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += p.memory_info().rss
     return total
+
+
+def total_cpu(tree: list[psutil.Process]) -> float:
+    """User + system CPU seconds used so far by the given processes."""
+    total = 0.0
+    for p in tree:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def cpu_per_request(row: Row) -> float | None:
+    """Median over the rounds of the server's CPU microseconds per answered request:
+    unlike req/s, hardly moved by other work on a busy machine."""
+    per = [r.cpu / r.requests * 1e6 for r in row.runs if r.requests and not r.failed]
+    return statistics.median(per) if per else None
 
 
 def run(args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario]) -> list[Row]:
@@ -753,6 +773,7 @@ def idle_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     header = [
         "server",
         f"req/s with {IDLE_CONNECTIONS} idle / without",
+        "CPU per request with idle / without",
         "idle connections answered",
         "RSS per idle connection",
     ]
@@ -764,12 +785,15 @@ def idle_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         base = by.get((name, "keep-alive"))
         a = row.median()
         b = base.median() if base else None
+        ca = cpu_per_request(row)
+        cb = cpu_per_request(base) if base else None
         answered = statistics.median(s.answered for s in row.idle)
         per = [p for s in row.idle if (p := s.per_connection()) is not None]
         cells.append(
             [
                 name,
                 f"{a / b:.2f}" if a and b else "-",
+                f"{ca:.0f} / {cb:.0f} µs" if ca and cb else "-",
                 f"{answered:.0f} / {row.idle[0].opened}",
                 f"{statistics.median(per) / 1024:.1f} KiB" if per else "-",
             ]
@@ -911,6 +935,9 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
             "",
             f"keep-alive+idle: the keep-alive run while {IDLE_CONNECTIONS} other connections,"
             " each answered once before the run where the server did, stay open and silent."
+            " CPU per request: the server's processes' user + system CPU time during the run"
+            " divided by the requests wrk counted (median of the rounds), which other work"
+            " on the machine moves far less than req/s."
             " RSS per idle connection: growth of master + workers while opening them,"
             " divided by the connections answered.",
             "",
