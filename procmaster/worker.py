@@ -732,6 +732,10 @@ class Worker:
         except those in ``active`` (they have events to handle now)."""
         if self.autoreload:
             self.report_modules()
+        if not self.accepting and not self.stopping:
+            # paused by EMFILE with no connection of ours to free a descriptor
+            # (the app holds them): try again once a second, never in a loop
+            self.start_accepting()
         now = self.now
         for conn in list(self.conns.values()):
             if conn.closed or conn.fd in active:
