@@ -372,6 +372,23 @@ def test_out_of_descriptors_pauses_accept_logs_once_and_recovers(procmaster):
     assert server.log.count("out of file descriptors") == 1
 
 
+def test_out_of_descriptors_held_by_the_app_resumes_by_itself(procmaster):
+    # the worker has no connection whose close would free a descriptor: it must
+    # retry accepting on its own (once a second), not stay paused forever
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    try:
+        server, port = start(procmaster, processes=1)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1024), hard))
+    assert http_get(port, "/hog?s=1.5", headers={"Connection": "close"})[2] == b"hogging"
+    server.wait_log("hogged")
+    t0 = time.monotonic()
+    assert http_get(port, "/", timeout=10)[0] == 200  # queued until the app let go
+    assert time.monotonic() - t0 < 5
+    normal_requests(port, 5)
+
+
 def _serves(port: int) -> bool:
     try:
         return http_get(port, "/", timeout=1)[0] == 200
