@@ -190,6 +190,88 @@ class Scenario:
     suites: tuple[str, ...] = ("http", "nginx")  # the servers (by suite) it runs against
 
 
+IDLE_CONNECTIONS = 1000
+IDLE_SETUP_TIMEOUT = 10.0  # seconds for the idle connections to get their first answer
+
+
+@dataclass
+class IdleStats:
+    """What holding idle keep-alive connections cost a server (one round)."""
+
+    opened: int = 0
+    answered: int = 0  # got the answer to their one request before the run
+    rss_delta: int = 0  # bytes, master + workers, after the answers minus before
+
+    def per_connection(self) -> float | None:
+        return self.rss_delta / self.answered if self.answered else None
+
+
+class hold_idle:
+    """Scenario hook: open ``n`` connections, send one request on each, read its
+    answer, then keep them open and silent (idle keep-alive) while wrk runs.
+    A server that serves one connection per worker answers few of them; the
+    others wait in its listen queue (non-blocking connects, so nothing hangs)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.stats = IdleStats()
+        self.socks: list[socket.socket] = []
+
+    def __call__(self, running: Running, duration: float = 0.0) -> hold_idle:
+        fresh = hold_idle(self.n)
+        fresh.running = running
+        return fresh
+
+    def __enter__(self) -> None:
+        import selectors
+
+        tree = self.running.tree()
+        before = total_rss(tree)
+        request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        sel = selectors.DefaultSelector()
+        for _ in range(self.n):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.running.port))
+            self.socks.append(s)
+            sel.register(s, selectors.EVENT_WRITE, b"")
+        self.stats.opened = len(self.socks)
+        deadline = time.monotonic() + IDLE_SETUP_TIMEOUT
+        waiting = len(self.socks)
+        while waiting and time.monotonic() < deadline:
+            for key, ev in sel.select(0.5):
+                s = key.fileobj
+                if ev & selectors.EVENT_WRITE:
+                    try:
+                        s.send(request)
+                    except OSError:
+                        sel.unregister(s)
+                        waiting -= 1
+                        continue
+                    sel.modify(s, selectors.EVENT_READ, b"")
+                    continue
+                try:
+                    data = key.data + s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data or data.endswith(EXPECTED_BODY):
+                    sel.unregister(s)
+                    waiting -= 1
+                    self.stats.answered += data.endswith(EXPECTED_BODY)
+                else:
+                    sel.modify(s, selectors.EVENT_READ, data)
+        sel.close()
+        self.stats.rss_delta = total_rss(self.running.tree()) - before
+        progress(
+            f"  {self.stats.answered}/{self.n} idle connections answered before the run;"
+            f" RSS +{self.stats.rss_delta / 2**20:.1f} MiB"
+        )
+
+    def __exit__(self, *exc) -> None:
+        for s in self.socks:
+            s.close()
+
+
 PROCS = "2"
 
 SERVERS: tuple[Server, ...] = (
@@ -431,6 +513,13 @@ def reloads_during(running: Running, duration: float) -> Iterator[None]:
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario(name="keep-alive", measure_rss=True),
+    # the same run while 1,000 other keep-alive connections sit idle
+    Scenario(
+        name="keep-alive+idle",
+        measure_rss=True,
+        around=hold_idle(IDLE_CONNECTIONS),
+        suites=("http",),
+    ),
     Scenario(name="close", wrk_args=("-H", "Connection: close"), client_closes=True),
     Scenario(name="reload keep-alive", around=reloads_during, suites=("reload",)),
     Scenario(
@@ -597,6 +686,7 @@ class WrkResult:
     max_latency: float = 0.0  # seconds, wrk's longest answered request
     probes: list[float | None] = field(default_factory=list)  # seconds; None: no answer
     failed: str = ""  # wrk did not run or printed no result
+    cpu: float = 0.0  # seconds of CPU (user + system) the server's processes used
 
     @property
     def socket_errors(self) -> int:
@@ -715,6 +805,7 @@ class Row:
     lost_workers: int = 0  # server processes gone during a run (crashed or respawned)
     reloads: list[int] = field(default_factory=list)  # reloads asked for, per round
     started: int = 0  # server processes started during the runs (reload runs)
+    idle: list[IdleStats] = field(default_factory=list)  # one per round (idle scenarios)
     notes: dict[str, list[int]] = field(default_factory=dict)  # message: rounds
 
     def note(self, round_no: int, message: str) -> None:
@@ -779,12 +870,16 @@ def bench_server(
                     else contextlib.nullcontext()
                 )
                 with hook:
+                    cpu0 = total_cpu(running.tree())
                     res = run_wrk(
                         wrk_argv(args, args.duration, scenario, running.url),
                         args.duration,
                         running.port,
                         scenario.path,
                     )
+                    res.cpu = total_cpu(running.tree()) - cpu0
+                if isinstance(hook, hold_idle):
+                    row.idle.append(hook.stats)
                 tree = running.tree()
                 if running.reloads > reloads:
                     row.reloads.append(running.reloads - reloads)
@@ -836,6 +931,23 @@ def total_rss(tree: list[psutil.Process]) -> int:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             total += p.memory_info().rss
     return total
+
+
+def total_cpu(tree: list[psutil.Process]) -> float:
+    """User + system CPU seconds used so far by the given processes."""
+    total = 0.0
+    for p in tree:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def cpu_per_request(row: Row) -> float | None:
+    """Median over the rounds of the server's CPU microseconds per answered request:
+    unlike req/s, hardly moved by other work on a busy machine."""
+    per = [r.cpu / r.requests * 1e6 for r in row.runs if r.requests and not r.failed]
+    return statistics.median(per) if per else None
 
 
 def run(args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario]) -> list[Row]:
@@ -933,6 +1045,39 @@ def ratios(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
             mark = " (see notes)" if (ours and ours.notes) or (theirs and theirs.notes) else ""
             line.append(f"{a / b:.2f}{mark}" if a and b else "-")
         cells.append(line)
+    return header, cells
+
+
+def idle_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Per server: req/s with the idle connections open / without, and their cost."""
+    header = [
+        "server",
+        f"req/s with {IDLE_CONNECTIONS} idle / without",
+        "CPU per request with idle / without",
+        "idle connections answered",
+        "RSS per idle connection",
+    ]
+    cells = []
+    by = {(r.server.name, r.scenario.name): r for r in rows}
+    for (name, _scen), row in by.items():
+        if not row.idle:
+            continue
+        base = by.get((name, "keep-alive"))
+        a = row.median()
+        b = base.median() if base else None
+        ca = cpu_per_request(row)
+        cb = cpu_per_request(base) if base else None
+        answered = statistics.median(s.answered for s in row.idle)
+        per = [p for s in row.idle if (p := s.per_connection()) is not None]
+        cells.append(
+            [
+                name,
+                f"{a / b:.2f}" if a and b else "-",
+                f"{ca:.0f} / {cb:.0f} µs" if ca and cb else "-",
+                f"{answered:.0f} / {row.idle[0].opened}",
+                f"{statistics.median(per) / 1024:.1f} KiB" if per else "-",
+            ]
+        )
     return header, cells
 
 
@@ -1064,6 +1209,7 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
         tables.append((*ratios(load_rows), 1))
     if reload_rows:
         tables.append((*reload_table(reload_rows), 2))
+    ih, ic = idle_table(rows)
     notes = [
         f"{r.server.name} {r.scenario.name}: {msg} ({fmt_rounds(rounds, args.rounds)})"
         for r in rows
@@ -1082,6 +1228,8 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
             if len(h) > 1:
                 out += [render_text(h, c), ""]
         out.append(load_line)
+        if ic:
+            out += ["", render_text(ih, ic)]
         if notes:
             out += ["", "notes:", *("  " + n for n in notes)]
         return "\n".join(out)
@@ -1157,6 +1305,19 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
             " answered request in a run (requests that timed out are not in it; see"
             " timeouts).",
         ]
+    if ic:
+        out += [
+            "",
+            f"keep-alive+idle: the keep-alive run while {IDLE_CONNECTIONS} other connections,"
+            " each answered once before the run where the server did, stay open and silent."
+            " CPU per request: the server's processes' user + system CPU time during the run"
+            " divided by the requests wrk counted (median of the rounds), which other work"
+            " on the machine moves far less than req/s."
+            " RSS per idle connection: growth of master + workers while opening them,"
+            " divided by the connections answered.",
+            "",
+            render_markdown(ih, ic, labels=1),
+        ]
     if notes:
         out += ["", "Notes:", "", *(f"- {n}" for n in notes)]
     return "\n".join(out).replace(APPS, "bench/apps")
@@ -1230,6 +1391,12 @@ def main(argv: list[str] | None = None) -> int:
     check_tools(servers)
     # SIGTERM unwinds like Ctrl-C, so the servers are stopped either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # the idle connections need descriptors here, and the servers inherit the limit
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     try:
         rows = run(args, servers, scenarios)
     except KeyboardInterrupt:

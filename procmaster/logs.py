@@ -27,6 +27,8 @@ class Log:
         self.date = False
         self.date_format: str | None = None
         self.failed = False
+        # where "the log cannot grow" is said: stderr as it was before logto took it
+        self.notice_fd = 2
 
     def configure(self, cfg) -> None:
         self.date = bool(cfg.get("log-date"))
@@ -48,6 +50,12 @@ class Log:
             os.close(fd)
         else:
             self.fd = fd
+            if self.notice_fd == 2:
+                try:
+                    self.notice_fd = os.dup(2)
+                    os.set_inheritable(self.notice_fd, False)
+                except OSError:
+                    pass
         # the app's print() and tracebacks go there too
         os.dup2(self.fd, 2)
         os.set_inheritable(self.fd, False)
@@ -69,7 +77,11 @@ class Log:
             if not self.failed:
                 self.failed = True
                 try:
-                    os.write(2, f"procmaster: cannot write the log: {exc.strerror}\n".encode())
+                    os.write(
+                        self.notice_fd,
+                        f"procmaster (pid {os.getpid()}): cannot write the log: {exc.strerror}; "
+                        "serving goes on\n".encode(),
+                    )
                 except OSError:
                     pass
         else:

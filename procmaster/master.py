@@ -149,6 +149,7 @@ class Master:
     def run(self) -> int:
         cfg = self.cfg
         log.configure(cfg)
+        set_max_fd(cfg.get("max-fd"))
         inherited = self._take_reexec_state()
         for line in cfg.warnings:
             if not inherited:
@@ -836,6 +837,24 @@ class Master:
             self.remove_pidfiles()
         log("procmaster stopped")
         return self.exit_code
+
+
+def set_max_fd(value) -> None:
+    """``max-fd``: the descriptor limit (RLIMIT_NOFILE) of the master and so of the
+    workers it forks. Raising the hard limit needs root (as in uWSGI); without it
+    the soft limit goes as high as the hard one allows, and that is logged."""
+    if not value:
+        return
+    import resource
+
+    want = int(value)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        got = min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (got, hard))
+        log(f"max-fd {want}: cannot raise the hard limit ({hard}); using {got}")
 
 
 def run(cfg) -> int:

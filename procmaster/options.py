@@ -523,8 +523,8 @@ OPTIONS: tuple[Option, ...] = (
        status=PARTIAL, note="only 'spare' (uWSGI's default); another name is a warning"),
     _O("cheaper-overload", "seconds", "spawn more workers after this overload", default=3,
        group=_PROC, note="also how long workers must stay idle before one is stopped"),
-    _O("max-fd", "int", "set the maximum number of file descriptors (needs root)",
-       group=_PROC, status=UNSUPPORTED, note=NOT_YET + "; use ulimit -n or systemd LimitNOFILE"),
+    _O("max-fd", "int", "set the maximum number of file descriptors (raising the hard "
+       "limit needs root)", min=1, group=_PROC),
     _O("locks", "int", "create the specified number of shared locks", default=0,
        group=_PROC, status=UNSUPPORTED, note=NOT_YET),
     _O("gevent", "int", "run the gevent loop engine with the specified number of async "

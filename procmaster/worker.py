@@ -148,6 +148,8 @@ class Connection:
         "close_after",
         "peer_closed",
         "idle_since",
+        "got_head",
+        "deferred_error",
     )
 
     def __init__(self, fd: int, worker: Worker, listener, remote: tuple[str, str]) -> None:
@@ -170,11 +172,15 @@ class Connection:
         self.close_after = False
         self.peer_closed = False
         self.idle_since = now
+        self.got_head = False
+        self.deferred_error: ProtocolError | None = None
 
     # -- Sink: events from the protocol ------------------------------------------
 
     def on_head(self, req: Request) -> None:
         worker = self.worker
+        self.got_head = True  # the header deadline is met; the body gets its own
+        self.deadline = worker.now + worker.socket_timeout
         limit = worker.limit_post
         if limit and req.content_length is not None and req.content_length > limit:
             raise ProtocolError(f"request body of {req.content_length} bytes over limit-post", 413)
@@ -186,6 +192,8 @@ class Connection:
         if body is None:
             body = req.body = Body(self.worker.spool_threshold)
         body.write(data)
+        # socket-timeout between body bytes, not for the whole body
+        self.deadline = self.worker.now + self.worker.socket_timeout
         limit = self.worker.limit_post
         if limit and body.size > limit:
             raise ProtocolError(f"request body over limit-post ({limit} bytes)", 413)
@@ -218,6 +226,8 @@ class Connection:
         else:
             if not self.in_request:
                 self.in_request = True
+                self.got_head = False
+                # the header deadline: the whole head within socket-timeout
                 self.deadline = worker.now + worker.socket_timeout
             try:
                 reply = self.proto.feed(data)
@@ -226,6 +236,11 @@ class Connection:
                 return
             if reply:
                 self.send(reply)
+            if not self.got_head and worker.now > self.deadline:
+                # a head trickled in for longer than the header deadline
+                worker.timeouts["header"] += 1
+                self.close()
+                return
         if self.ready:
             self.process()
         elif self.out:
@@ -238,8 +253,15 @@ class Connection:
 
     def fail(self, exc: ProtocolError) -> None:
         """Bad request bytes: answer with an error status where the protocol can
-        (HTTP), then close."""
+        (HTTP), then close. Complete requests before the bad bytes are answered
+        first (pipelining), then the error."""
         worker = self.worker
+        if exc.status and self.proto.name == "http" and (self.ready or self.current is not None):
+            self.deferred_error = exc
+            self.pause_reading()
+            if self.current is None:
+                self.process()
+            return
         worker.log_protocol_error(self, exc)
         if exc.status and self.proto.name == "http" and self.current is None:
             reason = ERROR_REASONS.get(exc.status, "Bad Request")
@@ -289,6 +311,10 @@ class Connection:
             self.close_after = True
             self.ready.clear()
         self.in_request = bool(self.ready)
+        if self.deferred_error is not None and not self.ready and not self.close_after:
+            exc, self.deferred_error = self.deferred_error, None
+            self.fail(exc)
+            return
         # the clock now, not at the loop's wake-up: the app may have run for a while
         now = time.monotonic()
         self.idle_since = now
@@ -558,6 +584,9 @@ class Worker:
         self.recycle_reason: str | None = None
         self.exit_code = 0
         self.pool = AppThreads(threads, scoreboard, slot) if threads > 1 else None
+        # connections closed by a deadline, by kind (logged at exit)
+        self.timeouts = {"header": 0, "read": 0, "write": 0, "keepalive": 0}
+        self.fd_warned = False
 
     # -- set-up ------------------------------------------------------------------
 
@@ -668,6 +697,7 @@ class Worker:
         except Exception:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
             os._exit(1)
+        self.log_timeouts()
         os._exit(self.exit_code)
 
     def recycle(self) -> None:
@@ -678,6 +708,12 @@ class Worker:
         )
         self.exit_code = EXIT_RECYCLE
         self.begin_stop()
+
+    def log_timeouts(self) -> None:
+        """At exit: how many connections each deadline closed, if any."""
+        if any(self.timeouts.values()):
+            counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
+            log(f"worker {self.wid}: connections closed by timeouts: {counts}")
 
     def accept(self, lst: WorkerListener) -> None:
         sock = lst.sock
@@ -701,11 +737,13 @@ class Worker:
             self.epoll.register(fd, EPOLLIN)
 
     def out_of_fds(self, lst: WorkerListener) -> None:
-        """EMFILE: stop accepting until a connection closes (never spin)."""
+        """EMFILE: stop accepting until a connection closes (never spin); said once."""
         if self.accepting:
-            log(
-                f"worker {self.wid}: out of file descriptors; pausing accept until connections close"
-            )
+            if not self.fd_warned:
+                self.fd_warned = True
+                log(
+                    f"worker {self.wid}: out of file descriptors; pausing accept until connections close"
+                )
             for other in self.listeners:
                 try:
                     self.epoll.unregister(other.fd)
@@ -749,6 +787,10 @@ class Worker:
         except those in ``active`` (they have events to handle now)."""
         if self.autoreload:
             self.report_modules()
+        if not self.accepting and not self.stopping:
+            # paused by EMFILE with no connection of ours to free a descriptor
+            # (the app holds them): try again once a second, never in a loop
+            self.start_accepting()
         now = self.now
         if self.guard is not None and self.recycle_reason is None:
             self.recycle_reason = self.guard.expired(now)
@@ -762,6 +804,13 @@ class Worker:
                     conn.close()
                 continue
             if now > conn.deadline:
+                if conn.out:
+                    kind = "write"
+                elif not conn.in_request:
+                    kind = "keepalive"
+                else:
+                    kind = "read" if conn.got_head else "header"
+                self.timeouts[kind] += 1
                 conn.close()
 
     # -- requests ------------------------------------------------------------------

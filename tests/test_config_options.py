@@ -49,6 +49,7 @@ pythonpath virtualenv env lazy-apps lazy need-app strict buffer-size listen disa
 log-format log-date logto pidfile vacuum chmod-socket socket-timeout http-keepalive limit-post
 post-buffering reload-mercy worker-reload-mercy mount manage-script-name help version check
 print show-config ini touch-reload touch-chain-reload touch-workers-reload touch-logreopen fs-reload
+max-fd
 """.split()
 # the kernel's process name only, not the command line
 PARTIAL_NOW = (

@@ -23,6 +23,7 @@ Rules: no sockets, no ``os``, no WSGI, no logging (see ``base.py``).
 
 from __future__ import annotations
 
+import re
 import time
 from email.utils import formatdate
 from urllib.parse import unquote_to_bytes
@@ -46,6 +47,11 @@ _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PAT
 
 # Host header -> (SERVER_NAME, SERVER_PORT): a site sees few distinct hosts
 _HOSTS: dict[str, tuple[str, str]] = {}
+
+# a "%" not followed by two hex digits (RFC 3986 pct-encoded)
+_BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+# Content-Length values from here on are absurd (and past a signed 64-bit offset)
+_MAX_LENGTH = 1 << 63
 
 _date_cache = [0, ""]
 _head_cache: dict = {}
@@ -197,7 +203,11 @@ class HTTPProtocol:
         if key is None:
             return
         env = self.env
+        if value and value[-1] in (32, 9):  # llhttp keeps trailing OWS (RFC 9110 5.5)
+            value = value.rstrip(b" \t")
         if key in env:
+            if key == "HTTP_HOST":  # RFC 9112 3.2: more than one Host is a 400
+                self._fail(ProtocolError("more than one Host header", 400))
             # RFC 9110 5.3: repeated fields combine with a comma
             # (``Cookie`` uses "; " as its own separator, RFC 6265 5.4).
             env[key] += ("; " if key == "HTTP_COOKIE" else ", ") + value.decode("latin-1")
@@ -225,6 +235,8 @@ class HTTPProtocol:
         if b"#" in path:
             self._fail(ProtocolError("fragment in request target", 400))
         if b"%" in path:
+            if _BAD_ESCAPE.search(path):
+                self._fail(ProtocolError("invalid percent-escape in request target", 400))
             path = unquote_to_bytes(path)
         method = parser.get_method()
         env["REQUEST_METHOD"] = method_str = _METHODS.get(method) or method.decode("latin-1")
@@ -239,7 +251,7 @@ class HTTPProtocol:
                 env["SERVER_NAME"], env["SERVER_PORT"] = _HOSTS[host]
             except KeyError:
                 env["SERVER_NAME"], env["SERVER_PORT"] = self._split_host(host)
-        elif version == "1.1":
+        elif version == "1.1" and host is None:  # an empty Host is allowed (RFC 9112 3.2)
             self._fail(ProtocolError("HTTP/1.1 request without Host", 400))
         else:
             env["SERVER_NAME"] = self.server_name
@@ -251,8 +263,14 @@ class HTTPProtocol:
         cl = env.get("CONTENT_LENGTH")
         if cl is not None:
             req.content_length = int(cl)  # llhttp has validated the digits
+            if req.content_length >= _MAX_LENGTH:
+                self._fail(ProtocolError("absurd Content-Length", 400))
         elif "HTTP_TRANSFER_ENCODING" not in env:
             req.content_length = 0
+        elif env["HTTP_TRANSFER_ENCODING"].strip().lower() != "chunked":
+            # llhttp accepts codings before a final chunked (``gzip, chunked``);
+            # we decode none of them (RFC 9112 6.1: 501)
+            self._fail(ProtocolError("transfer coding other than chunked", 501))
         self.req = req
         try:
             self.sink.on_head(req)
@@ -299,6 +317,9 @@ class HTTPProtocol:
         scheme, sep, rest = url.partition(b"://")
         if sep and scheme.lower() in (b"http", b"https"):
             slash = rest.find(b"/")
+            # RFC 9112 3.2.2: the target's authority replaces the Host header
+            authority = rest[:slash] if slash >= 0 else rest.partition(b"?")[0]
+            self.env["HTTP_HOST"] = authority.decode("latin-1")
             return rest[slash:] if slash >= 0 else b"/"
         self._fail(ProtocolError("invalid request target", 400))
         return b""  # not reached
