@@ -59,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.get("show-config"):
         sys.stdout.write(cfg.as_ini())
         sys.stdout.flush()
+    if cfg.get("daemonize") and not os.environ.get("PROCMASTER_REEXEC"):
+        from .daemonize import detach
+
+        detach()  # a reload's re-executed master is already detached
     from .master import run
 
     return run(cfg)
