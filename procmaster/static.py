@@ -206,8 +206,8 @@ def _single_range(value: str | None, size: int) -> tuple[int, int] | str | None:
         end = int(last) if last else size - 1
     except ValueError:
         return None
-    if start < 0 or end < start:
-        return None
     if start >= size:
         return "unsatisfiable"
+    if start < 0 or end < start:
+        return None
     return start, min(end, size - 1)
