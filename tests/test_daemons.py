@@ -83,8 +83,9 @@ def test_cron_runs_each_due_minute_with_an_injected_clock(tmp_path):
         expected.append("every")
         if minute % 2 == 0:
             expected.append("even")
+        n = len(expected)
         wait_for(
-            lambda n=len(expected): out.exists() and len(out.read_text().split()) == n,
+            lambda n=n: out.exists() and len(out.read_text().split()) == n,
             what="the cron runs",
         )
         wait_for(lambda: all(p.popen is None for p in daemons.procs) or _reap(daemons), 5)
