@@ -42,8 +42,7 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
         cwd=tmp_path,
         env=_env(),
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        capture_output=True,
         timeout=20,
     )
     assert done.returncode == 0, done.stderr
