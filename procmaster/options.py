@@ -526,7 +526,7 @@ OPTIONS: tuple[Option, ...] = (
        group=_PROC, status=ACCEPTED,
        note="uWSGI's lock API (uwsgi.lock) does not exist in procmaster; use "
        "multiprocessing or file locks in the app"),
-    _O("gevent", "int", "run the gevent loop engine with the specified number of async "
+    _O("gevent", "text", "run the gevent loop engine with the specified number of async "
        "cores", group=_PROC, prefixes=("gevent-",), status=UNSUPPORTED,
        note="no gevent loop and no threads instead: each worker's event loop reads many "
        "connections at once and calls the app for one complete request at a time; raise "
