@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         from .emperor import run as run_emperor
 
         return run_emperor(cfg)
+    if cfg.get("daemonize") and not os.environ.get("PROCMASTER_REEXEC"):
+        from .daemonize import detach
+
+        detach()  # a reload's re-executed master is already detached
     from .master import run
 
     return run(cfg)

@@ -1,15 +1,25 @@
 """Log lines: the master's messages and one line per request.
 
-Owns: where lines go (stderr, or ``logto`` opened for appending and reopened on
-request), ``log-date``, uWSGI's default request line and ``log-format`` with its
-``%(name)`` variables. Each line is one ``os.write`` of a whole line on an
-``O_APPEND`` descriptor, so the master's and every worker's lines never interleave.
+Owns: where lines go (stderr, or ``logto``/``logto2``/``logger = file:PATH``/
+``daemonize = PATH`` opened for appending and reopened on request; request lines to
+``req-logger = file:PATH`` when given), rotation at ``log-maxsize`` (to
+``log-backupname`` or ``LOG.<epoch>``), ``log-date``, uWSGI's default request line,
+``log-format`` with its ``%(name)`` variables and ``memory-report``. Each line is
+one ``os.write`` of a whole line on an ``O_APPEND`` descriptor, so the master's and
+every worker's lines never interleave.
+
+Rotation with no line lost: after each write a process compares its file's size
+with ``log-maxsize``; past it, it takes an ``flock`` on the file, renames it only
+if the path still names that same file (else another process rotated already),
+and reopens the path. A process still holding the old file writes at most one
+more line there (into the backup, not lost) before it notices and reopens.
 
 Must not know: HTTP, WSGI, workers beyond the numbers it is given.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sys
@@ -21,7 +31,7 @@ __all__ = ["Log", "RequestLogger", "compile_format"]
 class Log:
     """The process-wide log. ``Log.fd`` is written by master and workers alike."""
 
-    def __init__(self) -> None:
+    def __init__(self, main: bool = True) -> None:
         self.fd = 2
         self.path: str | None = None
         self.date = False
@@ -29,19 +39,44 @@ class Log:
         self.failed = False
         # where "the log cannot grow" is said: stderr as it was before logto took it
         self.notice_fd = 2
+        self.main = main  # the process-wide log: stderr is made to point at it
+        self.maxsize = 0
+        self.backupname: str | None = None
+        self.requests: Log | None = None  # req-logger = file:PATH
 
     def configure(self, cfg) -> None:
         self.date = bool(cfg.get("log-date"))
         value = cfg.get("log-date")
         if isinstance(value, str) and "%" in value:
             self.date_format = value
-        path = cfg.get("logto") or cfg.get("daemonize") or None
+        self.maxsize = int(_option(cfg, "log-maxsize") or 0)
+        self.backupname = _option(cfg, "log-backupname") or None
+        problems = []
+        loggers = _file_loggers(_option(cfg, "logger") or [], "logger", problems)
+        req_loggers = _file_loggers(_option(cfg, "req-logger") or [], "req-logger", problems)
+        path = (
+            cfg.get("logto")
+            or _option(cfg, "logto2")
+            or (loggers[-1] if loggers else None)
+            or cfg.get("daemonize")
+            or None
+        )
         if path and path != self.path:
             self.path = path
             self.reopen()
+        if req_loggers and (self.requests is None or self.requests.path != req_loggers[-1]):
+            self.requests = Log(main=False)
+            self.requests.path = req_loggers[-1]
+            self.requests.reopen()
+        if self.requests is not None:
+            self.requests.maxsize, self.requests.backupname = self.maxsize, None
+        for problem in problems:
+            self(f"warning: {problem}")
 
     def reopen(self) -> None:
-        """Reopen ``logto`` (after an external rotation)."""
+        """Reopen ``logto`` (after an external rotation), and the request log."""
+        if self.requests is not None:
+            self.requests.reopen()
         if not self.path:
             return
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -50,15 +85,63 @@ class Log:
             os.close(fd)
         else:
             self.fd = fd
+        if self.main:
             if self.notice_fd == 2:
                 try:
                     self.notice_fd = os.dup(2)
                     os.set_inheritable(self.notice_fd, False)
                 except OSError:
                     pass
-        # the app's print() and tracebacks go there too
-        os.dup2(self.fd, 2)
+            # the app's print() and tracebacks go there too
+            os.dup2(self.fd, 2)
         os.set_inheritable(self.fd, False)
+
+    def backup_path(self) -> str:
+        """Where ``log-maxsize`` rotation moves the full file."""
+        if self.backupname:
+            return self.backupname
+        base = f"{self.path}.{int(time.time())}"
+        candidate, n = base, 0
+        while os.path.exists(candidate):
+            n += 1
+            candidate = f"{base}.{n}"
+        return candidate
+
+    def rotate_if_full(self) -> None:
+        """``log-maxsize``: rotate (once across all processes) and reopen."""
+        try:
+            if os.fstat(self.fd).st_size < self.maxsize:
+                return
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                mine = os.fstat(self.fd)
+                try:
+                    there = os.stat(self.path)
+                except FileNotFoundError:
+                    there = None
+                if there is not None and (there.st_ino, there.st_dev) == (
+                    mine.st_ino,
+                    mine.st_dev,
+                ):
+                    os.replace(self.path, self.backup_path())
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            requests, self.requests = self.requests, None
+            try:
+                self.reopen()
+            finally:
+                self.requests = requests
+        except OSError as exc:
+            if not self.failed:
+                self.failed = True
+                try:
+                    os.write(2, f"procmaster: cannot rotate the log: {exc.strerror}\n".encode())
+                except OSError:
+                    pass
+
+    def write_request(self, text: str) -> None:
+        """A request line: to ``req-logger`` when there is one, else with the rest."""
+        (self.requests or self).write(text)
 
     def prefix(self) -> str:
         if not self.date:
@@ -86,12 +169,30 @@ class Log:
                     pass
         else:
             self.failed = False
+            if self.maxsize and self.path:
+                self.rotate_if_full()
 
     def __call__(self, message: str) -> None:
         self.write(f"{self.prefix()}{message}\n")
 
 
 log = Log()
+
+
+def _file_loggers(values: list[str], option: str, problems: list[str]) -> list[str]:
+    """The paths of ``file:PATH`` loggers (uWSGI's ``logger = [name ]file:PATH``);
+    other logger plugins are reported in ``problems``."""
+    paths = []
+    for value in values:
+        spec = value.split(" ", 1)[-1] if " " in value.strip() else value
+        kind, sep, arg = spec.strip().partition(":")
+        if kind == "file" and sep and arg:
+            paths.append(arg)
+        else:
+            problems.append(
+                f"{option} = {value}: only file:PATH loggers exist in procmaster; ignored"
+            )
+    return paths
 
 
 _VAR = re.compile(r"%\(([a-zA-Z0-9_.\-]+)\)")
@@ -126,6 +227,7 @@ class RequestLogger:
         self.wid = wid
         self.pid = os.getpid()
         self.x_forwarded_for = bool(_option(cfg, "log-x-forwarded-for"))
+        self.memory_report = bool(_option(cfg, "memory-report"))
 
     def line(
         self,
@@ -145,6 +247,12 @@ class RequestLogger:
                 self._value(
                     name, environ, status, rsize, hsize, nheaders, start, end, reqnum, total
                 )
+            )
+        if self.memory_report:
+            vsz, rss = _memory("vsz"), _memory("rss")
+            return (
+                f"{{address space usage: {vsz} bytes/{vsz >> 20}MB}} "
+                f"{{rss usage: {rss} bytes/{rss >> 20}MB}} " + self.template.format(*values) + "\n"
             )
         return self.template.format(*values) + "\n"
 

@@ -46,6 +46,7 @@ import sys
 import time
 import traceback
 
+from . import daemons as daemons_mod
 from . import sockets as sockets_mod
 from .app import AppLoadError, load_apps, prepare_process
 from .emperor import EmperorLink
@@ -143,6 +144,7 @@ class Master:
         self.processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         self.guards: MasterGuards | None = None
         self.emperor = EmperorLink.from_environ()  # this master is a vassal of an emperor
+        self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
 
     # -- start-up ------------------------------------------------------------------
 
@@ -164,6 +166,11 @@ class Master:
             log(
                 f"{listener.proto} socket {listener.address} {how} (fd {listener.fileno()}, {listener.origin})"
             )
+            if listener.option == "http" and not inherited:
+                log(
+                    f"note: http = {listener.address} is served by the workers directly "
+                    "(uWSGI would start a separate HTTP router process)"
+                )
         self.write_pidfiles()
         try:
             for line in drop_privileges(cfg):
@@ -199,6 +206,9 @@ class Master:
             self.adopt(inherited)
         for wid in range(1, self.processes + 1):
             self.spawn(wid)
+        self.daemons = daemons_mod.from_config(cfg, log)
+        if self.daemons is not None:
+            self.daemons.start()
         log(
             f"procmaster master pid {self.pid}: {self.processes} worker(s), "
             f"{'lazy apps (loaded in each worker)' if self.lazy else 'app preloaded'}"
@@ -399,6 +409,8 @@ class Master:
             self.guards.check()
             self.manage_workers()
             self.check_probe()
+            if self.daemons is not None and not self.stopping:
+                self.daemons.tick()
             if self.stopping and not self.workers:
                 return self.shutdown_done()
 
@@ -411,6 +423,9 @@ class Master:
             deadlines.append(guard_deadline)
         if self.probe is not None:
             deadlines.append(time.monotonic() + 0.05)
+        daemon_due = self.daemons.next_deadline() if self.daemons and not self.stopping else None
+        if daemon_due is not None:
+            deadlines.append(daemon_due)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -496,6 +511,8 @@ class Master:
                 return
             if self.probe is not None and pid == self.probe.pid:
                 self.probe.returncode = os.waitstatus_to_exitcode(status)
+                continue
+            if self.daemons is not None and self.daemons.reaped(pid, status):
                 continue
             proc = self.workers.pop(pid, None)
             if proc is None:
@@ -705,6 +722,8 @@ class Master:
             os.chdir(self.start_cwd)
         except OSError:
             pass
+        if self.daemons is not None:  # as uWSGI: attached daemons restart with a reload
+            self.daemons.stop(smart=False)
         sys.stdout.flush()
         sys.stderr.flush()
         try:
@@ -827,6 +846,8 @@ class Master:
                 pass
 
     def shutdown_done(self) -> int:
+        if self.daemons is not None:
+            self.daemons.stop()
         for listener in self.listeners:
             try:
                 listener.sock.close()

@@ -331,6 +331,7 @@ def parse_address(text: str) -> Address:
             raise ValueError("expected [ipv6]:port with a valid IPv6 address") from None
         return Address("tcp", text, host=host, port=_port(port_text), ipv6=True)
     host, _, port_text = text.rpartition(":")
+    host, port_text = host.strip(), port_text.strip()  # uWSGI reads "http = : 5000" too
     if ":" in host:
         raise ValueError("expected [ipv6]:port (an IPv6 address needs brackets)")
     if not _PORT_HOST_RE.match(host):
@@ -453,9 +454,9 @@ OPTIONS: tuple[Option, ...] = (
        multi=True, group=_SOCK, status=UNSUPPORTED, blocking=True,
        note=NOT_YET + "; use uwsgi-socket, http-socket or fastcgi-socket"),
     _O("http", "address", "add an HTTP router/server on the specified address", multi=True,
-       group=_SOCK, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + " (uWSGI starts a separate HTTP router process); use http-socket, "
-       "which procmaster's workers serve directly"),
+       group=_SOCK, status=PARTIAL,
+       note="served by procmaster's workers directly, as http-socket (uWSGI starts a separate "
+       "HTTP router process in front of the workers); said once at start-up"),
     _O("https", "str", "add an HTTPS router/server", multi=True, group=_SOCK,
        aliases=("https-socket", "ssl-socket", "suwsgi-socket", "https2"),
        status=UNSUPPORTED, blocking=True,
@@ -526,10 +527,14 @@ OPTIONS: tuple[Option, ...] = (
     _O("max-fd", "int", "set the maximum number of file descriptors (raising the hard "
        "limit needs root)", min=1, group=_PROC),
     _O("locks", "int", "create the specified number of shared locks", default=0,
-       group=_PROC, status=UNSUPPORTED, note=NOT_YET),
-    _O("gevent", "int", "run the gevent loop engine with the specified number of async "
+       group=_PROC, status=ACCEPTED,
+       note="uWSGI's lock API (uwsgi.lock) does not exist in procmaster; use "
+       "multiprocessing or file locks in the app"),
+    _O("gevent", "text", "run the gevent loop engine with the specified number of async "
        "cores", group=_PROC, prefixes=("gevent-",), status=UNSUPPORTED,
-       note=NOT_YET + "; workers run requests synchronously"),
+       note="no gevent loop and no threads instead: each worker's event loop reads many "
+       "connections at once and calls the app for one complete request at a time; raise "
+       "processes for concurrency (do not monkey-patch)"),
     # -- Application -------------------------------------------------------------
     _O("module", "str", "load a WSGI module (module[:callable])", aliases=("wsgi",),
        short="w", group=_APP),
@@ -579,25 +584,30 @@ OPTIONS: tuple[Option, ...] = (
        group=_LOG),
     _O("logto", "str", "log to the specified file", group=_LOG),
     _O("logto2", "str", "log to the specified file after privileges drop", group=_LOG,
-       status=UNSUPPORTED, note=NOT_YET + "; use logto"),
+       status=PARTIAL, note="the same as logto: procmaster does not drop privileges"),
     _O("log-maxsize", "size", "rotate the log file at this size", default=0, group=_LOG,
-       status=UNSUPPORTED, note=NOT_YET + "; use logrotate with touch-logreopen or "
-       "copytruncate"),
+       note="every process checks after each line; the file is renamed once (under a "
+       "lock) and every process reopens, so no line is lost"),
     _O("log-backupname", "path", "the name of the rotated log file", group=_LOG,
-       status=UNSUPPORTED, note=NOT_YET),
+       note="without it the rotated file is LOG.<timestamp>"),
     _O("log-reopen", "bool", "reopen the log on reload", default=False, group=_LOG,
-       status=UNSUPPORTED, note=NOT_YET),
+       note="procmaster reopens the log on every reload"),
+    _O("log-x-forwarded-for", "bool", "use the X-Forwarded-For header as the client "
+       "address in request logs", default=False, group=_LOG),
     _O("req-logger", "str", "set/append a request logger", multi=True, group=_LOG,
-       status=UNSUPPORTED, note=NOT_YET + "; request logs go with the other logs"),
+       status=PARTIAL, note="file:PATH only (request lines go to that file); other "
+       "logger plugins are reported and ignored"),
     _O("logger", "str", "set/append a logger", multi=True, group=_LOG,
-       status=UNSUPPORTED, note=NOT_YET + "; use logto"),
+       status=PARTIAL, note="file:PATH only (the same as logto); other logger plugins "
+       "are reported and ignored"),
     _O("touch-logrotate", "path", "rotate the log when the file is touched", multi=True,
        group=_LOG, status=PARTIAL,
        note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened"),
     _O("touch-logreopen", "path", "reopen the log when the file is touched", multi=True,
        group=_LOG, status=FULL),
     _O("memory-report", "bool", "add memory usage to request logs", short="m",
-       default=False, group=_LOG, status=UNSUPPORTED, note=NOT_YET),
+       default=False, group=_LOG,
+       note="the worker's address space and RSS before each request line, as uWSGI"),
     # -- Process names -------------------------------------------------------------
     _O("procname-prefix", "text", "add a prefix to the process names", group=_NAME,
        status=PARTIAL, note=_PROCNAME_NOTE),
@@ -606,10 +616,10 @@ OPTIONS: tuple[Option, ...] = (
        note="sets procname-prefix to the value plus a space, as uWSGI; " + _PROCNAME_NOTE),
     _O("auto-procname", "bool", "name processes after their role (master, worker N)",
        default=False, group=_NAME, status=PARTIAL, note=_PROCNAME_NOTE),
-    _O("procname", "str", "set the process names", group=_NAME, status=UNSUPPORTED,
-       note=NOT_YET + "; use procname-prefix with auto-procname"),
+    _O("procname", "str", "set the process names", group=_NAME, status=PARTIAL,
+       note=_PROCNAME_NOTE),
     _O("procname-master", "str", "set the master process name", group=_NAME,
-       status=UNSUPPORTED, note=NOT_YET + "; use procname-prefix with auto-procname"),
+       status=PARTIAL, note=_PROCNAME_NOTE),
     _O("procname-append", "str", "append a string to process names", group=_NAME,
        status=UNSUPPORTED, note=NOT_YET),
     # -- Reloading and limits ------------------------------------------------------
@@ -654,16 +664,16 @@ OPTIONS: tuple[Option, ...] = (
     # -- Static files --------------------------------------------------------------
     _O("static-map", "mapping", "map a URL prefix to a static directory or file: "
        "static-map = /static=/srv/static", multi=True, group=_STATIC,
-       status=UNSUPPORTED, note=NOT_YET + "; serve static files from the proxy in front"),
+       note="served by the worker with sendfile before the app is called; a missing file "
+       "falls through to the app"),
     _O("static-map2", "mapping", "like static-map, appending the whole requested path to "
-       "the directory", multi=True, group=_STATIC, status=UNSUPPORTED, note=NOT_YET),
+       "the directory", multi=True, group=_STATIC),
     _O("static-check", "path", "look for static files in the specified directory",
-       aliases=("check-static",), multi=True, group=_STATIC, status=UNSUPPORTED,
-       note=NOT_YET),
+       aliases=("check-static",), multi=True, group=_STATIC),
     _O("static-index", "str", "the file to serve when a static directory is requested",
-       multi=True, group=_STATIC, status=UNSUPPORTED, note=NOT_YET),
+       multi=True, group=_STATIC),
     _O("static-safe", "path", "allow static files under this path even outside the "
-       "mapped directory", multi=True, group=_STATIC, status=UNSUPPORTED, note=NOT_YET),
+       "mapped directory", multi=True, group=_STATIC),
     # -- Master, control and stats ---------------------------------------------------
     _O("pidfile", "path", "write the master's pid to this file", group=_MASTER),
     _O("pidfile2", "path", "write the pidfile after privileges drop", group=_MASTER,
@@ -682,14 +692,17 @@ OPTIONS: tuple[Option, ...] = (
        group=_MASTER, status=UNSUPPORTED, note=NOT_YET),
     # -- Daemons and background work -----------------------------------------------
     _O("attach-daemon", "str", "run a command alongside the workers (it must stay in the "
-       "foreground)", multi=True, group=_BG, status=UNSUPPORTED,
-       note=NOT_YET + "; run it as its own systemd service"),
+       "foreground)", multi=True, group=_BG,
+       note="started by the master (through /bin/sh), restarted when it exits, stopped "
+       "with SIGTERM (then SIGKILL) when procmaster stops"),
     _O("smart-attach-daemon", "str", "run a command that writes a pidfile: "
-       "pidfile command", multi=True, group=_BG, status=UNSUPPORTED,
-       note=NOT_YET + "; run it as its own systemd service"),
+       "pidfile command", multi=True, group=_BG,
+       note="the pid in the pidfile is watched; the command runs again when that "
+       "process is gone; stopped with procmaster"),
     _O("cron", "str", "add a cron task: minute hour day month weekday command",
-       multi=True, group=_BG, status=UNSUPPORTED, note=NOT_YET + "; use cron or systemd "
-       "timers"),
+       multi=True, group=_BG,
+       note="uWSGI's syntax: -1 is any, -N is every N; checked by the master each minute; "
+       "a run still going when its next time comes is not started twice"),
     _O("mule", "text", "add a mule (a process for background work)", multi=True, bare="",
        prefixes=("mule-",), aliases=("mules", "farm"), group=_BG, status=UNSUPPORTED,
        blocking=True, note=NOT_YET + "; run background work as its own service"),
@@ -708,8 +721,9 @@ OPTIONS: tuple[Option, ...] = (
     _O("gid", "str", "setgid to the specified group/gid", group=_PRIV,
        note="with uid given by name, the user's supplementary groups are set too"),
     _O("daemonize", "path", "daemonize, logging to the specified file", short="d",
-       aliases=("daemonize2",), group=_PRIV, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; run procmaster in the foreground under systemd or supervisord"),
+       aliases=("daemonize2",), group=_PRIV, status=PARTIAL,
+       note="detaches (the command returns once the master runs; pidfile holds the "
+       "master) and logs to the file; under systemd or supervisord prefer the foreground"),
     _O("chroot", "path", "chroot to the specified directory", group=_PRIV,
        aliases=("pivot-root", "jail", "unshare", "cap", "namespace", "ns",
                 "immediate-uid", "immediate-gid"),

@@ -119,17 +119,20 @@ def _addr_key(family: int, addr) -> tuple:
 
 
 def _inherited_sockets(environ) -> list[tuple[socket.socket, bool]]:
-    """Sockets handed to us, each with whether systemd (not our own previous
-    image, after a reload) owns it."""
+    """Sockets handed to us, each with whether systemd owns it. Our own previous
+    image (after a reload) hands over ``fd`` or ``fd:systemd`` (a socket systemd
+    gave it: still systemd's). systemd's own are taken only when LISTEN_PID is
+    our pid, as sd_listen_fds(3) does: without it fds 3.. are not for us."""
     socks = []
     mine = environ.pop(INHERIT_ENV, None)
     if mine:
-        for fd in mine.split(","):
-            if fd.strip().isdigit():
-                socks.append((socket.socket(fileno=int(fd)), False))
+        for entry in mine.split(","):
+            fd, _, owner = entry.strip().partition(":")
+            if fd.isdigit():
+                socks.append((socket.socket(fileno=int(fd)), owner == "systemd"))
     pid = environ.get("LISTEN_PID")
     count = environ.get("LISTEN_FDS")
-    if count and count.isdigit() and (pid is None or pid == str(os.getpid())):
+    if count and count.isdigit() and pid == str(os.getpid()):
         for fd in range(SD_LISTEN_FDS_START, SD_LISTEN_FDS_START + int(count)):
             try:
                 socks.append((socket.socket(fileno=fd), True))
@@ -149,6 +152,7 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
     specs = socket_specs(cfg)
     inherited = {_sockname_key(s): (s, sd) for s, sd in _inherited_sockets(environ)}
     listeners: list[Listener] = []
+    created: list[str] = []  # unix socket files bound here: removed if start-up fails
     try:
         for spec in specs:
             try:
@@ -163,6 +167,8 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
                 spec.inherited = from_systemd
             else:
                 spec.sock = _bind(spec, family, addr, cfg)
+                if family == socket.AF_UNIX and not addr.startswith("\0"):
+                    created.append(addr)
             if family == socket.AF_UNIX and not addr.startswith("\0"):
                 spec.unix_path = os.path.abspath(addr)
             spec.sock.setblocking(False)
@@ -171,13 +177,11 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
             # socket activation with a config that names no socket: serve what we got
             default = "uwsgi" if not cfg.get("http-socket") else "http"
             for sock, from_systemd in inherited.values():
-                name = sock.getsockname()
-                address = name if isinstance(name, str) else f"{name[0]}:{name[1]}"
                 sock.setblocking(False)
                 listeners.append(
                     Listener(
                         "socket",
-                        str(address),
+                        _describe(sock),
                         default,
                         "LISTEN_FDS",
                         sock,
@@ -190,6 +194,8 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
         for listener in listeners:
             if listener.sock is not None and not listener.inherited:
                 listener.sock.close()
+        for path in created:
+            _unlink(path)
         raise
     for sock, _ in inherited.values():
         sock.close()
@@ -200,8 +206,28 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
     return listeners
 
 
+def _describe(sock: socket.socket) -> str:
+    """A bound socket's address as a config would write it."""
+    name = sock.getsockname()
+    if isinstance(name, bytes):  # Linux gives abstract names as bytes
+        name = name.decode("latin-1")
+    if isinstance(name, str):
+        return "@" + name[1:] if name.startswith("\0") else name
+    if sock.family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    return f"{name[0]}:{name[1]}"
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
+    bound = False
     try:
         if family != socket.AF_UNIX:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -210,11 +236,14 @@ def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
         elif not addr.startswith("\0"):
             _clear_stale_unix(spec, addr)
         sock.bind(addr)
+        bound = True
         if family == socket.AF_UNIX and not addr.startswith("\0"):
             _apply_socket_perms(spec, addr, cfg)
         sock.listen(cfg.listen)
     except OSError as exc:
         sock.close()
+        if bound and family == socket.AF_UNIX and not addr.startswith("\0"):
+            _unlink(addr)  # bound, then chmod or listen failed: leave no file behind
         why = exc.strerror or str(exc)
         if exc.errno == errno.EADDRINUSE:
             why = "address already in use (another server is listening there)"
@@ -270,7 +299,8 @@ def export_fds(listeners: list[Listener], environ) -> None:
     for listener in listeners:
         fd = listener.fileno()
         os.set_inheritable(fd, True)
-        fds.append(str(fd))
+        # systemd's sockets stay systemd's in the next image (vacuum spares them)
+        fds.append(f"{fd}:systemd" if listener.inherited else str(fd))
     environ[INHERIT_ENV] = ",".join(fds)
 
 

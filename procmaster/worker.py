@@ -49,6 +49,7 @@ from .appthreads import AppThreads, Job
 from .guards import DUMP_SIGNAL, EXIT_RECYCLE, worker_guard
 from .logs import RequestLogger, log
 from .protocols import ProtocolError, Request, protocol_class
+from .static import static_files
 from .wsgi import (
     EMPTY_INPUT,
     SPOOL_THRESHOLD,
@@ -108,8 +109,12 @@ def set_process_name(name: str) -> None:
 
 
 def process_name(cfg, role: str) -> str | None:
-    """``procname-prefix`` + the role when ``auto-procname`` (uWSGI's names)."""
+    """``procname-prefix`` + the role when ``auto-procname`` (uWSGI's names);
+    ``procname-master`` names the master, ``procname`` every process."""
     prefix = cfg.get("procname-prefix") or ""
+    given = (role == "master" and cfg.get("procname-master")) or cfg.get("procname")
+    if given:
+        return prefix + given
     if cfg.get("auto-procname"):
         return prefix + role
     return prefix + "procmaster" if prefix else None
@@ -567,6 +572,7 @@ class Worker:
         self.requests = 0
         self.logging = not cfg.disable_logging
         self.req_log = RequestLogger(cfg, wid) if self.logging else None
+        self.static = static_files(cfg)  # static-map & co: files served before the app
         threads = int(cfg.get("threads") or 1)
         self.base_env = base_environ(
             multithread=threads > 1, multiprocess=cfg.processes > 1 or bool(cfg.get("lazy-apps"))
@@ -831,6 +837,8 @@ class Worker:
         body = req.body
         env["wsgi.input"] = body.stream() if body is not None else EMPTY_INPUT
         app = self.apps.single
+        if self.static is not None:
+            app = self.static.match(env) or app
         if app is None:
             app, script_name, path_info = self.apps.resolve(env.get("PATH_INFO", ""))
             if app is None:
@@ -1132,7 +1140,7 @@ class Worker:
                 self.requests,
                 self.scoreboard.total(),
             )
-            log.write(line)
+            log.write_request(line)
 
 
 def describe(env: dict) -> bytes:

@@ -50,10 +50,13 @@ log-format log-date logto pidfile vacuum chmod-socket socket-timeout http-keepal
 post-buffering reload-mercy worker-reload-mercy mount manage-script-name help version check
 print show-config ini touch-reload touch-chain-reload touch-workers-reload touch-logreopen fs-reload
 max-fd
+static-map static-map2 static-check static-index static-safe log-maxsize log-backupname log-reopen
+log-x-forwarded-for memory-report attach-daemon smart-attach-daemon cron
 """.split()
 # the kernel's process name only, not the command line
 PARTIAL_NOW = (
-    "procname-prefix procname-prefix-spaced auto-procname py-autoreload touch-logrotate".split()
+    "procname-prefix procname-prefix-spaced auto-procname py-autoreload touch-logrotate "
+    "procname procname-master http daemonize logto2 logger req-logger".split()
 )
 
 

@@ -7,7 +7,8 @@ value with the option's type (``procmaster.options.convert``), appends it (list
 options) or replaces the value (scalars: the last one wins), and remembers where
 it came from. Then:
 
-* ``unsupported`` options: an error when ``blocking``, else a warning that the
+* ``unsupported`` options: an error when ``blocking`` (all of them are reported
+  at once, after the walk), else a warning that the
   option is ignored (an error in strict mode);
 * keys that are not options are custom keys (placeholders): a warning with a
   suggestion unless some ``%(key)`` refers to them; in strict mode they are errors
@@ -146,6 +147,8 @@ def build(reader: Reader, argv: list[str]) -> Config:
     warnings = list(reader.warnings)
     ignored: list[tuple[Item, str]] = []
     custom_items: list[Item] = []
+    # blocking options: all of them are reported together (--check lists every one)
+    errors: list[tuple[int, str, str]] = []
 
     for item in reader.items:
         opt = item.option
@@ -174,10 +177,11 @@ def build(reader: Reader, argv: list[str]) -> Config:
         if opt.status == UNSUPPORTED:
             why = opt.note or "not implemented yet"
             if opt.blocking:
-                raise ConfigError(
-                    f"option '{item.key}' is not supported: {why}", item.where, item.key
+                errors.append(
+                    (item.seq, item.where, f"option '{item.key}' is not supported: {why}")
                 )
-            ignored.append((item, f"option '{item.key}' is not supported ({why}); ignored"))
+            else:
+                ignored.append((item, f"option '{item.key}' is not supported ({why}); ignored"))
         elif opt.status == ACCEPTED and opt.name == "plugins":
             _check_plugins(item, text, warnings)
         if opt.attr is None:  # a family such as hook-*: no attribute to set
@@ -199,7 +203,6 @@ def build(reader: Reader, argv: list[str]) -> Config:
         entries.append(Entry(opt.name, text, item.where))
 
     strict = bool(values["strict"])
-    errors: list[tuple[int, str, str]] = []
     for item, message in ignored:
         if strict:
             errors.append((item.seq, item.where, message.replace("; ignored", " (strict mode)")))

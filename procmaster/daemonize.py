@@ -1,0 +1,32 @@
+"""``daemonize = LOGFILE``: detach the command from its terminal and session.
+
+Owns: the double fork. The command that ran ``procmaster`` returns (exit 0) once
+the detached process exists; that process becomes the master, so ``pidfile``
+holds the master's pid. Logging to the file is ``procmaster.logs``' business
+(``daemonize`` names the log when ``logto`` does not).
+
+Must not know: what the master does after.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["detach"]
+
+
+def detach() -> None:
+    """Return in the detached grandchild; the original process and the
+    intermediate child exit here."""
+    pid = os.fork()
+    if pid > 0:
+        os.waitpid(pid, 0)  # the intermediate child exits at once
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)  # stderr goes to the log file once the log is configured
+    if devnull > 2:
+        os.close(devnull)

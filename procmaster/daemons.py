@@ -1,0 +1,309 @@
+"""Processes the master runs besides its workers: ``attach-daemon``,
+``smart-attach-daemon`` and ``cron`` (uWSGI's syntax).
+
+Theory of operation
+-------------------
+The master owns one ``Daemons`` object and calls it from its loop:
+
+* ``start()`` once the workers are about to start: every ``attach-daemon``
+  command is started (``/bin/sh -c CMD``, in its own session so stopping it stops
+  what it started), every ``smart-attach-daemon`` whose pidfile does not name a
+  live process is started;
+* ``reaped(pid, status)`` from the master's ``waitpid`` loop: True when the pid
+  was one of ours. An ``attach-daemon`` that exits is started again (at once when
+  it ran for a second or more, else with a growing back-off, said in the log);
+* ``tick()`` after every wake-up: due restarts, smart daemons whose pidfile
+  process is gone, and cron jobs when a new wall-clock minute began;
+* ``next_deadline()``: the monotonic time ``tick`` next has work (a restart, the
+  next minute for cron, a second for pidfile checks), for the master's select;
+* ``stop()`` at shutdown (and, for plain daemons, before a reload's re-exec, as
+  uWSGI): SIGTERM to each process group, SIGKILL after ``mercy`` seconds, reaped.
+
+Cron lines are ``MINUTE HOUR DAY MONTH WEEKDAY COMMAND``; a field is a number, ``-1``
+(any) or ``-N`` (every N: the value is a multiple of N). Weekday 0 is Sunday. A job
+still running when its next time comes is not started twice (said in the log).
+The clock is injectable (``clock``, seconds since the epoch) so cron is testable
+without waiting for real minutes.
+
+Must not know: workers, sockets, WSGI.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+__all__ = ["CronJob", "Daemons", "parse_cron", "from_config"]
+
+QUICK_DEATH = 1.0  # seconds: a daemon that dies sooner is restarted with back-off
+PIDFILE_CHECK = 1.0  # seconds between smart-attach-daemon pidfile checks
+
+
+class _Proc:
+    """One command the master keeps: its current process, when to (re)start it."""
+
+    def __init__(self, kind: str, cmd: str, pidfile: str | None = None) -> None:
+        self.kind = kind  # attach-daemon, smart-attach-daemon or cron
+        self.cmd = cmd
+        self.pidfile = pidfile
+        self.popen: subprocess.Popen | None = None
+        self.started = 0.0
+        self.restart_at: float | None = None
+        self.quick_deaths = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.popen.pid if self.popen is not None else None
+
+
+class CronJob(_Proc):
+    def __init__(self, fields: tuple[int, int, int, int, int], cmd: str) -> None:
+        super().__init__("cron", cmd)
+        self.fields = fields
+
+    def due(self, t: time.struct_time) -> bool:
+        """Does the job run in the minute ``t`` (local time)?"""
+        minute, hour, day, month, weekday = self.fields
+        values = (t.tm_min, t.tm_hour, t.tm_mday, t.tm_mon, (t.tm_wday + 1) % 7)
+        return all(
+            _field_matches(f, v)
+            for f, v in zip((minute, hour, day, month, weekday), values, strict=True)
+        )
+
+
+def _field_matches(field: int, value: int) -> bool:
+    if field == -1:
+        return True
+    if field < -1:
+        return value % -field == 0
+    return value == field
+
+
+def parse_cron(value: str) -> CronJob:
+    """``"-5 -1 -1 -1 -1 cmd"`` -> a ``CronJob``; ValueError says what is wrong."""
+    parts = value.split(None, 5)
+    if len(parts) < 6:
+        raise ValueError("expected MINUTE HOUR DAY MONTH WEEKDAY COMMAND")
+    fields = []
+    for text, (name, lo, hi) in zip(
+        parts[:5],
+        (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 6)),
+        strict=True,
+    ):
+        try:
+            n = int(text)
+        except ValueError:
+            raise ValueError(
+                f"{name} {text!r}: expected a number, -1 (any) or -N (every N)"
+            ) from None
+        if n >= 0 and not lo <= n <= hi:
+            raise ValueError(f"{name} {n}: expected {lo}..{hi}, -1 (any) or -N (every N)")
+        fields.append(n)
+    return CronJob(tuple(fields), parts[5])  # type: ignore[arg-type]
+
+
+def from_config(cfg, log: Callable[[str], None], clock: Callable[[], float] = time.time):
+    """The ``Daemons`` for ``cfg``, or None when it asks for none."""
+    daemons = Daemons(log, clock)
+    for cmd in cfg.get("attach-daemon") or []:
+        daemons.procs.append(_Proc("attach-daemon", cmd))
+    for value in cfg.get("smart-attach-daemon") or []:
+        pidfile, _, cmd = value.strip().partition(" ")
+        if not cmd.strip():
+            log(f"warning: smart-attach-daemon = {value}: expected PIDFILE COMMAND; ignored")
+            continue
+        daemons.procs.append(_Proc("smart-attach-daemon", cmd.strip(), pidfile))
+    for value in cfg.get("cron") or []:
+        try:
+            daemons.procs.append(parse_cron(value))
+        except ValueError as exc:
+            log(f"warning: cron = {value}: {exc}; ignored")
+    return daemons if daemons.procs else None
+
+
+class Daemons:
+    """The master's extra processes. See the module docstring."""
+
+    def __init__(self, log: Callable[[str], None], clock: Callable[[], float] = time.time) -> None:
+        self.log = log
+        self.clock = clock
+        self.procs: list[_Proc] = []
+        self.last_minute: int | None = None
+        self.next_pidfile_check = 0.0
+
+    # -- the master's calls ------------------------------------------------------
+
+    def start(self) -> None:
+        self.last_minute = int(self.clock() // 60)
+        for proc in self.procs:
+            if proc.kind == "attach-daemon":
+                self._spawn(proc)
+            elif proc.kind == "smart-attach-daemon" and _pidfile_pid(proc.pidfile) is None:
+                self._spawn(proc)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for proc in self.procs:
+            if proc.restart_at is not None and now >= proc.restart_at:
+                proc.restart_at = None
+                self._spawn(proc)
+        if now >= self.next_pidfile_check:
+            self.next_pidfile_check = now + PIDFILE_CHECK
+            for proc in self.procs:
+                if (
+                    proc.kind == "smart-attach-daemon"
+                    and proc.popen is None
+                    and proc.restart_at is None
+                    and _pidfile_pid(proc.pidfile) is None
+                ):
+                    self.log(f"smart-attach-daemon {proc.cmd!r}: no live pid in {proc.pidfile}")
+                    self._spawn(proc)
+        minute = int(self.clock() // 60)
+        if self.last_minute is None:
+            self.last_minute = minute
+        if minute != self.last_minute:
+            self.last_minute = minute
+            t = time.localtime(minute * 60)
+            for proc in self.procs:
+                if isinstance(proc, CronJob) and proc.due(t):
+                    if proc.popen is not None:
+                        self.log(
+                            f"cron {proc.cmd!r}: still running (pid {proc.pid}); not started again"
+                        )
+                        continue
+                    self._spawn(proc)
+
+    def next_deadline(self) -> float | None:
+        """Monotonic time of the next thing ``tick`` has to do, or None."""
+        now = time.monotonic()
+        deadlines = [p.restart_at for p in self.procs if p.restart_at is not None]
+        if any(p.kind == "smart-attach-daemon" for p in self.procs):
+            deadlines.append(max(self.next_pidfile_check, now))
+        if any(isinstance(p, CronJob) for p in self.procs):
+            wall = self.clock()
+            deadlines.append(now + (60 - wall % 60) + 0.01)
+        return min(deadlines) if deadlines else None
+
+    def reaped(self, pid: int, status: int) -> bool:
+        """The master reaped ``pid``: True when it was one of ours."""
+        for proc in self.procs:
+            if proc.pid == pid:
+                self._ended(proc, status)
+                return True
+        return False
+
+    def stop(self, mercy: float = 5.0, smart: bool = True) -> None:
+        """Stop our processes (smart daemons' pidfile processes too when ``smart``):
+        SIGTERM to each process group, SIGKILL after ``mercy`` seconds, reaped."""
+        pids: list[int] = []
+        for proc in self.procs:
+            proc.restart_at = None
+            if proc.kind == "smart-attach-daemon":
+                if not smart:
+                    continue
+                target = _pidfile_pid(proc.pidfile)
+                if target is not None:
+                    _signal(target, signal.SIGTERM)
+                    pids.append(target)
+            if proc.popen is not None:
+                _signal(-proc.popen.pid, signal.SIGTERM)
+                pids.append(proc.popen.pid)
+        deadline = time.monotonic() + mercy
+        for pid in pids:
+            while _alive(pid) and time.monotonic() < deadline:
+                self._reap_one(pid)
+                time.sleep(0.01)
+            if _alive(pid):
+                self.log(f"daemon pid {pid} did not stop within {mercy:g}s: SIGKILL")
+                _signal(-pid, signal.SIGKILL)
+                _signal(pid, signal.SIGKILL)
+            self._reap_one(pid, block=True)
+        for proc in self.procs:
+            if proc.kind != "smart-attach-daemon" or smart:
+                proc.popen = None
+
+    # -- inside ------------------------------------------------------------------
+
+    def _spawn(self, proc: _Proc) -> None:
+        try:
+            proc.popen = subprocess.Popen(
+                ["/bin/sh", "-c", proc.cmd],
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self.log(f"{proc.kind} {proc.cmd!r}: cannot start: {exc.strerror}")
+            proc.restart_at = time.monotonic() + 5.0
+            return
+        proc.started = time.monotonic()
+        self.log(f"{proc.kind} {proc.cmd!r} started (pid {proc.popen.pid})")
+
+    def _ended(self, proc: _Proc, status: int) -> None:
+        code = os.waitstatus_to_exitcode(status)
+        if proc.popen is not None:
+            proc.popen.returncode = code  # reaped by the master, not by Popen
+        proc.popen = None
+        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if proc.kind == "cron":
+            if code != 0:
+                self.log(f"cron {proc.cmd!r} {how}")
+            return
+        if proc.kind == "smart-attach-daemon":
+            return  # the pidfile check decides whether it runs again
+        age = time.monotonic() - proc.started
+        if age < QUICK_DEATH:
+            proc.quick_deaths += 1
+            delay = min(0.1 * 2 ** min(proc.quick_deaths, 7), 10.0)
+        else:
+            proc.quick_deaths = 0
+            delay = 0.0
+        self.log(f"attach-daemon {proc.cmd!r} {how} after {age:.1f}s; restarting in {delay:.1f}s")
+        proc.restart_at = time.monotonic() + delay
+
+    def _reap_one(self, pid: int, block: bool = False) -> None:
+        try:
+            got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if got:
+            for proc in self.procs:
+                if proc.pid == got and proc.popen is not None:
+                    proc.popen.returncode = os.waitstatus_to_exitcode(status)
+
+
+def _pidfile_pid(path: str | None) -> int | None:
+    """The live pid named in ``path``, or None."""
+    if not path:
+        return None
+    try:
+        with open(path) as fh:
+            pid = int(fh.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid > 0 and _alive(pid) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

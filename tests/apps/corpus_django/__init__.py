@@ -1,0 +1,1 @@
+"""A one-view Django project for the INI corpus tests."""
