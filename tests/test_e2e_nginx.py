@@ -82,6 +82,7 @@ http-socket = 127.0.0.1:{http_port}
 """
 
 MIB = 1 << 20
+STARTUP = 30.0  # seconds a start may take on a loaded machine (it takes well under 1)
 POST_10K = os.urandom(10 * 1024)
 POST_50M = os.urandom(MIB) * 50
 MANY_HEADERS = {f"X-Many-{i:02d}": f"value-{i:02d}-" + "v" * 90 for i in range(64)}
@@ -126,14 +127,14 @@ def _start_procmaster(tmp: Path, ini_text: str, ports: list[int], unix: list[str
         for port in ports:
             wait_for(
                 lambda port=port: server.proc.poll() is None and _up_tcp(port),
-                15,
+                STARTUP,
                 what=f"procmaster on {port}:\n{server.log}",
             )
         for path in unix:
-            wait_for(lambda path=path: _up_unix(path), 15, what=f"{path}:\n{server.log}")
+            wait_for(lambda path=path: _up_unix(path), STARTUP, what=f"{path}:\n{server.log}")
         # the workers are up, not just the listening sockets
-        wait_for(lambda: len(server.worker_pids()) >= 1, 15, what="the workers")
-        http_get(ports[-1], "/", timeout=10)
+        wait_for(lambda: len(server.worker_pids()) >= 1, STARTUP, what="the workers")
+        http_get(ports[-1], "/", timeout=STARTUP)
     except BaseException:
         server.kill_all()
         raise
@@ -229,7 +230,9 @@ def stack(tmp_path_factory):
     st = Stack(tmp)
     st.start_procmaster()
     try:
-        st.nginx = start_nginx(tmp / "nginx", st.nginx_body(), list(st.ports.values()))
+        st.nginx = start_nginx(
+            tmp / "nginx", st.nginx_body(), list(st.ports.values()), timeout=STARTUP
+        )
         try:
             yield st
         finally:
@@ -796,10 +799,9 @@ def test_over_buffer_size_names_the_size_and_the_option(plain):
 
 
 def test_no_upstream_errors_and_no_worker_died(stack):
-    """Runs last in this file: over everything the stack served above, no
+    """Runs late in this file: over everything the stack served above, no
     request went unanswered, nginx logged no upstream error, and procmaster
-    logged no dead worker, no traceback, and no "client disconnected" (nginx
-    closes its side only once it has the whole response)."""
+    logged no dead worker and no traceback."""
     assert not stack.stuck, "requests never answered:\n" + "\n".join(stack.stuck)
     errors = [
         line
@@ -811,5 +813,15 @@ def test_no_upstream_errors_and_no_worker_died(stack):
         log = server.log
         assert "exited" not in log and "killed" not in log, log[-3000:]
         assert "Traceback" not in log, log[-3000:]
-        cut = [line for line in log.splitlines() if "disconnected" in line]
-        assert not cut, f"{len(cut)} responses logged as cut short:\n" + "\n".join(cut[:10])
+
+
+def test_complete_responses_are_not_logged_as_cut_short(stack):
+    """nginx closes its side of a uwsgi (or non-kept FastCGI) connection once it
+    has the whole response; that is no "client disconnected during response"."""
+    cut = [
+        line
+        for server in stack.servers
+        for line in server.log.splitlines()
+        if "disconnected during response" in line
+    ]
+    assert not cut, f"{len(cut)} complete responses logged as cut short:\n" + "\n".join(cut[:10])

@@ -21,6 +21,7 @@ import pytest
 from conftest import APPS, ROOT, Server, free_port, http_get, raw_request, wait_for
 
 MASTER_UP = "procmaster master pid"
+STARTUP = 30.0  # seconds a start or stop may take on a loaded machine (well under 1 here)
 GET = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 
@@ -158,7 +159,7 @@ def test_abstract_unix_sockets_serve_http_and_uwsgi(procmaster, tmp_path):
         wait_log=MASTER_UP,
     )
     http_addr, uwsgi_addr = "\0" + http_name[1:], "\0" + uwsgi_name[1:]
-    wait_for(lambda: connects(http_addr), 10, what=f"{http_name}:\n{server.log}")
+    wait_for(lambda: connects(http_addr), STARTUP, what=f"{http_name}:\n{server.log}")
     assert hello(raw_request(0, GET, unix=http_addr))
     assert hello(uwsgi_get(uwsgi_addr))
     # abstract: in the kernel's table, not in the file system
@@ -192,7 +193,7 @@ def test_chmod_socket_octal_from_ini(procmaster, tmp_path):
         "chmod-socket = 660",
     )
     procmaster("--ini", ini, wait_unix=path)
-    wait_for(lambda: connects(uwsgi_path), 10, what=uwsgi_path)
+    wait_for(lambda: connects(uwsgi_path), STARTUP, what=uwsgi_path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
     assert stat.S_IMODE(os.stat(uwsgi_path).st_mode) == 0o660
     assert hello(raw_request(0, GET, unix=path))
@@ -224,7 +225,7 @@ def test_vacuum_removes_unix_sockets_on_exit(procmaster, tmp_path, vacuum, sig):
     assert hello(raw_request(0, GET, unix=http_path))
     assert os.path.exists(uwsgi_path) and pidfile.exists()
     server.signal(sig)
-    assert server.wait_exit(20) == 0, server.log
+    assert server.wait_exit(STARTUP) == 0, server.log
     left = [p for p in (http_path, uwsgi_path, str(pidfile)) if os.path.exists(p)]
     if vacuum:
         assert left == [], f"vacuum left {left}:\n{server.log}"
@@ -348,7 +349,7 @@ def test_ipv6_loopback(procmaster):
         except OSError:
             return None
 
-    status, _, body = wait_for(up, 15, what=f"[::1]:{port}:\n{server.log}")
+    status, _, body = wait_for(up, STARTUP, what=f"[::1]:{port}:\n{server.log}")
     assert status == 200
     assert '"REMOTE_ADDR": "::1"' in body.decode()
     # IPv6 only: nothing on the IPv4 loopback
@@ -415,7 +416,7 @@ def test_socket_activation_matched_to_the_configured_address(launch, tmp_path, k
     )
     try:
         server = activate(launch, sock, ini)
-        server.wait_log(MASTER_UP, 15)
+        server.wait_log(MASTER_UP, STARTUP)
     finally:
         sock.close()  # from now on only procmaster holds the socket
     assert f"http socket {address} inherited (fd 3" in server.log, server.log
@@ -428,7 +429,7 @@ def test_socket_activation_matched_to_the_configured_address(launch, tmp_path, k
     if kind == "unix":
         # systemd's socket: vacuum must not remove it (systemd owns it)
         server.signal(signal.SIGINT)
-        server.wait_exit(20)
+        server.wait_exit(STARTUP)
         assert os.path.exists(address)
 
 
@@ -438,7 +439,7 @@ def test_socket_activation_with_no_socket_in_the_config_serves_uwsgi(launch, tmp
     ini = write_ini(tmp_path / "nosocket.ini", "master = true", "module = testapp")
     try:
         server = activate(launch, sock, ini)
-        server.wait_log(MASTER_UP, 15)
+        server.wait_log(MASTER_UP, STARTUP)
     finally:
         sock.close()
     # the log names the socket as a config would
@@ -461,17 +462,17 @@ def test_socket_activation_survives_a_reload_and_vacuum_spares_it(launch, tmp_pa
     )
     try:
         server = activate(launch, sock, ini)
-        server.wait_log(MASTER_UP, 15)
+        server.wait_log(MASTER_UP, STARTUP)
     finally:
         sock.close()
     assert hello(talk(target, GET))
     server.signal(signal.SIGHUP)
-    server.wait_log("reload (SIGHUP) done", 30)
+    server.wait_log("reload (SIGHUP) done", STARTUP)
     line = f"http socket {address} inherited (fd"
     assert server.log.count(line) == 2, server.log
     assert hello(talk(target, GET))
     server.signal(signal.SIGINT)
-    server.wait_exit(20)
+    server.wait_exit(STARTUP)
     assert os.path.exists(address), f"vacuum removed systemd's socket:\n{server.log}"
 
 
@@ -486,7 +487,7 @@ def test_socket_activation_for_another_pid_is_ignored(launch, tmp_path, listen_p
     )
     try:
         server = activate(launch, sock, ini, listen_pid=listen_pid)
-        code = server.wait_exit(20)
+        code = server.wait_exit(STARTUP)
     finally:
         sock.close()
     assert code != 0, server.log
@@ -525,11 +526,11 @@ def test_systemd_socket_activate(launch, tmp_path):
     # it listens at once and execs procmaster on the first connection
     wait_for(
         lambda: server.proc.poll() is None and connects(("127.0.0.1", port)),
-        15,
+        STARTUP,
         what=f"systemd-socket-activate on {port}:\n{server.log}",
     )
     status, _, body = http_get(port, "/", timeout=30)
     assert (status, body) == (200, b"Hello, World!"), server.log
-    log = server.wait_log(MASTER_UP, 15)
+    log = server.wait_log(MASTER_UP, STARTUP)
     assert f"http socket 127.0.0.1:{port} inherited (fd 3" in log, log
     assert http_get(port, "/")[2] == b"Hello, World!"
