@@ -22,6 +22,8 @@ _HEADINGS = {
 def _problems(cfg) -> list[str]:
     """Why procmaster would not start with this config (empty: it would)."""
     problems = []
+    if cfg.get("emperor"):
+        return problems  # an emperor serves nothing itself: its vassals do
     if not cfg.sockets_in_order():
         problems.append(
             "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol) or fastcgi-socket"

@@ -27,6 +27,9 @@ def detach() -> None:
         os._exit(0)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
-    os.dup2(devnull, 1)  # stderr goes to the log file once the log is configured
+    os.dup2(devnull, 1)
+    # stderr too: the log file replaces it once the log is configured, and nothing
+    # may keep the launching command's pipes open (its caller waits for their EOF)
+    os.dup2(devnull, 2)
     if devnull > 2:
         os.close(devnull)

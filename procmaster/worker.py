@@ -222,8 +222,7 @@ class Connection:
             try:
                 self.proto.eof()
             except ProtocolError as exc:
-                if exc.status and self.in_request:
-                    worker.log_protocol_error(self, exc)
+                worker.log_protocol_error(self, exc)  # cut inside a request or packet
             if not self.ready and self.current is None and not self.out:
                 self.close()
                 return
@@ -329,6 +328,8 @@ class Connection:
 
     def send(self, data: bytes) -> None:
         """Queue bytes; write at once when nothing is waiting before them."""
+        if not data:
+            return  # (an empty write would never drain from the queue)
         if not self.out:
             try:
                 n = os.write(self.fd, data)
@@ -470,6 +471,7 @@ class Exchange(Response):
         "rsize",
         "hsize",
         "app_result_closed",
+        "declared",
     )
 
     def __init__(self, conn: Connection, req: Request, start: float) -> None:
@@ -485,6 +487,8 @@ class Exchange(Response):
         self.rsize = 0
         self.hsize = 0
         self.app_result_closed = False
+        # the app's Content-Length once the head is sent (-1: none; -2: end sent)
+        self.declared = -1
 
     def close_result(self) -> None:
         if not self.app_result_closed:
@@ -980,6 +984,9 @@ class Worker:
     def send_head(self, conn: Connection, exchange: Exchange, length: int | None = None) -> None:
         resp = exchange
         head = conn.proto.response_head(exchange.req, resp.status, resp.headers, length)
+        for name, value in resp.headers:
+            if len(name) == 14 and name.lower() == "content-length" and value.isdigit():
+                exchange.declared = int(value)
         resp.headers_sent = True
         exchange.hsize = len(head)
         conn.send(head)
@@ -997,8 +1004,15 @@ class Worker:
                     continue
                 if not resp.headers_sent:
                     self.send_head(conn, exchange)
-                conn.send(proto.response_body(req, chunk))
+                data = proto.response_body(req, chunk)
                 exchange.rsize += len(chunk)
+                if 0 <= exchange.declared <= exchange.rsize:
+                    # the last bytes of a declared length: the end (FastCGI's
+                    # END_REQUEST) goes in the same write, or nginx may read the
+                    # body, give up on the kept-alive connection and close it
+                    data += proto.response_end(req)
+                    exchange.declared = -2
+                conn.send(data)
                 if conn.closed:
                     return
                 if conn.out_size > HIGH_WATER:
@@ -1010,7 +1024,8 @@ class Worker:
         except Exception:
             self.app_error(conn, exchange)
             return
-        conn.send(proto.response_end(req))
+        if exchange.declared != -2:
+            conn.send(proto.response_end(req))
         self.finish(conn, exchange)
 
     def resume(self, conn: Connection) -> None:

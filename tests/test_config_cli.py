@@ -200,9 +200,11 @@ def test_blocking_unsupported_on_the_command_line():
 
 
 def test_ignored_unsupported_warns_on_the_command_line():
-    cfg = load(["--locks", "30"], environ={})
-    assert cfg.locks == 30
-    assert cfg.warnings == ["option '--locks' is not supported (not implemented yet); ignored"]
+    cfg = load(["--procname-append", "x"], environ={})
+    assert cfg.procname_append == "x"
+    assert cfg.warnings == [
+        "option '--procname-append' is not supported (not implemented yet); ignored"
+    ]
 
 
 def test_help_version_check():

@@ -546,17 +546,17 @@ def test_referenced_custom_key_gets_no_warning(tmp_path):
 
 
 def test_uwsgi_option_not_supported_is_reported_as_such(in_tmp):
-    cfg = load_ini(in_tmp, "[uwsgi]\nso-keepalive = true\nlocks = 20\n")
+    cfg = load_ini(in_tmp, "[uwsgi]\nso-keepalive = true\nprocname-append = x\n")
     assert cfg.warnings == [
         "site.ini:2: option 'so-keepalive' is a uWSGI option procmaster does not support; ignored",
-        "site.ini:3: option 'locks' is not supported (not implemented yet); ignored",
+        "site.ini:3: option 'procname-append' is not supported (not implemented yet); ignored",
     ]
     assert "so-keepalive" not in cfg.custom
 
 
 def test_blocking_unsupported_option_is_an_error(in_tmp):
-    msg = error(in_tmp, "[uwsgi]\ndaemonize = /tmp/log\n")
-    assert msg.startswith("site.ini:2: option 'daemonize' is not supported: not implemented yet; ")
+    msg = error(in_tmp, "[uwsgi]\nspooler = /tmp/spool\n")
+    assert msg.startswith("site.ini:2: option 'spooler' is not supported: ")
     assert error(in_tmp, "[uwsgi]\nhook-asap = exec:true\n").startswith(
         "site.ini:2: option 'hook-asap' is not supported: "
     )
@@ -584,8 +584,10 @@ def test_strict_makes_unknown_keys_fatal(in_tmp):
 
 
 def test_strict_applies_to_keys_above_it_and_to_ignored_options(in_tmp):
-    msg = error(in_tmp, "[uwsgi]\nlocks = 30\nstrict\n")
-    assert msg == "site.ini:2: option 'locks' is not supported (not implemented yet) (strict mode)"
+    msg = error(in_tmp, "[uwsgi]\nprocname-append = x\nstrict\n")
+    assert msg == (
+        "site.ini:2: option 'procname-append' is not supported (not implemented yet) (strict mode)"
+    )
 
 
 def test_strict_allows_declared_placeholders(tmp_path):
