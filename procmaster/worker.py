@@ -75,6 +75,13 @@ ERROR_REASONS = {
     505: "HTTP Version Not Supported",
 }
 
+# Signals the master sends a worker (none a terminal sends to its process group
+# except SIGWINCH, whose only effect, reopening the log, is harmless):
+SIG_REOPEN_LOG = signal.SIGWINCH  # reopen logto (was SIGUSR2, now "print your request")
+SIG_PAUSE = signal.SIGRTMIN  # stop accepting (master FIFO ``p``)
+SIG_RESUME = signal.SIGRTMIN + 1  # accept again
+MASTER_ASKS = (SIG_REOPEN_LOG, SIG_PAUSE, SIG_RESUME)
+
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 
@@ -522,6 +529,7 @@ class Worker:
             multithread=threads > 1, multiprocess=cfg.processes > 1 or bool(cfg.get("lazy-apps"))
         )
         self.accepting = False
+        self.paused = False  # the master's ``p``: accept nothing until resumed
         self.signal_r = -1
         # py-autoreload: tell the master about modules imported here, so it watches them
         self.autoreload = bool(cfg.get("py-autoreload"))
@@ -534,8 +542,9 @@ class Worker:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.signal_r = r
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR2):
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, *MASTER_ASKS):
             signal.signal(sig, self._on_signal)
+        signal.signal(signal.SIGUSR2, self._print_request)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.epoll.register(r, EPOLLIN)
@@ -543,6 +552,21 @@ class Worker:
     def _on_signal(self, signum, frame) -> None:
         # the work happens in the loop (the wake-up fd woke it); nothing here
         pass
+
+    def _print_request(self, signum, frame) -> None:
+        """SIGUSR2 (forwarded by the master): log what this worker is doing now.
+        Done in the handler, so a request stuck in the app is reported too."""
+        now = time.time()
+        busy = [c.current for c in list(self.conns.values()) if c.current is not None]
+        if not busy:
+            log(f"worker {self.wid} (pid {os.getpid()}): idle")
+        for exchange in busy:
+            env = exchange.req.environ
+            log(
+                f"worker {self.wid} (pid {os.getpid()}): {env.get('REQUEST_METHOD')} "
+                f"{env.get('REQUEST_URI') or env.get('PATH_INFO')} from "
+                f"{env.get('REMOTE_ADDR') or '-'} running for {now - exchange.start:.3f}s"
+            )
 
     def handle_signals(self) -> None:
         try:
@@ -554,8 +578,15 @@ class Worker:
                 os._exit(0)
             if signum in (signal.SIGHUP, signal.SIGTERM):
                 self.begin_stop()
-            elif signum == signal.SIGUSR2:
+            elif signum == SIG_REOPEN_LOG:
                 log.reopen()  # the master rotated or reopened the log
+            elif signum == SIG_PAUSE:
+                self.pause_accepting()
+            elif signum == SIG_RESUME:
+                self.paused = False
+                if not self.accepting and not self.stopping:
+                    self.start_accepting()
+                    self.scoreboard.worker_ready(self.slot, os.getpid())
 
     def start_accepting(self) -> None:
         for lst in self.listeners:
@@ -647,6 +678,19 @@ class Worker:
             self.conns[fd] = conn
             self.epoll.register(fd, EPOLLIN)
 
+    def pause_accepting(self) -> None:
+        """The master's ``p`` (pause): serve the connections we have, accept none
+        (new ones wait in the listen queue) until resumed."""
+        self.paused = True
+        if self.accepting:
+            for lst in self.listeners:
+                try:
+                    self.epoll.unregister(lst.fd)
+                except OSError:
+                    pass
+            self.accepting = False
+            self.scoreboard.stopping(self.slot)
+
     def out_of_fds(self, lst: WorkerListener) -> None:
         """EMFILE: stop accepting until a connection closes (never spin)."""
         if self.accepting:
@@ -672,7 +716,7 @@ class Worker:
             self.epoll.unregister(conn.fd)
         except OSError:
             pass
-        if not self.accepting and not self.stopping:
+        if not self.accepting and not self.stopping and not self.paused:
             self.start_accepting()
 
     def report_modules(self) -> None:
@@ -964,7 +1008,16 @@ class Worker:
                 conn.process()
 
     def request_finished(self, conn: Connection, exchange: Exchange, status: str) -> None:
-        self.scoreboard.request_end(self.slot)
+        scoreboard = self.scoreboard
+        scoreboard.request_end(self.slot)
+        end = time.time()
+        code = status[:3] if status else "500"
+        scoreboard.response(
+            self.slot,
+            int(code) if code.isdigit() else 500,
+            exchange.rsize + exchange.hsize,
+            end - exchange.start,
+        )
         if self.logging:
             resp = exchange.resp
             line = self.req_log.line(
@@ -974,7 +1027,7 @@ class Worker:
                 exchange.hsize,
                 len(resp.headers or ()),
                 exchange.start,
-                time.time(),
+                end,
                 self.requests,
                 self.scoreboard.total(),
             )

@@ -133,8 +133,9 @@ def test_names_are_unique_and_real_uwsgi_names():
         for n in names:
             assert n not in seen
             seen.add(n)
-    # everything declared is a uWSGI option, except procmaster's own --check
-    own = {"check"}
+    # everything declared is a uWSGI option, except procmaster's own --check and
+    # --chain-reload PIDFILE
+    own = {"check", "chain-reload"}
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []
 
