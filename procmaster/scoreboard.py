@@ -52,7 +52,7 @@ _OFF_START = 24
 _OFF_TX = 48  # tx, rt
 _OFF_CLASSES = 64  # five counters: 1xx .. 5xx
 _OFF_BUCKETS = 104
-_PAIR = struct.Struct("<qq")
+_TAIL = struct.Struct("<qq5q")  # tx, rt, responses 1xx..5xx
 
 
 class Slot:
@@ -156,19 +156,20 @@ class Scoreboard:
         _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
 
     def response(self, index: int, status: int, tx: int, seconds: float) -> None:
-        """After ``request_end``: bytes sent, time taken, status class, histogram."""
+        """After ``request_end``: bytes sent, time taken, status class, histogram
+        (two ``pack_into``: tx, rt and the classes are one run of the slot)."""
         base = HEADER_SIZE + index * SLOT_SIZE
-        mem = self.mem
         self.tx += tx
         self.rt_us += int(seconds * 1e6)
-        _PAIR.pack_into(mem, base + _OFF_TX, self.tx, self.rt_us)
+        classes = self.classes
         cls = status // 100 - 1
         if 0 <= cls < 5:
-            n = self.classes[cls] = self.classes[cls] + 1
-            _QUAD.pack_into(mem, base + _OFF_CLASSES + 8 * cls, n)
+            classes[cls] += 1
+        _TAIL.pack_into(self.mem, base + _OFF_TX, self.tx, self.rt_us, *classes)
         b = bisect_left(BUCKETS, seconds)
-        n = self.buckets[b] = self.buckets[b] + 1
-        _QUAD.pack_into(mem, base + _OFF_BUCKETS + 8 * b, n)
+        buckets = self.buckets
+        buckets[b] += 1
+        _QUAD.pack_into(self.mem, base + _OFF_BUCKETS + 8 * b, buckets[b])
 
     def exception(self, index: int) -> None:
         base = HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC
