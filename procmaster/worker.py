@@ -1088,6 +1088,13 @@ def worker_main(
     try:
         die_with_parent(master_pid)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # until the loop has its handlers (after a lazy app load, maybe seconds):
+        # a stop request ends a starting worker at once (the master's handler,
+        # inherited by the fork, would lose it), and the master's other requests
+        # (print request, pause, reopen log) are ignored, never fatal
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig in (signal.SIGUSR2, *MASTER_ASKS):
+            signal.signal(sig, signal.SIG_IGN)
         name = process_name(cfg, f"worker {wid}")
         if name:
             set_process_name(name)
