@@ -257,6 +257,8 @@ class Master:
                 self.stats = StatsServer(
                     cfg.get("stats"), bool(cfg.get("stats-http")), self, self.sel
                 )
+            else:
+                StatsServer.forget_inherited()
         except (OSError, ValueError) as exc:
             log(
                 f"warning: {cfg.origin('stats')}: cannot serve stats on {cfg.get('stats')!r}: {exc}"

@@ -274,6 +274,16 @@ class StatsServer:
         os.set_inheritable(sock.fileno(), False)
         return sock
 
+    @staticmethod
+    def forget_inherited() -> None:
+        """No stats in the re-read config: close what the previous image handed over."""
+        fd = os.environ.pop(INHERIT_ENV, "").partition(":")[0]
+        if fd.isdigit():
+            try:
+                os.close(int(fd))
+            except OSError:
+                pass
+
     def _bind(self, family: int, addr) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
