@@ -25,6 +25,10 @@ Handlers, one per event, in the style of gunicorn's arbiter:
 * ``reap_workers``: log how a worker ended, respawn it (with back-off when it
   keeps dying young), never let a crash reach the master.
 * ``murder_workers``: SIGKILL for stopping workers past their mercy.
+* Operations: the stats server (``procmaster.stats``) and the master FIFO
+  (``procmaster.control``) register callables in the selector; a FIFO letter calls
+  the same handler as its signal. ``notify_systemd`` says READY=1 once every
+  current worker accepts, and sd_notify's watchdog is one more deadline.
 
 Must not know: HTTP, WSGI, protocols.
 """
