@@ -1,5 +1,6 @@
 """The ``procmaster`` command: read the config, then run a master, or an emperor
-with ``--emperor`` (or answer ``--help``, ``--version``, ``--check``).
+with ``--emperor`` (or answer ``--help``, ``--version``, ``--check``, or signal a
+running master named in a pidfile: ``--reload``/``--stop``/``--chain-reload PIDFILE``).
 
 Owns: the process exit codes of the command and the one place where a
 ``ConfigError`` becomes a message on stderr. Must not know: how anything is served.
@@ -46,6 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.get("version"):
         print(f"procmaster {__version__}")
         return 0
+    for command in ("reload", "stop", "chain-reload"):
+        if cfg.get(command):
+            from .control import PidfileError, signal_pidfile
+
+            try:
+                pid = signal_pidfile(command, cfg.get(command))
+            except PidfileError as exc:
+                print(f"procmaster: --{command}: {exc}", file=sys.stderr)
+                return 1
+            print(f"procmaster: {command} sent to master pid {pid}")
+            return 0
     if os.environ.pop("PROCMASTER_PROBE", None):
         return _probe(cfg)
     if cfg.get("check"):

@@ -31,6 +31,10 @@ Handlers, one per event, in the style of gunicorn's arbiter:
 * ``handle_emperor`` (when this master is a vassal, ``procmaster.emperor``): the
   emperor's ``stop`` is ``handle_term``, its ``reload`` a ``request``, EOF on its
   pipe a graceful stop; ``tell_emperor_ready`` says ``ready`` once the workers are.
+* Operations: the stats server (``procmaster.stats``) and the master FIFO
+  (``procmaster.control``) register callables in the selector; a FIFO letter calls
+  the same handler as its signal. ``notify_systemd`` says READY=1 once every
+  current worker accepts, and sd_notify's watchdog is one more deadline.
 
 Must not know: HTTP, WSGI, protocols.
 """
@@ -49,13 +53,23 @@ import traceback
 from . import daemons as daemons_mod
 from . import sockets as sockets_mod
 from .app import AppLoadError, load_apps, prepare_process
+from .control import MasterFifo
 from .emperor import EmperorLink
 from .guards import MasterGuards, initial_workers, recycled
 from .logs import log
 from .privileges import PrivilegeError, drop_privileges
 from .scoreboard import Scoreboard
+from .stats import StatsServer
+from .systemd import Notifier
 from .watch import Watcher, module_files
-from .worker import process_name, set_process_name, worker_main
+from .worker import (
+    SIG_PAUSE,
+    SIG_REOPEN_LOG,
+    SIG_RESUME,
+    process_name,
+    set_process_name,
+    worker_main,
+)
 
 __all__ = ["Master", "run"]
 
@@ -85,6 +99,7 @@ HANDLED_SIGNALS = (
     signal.SIGUSR2,
     signal.SIGTTIN,
     signal.SIGTTOU,
+    signal.SIGURG,
 )
 SIGNAMES = {getattr(signal, n): n for n in dir(signal) if n.startswith("SIG") and "_" not in n}
 
@@ -145,6 +160,14 @@ class Master:
         self.guards: MasterGuards | None = None
         self.emperor = EmperorLink.from_environ()  # this master is a vassal of an emperor
         self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
+        # operations (procmaster.control, .stats, .systemd); read by the stats server
+        self.notifier = Notifier()
+        self.stats: StatsServer | None = None
+        self.fifo: MasterFifo | None = None
+        self.respawns: dict[int, int] = {}  # wid -> times forked
+        self.reloads = 0
+        self.brutal_reload = False
+        self.paused = False
 
     # -- start-up ------------------------------------------------------------------
 
@@ -196,6 +219,7 @@ class Master:
             set_process_name(name)
         self.setup_signals()
         self.setup_watches()
+        self.setup_control()
         self.scoreboard = Scoreboard(
             max(self.processes, int(cfg.processes)) * 2 + 8, cores=int(cfg.get("threads") or 1)
         )
@@ -262,6 +286,27 @@ class Master:
     def _noop(signum, frame) -> None:
         pass  # the wake-up fd carries the signal to the loop
 
+    def setup_control(self) -> None:
+        """The stats server and the master FIFO, in the selector (see their modules)."""
+        cfg = self.cfg
+        try:
+            if cfg.get("stats"):
+                self.stats = StatsServer(
+                    cfg.get("stats"), bool(cfg.get("stats-http")), self, self.sel
+                )
+            else:
+                StatsServer.forget_inherited()
+        except (OSError, ValueError) as exc:
+            log(
+                f"warning: {cfg.origin('stats')}: cannot serve stats on {cfg.get('stats')!r}: {exc}"
+            )
+        fifos = cfg.get("master-fifo") or []
+        try:
+            if fifos:
+                self.fifo = MasterFifo(fifos[0], self, self.sel)
+        except OSError as exc:
+            log(f"warning: {cfg.origin('master-fifo', 0)}: cannot open {fifos[0]!r}: {exc}")
+
     def setup_watches(self) -> None:
         cfg = self.cfg
         watcher = Watcher()
@@ -327,6 +372,9 @@ class Master:
                 self.sel.close()
                 os.close(self.signal_r)
                 os.close(self.ready_r)
+                for part in (self.stats, self.fifo):
+                    if part is not None:
+                        part.close_in_child()
             except OSError:
                 pass
             apps = self.apps
@@ -344,6 +392,7 @@ class Master:
             os._exit(1)  # not reached
         self.scoreboard.claim(slot, pid)
         self.workers[pid] = WorkerProc(wid, pid, slot, self.generation)
+        self.respawns[wid] = self.respawns.get(wid, 0) + 1
 
     def _lazy_loader(self):
         """Runs in a worker (lazy-apps): import the app there."""
@@ -369,7 +418,9 @@ class Master:
             "t0": state.get("t0", time.time()),
             "old": [pid for pid, _ in state.get("old", [])],
             "mode": "exec",
+            "brutal": state.get("brutal", False),
         }
+        self.reloads = state.get("reloads", 0)
         pending = state.get("pending")
         self.pending_reload = tuple(pending) if pending else None
 
@@ -403,6 +454,8 @@ class Master:
                     self.handle_watch()
                 elif key.data == "emperor":
                     self.handle_emperor()
+                elif callable(key.data):  # stats clients, master FIFO
+                    key.data()
             self.fire_watches()
             self.reap_workers()
             self.murder_workers()
@@ -411,6 +464,8 @@ class Master:
             self.check_probe()
             if self.daemons is not None and not self.stopping:
                 self.daemons.tick()
+            if self.notifier.enabled:
+                self.notify_systemd()
             if self.stopping and not self.workers:
                 return self.shutdown_done()
 
@@ -426,6 +481,8 @@ class Master:
         daemon_due = self.daemons.next_deadline() if self.daemons and not self.stopping else None
         if daemon_due is not None:
             deadlines.append(daemon_due)
+        if self.notifier.deadline() is not None:
+            deadlines.append(self.notifier.deadline())
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -446,6 +503,10 @@ class Master:
                 self.handle_int(signum)
             elif signum == signal.SIGUSR1:
                 self.log_stats()
+            elif signum == signal.SIGUSR2:
+                self.log_requests()
+            elif signum == signal.SIGURG:
+                self.request("chain", "SIGURG")
             elif signum == signal.SIGTTIN:
                 self.change_worker_count(+1)
             elif signum == signal.SIGTTOU:
@@ -593,6 +654,44 @@ class Master:
                     self.stop_worker(proc, float(self.cfg.worker_reload_mercy))
         log(f"workers: {current} -> {new}")
 
+    def signal_workers(self, sig: int) -> None:
+        for proc in list(self.workers.values()):
+            try:
+                os.kill(proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def log_requests(self) -> None:
+        """SIGUSR2: each worker logs the request it is running (from its handler)."""
+        log(f"SIGUSR2: current requests of {len(self.workers)} worker(s):")
+        self.signal_workers(signal.SIGUSR2)
+
+    def pause(self) -> None:
+        """Master FIFO ``p``: the workers stop accepting (new connections wait in
+        the listen queue), or accept again."""
+        self.paused = not self.paused
+        self.signal_workers(SIG_PAUSE if self.paused else SIG_RESUME)
+        log("paused: workers accept no new connections" if self.paused else "resumed")
+
+    def status_line(self) -> str:
+        total = self.scoreboard.total() if self.scoreboard else 0
+        return f"{len(self.current_workers())} worker(s), {total} request(s) served"
+
+    def notify_systemd(self) -> None:
+        """READY=1 once every current worker accepts (again after each reload),
+        and the watchdog ping when due (see procmaster.systemd)."""
+        notifier = self.notifier
+        if not notifier.is_ready and not self.stopping:
+            current = self.current_workers()
+            if (
+                self.reload_state is None
+                and self.probe is None
+                and len(current) >= self.processes
+                and all(w.ready for w in current)
+            ):
+                notifier.ready(self.status_line())
+        notifier.tick(self.status_line)
+
     def log_stats(self) -> None:
         total = self.scoreboard.total() if self.scoreboard else 0
         lines = [f"stats: {len(self.workers)} worker(s), {total} request(s) served"]
@@ -608,12 +707,13 @@ class Master:
 
     # -- reloads -------------------------------------------------------------------
 
-    def request(self, kind: str, reason: str) -> None:
+    def request(self, kind: str, reason: str, brutal: bool = False) -> None:
         """Every way to ask for a reload ends here: ``kind`` is ``reload`` (re-read
         the INI, re-import the app: SIGHUP, touch-reload, fs-reload, py-autoreload),
         ``workers`` (new workers from this master) or ``chain`` (workers replaced
         one at a time). During a reload, one more request is queued: the strongest
-        of those asked for."""
+        of those asked for. ``brutal`` (master FIFO ``R``/``W``): the old workers
+        are killed as soon as the new ones are ready, without finishing requests."""
         if self.stopping:
             return
         if self.reload_state is not None or self.probe is not None:
@@ -623,12 +723,17 @@ class Master:
             if pending is None:
                 log(f"reload requested ({reason}) during a reload: queued")
             return
+        self.reloads += 1
+        self.brutal_reload = brutal
+        self.notifier.reloading(f"reloading ({reason})")
         if kind == "workers":
             self.reload_workers(reason)
         elif kind == "chain":
             self.chain_reload(reason)
         else:
             self.check_then_exec(reason)
+        if self.reload_state is not None:
+            self.reload_state["brutal"] = brutal
 
     def run_pending(self) -> None:
         if self.pending_reload is not None and self.reload_state is None and self.probe is None:
@@ -706,12 +811,16 @@ class Master:
     def exec_reload(self, reason: str, t0: float) -> None:
         env = dict(os.environ)
         sockets_mod.export_fds(self.listeners, env)
+        if self.stats is not None:
+            self.stats.export(env)
         env[REEXEC_ENV] = json.dumps(
             {
                 "old": [[w.pid, w.wid] for w in self.workers.values()],
                 "reason": reason,
                 "t0": t0,
                 "pending": self.pending_reload,
+                "brutal": self.brutal_reload,
+                "reloads": self.reloads,
             }
         )
         # Signals that arrive while the next image starts stay pending (the mask
@@ -745,7 +854,7 @@ class Master:
         state = self.reload_state
         if state is None:
             return
-        mercy = float(self.cfg.worker_reload_mercy)
+        mercy = 0.0 if state.get("brutal") else float(self.cfg.worker_reload_mercy)
         if state.get("mode") == "chain":
             queue = state["queue"]
             while queue:
@@ -797,11 +906,7 @@ class Master:
 
     def reopen_logs(self, reason: str) -> None:
         log.reopen()
-        for proc in self.workers.values():
-            try:
-                os.kill(proc.pid, signal.SIGUSR2)
-            except ProcessLookupError:
-                pass
+        self.signal_workers(SIG_REOPEN_LOG)
         log(f"log reopened ({reason})")
 
     def rotate_logs(self, reason: str) -> None:
@@ -824,6 +929,7 @@ class Master:
             return
         log("SIGTERM: graceful shutdown (workers finish their requests)")
         self.stopping = True
+        self.notifier.stopping("stopping")
         self.respawn_at.clear()
         if self.probe is not None:
             self.probe.kill()
@@ -834,6 +940,7 @@ class Master:
     def handle_int(self, signum: int) -> None:
         log(f"{SIGNAMES.get(signum, signum)}: immediate shutdown")
         self.stopping = True
+        self.notifier.stopping("stopping")
         self.respawn_at.clear()
         if self.probe is not None:
             self.probe.kill()
@@ -848,6 +955,9 @@ class Master:
     def shutdown_done(self) -> int:
         if self.daemons is not None:
             self.daemons.stop()
+        for part in (self.stats, self.fifo):
+            if part is not None:
+                part.close()
         for listener in self.listeners:
             try:
                 listener.sock.close()

@@ -677,19 +677,24 @@ OPTIONS: tuple[Option, ...] = (
     # -- Master, control and stats ---------------------------------------------------
     _O("pidfile", "path", "write the master's pid to this file", group=_MASTER),
     _O("pidfile2", "path", "write the pidfile after privileges drop", group=_MASTER,
-       status=UNSUPPORTED, blocking=True, note=NOT_YET + "; use pidfile"),
+       note="procmaster never drops privileges, so it is written when pidfile is (atomically)"),
     _O("safe-pidfile", "path", "write the pidfile atomically",
-       aliases=("safe-pidfile2",), group=_MASTER, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; use pidfile"),
+       aliases=("safe-pidfile2",), group=_MASTER,
+       note="every pidfile procmaster writes is written atomically (rename)"),
     _O("die-on-term", "bool", "exit (instead of reloading) on SIGTERM", default=False,
        group=_MASTER, status=ACCEPTED,
        note="SIGTERM is always a graceful stop in procmaster, as in uWSGI 2.1"),
-    _O("master-fifo", "path", "enable the master FIFO (the first one is active)",
-       multi=True, group=_MASTER, status=UNSUPPORTED, note=NOT_YET),
+    _O("master-fifo", "path", "enable the master FIFO (the first one is active): the "
+       "letters r R c w W q Q l L + - s p", multi=True, group=_MASTER,
+       status=PARTIAL, note="the first FIFO is served; uWSGI's other letters (such as "
+       "0-9, switching to another FIFO) are logged and ignored"),
     _O("stats", "address", "enable the stats server on the specified address",
-       aliases=("stats-server",), group=_MASTER, status=UNSUPPORTED, note=NOT_YET),
-    _O("stats-http", "bool", "serve the stats with HTTP headers", default=False,
-       group=_MASTER, status=UNSUPPORTED, note=NOT_YET),
+       aliases=("stats-server",), group=_MASTER, status=PARTIAL,
+       note="uWSGI's JSON keys and types, served by the master; listen_queue is "
+       "reported for TCP sockets (0 for unix sockets), listen_queue_errors is always 0"),
+    _O("stats-http", "bool", "serve the stats with HTTP headers; GET /metrics answers "
+       "the Prometheus text format (a procmaster extension)", default=False,
+       group=_MASTER),
     # -- Daemons and background work -----------------------------------------------
     _O("attach-daemon", "str", "run a command alongside the workers (it must stay in the "
        "foreground)", multi=True, group=_BG,
@@ -774,6 +779,13 @@ OPTIONS: tuple[Option, ...] = (
        cli_only=True, group=_CLI),
     _O("check", "ini", "read FILE[:section] like --ini, report errors and warnings, and "
        "exit without starting (a procmaster extension)", cli_only=True, group=_CLI),
+    _O("reload", "path", "send a graceful reload (SIGHUP) to the master named in the "
+       "pidfile, and exit", cli_only=True, group=_CLI),
+    _O("stop", "path", "send a graceful stop (SIGTERM) to the master named in the "
+       "pidfile, and exit", cli_only=True, group=_CLI,
+       note="procmaster's SIGTERM is a graceful stop (uWSGI 2.0's --stop sends SIGINT)"),
+    _O("chain-reload", "path", "send a chain reload (SIGURG) to the master named in the "
+       "pidfile, and exit (a procmaster extension)", cli_only=True, group=_CLI),
     _O("print", "text", "print the value when the configuration is read", multi=True,
        group=_CLI),
     _O("show-config", "bool", "show the resolved configuration as INI at start",

@@ -1,9 +1,11 @@
 """Per-worker slots in shared memory: the one home of every fact about a worker.
 
 A slot is written only by its worker (pid, request count, exceptions, when the
-current request started, status) and read by the master and the stats server:
-no pipes, no polling files, and nothing on the request path but two
-``struct.pack_into`` calls. The memory is a ``memfd`` mapping, so a master that
+current request started, status, bytes sent, time spent in requests, responses
+by status class, a request-duration histogram) and read by the master and the
+stats server: no pipes, no polling files, and nothing on the request path but a
+few ``struct.pack_into`` calls (the worker keeps its own running totals and
+writes them; it never reads its slot back). The memory is a ``memfd`` mapping, so a master that
 re-executes itself for a reload can hand it to its next image.
 
 After the slots come the *cores*: ``cores`` entries per slot, one per app thread
@@ -24,12 +26,18 @@ import mmap
 import os
 import struct
 import time
+from bisect import bisect_left
 
-__all__ = ["Scoreboard", "Slot"]
+__all__ = ["BUCKETS", "STATUS_NAMES", "Scoreboard", "Slot"]
 
-# pid, status, requests, exceptions, request_start (0.0 = idle), spawned_at, harakiri
-_SLOT = struct.Struct("<iiqqddq")
-SLOT_SIZE = 64
+# pid, status, requests, exceptions, request_start (0.0 = idle), spawned_at, harakiri,
+# tx (bytes sent), rt (microseconds spent in requests), responses 1xx..5xx,
+# then one counter per request-duration bucket (upper bounds in BUCKETS, the last +Inf)
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_NBUCKETS = len(BUCKETS) + 1
+_SLOT = struct.Struct(f"<iiqqddqqq5q{_NBUCKETS}q")
+SLOT_SIZE = 256
+assert _SLOT.size <= SLOT_SIZE
 _HEADER = struct.Struct("<q")  # total requests of the instance
 HEADER_SIZE = 64
 
@@ -54,6 +62,10 @@ _OFF_START = 24
 _CORE = struct.Struct("<dH")
 CORE_SIZE = 128
 DESC_MAX = CORE_SIZE - _CORE.size
+_OFF_TX = 48  # tx, rt
+_OFF_CLASSES = 64  # five counters: 1xx .. 5xx
+_OFF_BUCKETS = 104
+_TAIL = struct.Struct("<qq5q")  # tx, rt, responses 1xx..5xx
 
 
 class Slot:
@@ -68,6 +80,10 @@ class Slot:
         "request_start",
         "spawned_at",
         "harakiri",
+        "tx",
+        "rt_us",
+        "classes",
+        "buckets",
     )
 
     def __init__(self, index: int, values: tuple) -> None:
@@ -80,7 +96,11 @@ class Slot:
             self.request_start,
             self.spawned_at,
             self.harakiri,
-        ) = values
+            self.tx,
+            self.rt_us,
+        ) = values[:9]
+        self.classes = values[9:14]  # responses 1xx, 2xx, 3xx, 4xx, 5xx
+        self.buckets = values[14:]  # per bucket (not cumulative); the last is +Inf
 
 
 class Scoreboard:
@@ -95,6 +115,11 @@ class Scoreboard:
         self.nslots = nslots
         self.mem = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.requests = 0  # this process's own count (a worker's)
+        # a worker's own running totals, written to its slot (never read back)
+        self.tx = 0
+        self.rt_us = 0
+        self.classes = [0] * 5
+        self.buckets = [0] * _NBUCKETS
 
     # -- written by the master ------------------------------------------------------
 
@@ -109,6 +134,9 @@ class Scoreboard:
             0.0,
             time.time(),
             0,
+            0,
+            0,
+            *([0] * (5 + _NBUCKETS)),
         )
 
     def release(self, index: int) -> None:
@@ -143,6 +171,22 @@ class Scoreboard:
         mem = self.mem
         _STATUS_REQS.pack_into(mem, base + _OFF_STATUS, STATUS_IDLE, self.requests)
         _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
+
+    def response(self, index: int, status: int, tx: int, seconds: float) -> None:
+        """After ``request_end``: bytes sent, time taken, status class, histogram
+        (two ``pack_into``: tx, rt and the classes are one run of the slot)."""
+        base = HEADER_SIZE + index * SLOT_SIZE
+        self.tx += tx
+        self.rt_us += int(seconds * 1e6)
+        classes = self.classes
+        cls = status // 100 - 1
+        if 0 <= cls < 5:
+            classes[cls] += 1
+        _TAIL.pack_into(self.mem, base + _OFF_TX, self.tx, self.rt_us, *classes)
+        b = bisect_left(BUCKETS, seconds)
+        buckets = self.buckets
+        buckets[b] += 1
+        _QUAD.pack_into(self.mem, base + _OFF_BUCKETS + 8 * b, buckets[b])
 
     def exception(self, index: int) -> None:
         base = HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC

@@ -83,8 +83,14 @@ ERROR_REASONS = {
     505: "HTTP Version Not Supported",
 }
 
+# Signals the master sends a worker (none a terminal sends to its process group
+# except SIGWINCH, whose only effect, reopening the log, is harmless):
+SIG_REOPEN_LOG = signal.SIGWINCH  # reopen logto (was SIGUSR2, now "print your request")
+SIG_PAUSE = signal.SIGRTMIN  # stop accepting (master FIFO ``p``)
+SIG_RESUME = signal.SIGRTMIN + 1  # accept again
+MASTER_ASKS = (SIG_REOPEN_LOG, SIG_PAUSE, SIG_RESUME)
+
 PR_SET_PDEATHSIG = 1
-# every signal the master may hold blocked around fork (its HANDLED_SIGNALS)
 WORKER_SIGNALS = (
     signal.SIGHUP,
     signal.SIGTERM,
@@ -583,6 +589,7 @@ class Worker:
         )
         self.accepting = False
         self.accept_paused = False  # EMFILE: accepting resumes when a connection closes
+        self.paused = False  # the master's ``p``: accept nothing until resumed
         self.signal_r = -1
         # py-autoreload: tell the master about modules imported here, so it watches them
         self.autoreload = bool(cfg.get("py-autoreload"))
@@ -604,10 +611,11 @@ class Worker:
         r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.signal_r = r
         signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR2):
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, *MASTER_ASKS):
             signal.signal(sig, self._on_signal)
         for sig in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, signal.SIG_IGN)  # the master's, not ours
+        signal.signal(signal.SIGUSR2, self._print_request)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.epoll.register(r, EPOLLIN)
@@ -616,11 +624,26 @@ class Worker:
         if self.pool is not None:
             self.epoll.register(self.pool.fileno(), EPOLLIN)
         # blocked by the master around the fork: from now on they reach our handlers
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, WORKER_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
     def _on_signal(self, signum, frame) -> None:
         # the work happens in the loop (the wake-up fd woke it); nothing here
         pass
+
+    def _print_request(self, signum, frame) -> None:
+        """SIGUSR2 (forwarded by the master): log what this worker is doing now.
+        Done in the handler, so a request stuck in the app is reported too."""
+        now = time.time()
+        busy = [c.current for c in list(self.conns.values()) if c.current is not None]
+        if not busy:
+            log(f"worker {self.wid} (pid {os.getpid()}): idle")
+        for exchange in busy:
+            env = exchange.req.environ
+            log(
+                f"worker {self.wid} (pid {os.getpid()}): {env.get('REQUEST_METHOD')} "
+                f"{env.get('REQUEST_URI') or env.get('PATH_INFO')} from "
+                f"{env.get('REMOTE_ADDR') or '-'} running for {now - exchange.start:.3f}s"
+            )
 
     def handle_signals(self) -> None:
         try:
@@ -632,8 +655,15 @@ class Worker:
                 os._exit(0)
             if signum in (signal.SIGHUP, signal.SIGTERM):
                 self.begin_stop()
-            elif signum == signal.SIGUSR2:
+            elif signum == SIG_REOPEN_LOG:
                 log.reopen()  # the master rotated or reopened the log
+            elif signum == SIG_PAUSE:
+                self.pause_accepting()
+            elif signum == SIG_RESUME:
+                self.paused = False
+                if not self.accepting and not self.stopping:
+                    self.start_accepting()
+                    self.scoreboard.worker_ready(self.slot, os.getpid())
 
     def start_accepting(self) -> None:
         for lst in self.listeners:
@@ -746,6 +776,19 @@ class Worker:
             self.conns[fd] = conn
             self.epoll.register(fd, EPOLLIN)
 
+    def pause_accepting(self) -> None:
+        """The master's ``p`` (pause): serve the connections we have, accept none
+        (new ones wait in the listen queue) until resumed."""
+        self.paused = True
+        if self.accepting:
+            for lst in self.listeners:
+                try:
+                    self.epoll.unregister(lst.fd)
+                except OSError:
+                    pass
+            self.accepting = False
+            self.scoreboard.stopping(self.slot)
+
     def out_of_fds(self, lst: WorkerListener) -> None:
         """EMFILE: stop accepting until a connection closes (never spin); said once."""
         if self.accepting:
@@ -774,7 +817,7 @@ class Worker:
             self.epoll.unregister(conn.fd)
         except OSError:
             pass
-        if self.accept_paused and not self.stopping:
+        if self.accept_paused and not self.stopping and not self.paused:
             self.accept_paused = False
             self.start_accepting()
 
@@ -1139,7 +1182,16 @@ class Worker:
                 conn.process()
 
     def request_finished(self, conn: Connection, exchange: Exchange, status: str) -> None:
-        self.scoreboard.request_end(self.slot)
+        scoreboard = self.scoreboard
+        scoreboard.request_end(self.slot)
+        end = time.time()
+        code = status[:3] if status else "500"
+        scoreboard.response(
+            self.slot,
+            int(code) if code.isdigit() else 500,
+            exchange.rsize + exchange.hsize,
+            end - exchange.start,
+        )
         if self.guard is not None and self.recycle_reason is None:
             self.recycle_reason = self.guard.after_request(self.requests)
         if self.logging:
@@ -1151,7 +1203,7 @@ class Worker:
                 exchange.hsize,
                 len(resp.headers or ()),
                 exchange.start,
-                time.time(),
+                end,
                 self.requests,
                 self.scoreboard.total(),
             )
@@ -1218,6 +1270,13 @@ def worker_main(
     try:
         die_with_parent(master_pid)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # until the loop has its handlers (after a lazy app load, maybe seconds):
+        # a stop request ends a starting worker at once (the master's handler,
+        # inherited by the fork, would lose it), and the master's other requests
+        # (print request, pause, reopen log) are ignored, never fatal
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig in (signal.SIGUSR2, *MASTER_ASKS):
+            signal.signal(sig, signal.SIG_IGN)
         name = process_name(cfg, f"worker {wid}")
         if name:
             set_process_name(name)

@@ -137,9 +137,10 @@ def test_names_are_unique_and_real_uwsgi_names():
         for n in names:
             assert n not in seen
             seen.add(n)
-    # everything declared is a uWSGI option, except procmaster's own --check and the
-    # switch that lets emperor-tyrant run root-owned vassals (uWSGI always refuses them)
-    own = {"check", "emperor-tyrant-allow-root"}
+    # everything declared is a uWSGI option, except procmaster's own --check and
+    # --chain-reload PIDFILE, and the switch that lets emperor-tyrant run root-owned
+    # vassals (uWSGI always refuses them)
+    own = {"check", "chain-reload", "emperor-tyrant-allow-root"}
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []
 

@@ -1,0 +1,394 @@
+"""The stats server and Prometheus metrics, served by the master.
+
+Theory of operation
+-------------------
+``stats = ADDRESS`` (``host:port``, ``:port``, a unix path, ``@abstract``) binds a
+listening socket in the master and registers it in the master's selector, so a
+stats client is answered even when every worker is busy. Without ``stats-http``
+each connection gets uWSGI's stats JSON document and is closed (what uwsgitop and
+uWSGI's exporters read). With ``stats-http`` the request line is read first:
+``GET /metrics`` answers the Prometheus text format 0.0.4, anything else the JSON
+document, both with HTTP/1.0 headers.
+
+Every number comes from the scoreboard (the workers' shared-memory slots), the
+kernel (``TCP_INFO`` of each listening TCP socket for its accept queue,
+``/proc/PID/statm`` for memory) and a few counters of the master (respawns,
+reloads); serving stats never asks a worker anything, so it costs the request path
+nothing. Sockets are non-blocking: a slow stats client holds an fd, never the
+master.
+
+What it reads of the master (``source``): ``workers`` (objects with ``wid``,
+``pid``, ``slot``), ``scoreboard``, ``listeners``, ``respawns`` (wid -> count),
+``reloads``, ``start_cwd``.
+
+Must not know: how workers are run, reloads are done, or requests are served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import socket
+import struct
+
+from . import __version__
+from .logs import log
+from .scoreboard import BUCKETS, STATUS_BUSY, STATUS_IDLE, STATUS_NAMES, STATUS_STOPPING
+from .sockets import parse_address
+
+__all__ = ["StatsServer", "listen_queue", "render_json", "render_metrics", "stats_document"]
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_TCP_INFO_HEAD = struct.Struct("<8B6I")  # ..., rto, ato, snd_mss, rcv_mss, unacked, sacked
+MAX_REQUEST = 8192
+INHERIT_ENV = "PROCMASTER_STATS_FD"
+
+
+def listen_queue(sock: socket.socket) -> tuple[int, int]:
+    """(connections waiting in the accept queue, its size) for a listening TCP
+    socket, from the kernel (``TCP_INFO``: ``tcpi_unacked``/``tcpi_sacked`` of a
+    socket in LISTEN state). Unix sockets report (0, 0): Linux does not say."""
+    if sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return 0, 0
+    try:
+        raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    except OSError:
+        return 0, 0
+    fields = _TCP_INFO_HEAD.unpack_from(raw)
+    return fields[12], fields[13]
+
+
+def _memory(pid: int) -> tuple[int, int]:
+    """(rss, vsz) in bytes, from /proc (0, 0 when the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as fh:
+            vsz, rss = fh.read().split()[:2]
+        return int(rss) * _PAGE, int(vsz) * _PAGE
+    except (OSError, ValueError):
+        return 0, 0
+
+
+def stats_document(source) -> dict:
+    """uWSGI's stats server document (same keys and types)."""
+    board = source.scoreboard
+    sockets = []
+    total_queue = 0
+    for listener in source.listeners:
+        queue, max_queue = listen_queue(listener.sock)
+        total_queue += queue
+        sockets.append(
+            {
+                "name": listener.address,
+                "proto": listener.proto,
+                "queue": queue,
+                "max_queue": max_queue,
+                "shared": 0,
+                "can_offload": 0,
+            }
+        )
+    workers = []
+    busy = 0
+    for proc in sorted(source.workers.values(), key=lambda w: (w.wid, w.pid)):
+        if proc.slot < 0:
+            continue
+        slot = board.read(proc.slot)
+        rss, vsz = _memory(proc.pid)
+        in_request = slot.status == STATUS_BUSY
+        busy += in_request
+        status = STATUS_NAMES.get(slot.status, "idle")
+        if status in ("starting", "free"):
+            status = "cheap" if status == "free" else "idle"
+        workers.append(
+            {
+                "id": proc.wid,
+                "pid": proc.pid,
+                "accepting": int(slot.status in (STATUS_IDLE, STATUS_BUSY)),
+                "requests": slot.requests,
+                "delta_requests": slot.requests,
+                "exceptions": slot.exceptions,
+                "harakiri_count": slot.harakiri,
+                "signals": 0,
+                "signal_queue": 0,
+                "status": status,
+                "rss": rss,
+                "vsz": vsz,
+                "running_time": slot.rt_us,
+                "last_spawn": int(slot.spawned_at),
+                "respawn_count": source.respawns.get(proc.wid, 1),
+                "tx": slot.tx,
+                "avg_rt": slot.rt_us // slot.requests if slot.requests else 0,
+                "apps": [],
+                "cores": [
+                    {
+                        "id": 0,
+                        "requests": slot.requests,
+                        "static_requests": 0,
+                        "routed_requests": 0,
+                        "offloaded_requests": 0,
+                        "write_errors": 0,
+                        "read_errors": 0,
+                        "in_request": int(in_request),
+                        "vars": [],
+                        "req_info": {"request_start": int(slot.request_start)}
+                        if in_request
+                        else {},
+                    }
+                ],
+            }
+        )
+    return {
+        "version": __version__,
+        "listen_queue": total_queue,
+        "listen_queue_errors": 0,
+        "signal_queue": 0,
+        "load": busy + total_queue,
+        "pid": os.getpid(),
+        "uid": os.getuid(),
+        "gid": os.getgid(),
+        "cwd": source.start_cwd,
+        "locks": [],
+        "sockets": sockets,
+        "workers": workers,
+    }
+
+
+def render_json(source) -> bytes:
+    return json.dumps(stats_document(source)).encode()
+
+
+def _esc(value: object) -> str:
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render_metrics(source) -> bytes:
+    """Prometheus text exposition format 0.0.4."""
+    board = source.scoreboard
+    out: list[str] = []
+
+    def family(name: str, kind: str, help_text: str) -> None:
+        out.append(f"# HELP {name} {help_text}")
+        out.append(f"# TYPE {name} {kind}")
+
+    slots = []
+    for proc in sorted(source.workers.values(), key=lambda w: (w.wid, w.pid)):
+        if proc.slot >= 0:
+            slots.append((proc, board.read(proc.slot)))
+
+    family("procmaster_requests_total", "counter", "Requests served, per worker.")
+    for proc, slot in slots:
+        out.append(
+            f'procmaster_requests_total{{worker="{proc.wid}",pid="{proc.pid}"}} {slot.requests}'
+        )
+    family("procmaster_exceptions_total", "counter", "Exceptions raised by the app, per worker.")
+    for proc, slot in slots:
+        out.append(
+            f'procmaster_exceptions_total{{worker="{proc.wid}",pid="{proc.pid}"}} {slot.exceptions}'
+        )
+    family("procmaster_responses_total", "counter", "Responses by status class.")
+    for i in range(5):
+        total = sum(slot.classes[i] for _, slot in slots)
+        out.append(f'procmaster_responses_total{{status="{i + 1}xx"}} {total}')
+    family("procmaster_request_duration_seconds", "histogram", "Time taken by requests.")
+    cumulative = 0
+    for i, bound in enumerate((*BUCKETS, "+Inf")):
+        cumulative += sum(slot.buckets[i] for _, slot in slots)
+        out.append(f'procmaster_request_duration_seconds_bucket{{le="{bound}"}} {cumulative}')
+    rt = sum(slot.rt_us for _, slot in slots) / 1e6
+    out.append(f"procmaster_request_duration_seconds_sum {rt}")
+    out.append(f"procmaster_request_duration_seconds_count {cumulative}")
+    family("procmaster_tx_bytes_total", "counter", "Bytes sent to clients.")
+    out.append(f"procmaster_tx_bytes_total {sum(slot.tx for _, slot in slots)}")
+    family("procmaster_workers", "gauge", "Workers by state.")
+    states = {"busy": 0, "idle": 0, "pause": 0}
+    for _, slot in slots:
+        if slot.status == STATUS_BUSY:
+            states["busy"] += 1
+        elif slot.status == STATUS_STOPPING:
+            states["pause"] += 1
+        else:
+            states["idle"] += 1
+    for state, n in states.items():
+        out.append(f'procmaster_workers{{state="{state}"}} {n}')
+    family("procmaster_worker_respawns_total", "counter", "Workers forked, per worker id.")
+    for wid, n in sorted(source.respawns.items()):
+        out.append(f'procmaster_worker_respawns_total{{worker="{wid}"}} {n}')
+    family("procmaster_harakiri_total", "counter", "Workers killed by harakiri.")
+    out.append(f"procmaster_harakiri_total {sum(slot.harakiri for _, slot in slots)}")
+    family("procmaster_reloads_total", "counter", "Reloads started by this master image.")
+    out.append(f"procmaster_reloads_total {source.reloads}")
+    family("procmaster_listen_queue", "gauge", "Connections waiting in a socket's accept queue.")
+    family_max = []
+    for listener in source.listeners:
+        queue, max_queue = listen_queue(listener.sock)
+        out.append(f'procmaster_listen_queue{{socket="{_esc(listener.address)}"}} {queue}')
+        family_max.append((listener.address, max_queue))
+    family("procmaster_listen_queue_max", "gauge", "Size of a socket's accept queue.")
+    for address, max_queue in family_max:
+        out.append(f'procmaster_listen_queue_max{{socket="{_esc(address)}"}} {max_queue}')
+    family("procmaster_worker_rss_bytes", "gauge", "Resident memory of each worker.")
+    for proc, _ in slots:
+        rss, _vsz = _memory(proc.pid)
+        out.append(f'procmaster_worker_rss_bytes{{worker="{proc.wid}",pid="{proc.pid}"}} {rss}')
+    return ("\n".join(out) + "\n").encode()
+
+
+class _Client:
+    __slots__ = ("sock", "inbuf", "out", "server")
+
+    def __init__(self, sock: socket.socket, server: StatsServer) -> None:
+        self.sock = sock
+        self.server = server
+        self.inbuf = b""
+        self.out = b""
+
+
+class StatsServer:
+    """A listening socket in the master's selector; each event calls a method."""
+
+    def __init__(self, address: str, http: bool, source, sel: selectors.BaseSelector) -> None:
+        self.address = address
+        self.http = http
+        self.source = source
+        self.sel = sel
+        family, addr = parse_address(address)
+        self.path = addr if family == socket.AF_UNIX and not addr.startswith("\0") else None
+        sock = self._inherited(address)
+        if sock is None:
+            sock = self._bind(family, addr)
+        sock.setblocking(False)
+        self.sock = sock
+        sel.register(sock, selectors.EVENT_READ, self.on_accept)
+
+    def _inherited(self, address: str) -> socket.socket | None:
+        """The stats socket of our previous image (a reload re-executes the master):
+        taken over, so stats clients are never refused during a reload."""
+        value = os.environ.pop(INHERIT_ENV, "")
+        fd, _, old_address = value.partition(":")
+        if not fd.isdigit():
+            return None
+        sock = socket.socket(fileno=int(fd))
+        if old_address != address:  # the stats address changed in the INI
+            sock.close()
+            return None
+        os.set_inheritable(sock.fileno(), False)
+        return sock
+
+    @staticmethod
+    def forget_inherited() -> None:
+        """No stats in the re-read config: close what the previous image handed over."""
+        fd = os.environ.pop(INHERIT_ENV, "").partition(":")[0]
+        if fd.isdigit():
+            try:
+                os.close(int(fd))
+            except OSError:
+                pass
+
+    def _bind(self, family: int, addr) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            if self.path:
+                if os.path.exists(self.path):
+                    os.unlink(self.path)  # ours from before a reload, or stale
+            else:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(64)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def export(self, environ: dict) -> None:
+        """Before the master re-executes itself: hand the socket to the next image."""
+        os.set_inheritable(self.sock.fileno(), True)
+        environ[INHERIT_ENV] = f"{self.sock.fileno()}:{self.address}"
+
+    def close_in_child(self) -> None:
+        """In a forked worker: drop the listening socket (the master alone serves)."""
+        self.sock.close()
+
+    def close(self) -> None:
+        try:
+            self.sel.unregister(self.sock)
+        except (KeyError, ValueError):
+            pass
+        self.sock.close()
+        if self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+    def on_accept(self) -> None:
+        for _ in range(16):
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log(f"stats server: accept: {exc.strerror}")
+                return
+            conn.setblocking(False)
+            client = _Client(conn, self)
+            if self.http:
+                self.sel.register(conn, selectors.EVENT_READ, lambda c=client: self.on_read(c))
+            else:
+                self.reply(client, render_json(self.source))
+
+    def on_read(self, client: _Client) -> None:
+        try:
+            data = client.sock.recv(4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(client)
+            return
+        client.inbuf += data
+        if b"\r\n\r\n" not in client.inbuf and b"\n\n" not in client.inbuf:
+            if len(client.inbuf) > MAX_REQUEST:
+                self.drop(client)
+            return
+        self.sel.unregister(client.sock)
+        parts = client.inbuf.split(b"\r\n", 1)[0].split()
+        path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
+        if path.partition("?")[0] == "/metrics":
+            body = render_metrics(self.source)
+            ctype = "text/plain; version=0.0.4; charset=utf-8"
+        else:
+            body = render_json(self.source)
+            ctype = "application/json"
+        head = (
+            f"HTTP/1.0 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        self.reply(client, head + body)
+
+    def reply(self, client: _Client, data: bytes) -> None:
+        client.out = data
+        self.on_write(client, registered=False)
+
+    def on_write(self, client: _Client, registered: bool = True) -> None:
+        try:
+            while client.out:
+                n = client.sock.send(client.out)
+                client.out = client.out[n:]
+        except BlockingIOError:
+            if not registered:
+                self.sel.register(client.sock, selectors.EVENT_WRITE, lambda: self.on_write(client))
+            return
+        except OSError:
+            pass
+        if registered:
+            self.sel.unregister(client.sock)
+        self.drop(client, registered=False)
+
+    def drop(self, client: _Client, registered: bool = True) -> None:
+        if registered:
+            try:
+                self.sel.unregister(client.sock)
+            except (KeyError, ValueError):
+                pass
+        client.sock.close()
