@@ -238,7 +238,7 @@ class Master:
                 if problem:
                     log(f"warning: {cfg.origin(option, index)}: option '{option}': {problem}")
         if cfg.get("py-autoreload"):
-            self.watch_modules(module_files(self.modules_seen))
+            self.watch_modules(module_files(self.modules_seen), watcher)
         if len(watcher) or cfg.get("py-autoreload"):
             self.watcher = watcher
             self.sel.register(watcher.fileno(), selectors.EVENT_READ, "watch")
@@ -246,7 +246,7 @@ class Master:
             watcher.close()
 
     def watch_modules(self, paths: list[str], watcher: Watcher | None = None) -> None:
-        watcher = watcher or self.watcher
+        watcher = self.watcher if watcher is None else watcher
         if watcher is None:
             watcher = self.watcher = Watcher()
         for path in paths:
