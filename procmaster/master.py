@@ -41,7 +41,7 @@ import time
 import traceback
 
 from . import sockets as sockets_mod
-from .app import AppLoadError, load_apps, prepare_process
+from .app import AppLoadError, debugger_note, load_apps, prepare_process
 from .logs import log
 from .scoreboard import Scoreboard
 from .watch import Watcher, module_files
@@ -166,6 +166,10 @@ class Master:
                 if cfg.get("need-app") is not False:
                     log("no app loaded: exiting (need-app)")
                     return EXIT_APP_FAILED
+            if self.apps is not None and not inherited:
+                note = debugger_note(self.apps, cfg)
+                if note:
+                    log(note)
         name = process_name(cfg, "master")
         if name:
             set_process_name(name)
