@@ -135,7 +135,9 @@ class _Front:
 
 
 class Nginx(_Front):
-    """nginx with one ``server`` block; ``{port}`` in the block is its listening port."""
+    """nginx with one ``server`` block; ``{port}`` in the block is its listening port.
+    Debian's ``*_params`` files are copied beside the config, so ``include
+    uwsgi_params;`` works as in /etc/nginx."""
 
     name = "nginx"
 
@@ -149,6 +151,9 @@ class Nginx(_Front):
         # workers run as the invoking user (as root: root, so they can use the tmp dir)
         user = "user root root;" if os.geteuid() == 0 else ""
         block = self.server_block.replace("{port}", str(self.port))
+        # "include uwsgi_params;" in a server block is relative to the config's directory
+        for params in Path("/etc/nginx").glob("*_params"):
+            shutil.copy(params, d / params.name)
         (d / "nginx.conf").write_text(
             f"""{user}
 daemon off;
