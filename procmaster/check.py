@@ -26,7 +26,8 @@ def _problems(cfg) -> list[str]:
     problems = []
     if not cfg.sockets_in_order():
         problems.append(
-            "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol) or fastcgi-socket"
+            "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol), "
+            "fastcgi-socket or scgi-socket"
         )
     if not (cfg.get("module") or cfg.get("wsgi-file") or cfg.get("mount")):
         problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
