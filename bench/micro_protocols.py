@@ -1,8 +1,8 @@
-"""Micro-benchmark of the uwsgi and FastCGI protocols on bytes alone (no sockets).
+"""Micro-benchmark of the uwsgi, FastCGI and SCGI protocols on bytes alone (no sockets).
 
 For each protocol, one "request" is: a new protocol object (one per connection,
 as the worker does), ``feed()`` of a request as nginx sends it (its stock
-``uwsgi_params`` / ``fastcgi_params`` plus typical browser headers), then
+``uwsgi_params`` / ``fastcgi_params`` / ``scgi_params`` plus typical browser headers), then
 ``response_head`` + ``response_body`` + ``response_end`` of a small response.
 Reported: requests/s parsed only, and parsed + framed; best of ``--repeat`` runs.
 Also the streaming rates of a large body in and out (MB/s).
@@ -21,6 +21,7 @@ import struct
 import time
 
 from procmaster.protocols.fastcgi import FastCGIProtocol
+from procmaster.protocols.scgi import SCGIProtocol
 from procmaster.protocols.uwsgi import UwsgiProtocol
 
 # what nginx 1.22 sends for "GET /hello?name=world" from a browser
@@ -64,6 +65,15 @@ def uwsgi_packet(pairs, body=b""):
         struct.pack("<H", len(k)) + k + struct.pack("<H", len(v)) + v for k, v in pairs
     )
     return struct.pack("<BHB", 0, len(block), 0) + block + body
+
+
+def scgi_request(pairs, body=b""):
+    """A netstring header as nginx's scgi_pass sends it: CONTENT_LENGTH first."""
+    pairs = [(b"CONTENT_LENGTH", str(len(body)).encode())] + [
+        (k, v) for k, v in pairs if k != b"CONTENT_LENGTH"
+    ]
+    block = b"".join(k + b"\0" + v + b"\0" for k, v in pairs + [(b"SCGI", b"1")])
+    return b"%d:" % len(block) + block + b"," + body
 
 
 def _record(rtype, rid, content=b""):
@@ -158,11 +168,15 @@ def main(argv=None):
     post_vars += [(b"REQUEST_METHOD", b"POST"), (b"CONTENT_LENGTH", b"1024")]
     uwsgi_post = uwsgi_packet(post_vars, body)
     fcgi_post = fastcgi_request(post_vars + FASTCGI_EXTRA, body)
+    scgi_get = scgi_request(VARS)
+    scgi_post = scgi_request(post_vars, body)
     cases = [
         ("uwsgi", "GET", UwsgiProtocol, uwsgi_get),
         ("uwsgi", "POST 1 KiB", UwsgiProtocol, uwsgi_post),
         ("fastcgi", "GET", FastCGIProtocol, fcgi_get),
         ("fastcgi", "POST 1 KiB", FastCGIProtocol, fcgi_post),
+        ("scgi", "GET", SCGIProtocol, scgi_get),
+        ("scgi", "POST 1 KiB", SCGIProtocol, scgi_post),
     ]
     print(f"n={args.n} per run, best of {args.repeat}; request sizes: ", end="")
     print(", ".join(f"{p} {w} {len(d)} B" for p, w, _, d in cases))
@@ -183,7 +197,10 @@ def main(argv=None):
     print("FastCGI body streaming, MB/s:")
     print(f"  in  {fc_in:>7,.0f}  (32 KiB STDIN records, 64 KiB reads; one copy per read)")
     print(f"  out {fc_out:>7,.0f}  (1 MiB chunks into 65528-byte STDOUT records; one copy)")
-    print("uwsgi body streaming: no copy in either direction (reads are handed on as they are)")
+    print(
+        "uwsgi and SCGI body streaming: no copy in either direction "
+        "(reads are handed on as they are)"
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import sys
 import traceback
 from collections.abc import Callable
 
-__all__ = ["AppLoadError", "Apps", "load_apps", "prepare_process"]
+__all__ = ["AppLoadError", "Apps", "debugger_note", "load_apps", "prepare_process"]
 
 DEFAULT_CALLABLE = "application"
 
@@ -191,3 +191,32 @@ def load_apps(cfg) -> Apps:
             "no app configured: set 'module' (pkg.mod:app), 'wsgi-file' (path.py) or 'mount'"
         )
     return Apps(mounts)
+
+
+def _is_werkzeug_debugger(obj) -> bool:
+    return any(
+        c.__name__ == "DebuggedApplication" and c.__module__.startswith("werkzeug")
+        for c in type(obj).__mro__
+    )
+
+
+def debugger_note(apps: Apps, cfg) -> str | None:
+    """A note for the start-up log when an app is wrapped in Werkzeug's
+    ``DebuggedApplication`` (directly, or as a Flask app's ``wsgi_app``) and more
+    than one worker or thread may serve it: the debugger console keeps its
+    frames in the process that raised, so a session's requests must all reach it."""
+    processes = max(int(cfg.get("processes") or 1), 1)
+    threads = max(int(cfg.get("threads") or 1), 1)
+    if processes == 1 and threads == 1:
+        return None
+    for prefix, app in apps.mounts:
+        if _is_werkzeug_debugger(app) or _is_werkzeug_debugger(getattr(app, "wsgi_app", None)):
+            where = f" (mounted at {prefix})" if prefix else ""
+            return (
+                f"note: the app{where} is wrapped in Werkzeug's DebuggedApplication and "
+                f"{processes} worker(s) x {threads} thread(s) are configured: its interactive "
+                "console keeps its state in the process that raised, so the requests of one "
+                "debugging session must reach the same worker; set workers = 1 (and "
+                "threads = 1) while debugging"
+            )
+    return None

@@ -7,6 +7,8 @@ Must not know: how anything is served; it reads the option table and the Config.
 
 from __future__ import annotations
 
+import os
+
 from . import options as _options
 
 __all__ = ["render_check"]
@@ -26,10 +28,40 @@ def _problems(cfg) -> list[str]:
         return problems  # an emperor serves nothing itself: its vassals do
     if not cfg.sockets_in_order():
         problems.append(
-            "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol) or fastcgi-socket"
+            "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol), "
+            "fastcgi-socket or scgi-socket"
         )
     if not (cfg.get("module") or cfg.get("wsgi-file") or cfg.get("mount")):
         problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
+    return problems
+
+
+# options whose values are paths the master watches (inotify on their directory)
+WATCHED_OPTIONS = (
+    "touch-reload",
+    "fs-reload",
+    "touch-chain-reload",
+    "touch-workers-reload",
+    "touch-logrotate",
+    "touch-logreopen",
+)
+
+
+def _watch_problems(cfg) -> list[str]:
+    """Watched paths whose directory does not exist: such a watch never fires."""
+    problems = []
+    for option in WATCHED_OPTIONS:
+        for index, path in enumerate(cfg.get(option) or []):
+            if not os.path.isabs(path) and cfg.get("chdir"):
+                path = os.path.join(cfg.get("chdir"), path)  # relative to chdir, as the master
+            if os.path.isdir(path):
+                continue
+            directory = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(directory):
+                problems.append(
+                    f"{cfg.origin(option, index)}: option '{option}': {path!r} can never be "
+                    f"watched: directory {directory!r} does not exist"
+                )
     return problems
 
 
@@ -56,6 +88,10 @@ def render_check(cfg) -> tuple[str, bool]:
     if cfg.warnings:
         out.append(f" warnings ({len(cfg.warnings)}):")
         out.extend(f"  {w}" for w in cfg.warnings)
+    unwatchable = _watch_problems(cfg)
+    if unwatchable:
+        out.append(f" watched paths that do not work ({len(unwatchable)}):")
+        out.extend(f"  {p}" for p in unwatchable)
     problems = _problems(cfg)
     if problems:
         out.append(" procmaster would NOT start:")

@@ -52,7 +52,7 @@ import traceback
 
 from . import daemons as daemons_mod
 from . import sockets as sockets_mod
-from .app import AppLoadError, load_apps, prepare_process
+from .app import AppLoadError, debugger_note, load_apps, prepare_process
 from .control import MasterFifo
 from .emperor import EmperorLink
 from .guards import MasterGuards, initial_workers, recycled
@@ -214,6 +214,10 @@ class Master:
                 if cfg.get("need-app") is not False:
                     log("no app loaded: exiting (need-app)")
                     return EXIT_APP_FAILED
+            if self.apps is not None and not inherited:
+                note = debugger_note(self.apps, cfg)
+                if note:
+                    log(note)
         name = process_name(cfg, "master")
         if name:
             set_process_name(name)
@@ -316,7 +320,7 @@ class Master:
                 if problem:
                     log(f"warning: {cfg.origin(option, index)}: option '{option}': {problem}")
         if cfg.get("py-autoreload"):
-            self.watch_modules(module_files(self.modules_seen))
+            self.watch_modules(module_files(self.modules_seen), watcher)
         if len(watcher) or cfg.get("py-autoreload"):
             self.watcher = watcher
             self.sel.register(watcher.fileno(), selectors.EVENT_READ, "watch")
@@ -324,7 +328,7 @@ class Master:
             watcher.close()
 
     def watch_modules(self, paths: list[str], watcher: Watcher | None = None) -> None:
-        watcher = watcher or self.watcher
+        watcher = self.watcher if watcher is None else watcher
         if watcher is None:
             watcher = self.watcher = Watcher()
         for path in paths:

@@ -451,8 +451,7 @@ OPTIONS: tuple[Option, ...] = (
     _O("fastcgi-socket", "address", "bind to the specified UNIX/TCP socket using FastCGI",
        multi=True, group=_SOCK),
     _O("scgi-socket", "address", "bind to the specified UNIX/TCP socket using SCGI",
-       multi=True, group=_SOCK, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; use uwsgi-socket, http-socket or fastcgi-socket"),
+       multi=True, group=_SOCK),
     _O("http", "address", "add an HTTP router/server on the specified address", multi=True,
        group=_SOCK, status=PARTIAL,
        note="served by procmaster's workers directly, as http-socket (uWSGI starts a separate "

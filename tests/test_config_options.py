@@ -44,7 +44,8 @@ help version check hook-asap inherit include
 """.split()
 
 SUPPORTED_NOW = """
-socket uwsgi-socket http-socket fastcgi-socket processes master module callable wsgi-file chdir
+socket uwsgi-socket http-socket fastcgi-socket scgi-socket processes master module callable
+wsgi-file chdir
 pythonpath virtualenv env lazy-apps lazy need-app strict buffer-size listen disable-logging
 log-format log-date logto pidfile vacuum chmod-socket socket-timeout http-keepalive limit-post
 post-buffering reload-mercy worker-reload-mercy mount manage-script-name help version check

@@ -1,0 +1,220 @@
+"""Benchmark behind a real front end: Apache 2.4 and nginx in front of procmaster and uWSGI.
+
+    python bench/behind_proxy.py                    # 6 s per run, 3 rounds
+    python bench/behind_proxy.py --duration 8 --rounds 5
+
+Rows (the same ``bench/apps/hello.py``, 2 workers, everything on 127.0.0.1):
+
+- Apache (mpm_event) -> procmaster over ``mod_proxy_uwsgi``
+- Apache (mpm_event) -> uWSGI over ``mod_proxy_uwsgi``
+- nginx -> procmaster over ``scgi_pass`` (scgi-socket)
+- nginx -> uWSGI over ``scgi_pass``
+- nginx -> procmaster over ``uwsgi_pass`` (for comparison with SCGI)
+
+``wrk -t2 -c64`` with keep-alive to the front end, which opens one backend
+connection per request (neither proxy keeps uwsgi or SCGI connections alive).
+Rows are interleaved round by round (A B C D E A B C ...) because the machine
+is expected to be noisy; the median requests/s is reported with the lowest and
+highest, then the ratios procmaster/uWSGI for the same front end and protocol.
+Front ends and servers are started in their own tmp dir from generated configs,
+and stopped by PID (the main process, then anything left of its tree).
+Needs: wrk, nginx, apache2 (Debian: with mod_proxy_uwsgi), uwsgi, procmaster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+APPS = Path(__file__).resolve().parent / "apps"
+ROOT = Path(__file__).resolve().parent.parent
+MODULES = Path("/usr/lib/apache2/modules")
+PROCS = "2"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def backend_argv(kind: str, proto: str, port: int) -> tuple[list[str], int]:
+    """(argv, stop signal) of a backend serving ``proto`` on ``port``."""
+    option = {"uwsgi": "--uwsgi-socket", "scgi": "--scgi-socket"}[proto]
+    common = [option, f"127.0.0.1:{port}", "--processes", PROCS, "--master"]
+    common += ["--disable-logging", "--wsgi-file", str(APPS / "hello.py")]
+    if kind == "procmaster":
+        return [sys.executable, "-m", "procmaster", *common], signal.SIGTERM
+    return ["uwsgi", *common], signal.SIGINT  # uWSGI 2.0 reloads on SIGTERM
+
+
+def apache_argv(d: Path, port: int, backend: int) -> list[str]:
+    mods = ["mpm_event", "authz_core", "proxy", "proxy_uwsgi"]
+    loads = "\n".join(f"LoadModule {m}_module {MODULES}/mod_{m}.so" for m in mods)
+    user = "User nobody\nGroup nogroup\n" if os.geteuid() == 0 else ""
+    (d / "httpd.conf").write_text(
+        f"ServerRoot {d}\nServerName 127.0.0.1\nListen 127.0.0.1:{port}\n"
+        f"PidFile {d}/httpd.pid\nDefaultRuntimeDir {d}\nErrorLog {d}/error.log\n"
+        f"{loads}\n{user}ThreadsPerChild 64\nMaxRequestWorkers 256\nServerLimit 4\n"
+        f'ProxyPass "/" "uwsgi://127.0.0.1:{backend}/"\n'
+    )
+    return ["apache2", "-f", str(d / "httpd.conf"), "-DFOREGROUND"]
+
+
+def nginx_argv(d: Path, port: int, backend: int, proto: str) -> list[str]:
+    user = "user root root;\n" if os.geteuid() == 0 else ""
+    (d / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 2;\npid {d}/nginx.pid;\n"
+        f"error_log {d}/error.log;\nevents {{ worker_connections 1024; }}\n"
+        f"http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};\n"
+        f"  fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n"
+        f"  server {{ listen 127.0.0.1:{port};\n"
+        f"    location / {{ include /etc/nginx/{proto}_params; "
+        f"{proto}_pass 127.0.0.1:{backend}; }} }} }}\n"
+    )
+    return ["nginx", "-c", str(d / "nginx.conf"), "-p", str(d)]
+
+
+ROWS = [  # (front end, backend kind, protocol)
+    ("apache", "procmaster", "uwsgi"),
+    ("apache", "uWSGI", "uwsgi"),
+    ("nginx", "procmaster", "scgi"),
+    ("nginx", "uWSGI", "scgi"),
+    ("nginx", "procmaster", "uwsgi"),
+]
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        return data.startswith(b"HTTP/1.1 200") and data.endswith(b"Hello, World!")
+    except OSError:
+        return False
+
+
+def stop(procs: list[tuple[subprocess.Popen, int]]) -> None:
+    """The stop signal to each main process (front end first), then SIGKILL to
+    whatever is left of the trees collected beforehand."""
+    known = []
+    for proc, _ in procs:
+        try:
+            known += [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(True)]
+        except psutil.NoSuchProcess:
+            pass
+    for proc, sig in procs:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                pass
+    for pid in known:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for proc, _ in procs:
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def run_row(row: tuple[str, str, str], duration: float, tmp: Path) -> float:
+    front, kind, proto = row
+    d = Path(tempfile.mkdtemp(dir=tmp))
+    backend, port = free_port(), free_port()
+    argv, sig = backend_argv(kind, proto, backend)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    log = open(d / "backend.log", "ab")
+    procs = []
+    try:
+        procs.append((subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), sig))
+        if front == "apache":
+            fargv = apache_argv(d, port, backend)
+        else:
+            fargv = nginx_argv(d, port, backend, proto)
+        procs.insert(
+            0,
+            (
+                subprocess.Popen(fargv, stdout=log, stderr=subprocess.STDOUT),
+                signal.SIGTERM,
+            ),
+        )
+        deadline = time.monotonic() + 20
+        while not answers(port):
+            if time.monotonic() > deadline or any(p.poll() is not None for p, _ in procs):
+                raise SystemExit(f"{row} did not start: see {d}")
+            time.sleep(0.05)
+        out = subprocess.run(
+            ["wrk", "-t2", "-c64", f"-d{duration:g}s", f"http://127.0.0.1:{port}/"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        errors = re.search(r"Socket errors: (.*)", out)
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        if errors or non2xx:
+            print(
+                f"  {row}: {errors.group(0) if errors else ''} {non2xx.group(0) if non2xx else ''}"
+            )
+        return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    finally:
+        stop(procs)
+        log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    missing = [p for p in ("wrk", "nginx", "apache2", "uwsgi") if not shutil.which(p)]
+    if missing or not (MODULES / "mod_proxy_uwsgi.so").exists():
+        print(f"missing: {', '.join(missing) or 'mod_proxy_uwsgi'}", file=sys.stderr)
+        return 2
+    results: dict[tuple, list[float]] = {row: [] for row in ROWS}
+    with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
+        for n in range(args.rounds):
+            for row in ROWS:
+                rps = run_row(row, args.duration, Path(tmp))
+                results[row].append(rps)
+                print(f"round {n + 1}: {' -> '.join(row[:2])} ({row[2]}): {rps:,.0f} req/s")
+    print(f"\nwrk -t2 -c64 -d{args.duration:g}s, keep-alive to the front end, {args.rounds} rounds")
+    print(f"{'front end':<10} {'backend':<11} {'protocol':<9} {'median req/s':>13}  (min-max)")
+    for row, values in results.items():
+        med = statistics.median(values)
+        print(
+            f"{row[0]:<10} {row[1]:<11} {row[2]:<9} {med:>13,.0f}  "
+            f"({min(values):,.0f}-{max(values):,.0f})"
+        )
+    print("ratios procmaster/uWSGI (medians):")
+    for front, proto in dict.fromkeys((front, proto) for front, _, proto in ROWS):
+        pm, uw = results.get((front, "procmaster", proto)), results.get((front, "uWSGI", proto))
+        if pm and uw:
+            ratio = statistics.median(pm) / statistics.median(uw)
+            print(f"  {front} {proto}: {ratio:.2f}")
+    scgi = results[("nginx", "procmaster", "scgi")]
+    uw = results[("nginx", "procmaster", "uwsgi")]
+    print(f"  nginx procmaster scgi/uwsgi: {statistics.median(scgi) / statistics.median(uw):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

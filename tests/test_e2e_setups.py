@@ -1,0 +1,280 @@
+"""The set-ups of configs/flask-dev and configs/deploy, end to end, with the real
+programs: nginx in front, procmaster behind (the shipped configs copied to a tmp
+dir, with free ports instead of the fixed ones), supervisord keeping it up.
+Everything started is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import ROOT, Load, free_port, http_get, wait_for
+from frontends import Nginx
+
+pytestmark = pytest.mark.slow
+
+CONFIGS = ROOT / "configs"
+
+
+def copy_config(name: str, dest: Path, replace: dict[str, str]) -> Path:
+    """configs/NAME copied to ``dest`` with each ``replace`` key swapped in every file."""
+    shutil.copytree(CONFIGS / name, dest, ignore=shutil.ignore_patterns("venv", "__pycache__"))
+    for path in dest.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for old, new in replace.items():
+                text = text.replace(old, new)
+            path.write_text(text)
+    return dest
+
+
+def server_block(path: Path) -> str:
+    """The shipped server block, listening on the Nginx helper's port."""
+    return path.read_text().replace("listen 127.0.0.1:8080;", "listen 127.0.0.1:{port};")
+
+
+def get_text(port: int, path: str) -> tuple[int, str]:
+    status, _, body = http_get(port, path, timeout=10)
+    return status, body.decode("utf-8", "replace")
+
+
+# -- development: nginx -> procmaster, Flask debugger, reloads, the INI's virtualenv ----
+
+
+def make_venv(path: Path) -> None:
+    """A virtualenv holding a package that procmaster's own environment lacks."""
+    assert importlib.util.find_spec("site_extras") is None
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    package = path / "lib" / version / "site-packages" / "site_extras"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('WORD = "served from the virtualenv"\n')
+
+
+def test_flask_dev_behind_nginx(procmaster, tmp_path):
+    pytest.importorskip("flask")
+    port = free_port()
+    site = copy_config("flask-dev", tmp_path / "site", {"127.0.0.1:5000": f"127.0.0.1:{port}"})
+    make_venv(site / "venv")
+    server = procmaster("--ini", site / "dev.ini", wait_log="procmaster master pid")
+    with Nginx(tmp_path / "nginx", server_block(site / "nginx.conf")) as ngx:
+        status, page = wait_for(lambda: (r := get_text(ngx.port, "/"))[0] == 200 and r, 10)
+        assert "<h1>Hello from the development site</h1>" in page
+
+        # a raised exception: the Werkzeug debugger's page with the traceback
+        status, page = get_text(ngx.port, "/boom")
+        assert status == 500
+        assert (
+            "Traceback" in page and "RuntimeError: boom: the debugger shows this traceback" in page
+        )
+        assert "__debugger__" in page and "Werkzeug" in page  # the interactive debugger
+        assert "DebuggedApplication" not in server.log  # one worker: no note
+
+        # editing site_module.py: the new answer within 2 s, from the venv's package
+        module = site / "site_module.py"
+        module.write_text(
+            module.read_text().replace(
+                'GREETING = "Hello from the development site"',
+                'import site_extras\n\nGREETING = "Edited: " + site_extras.WORD',
+            )
+        )
+        t0 = time.monotonic()
+        wait_for(
+            lambda: get_text(ngx.port, "/answer") == (200, "Edited: served from the virtualenv"),
+            10.0,
+            what="the edited module to be served",
+        )
+        edited_after = time.monotonic() - t0
+        assert edited_after < 2.0, f"the edit was served after {edited_after:.2f}s:\n{server.log}"
+
+        # editing the template changes the page
+        template = site / "templates" / "index.html"
+        template.write_text(template.read_text().replace("<h1>", "<h1>Template edited: "))
+        t0 = time.monotonic()
+        wait_for(
+            lambda: "<h1>Template edited: Edited: served from" in get_text(ngx.port, "/")[1],
+            2.0,
+            what="the edited template",
+        )
+        print(
+            f"module edit served after {edited_after:.2f}s, template edit after "
+            f"{time.monotonic() - t0:.2f}s"
+        )
+    assert "site_extras" not in sys.modules
+
+    # more than one worker with the debugger wrapped: said once at start-up
+    server.kill_all()
+    other = procmaster(
+        "--ini", site / "dev.ini", "--processes", "2", wait_log="procmaster master pid"
+    )
+    assert other.log.count("wrapped in Werkzeug's DebuggedApplication and 2 worker(s)") == 1
+
+
+# -- production: supervisord, nginx, deploy.sh + the quoted reload_me.txt --------------
+
+
+def git(*args: str, cwd: Path) -> str:
+    env = dict(
+        os.environ,
+        GIT_AUTHOR_NAME="t",
+        GIT_AUTHOR_EMAIL="t@example.com",
+        GIT_COMMITTER_NAME="t",
+        GIT_COMMITTER_EMAIL="t@example.com",
+    )
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def commit_version(repo: Path, version: str) -> None:
+    app = (CONFIGS / "deploy" / "example-app" / "wsgi.py").read_text()
+    (repo / "wsgi.py").write_text(app.replace('VERSION = "1"', f'VERSION = "{version}"'))
+    git("add", "wsgi.py", cwd=repo)
+    git("commit", "-q", "-m", f"version {version}", cwd=repo)
+
+
+class Supervisord:
+    """``supervisord -n -c CONF``, stopped by PID with every process it started."""
+
+    def __init__(self, conf: Path, env: dict) -> None:
+        exe = shutil.which("supervisord") or pytest.skip(
+            "supervisord is not installed (pip install supervisor: the test extra has it)"
+        )
+        self.log = open(conf.parent / "supervisord.out", "ab")
+        self.proc = subprocess.Popen(
+            [exe, "-n", "-c", str(conf)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self.known = {self.proc.pid}
+
+    def remember(self) -> None:
+        try:
+            self.known.update(p.pid for p in psutil.Process(self.proc.pid).children(recursive=True))
+        except psutil.NoSuchProcess:
+            pass
+
+    def stop(self) -> None:
+        self.remember()
+        self.proc.send_signal(signal.SIGTERM)  # supervisord stops its programs first
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            pass
+        for pid in self.known:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.proc.wait(5)
+        self.log.close()
+
+
+def test_deploy_under_supervisord_behind_nginx(tmp_path):
+    port = free_port()
+    conf = copy_config("deploy", tmp_path / "conf", {"127.0.0.1:3031": f"127.0.0.1:{port}"})
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    git("init", "-q", "-b", "main", cwd=origin)
+    commit_version(origin, "1")
+    deploy_dir = tmp_path / "srv"
+    deploy_dir.mkdir()
+    git("clone", "-q", str(origin), str(deploy_dir / "app"), cwd=tmp_path)
+
+    # "procmaster" on PATH runs this checkout's procmaster
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "procmaster"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -m procmaster "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(os.environ)
+    env.update(
+        DEPLOY_DIR=str(deploy_dir),
+        PATH=f"{bindir}{os.pathsep}{env['PATH']}",
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("NOTIFY_SOCKET", None)
+
+    # --check on the production INI: the quotes are reported
+    check = subprocess.run(
+        [sys.executable, "-m", "procmaster", "--check", str(conf / "production.ini")],
+        env=dict(env, APP_DIR=str(deploy_dir / "app")),
+        capture_output=True,
+        text=True,
+    )
+    assert "quotes removed from 'touch-reload' value" in check.stdout, check.stdout
+    assert "can never be watched" not in check.stdout
+    assert "procmaster would start" in check.stdout
+
+    def log() -> str:
+        path = deploy_dir / "procmaster.log"
+        return path.read_text() if path.exists() else ""
+
+    sup = Supervisord(conf / "supervisord.conf", env)
+    try:
+        try:
+            wait_for(lambda: "procmaster master pid" in log(), 20, what="procmaster started")
+        except AssertionError:
+            print((conf / "supervisord.out").read_text(), log())
+            raise
+        with Nginx(tmp_path / "nginx", server_block(conf / "nginx.conf")) as ngx:
+            wait_for(lambda: get_text(ngx.port, "/") == (200, "version 1\n"), 20, what="v1")
+            sup.remember()
+            assert "quotes removed from 'touch-reload' value" in log()
+
+            ok = {b"version 1\n", b"version 2\n"}
+            with Load(ngx.port, accept=lambda status, body: status == 200 and body in ok) as load:
+                commit_version(origin, "2")
+                out = subprocess.run(
+                    [str(conf / "deploy.sh")],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                assert "deployed" in out
+                wait_for(lambda: b"version 2\n" in load.bodies, 20, what="version 2 served")
+                load.more(200)
+                wait_for(lambda: get_text(ngx.port, "/") == (200, "version 2\n"), 10)
+                load.more(100)
+            assert load.failures == [], load.failures[:5]
+            assert load.bodies == ok
+            print(f"{load.count} requests through nginx during the deploy, none failed")
+    finally:
+        sup.stop()
+
+
+def test_check_reports_the_quotes_and_a_path_that_can_never_be_watched(tmp_path):
+    """The seed's own line: quotes removed with a warning, and the missing
+    directory reported (without the app or sockets being touched)."""
+    ini = tmp_path / "site.ini"
+    ini.write_text(
+        "[uwsgi]\nsocket = 127.0.0.1:3031\nmodule = wsgi:application\n"
+        "touch-reload = '/opt/virtual_environments/application/reload_me.txt'\n"
+        "fs-reload = %dtemplates\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "procmaster", "--check", str(ini)],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert f"{ini}:4: quotes removed from 'touch-reload' value" in out
+    assert "touch-reload = /opt/virtual_environments/application/reload_me.txt" in out
+    assert (
+        f"{ini}:4: option 'touch-reload': '/opt/virtual_environments/application/reload_me.txt'"
+        " can never be watched: directory '/opt/virtual_environments/application' does not exist"
+    ) in out
+    # fs-reload on a directory that does not exist (yet): its parent exists, so it is fine
+    assert out.count("can never be watched") == 1
