@@ -253,3 +253,54 @@ def test_reload_through_uwsgi_cli_sighup_keeps_pid(procmaster, tmp_path):
     server.wait_log("reload (SIGHUP) done")
     assert server.pid == pid and server.proc.poll() is None
     assert subprocess.run(["kill", "-0", str(pid)]).returncode == 0
+
+
+@pytest.mark.parametrize("trigger", TRIGGERS)
+def test_reloads_under_load_through_nginx_uwsgi_pass(procmaster, tmp_path, trigger):
+    """The same, with nginx in front (uwsgi_pass over a unix socket), as a
+    production site runs: nginx must never answer 502/504 during a reload."""
+    from nginx import nginx_binary, start_nginx
+
+    if nginx_binary() is None:
+        pytest.skip("nginx is not installed (.ci/run installs it)")
+    touch = tmp_path / "trigger.txt"
+    sock = tmp_path / "app.sock"
+    write_app(tmp_path, "1")
+    extra = {"SIGHUP": "", "py-autoreload": "py-autoreload = 1"}.get(
+        trigger, f"{trigger} = {touch}"
+    )
+    ini = tmp_path / "site.ini"
+    ini.write_text(
+        f"[uwsgi]\nsocket = {sock}\nchdir = {tmp_path}\nmodule = verapp\nprocesses = 2\n"
+        f"disable-logging = true\nworker-reload-mercy = 20\n"
+        f"{'lazy-apps = true' if trigger != 'SIGHUP' else ''}\n{extra}\n"
+    )
+    server = procmaster("--ini", ini, wait_unix=str(sock))
+    port = free_port()
+    front = start_nginx(
+        tmp_path / "nginx",
+        f"server {{ listen 127.0.0.1:{port}; location / {{ include {{uwsgi_params}};"
+        f" uwsgi_pass unix:{sock}; }} }}",
+        ports=[port],
+    )
+    try:
+        assert version(port) == "1"
+        with Load(port, accept=lambda status, body: status == 200 and body.isdigit()) as load:
+            if trigger == "py-autoreload":
+                time.sleep(1.2)  # the workers report their modules once a second
+            for n in range(2, 5):
+                old = server.worker_pids()
+                write_app(tmp_path, str(n))
+                if trigger == "SIGHUP":
+                    server.signal(signal.SIGHUP)
+                elif trigger != "py-autoreload":
+                    touch.write_text(str(n))
+                wait_for(lambda n=n: version(port) == str(n), 30, what=f"version {n}")
+                wait_for(
+                    lambda old=old: not set(old) & set(server.worker_pids()), 30, what="old gone"
+                )
+                load.more(100)
+        assert load.failures == [], load.failures[:5]
+        assert "upstream" not in front.error_log
+    finally:
+        front.stop()
