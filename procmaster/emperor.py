@@ -136,19 +136,15 @@ class EmperorLink:
 
 
 def sd_notify(state: str) -> bool:
-    """Send ``state`` (``READY=1`` ...) to systemd's ``NOTIFY_SOCKET``, if any."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return False
-    if address[0] == "@":
-        address = "\0" + address[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.connect(address)
-            sock.sendall(state.encode())
-        return True
-    except OSError:
-        return False
+    """Send ``state`` (``READY=1`` ...) to systemd's ``NOTIFY_SOCKET``, if any
+    (the master's notifier speaks the protocol; the emperor only needs to send)."""
+    from .systemd import Notifier
+
+    notifier = Notifier()
+    sent = notifier.send(state)
+    if notifier.sock is not None:
+        notifier.sock.close()
+    return sent
 
 
 # -- finding vassal files ----------------------------------------------------------------

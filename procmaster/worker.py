@@ -91,17 +91,6 @@ SIG_RESUME = signal.SIGRTMIN + 1  # accept again
 MASTER_ASKS = (SIG_REOPEN_LOG, SIG_PAUSE, SIG_RESUME)
 
 PR_SET_PDEATHSIG = 1
-WORKER_SIGNALS = (
-    signal.SIGHUP,
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGQUIT,
-    signal.SIGCHLD,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGTTIN,
-    signal.SIGTTOU,
-)
 PR_SET_NAME = 15
 
 

@@ -79,6 +79,37 @@ def raw_request(port: int, data: bytes, timeout: float = 5.0, unix: str | None =
         s.close()
 
 
+def remember_descendants(pid: int, known: set[int]) -> None:
+    """Add every live descendant of ``pid`` to ``known`` (to kill them by PID later)."""
+    try:
+        for kid in psutil.Process(pid).children(recursive=True):
+            known.add(kid.pid)
+    except psutil.NoSuchProcess:
+        pass
+
+
+def kill_tree(proc: subprocess.Popen, known: set[int], grace: float = 0.0) -> None:
+    """Stop ``proc`` and every pid in ``known``, by PID, never by name: SIGTERM
+    first when ``grace`` is given (a graceful stop, waited for that long), then
+    SIGKILL to whatever is left, then reap ``proc``."""
+    remember_descendants(proc.pid, known)
+    if grace and proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(grace)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    for pid in [proc.pid, *sorted(known - {proc.pid})]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 class Server:
     """A running ``procmaster`` (the master process), its log and its ports."""
 
@@ -140,22 +171,7 @@ class Server:
         return self.proc.wait(timeout)
 
     def kill_all(self) -> None:
-        procs = self.descendants()
-        for p in procs:
-            self._known.add(p.pid)
-        try:
-            self.proc.kill()
-        except ProcessLookupError:
-            pass
-        for pid in list(self._known):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_tree(self.proc, self._known)
         self.log_file.close()
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
-import psutil
 import pytest
-from conftest import free_port, wait_for
+from conftest import free_port, kill_tree, remember_descendants, wait_for
 
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 
@@ -103,32 +101,11 @@ class _Front:
             return _accepts(self.port)
 
         wait_for(up, 15, what=f"{self.name} on port {self.port}")
-        self._remember()
+        remember_descendants(self.proc.pid, self._known)
         return self
 
-    def _remember(self) -> None:
-        try:
-            for kid in psutil.Process(self.proc.pid).children(recursive=True):
-                self._known.add(kid.pid)
-        except psutil.NoSuchProcess:
-            pass
-
     def __exit__(self, *exc) -> None:
-        self._remember()
-        try:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(10)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
-        for pid in self._known:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_tree(self.proc, self._known, grace=10)
 
     def write_config(self) -> None:
         raise NotImplementedError

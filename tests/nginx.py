@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-import psutil
+from conftest import kill_tree, remember_descendants
 
 __all__ = ["NGINX", "Nginx", "nginx_binary", "start_nginx"]
 
@@ -150,30 +149,8 @@ class Nginx:
     def output(self) -> str:
         return (self.tmp / "nginx.out").read_text(errors="replace")
 
-    def _remember_children(self) -> None:
-        try:
-            for kid in psutil.Process(self.pid).children(recursive=True):
-                self._known.add(kid.pid)
-        except psutil.NoSuchProcess:
-            pass
-
     def stop(self) -> None:
-        self._remember_children()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # fast shutdown: master and workers
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
-        for pid in self._known:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_tree(self.proc, self._known, grace=5)  # SIGTERM: nginx's fast shutdown
         self._log_file.close()
 
 
@@ -239,7 +216,7 @@ def start_nginx(
                     f"nginx did not accept on {pending} within {timeout}s:\n{server.error_log}"
                 )
             time.sleep(0.02)
-        server._remember_children()
+        remember_descendants(server.pid, server._known)
     except BaseException:
         server.stop()
         raise

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import APPS, ROOT, Load, free_port, http_get, wait_for
+from conftest import APPS, ROOT, Load, free_port, http_get, kill_tree, wait_for
 
 
 def alive(pid: int) -> bool:
@@ -119,15 +119,7 @@ class EmperorProc:
 
     def kill_all(self) -> None:
         self.descendants()
-        for pid in [self.pid, *sorted(self.seen - {self.pid})]:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_tree(self.proc, self.seen)
         self.log_file.close()
 
 

@@ -78,6 +78,45 @@ class Request:
         self.body = None
 
 
+class LengthBody:
+    """For protocols whose body is CONTENT_LENGTH bytes after the head (uwsgi,
+    SCGI): deliver it as it arrives, then end the request. The class using it
+    has ``sink``, ``_state``, ``_req`` and ``_left`` and sets ``BODY``/``DONE``
+    to its own state values. Anything after the body is not for us: dropped."""
+
+    __slots__ = ()
+    BODY: int
+    DONE: int
+
+    def _begin_body(self, req: Request, length: int, rest) -> None:
+        """The head of ``req`` is delivered; ``rest`` is what followed it."""
+        if length:
+            self._state = self.BODY
+            self._left = length
+            if len(rest):
+                self._body(rest)
+        else:
+            self._state = self.DONE
+            self.sink.on_end(req)
+
+    def _body(self, data) -> None:
+        size = len(data)
+        if not size:
+            return
+        left = self._left
+        req = self._req
+        if size < left:
+            self._left = left - size
+            self.sink.on_body(req, data if type(data) is bytes else bytes(data))
+            return
+        self._left = 0
+        self._state = self.DONE
+        if size > left:
+            data = memoryview(data)[:left]
+        self.sink.on_body(req, data if type(data) is bytes else bytes(data))
+        self.sink.on_end(req)
+
+
 class Sink(_Protocol):
     """What a protocol reports to (implemented by the worker's connection)."""
 

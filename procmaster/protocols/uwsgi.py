@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from struct import Struct
 
-from .base import ProtocolError, Request, Sink
+from .base import LengthBody, ProtocolError, Request, Sink
 from .http import serialize_head, with_length
 
 __all__ = ["UwsgiProtocol", "MODIFIER_WSGI", "MODIFIER_WSGI_STRIP", "MODIFIER_PING"]
@@ -103,11 +103,13 @@ def _content_length(value: str) -> int:
     raise ProtocolError(f"invalid CONTENT_LENGTH in uwsgi packet: {value[:40]!r}", 0)
 
 
-class UwsgiProtocol:
+class UwsgiProtocol(LengthBody):
     """Sans-IO uwsgi protocol for one connection (see the module docstring)."""
 
     name = "uwsgi"
 
+    BODY = _BODY
+    DONE = _DONE
     __slots__ = ("sink", "buffer_size", "_state", "_buf", "_req", "_left")
 
     def __init__(self, sink: Sink, *, buffer_size: int = 4096) -> None:
@@ -174,33 +176,8 @@ class UwsgiProtocol:
         req.version = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
         self._req = req
         self.sink.on_head(req)
-        if length:
-            self._state = _BODY
-            self._left = length
-            if size > end:
-                self._body(memoryview(data)[end:])
-        else:
-            self._state = _DONE
-            self.sink.on_end(req)
+        self._begin_body(req, length, memoryview(data)[end:])
         return b""
-
-    def _body(self, data) -> None:
-        size = len(data)
-        if not size:
-            return
-        left = self._left
-        req = self._req
-        if size < left:
-            self._left = left - size
-            self.sink.on_body(req, data if type(data) is bytes else bytes(data))
-            return
-        # the last of the body (anything after it is not for us: dropped)
-        self._left = 0
-        self._state = _DONE
-        if size > left:
-            data = memoryview(data)[:left]
-        self.sink.on_body(req, data if type(data) is bytes else bytes(data))
-        self.sink.on_end(req)
 
     def eof(self) -> None:
         state = self._state
