@@ -43,6 +43,7 @@ import sys
 import time
 import traceback
 from collections import deque
+from fcntl import F_SETFL, fcntl
 from urllib.parse import unquote_to_bytes
 
 from .appthreads import AppThreads, Job
@@ -67,6 +68,7 @@ EPOLLOUT = select.EPOLLOUT
 EPOLLERR = select.EPOLLERR | select.EPOLLHUP
 EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
+NONBLOCK_FLAGS = os.O_RDWR | os.O_NONBLOCK
 READ_SIZE = 65536
 HIGH_WATER = 256 * 1024  # stop pulling from an app iterator above this many unsent bytes
 IDLE_CLOSE_WHEN_DRAINING = 1.0
@@ -755,7 +757,7 @@ class Worker:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
                     self.out_of_fds(lst)
                 return
-            os.set_blocking(fd, False)
+            fcntl(fd, F_SETFL, NONBLOCK_FLAGS)  # one syscall: a new socket is O_RDWR
             if lst.unix:
                 remote = ("", "")
             else:
@@ -801,11 +803,9 @@ class Worker:
             pass
 
     def forget(self, conn: Connection) -> None:
+        """A connection is closing (its fd is closed right after: that takes it
+        out of the epoll set, no unregister needed)."""
         self.conns.pop(conn.fd, None)
-        try:
-            self.epoll.unregister(conn.fd)
-        except OSError:
-            pass
         if self.accept_paused and not self.stopping and not self.paused:
             self.accept_paused = False
             self.start_accepting()

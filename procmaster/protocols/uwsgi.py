@@ -59,6 +59,9 @@ _HEAD = 0
 _BODY = 1
 _DONE = 2
 
+# (version, status, length, *headers) -> serialised head
+_HEADS: dict[tuple, bytes] = {}
+
 
 def parse_vars(data, start: int, end: int) -> dict:
     """Decode the uwsgi vars in ``data[start:end]`` into a dict of str (latin-1).
@@ -206,7 +209,18 @@ class UwsgiProtocol(LengthBody):
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
-        return serialize_head(req.version, status, with_length(headers, length))
+        # the same app answers the same way most of the time (no Date header here)
+        key = (req.version, status, length, *headers)
+        try:
+            return _HEADS[key]
+        except KeyError:
+            pass
+        except TypeError:  # an unhashable header value
+            return serialize_head(req.version, status, with_length(headers, length))
+        head = serialize_head(req.version, status, with_length(headers, length))
+        if len(_HEADS) < 512:
+            _HEADS[key] = head
+        return head
 
     def response_body(self, req: Request, data: bytes) -> bytes:
         if req.head_only:
