@@ -3,6 +3,9 @@ sans-IO protocol reports, and checks the order of the events."""
 
 from __future__ import annotations
 
+import random
+from itertools import pairwise
+
 from procmaster.protocols.base import Request
 
 
@@ -53,3 +56,14 @@ class Recorder:
                 item[name] = getattr(req, name)
             out.append(item)
         return out
+
+
+def splits(data: bytes, rng: random.Random):
+    """The same bytes fed whole, byte by byte, and in random pieces."""
+    yield "whole", [data]
+    if len(data) <= 50_000:
+        yield "bytewise", [data[i : i + 1] for i in range(len(data))]
+    for n in range(3):
+        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 12))))
+        bounds = [0, *cuts, len(data)]
+        yield f"random{n}", [data[a:b] for a, b in pairwise(bounds)]

@@ -33,6 +33,7 @@ import pytest
 import sansio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sansio import splits
 
 from procmaster.protocols.base import ProtocolError, Request
 from procmaster.protocols.fastcgi import FastCGIProtocol
@@ -158,16 +159,6 @@ def run(chunks, answer=False, **options):
         reply += proto.feed(chunk)
     proto.eof()
     return sink.summary(), reply
-
-
-def splits(data: bytes, rng: random.Random):
-    yield "whole", [data]
-    if len(data) <= 50_000:
-        yield "bytewise", [data[i : i + 1] for i in range(len(data))]
-    for n in range(3):
-        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 12))))
-        bounds = [0, *cuts, len(data)]
-        yield f"random{n}", [data[a:b] for a, b in pairwise(bounds)]
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sansio import Recorder
+from sansio import Recorder, splits
 
 from procmaster.protocols.base import ProtocolError
 from procmaster.protocols.uwsgi import UwsgiProtocol
@@ -44,17 +44,6 @@ def run(chunks, **options):
         reply += proto.feed(chunk)
     proto.eof()
     return sink.summary(), reply
-
-
-def splits(data: bytes, rng: random.Random):
-    """The same bytes fed whole, byte by byte, and in random pieces."""
-    yield "whole", [data]
-    if len(data) <= 50_000:
-        yield "bytewise", [data[i : i + 1] for i in range(len(data))]
-    for n in range(3):
-        cuts = sorted(rng.sample(range(1, len(data)), min(len(data) - 1, rng.randint(1, 12))))
-        bounds = [0, *cuts, len(data)]
-        yield f"random{n}", [data[a:b] for a, b in pairwise(bounds)]
 
 
 def expected_requests(spec: dict) -> list[dict]:
