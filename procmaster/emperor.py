@@ -621,7 +621,7 @@ class Emperor:
             uid, gid, groups = owner
             extra = {"user": uid, "group": gid, "extra_groups": groups}
 
-        from .worker import die_with_parent
+        from .process import die_with_parent
 
         def in_child() -> None:  # between fork and exec: no emperor-less vassal
             die_with_parent(emperor_pid)

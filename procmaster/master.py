@@ -58,18 +58,12 @@ from .emperor import EmperorLink
 from .guards import MasterGuards, initial_workers, recycled
 from .logs import log
 from .privileges import PrivilegeError, drop_privileges
+from .process import process_name, set_process_name
 from .scoreboard import Scoreboard
 from .stats import StatsServer
 from .systemd import Notifier
 from .watch import Watcher, module_files
-from .worker import (
-    SIG_PAUSE,
-    SIG_REOPEN_LOG,
-    SIG_RESUME,
-    process_name,
-    set_process_name,
-    worker_main,
-)
+from .worker import SIG_PAUSE, SIG_REOPEN_LOG, SIG_RESUME, worker_main
 
 __all__ = ["Master", "run"]
 

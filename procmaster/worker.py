@@ -49,6 +49,7 @@ from urllib.parse import unquote_to_bytes
 from .appthreads import AppThreads, Job
 from .guards import DUMP_SIGNAL, EXIT_RECYCLE, worker_guard
 from .logs import RequestLogger, log
+from .process import die_with_parent, process_name, set_process_name
 from .protocols import ProtocolError, Request, protocol_class
 from .static import static_files
 from .wsgi import (
@@ -91,41 +92,6 @@ SIG_REOPEN_LOG = signal.SIGWINCH  # reopen logto (was SIGUSR2, now "print your r
 SIG_PAUSE = signal.SIGRTMIN  # stop accepting (master FIFO ``p``)
 SIG_RESUME = signal.SIGRTMIN + 1  # accept again
 MASTER_ASKS = (SIG_REOPEN_LOG, SIG_PAUSE, SIG_RESUME)
-
-PR_SET_PDEATHSIG = 1
-PR_SET_NAME = 15
-
-
-def set_process_name(name: str) -> None:
-    """The kernel's name of this process (``ps -o comm``, ``top``; 15 bytes)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - Linux has prctl
-        pass
-
-
-def process_name(cfg, role: str) -> str | None:
-    """``procname-prefix`` + the role when ``auto-procname`` (uWSGI's names);
-    ``procname-master`` names the master, ``procname`` every process."""
-    prefix = cfg.get("procname-prefix") or ""
-    given = (role == "master" and cfg.get("procname-master")) or cfg.get("procname")
-    if given:
-        return prefix + given
-    if cfg.get("auto-procname"):
-        return prefix + role
-    return prefix + "procmaster" if prefix else None
-
-
-def die_with_parent(parent_pid: int) -> None:
-    """Ask the kernel to SIGKILL us when the master dies (even by SIGKILL)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # pragma: no cover - Linux has prctl
-        pass
-    if os.getppid() != parent_pid:  # the master died before prctl took effect
-        os._exit(1)
 
 
 class Connection:

@@ -1,0 +1,49 @@
+"""What a procmaster process does to itself, through Linux's ``prctl``: die with
+its parent (``PR_SET_PDEATHSIG``: a worker with its master, a vassal with its
+emperor) and carry a name (``PR_SET_NAME``: ``procname``, ``auto-procname``).
+
+Must not know: which kind of process it is beyond the role name it is given.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+
+__all__ = ["die_with_parent", "process_name", "set_process_name"]
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+
+
+def set_process_name(name: str) -> None:
+    """The kernel's name of this process (``ps -o comm``, ``top``; 15 bytes)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - Linux has prctl
+        pass
+
+
+def process_name(cfg, role: str) -> str | None:
+    """``procname-prefix`` + the role when ``auto-procname`` (uWSGI's names);
+    ``procname-master`` names the master, ``procname`` every process."""
+    prefix = cfg.get("procname-prefix") or ""
+    given = (role == "master" and cfg.get("procname-master")) or cfg.get("procname")
+    if given:
+        return prefix + given
+    if cfg.get("auto-procname"):
+        return prefix + role
+    return prefix + "procmaster" if prefix else None
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL us when the master dies (even by SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - Linux has prctl
+        pass
+    if os.getppid() != parent_pid:  # the master died before prctl took effect
+        os._exit(1)
