@@ -81,12 +81,27 @@ class Request:
 class LengthBody:
     """For protocols whose body is CONTENT_LENGTH bytes after the head (uwsgi,
     SCGI): deliver it as it arrives, then end the request. The class using it
-    has ``sink``, ``_state``, ``_req`` and ``_left`` and sets ``BODY``/``DONE``
-    to its own state values. Anything after the body is not for us: dropped."""
+    has ``sink``, ``_state``, ``_buf``, ``_req`` and ``_left``, sets ``BODY``/``DONE``
+    to its own state values and parses heads in ``_feed_head``. Anything after
+    the body is not for us: dropped."""
 
     __slots__ = ()
     BODY: int
     DONE: int
+
+    def feed(self, data: bytes) -> bytes:
+        state = self._state
+        if state == self.BODY:
+            self._body(data)
+            return b""
+        if state == self.DONE or not data:
+            return b""
+        if self._buf:
+            data = self._buf + data
+        return self._feed_head(data, state)
+
+    def _feed_head(self, data, state: int) -> bytes:
+        raise NotImplementedError
 
     def _begin_body(self, req: Request, length: int, rest) -> None:
         """The head of ``req`` is delivered; ``rest`` is what followed it."""

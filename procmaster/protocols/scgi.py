@@ -101,15 +101,8 @@ class SCGIProtocol(LengthBody):
 
     # -- input -------------------------------------------------------------
 
-    def feed(self, data: bytes) -> bytes:
-        state = self._state
-        if state == _BODY:
-            self._body(data)
-            return b""
-        if state == _DONE or not data:
-            return b""
-        if self._buf:
-            data = self._buf + data
+    def _feed_head(self, data, state: int) -> bytes:
+        """``data`` (with what was kept of an incomplete head) in a head state."""
         if state == _LENGTH:
             colon = data.find(b":", 0, MAX_DIGITS + 1)
             digits = data[:colon] if colon >= 0 else data[: MAX_DIGITS + 1]

@@ -126,15 +126,8 @@ class UwsgiProtocol(LengthBody):
 
     # -- input -------------------------------------------------------------
 
-    def feed(self, data: bytes) -> bytes:
-        state = self._state
-        if state == _BODY:
-            self._body(data)
-            return b""
-        if state == _DONE or not data:
-            return b""
-        if self._buf:
-            data = self._buf + data
+    def _feed_head(self, data, state: int) -> bytes:
+        """``data`` (with what was kept of an incomplete head) in a head state."""
         size = len(data)
         if size < 4:
             self._buf = bytes(data)
