@@ -59,6 +59,9 @@ import subprocess
 import sys
 import time
 
+# light: the emperor imports the rest of procmaster only where it needs it
+from .process import describe_exit
+
 __all__ = ["EMPEROR_FD_ENV", "Emperor", "EmperorLink", "run", "sd_notify"]
 
 EMPEROR_FD_ENV = "PROCMASTER_EMPEROR_FD"
@@ -897,16 +900,7 @@ class Emperor:
 
 
 def _describe(status: int | None) -> str:
-    if status is None:
-        return "did not start"
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = "?"
-        return f"killed by signal {sig} ({name})"
-    return f"exited with code {os.waitstatus_to_exitcode(status)}"
+    return "did not start" if status is None else describe_exit(status)
 
 
 def run(cfg) -> int:

@@ -58,7 +58,7 @@ from .emperor import EmperorLink
 from .guards import MasterGuards, initial_workers, recycled
 from .logs import log
 from .privileges import PrivilegeError, drop_privileges
-from .process import process_name, set_process_name
+from .process import describe_exit, process_name, set_process_name
 from .scoreboard import Scoreboard
 from .stats import StatsServer
 from .systemd import Notifier
@@ -113,13 +113,11 @@ class WorkerProc:
 
 
 def describe_status(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        return f"killed by signal {sig} ({SIGNAMES.get(sig, '?')})"
-    code = os.waitstatus_to_exitcode(status)
-    if code == EXIT_APP_FAILED:
-        return f"exited with code {code} (the app failed to load)"
-    return f"exited with code {code}"
+    """How a worker ended (uWSGI's exit code 22 means its app did not load)."""
+    text = describe_exit(status)
+    if not os.WIFSIGNALED(status) and os.waitstatus_to_exitcode(status) == EXIT_APP_FAILED:
+        text += " (the app failed to load)"
+    return text
 
 
 class Master:

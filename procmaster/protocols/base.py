@@ -114,6 +114,21 @@ class LengthBody:
             self._state = self.DONE
             self.sink.on_end(req)
 
+    def _body_cut_short(self) -> None:
+        """At EOF in the body state: the request lacks body bytes."""
+        raise ProtocolError(
+            f"connection closed with {self._left} of {self._req.content_length} "
+            "request body bytes missing",
+            0,
+        )
+
+    # the response: the head (the protocol's), then the body as it is
+    def response_body(self, req: Request, data: bytes) -> bytes:
+        return b"" if req.head_only else data
+
+    def response_end(self, req: Request) -> bytes:
+        return b""  # the connection closes after the response
+
     def _body(self, data) -> None:
         size = len(data)
         if not size:

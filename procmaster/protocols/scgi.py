@@ -161,11 +161,7 @@ class SCGIProtocol(LengthBody):
                 0,
             )
         if state == _BODY:
-            raise ProtocolError(
-                f"connection closed with {self._left} of {self._req.content_length} "
-                "request body bytes missing",
-                0,
-            )
+            self._body_cut_short()
         self._state = _DONE
 
     # -- output ------------------------------------------------------------
@@ -174,11 +170,3 @@ class SCGIProtocol(LengthBody):
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
         return serialize_head("Status:", status, with_length(headers, length))
-
-    def response_body(self, req: Request, data: bytes) -> bytes:
-        if req.head_only:
-            return b""
-        return data
-
-    def response_end(self, req: Request) -> bytes:
-        return b""

@@ -190,11 +190,7 @@ class UwsgiProtocol(LengthBody):
                 0,
             )
         if state == _BODY:
-            raise ProtocolError(
-                f"connection closed with {self._left} of {self._req.content_length} "
-                "request body bytes missing",
-                0,
-            )
+            self._body_cut_short()
         self._state = _DONE
 
     # -- output ------------------------------------------------------------
@@ -214,11 +210,3 @@ class UwsgiProtocol(LengthBody):
         if len(_HEADS) < 512:
             _HEADS[key] = head
         return head
-
-    def response_body(self, req: Request, data: bytes) -> bytes:
-        if req.head_only:
-            return b""
-        return data
-
-    def response_end(self, req: Request) -> bytes:
-        return b""
