@@ -13,6 +13,7 @@ import sys
 
 from . import __version__
 from .config import ConfigError, load
+from .ipc import EXIT_APP_FAILED, EXIT_FATAL, PROBE_ENV, REEXEC_ENV
 
 __all__ = ["main"]
 
@@ -27,7 +28,7 @@ def _probe(cfg) -> int:
         load_apps(cfg)
     except AppLoadError as exc:
         log(f"error: {exc}")
-        return 22
+        return EXIT_APP_FAILED
     return 0
 
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load(argv)
     except ConfigError as exc:
         print(f"procmaster: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FATAL
     if cfg.get("help"):
         from .helpdoc import render_help
 
@@ -55,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
                 pid = signal_pidfile(command, cfg.get(command))
             except PidfileError as exc:
                 print(f"procmaster: --{command}: {exc}", file=sys.stderr)
-                return 1
+                return EXIT_FATAL
             print(f"procmaster: {command} sent to master pid {pid}")
             return 0
-    if os.environ.pop("PROCMASTER_PROBE", None):
+    if os.environ.pop(PROBE_ENV, None):
         return _probe(cfg)
     if cfg.get("check"):
         from .check import render_check
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         from .emperor import run as run_emperor
 
         return run_emperor(cfg)
-    if cfg.get("daemonize") and not os.environ.get("PROCMASTER_REEXEC"):
+    if cfg.get("daemonize") and not os.environ.get(REEXEC_ENV):
         from .daemonize import detach
 
         detach()  # a reload's re-executed master is already detached

@@ -60,25 +60,13 @@ import sys
 import time
 
 # light: the emperor imports the rest of procmaster only where it needs it
-from .process import describe_exit
+from .ipc import EMPEROR_FD_ENV, PRIVATE_ENV, describe_exit
 
 __all__ = ["EMPEROR_FD_ENV", "Emperor", "EmperorLink", "run", "sd_notify"]
 
-EMPEROR_FD_ENV = "PROCMASTER_EMPEROR_FD"
 DEBOUNCE = 0.1  # seconds of quiet after a file event before re-scanning
 DEBOUNCE_MAX = 1.0  # ... but never later than this after the first event
 PR_SET_CHILD_SUBREAPER = 36
-# variables a vassal must not inherit from the Emperor
-PRIVATE_ENV = (
-    "NOTIFY_SOCKET",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-    "LISTEN_FDNAMES",
-    "PROCMASTER_CWD",
-    "PROCMASTER_REEXEC",
-    "PROCMASTER_PROBE",
-    EMPEROR_FD_ENV,
-)
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
 
 

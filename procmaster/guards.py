@@ -10,7 +10,7 @@ Two halves, one per side of the fork:
   - **harakiri**: a request (of any thread: a scoreboard *core*) running longer
     than ``harakiri`` seconds gets its worker killed: ``HARAKIRI`` is logged with
     the pid, the request and how long it ran; with ``harakiri-verbose`` the worker
-    first gets ``DUMP_SIGNAL`` (a ``faulthandler`` dump of every thread's stack to
+    first gets ``SIG_DUMP_STACKS`` (a ``faulthandler`` dump of every thread's stack to
     the log) and ``HARAKIRI_GRACE`` seconds to write it, then SIGKILL. The master
     wakes for this only at real deadlines: after a check, the next one is at the
     earliest ``start + harakiri`` of the busy cores, or ``harakiri`` seconds later
@@ -40,28 +40,19 @@ import os
 import signal
 import time
 
+from .ipc import SIG_DUMP_STACKS
 from .logs import log
 
 __all__ = [
-    "DUMP_SIGNAL",
-    "EXIT_RECYCLE",
     "MasterGuards",
     "WorkerGuard",
     "initial_workers",
-    "recycled",
     "worker_guard",
 ]
 
-EXIT_RECYCLE = 75  # a worker that stopped to be replaced (max-requests, reload-on-rss, ...)
-DUMP_SIGNAL = signal.SIGRTMIN + 2  # faulthandler: dump every thread's stack (harakiri-verbose)
 HARAKIRI_GRACE = 0.3  # seconds between the stack dump and SIGKILL
 TICK = 1.0  # seconds between the once-a-second checks (evil-reload-*, cheaper)
 MB = 1024 * 1024
-
-
-def recycled(status: int) -> bool:
-    """Did the worker that ended with ``status`` stop to be replaced?"""
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_RECYCLE
 
 
 def initial_workers(cfg) -> int:
@@ -145,7 +136,7 @@ class MasterGuards:
         )
         if self.verbose:
             try:
-                os.kill(proc.pid, DUMP_SIGNAL)
+                os.kill(proc.pid, SIG_DUMP_STACKS)
             except ProcessLookupError:
                 return
             self.killing[proc.pid] = now + HARAKIRI_GRACE

@@ -55,22 +55,30 @@ from . import sockets as sockets_mod
 from .app import AppLoadError, debugger_note, load_apps, prepare_process
 from .control import MasterFifo
 from .emperor import EmperorLink
-from .guards import MasterGuards, initial_workers, recycled
+from .guards import MasterGuards, initial_workers
+from .ipc import (
+    CWD_ENV,
+    EXIT_APP_FAILED,
+    EXIT_FATAL,
+    PROBE_ENV,
+    REEXEC_ENV,
+    SIG_PAUSE,
+    SIG_REOPEN_LOG,
+    SIG_RESUME,
+    describe_exit,
+    recycled,
+)
 from .logs import log
 from .privileges import PrivilegeError, drop_privileges
-from .process import describe_exit, process_name, set_process_name
+from .process import process_name, set_process_name
 from .scoreboard import Scoreboard
 from .stats import StatsServer
 from .systemd import Notifier
 from .watch import Watcher, module_files
-from .worker import SIG_PAUSE, SIG_REOPEN_LOG, SIG_RESUME, worker_main
+from .worker import worker_main
 
 __all__ = ["Master", "run"]
 
-REEXEC_ENV = "PROCMASTER_REEXEC"
-PROBE_ENV = "PROCMASTER_PROBE"
-EXIT_APP_FAILED = 22  # uWSGI's "no app loaded" exit code
-EXIT_FATAL = 1
 DEBOUNCE = 0.2  # seconds: events on watched files this close together make one action
 # watched-file option -> what its change asks for
 WATCH_OPTIONS = {
@@ -112,20 +120,12 @@ class WorkerProc:
         self.kill_at = 0.0
 
 
-def describe_status(status: int) -> str:
-    """How a worker ended (uWSGI's exit code 22 means its app did not load)."""
-    text = describe_exit(status)
-    if not os.WIFSIGNALED(status) and os.waitstatus_to_exitcode(status) == EXIT_APP_FAILED:
-        text += " (the app failed to load)"
-    return text
-
-
 class Master:
     def __init__(self, cfg) -> None:
         self.cfg = cfg
         self.pid = os.getpid()
-        self.start_cwd = os.environ.get("PROCMASTER_CWD") or os.getcwd()
-        os.environ["PROCMASTER_CWD"] = self.start_cwd
+        self.start_cwd = os.environ.get(CWD_ENV) or os.getcwd()
+        os.environ[CWD_ENV] = self.start_cwd
         self.listeners: list = []
         self.apps = None
         self.workers: dict[int, WorkerProc] = {}
@@ -579,7 +579,7 @@ class Master:
             if proc.stop_sent or self.stopping:
                 continue
             if proc.generation != self.generation:
-                log(f"old worker {proc.wid} (pid {pid}) {describe_status(status)}")
+                log(f"old worker {proc.wid} (pid {pid}) {describe_exit(status)}")
                 continue
             age = time.monotonic() - proc.born
             if recycled(status) and proc.ready:
@@ -589,12 +589,12 @@ class Master:
                 continue
             if not proc.ready and self.reload_state is not None and self.has_old_workers():
                 log(
-                    f"new worker {proc.wid} (pid {pid}) {describe_status(status)} before it was ready"
+                    f"new worker {proc.wid} (pid {pid}) {describe_exit(status)} before it was ready"
                 )
                 self.abort_reload("the new workers do not start")
                 continue
             log(
-                f"worker {proc.wid} (pid {pid}) {describe_status(status)} after {age:.1f}s; respawning"
+                f"worker {proc.wid} (pid {pid}) {describe_exit(status)} after {age:.1f}s; respawning"
             )
             if not proc.ready or age < 1.0:
                 self.young_deaths[proc.wid] = self.young_deaths.get(proc.wid, 0) + 1
@@ -604,7 +604,7 @@ class Master:
                 delay = min(0.25 * (2 ** min(n - 1, 10)), 10.0)
                 if n >= 2:
                     log(
-                        f"worker {proc.wid} keeps dying at start-up ({describe_status(status)}; "
+                        f"worker {proc.wid} keeps dying at start-up ({describe_exit(status)}; "
                         f"{n} times): next try in {delay:.1f}s"
                     )
                 self.respawn_at[proc.wid] = time.monotonic() + delay

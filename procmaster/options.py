@@ -63,6 +63,8 @@ class Option:
         "cli_only",
         "min",
         "request_vars",
+        "protocol",
+        "watch",
     )
 
     def __init__(
@@ -85,6 +87,8 @@ class Option:
         cli_only: bool = False,
         min: float | None = None,
         request_vars: bool = False,
+        protocol: str | None = None,
+        watch: str | None = None,
     ) -> None:
         self.name = name
         self.type = type
@@ -105,6 +109,11 @@ class Option:
         self.min = min
         # the value holds %(var) request-log variables: unresolved %(...) is expected
         self.request_vars = request_vars
+        # a socket option: the wire protocol spoken on the sockets it declares
+        self.protocol = protocol
+        # a watched-path option: what a change of the path asks the master for
+        # (a reload kind of procmaster.master.reload, or ``logrotate``/``logreopen``)
+        self.watch = watch
 
     @property
     def takes_value(self) -> bool:
@@ -443,19 +452,19 @@ OPTIONS: tuple[Option, ...] = (
        bare="", group=_CONF, status=UNSUPPORTED, blocking=True, note=_NO_LOGIC),
     # -- Sockets ---------------------------------------------------------------
     _O("socket", "address", "bind to the specified UNIX/TCP socket using the default "
-       "protocol (uwsgi)", short="s", multi=True, group=_SOCK),
+       "protocol (uwsgi)", short="s", multi=True, group=_SOCK, protocol="uwsgi"),
     _O("uwsgi-socket", "address", "bind to the specified UNIX/TCP socket using the uwsgi "
-       "protocol", multi=True, group=_SOCK),
+       "protocol", multi=True, group=_SOCK, protocol="uwsgi"),
     _O("http-socket", "address", "bind to the specified UNIX/TCP socket using HTTP "
-       "(served by the workers directly)", multi=True, group=_SOCK),
+       "(served by the workers directly)", multi=True, group=_SOCK, protocol="http"),
     _O("fastcgi-socket", "address", "bind to the specified UNIX/TCP socket using FastCGI",
-       multi=True, group=_SOCK),
+       multi=True, group=_SOCK, protocol="fastcgi"),
     _O("scgi-socket", "address", "bind to the specified UNIX/TCP socket using SCGI",
-       multi=True, group=_SOCK),
+       multi=True, group=_SOCK, protocol="scgi"),
     _O("http", "address", "add an HTTP router/server on the specified address", multi=True,
        group=_SOCK, status=PARTIAL,
        note="served by procmaster's workers directly, as http-socket (uWSGI starts a separate "
-       "HTTP router process in front of the workers); said once at start-up"),
+       "HTTP router process in front of the workers); said once at start-up", protocol="http"),
     _O("https", "str", "add an HTTPS router/server", multi=True, group=_SOCK,
        aliases=("https-socket", "ssl-socket", "suwsgi-socket", "https2"),
        status=UNSUPPORTED, blocking=True,
@@ -601,9 +610,9 @@ OPTIONS: tuple[Option, ...] = (
        "are reported and ignored"),
     _O("touch-logrotate", "path", "rotate the log when the file is touched", multi=True,
        group=_LOG, status=PARTIAL,
-       note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened"),
+       note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened", watch="logrotate"),
     _O("touch-logreopen", "path", "reopen the log when the file is touched", multi=True,
-       group=_LOG, status=FULL),
+       group=_LOG, status=FULL, watch="logreopen"),
     _O("memory-report", "bool", "add memory usage to request logs", short="m",
        default=False, group=_LOG,
        note="the worker's address space and RSS before each request line, as uWSGI"),
@@ -652,14 +661,14 @@ OPTIONS: tuple[Option, ...] = (
        "space is above this many MB", default=0, group=_RELOAD,
        note="the master measures every second and SIGKILLs the worker"),
     _O("touch-reload", "path", "reload gracefully when the file is modified/touched",
-       multi=True, group=_RELOAD, status=FULL),
+       multi=True, group=_RELOAD, status=FULL, watch="reload"),
     _O("touch-chain-reload", "path", "chain-reload the workers when the file is "
        "modified/touched", multi=True, group=_RELOAD, status=FULL,
-       note="new code needs lazy-apps, as in uWSGI"),
+       note="new code needs lazy-apps, as in uWSGI", watch="chain"),
     _O("touch-workers-reload", "path", "reload only the workers when the file is "
-       "modified/touched", multi=True, group=_RELOAD, status=FULL),
+       "modified/touched", multi=True, group=_RELOAD, status=FULL, watch="workers"),
     _O("fs-reload", "path", "reload gracefully when the filesystem object changes",
-       multi=True, group=_RELOAD, status=FULL),
+       multi=True, group=_RELOAD, status=FULL, watch="reload"),
     # -- Static files --------------------------------------------------------------
     _O("static-map", "mapping", "map a URL prefix to a static directory or file: "
        "static-map = /static=/srv/static", multi=True, group=_STATIC,
@@ -843,6 +852,16 @@ def lookup(key: str) -> Option | None:
 def lookup_short(letter: str) -> Option | None:
     """The option of a one-letter command-line flag such as ``p`` in ``-p 4``."""
     return BY_SHORT.get(letter)
+
+
+def socket_options() -> dict[str, str]:
+    """Socket option name -> the protocol its sockets speak, in table order."""
+    return {o.name: o.protocol for o in OPTIONS if o.protocol}
+
+
+def watch_options() -> dict[str, str]:
+    """Watched-path option name -> what a change asks for, in table order."""
+    return {o.name: o.watch for o in OPTIONS if o.watch}
 
 
 def all_names() -> list[str]:

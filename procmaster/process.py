@@ -11,7 +11,7 @@ import ctypes
 import os
 import signal
 
-__all__ = ["describe_exit", "die_with_parent", "process_name", "set_process_name"]
+__all__ = ["die_with_parent", "process_name", "set_process_name"]
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -47,16 +47,3 @@ def die_with_parent(parent_pid: int) -> None:
         pass
     if os.getppid() != parent_pid:  # the master died before prctl took effect
         os._exit(1)
-
-
-def describe_exit(status: int) -> str:
-    """How a child ended, from its ``waitpid`` status: "exited with code 1",
-    "killed by signal 9 (SIGKILL)"."""
-    if os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
-        try:
-            name = signal.Signals(sig).name
-        except ValueError:
-            name = "?"
-        return f"killed by signal {sig} ({name})"
-    return f"exited with code {os.waitstatus_to_exitcode(status)}"

@@ -18,7 +18,10 @@ import socket
 import stat
 from dataclasses import dataclass, field
 
-__all__ = ["Listener", "SocketError", "bind_all", "socket_specs"]
+from .ipc import FDS_ENV
+from .options import parse_address as parse_address_text
+
+__all__ = ["Listener", "SocketError", "bind_all", "bind_stream", "sockaddr", "socket_specs"]
 
 # option name -> protocol spoken on it, in the order sockets are declared
 SOCKET_OPTIONS = {
@@ -30,7 +33,7 @@ SOCKET_OPTIONS = {
     "scgi-socket": "scgi",
 }
 
-INHERIT_ENV = "PROCMASTER_FDS"
+INHERIT_ENV = FDS_ENV
 SD_LISTEN_FDS_START = 3
 
 
@@ -312,3 +315,48 @@ def vacuum(listeners: list[Listener]) -> None:
                 os.unlink(listener.unix_path)
             except OSError:
                 pass
+
+
+def sockaddr(text: str) -> tuple[int, object]:
+    """``(family, sockaddr)`` for an address as options write it (the one parser:
+    ``procmaster.options.parse_address``). Raises ``ValueError``."""
+    addr = parse_address_text(text)
+    if addr.kind == "abstract":
+        return socket.AF_UNIX, "\0" + addr.path
+    if addr.kind == "unix":
+        return socket.AF_UNIX, addr.path
+    if addr.ipv6:
+        return socket.AF_INET6, (addr.host or "::", addr.port)
+    return socket.AF_INET, (addr.host or "0.0.0.0", addr.port)
+
+
+def bind_stream(text: str, backlog: int = 64) -> socket.socket:
+    """A listening stream socket (close-on-exec, non-blocking) for a service of the
+    master or the emperor (stats, emperor-stats): a stale unix socket file is
+    replaced. Raises ``ValueError`` (bad address) or ``OSError``."""
+    family, addr = sockaddr(text)
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        if family == socket.AF_UNIX:
+            if not addr.startswith("\0"):
+                _clear_stale_path(addr)
+        else:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(addr)
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _clear_stale_path(path: str) -> None:
+    """Remove a unix socket file nobody listens on (never another kind of file)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
+    os.unlink(path)

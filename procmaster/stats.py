@@ -33,6 +33,7 @@ import socket
 import struct
 
 from . import __version__
+from .ipc import STATS_FD_ENV
 from .logs import log
 from .scoreboard import BUCKETS, STATUS_BUSY, STATUS_IDLE, STATUS_NAMES, STATUS_STOPPING
 from .sockets import parse_address
@@ -42,7 +43,7 @@ __all__ = ["StatsServer", "listen_queue", "render_json", "render_metrics", "stat
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TCP_INFO_HEAD = struct.Struct("<8B6I")  # ..., rto, ato, snd_mss, rcv_mss, unacked, sacked
 MAX_REQUEST = 8192
-INHERIT_ENV = "PROCMASTER_STATS_FD"
+INHERIT_ENV = STATS_FD_ENV
 
 
 def listen_queue(sock: socket.socket) -> tuple[int, int]:

@@ -47,7 +47,18 @@ from fcntl import F_SETFL, fcntl
 from urllib.parse import unquote_to_bytes
 
 from .appthreads import AppThreads, Job
-from .guards import DUMP_SIGNAL, EXIT_RECYCLE, worker_guard
+from .guards import worker_guard
+from .ipc import (
+    EXIT_RECYCLE,
+    MASTER_ASKS,
+    SIG_DUMP_STACKS,
+    SIG_PAUSE,
+    SIG_PRINT_REQUEST,
+    SIG_REOPEN_LOG,
+    SIG_RESUME,
+    encode_module,
+    encode_ready,
+)
 from .logs import RequestLogger, log
 from .process import die_with_parent, process_name, set_process_name
 from .protocols import ProtocolError, Request, protocol_class
@@ -85,13 +96,6 @@ ERROR_REASONS = {
     501: "Not Implemented",
     505: "HTTP Version Not Supported",
 }
-
-# Signals the master sends a worker (none a terminal sends to its process group
-# except SIGWINCH, whose only effect, reopening the log, is harmless):
-SIG_REOPEN_LOG = signal.SIGWINCH  # reopen logto (was SIGUSR2, now "print your request")
-SIG_PAUSE = signal.SIGRTMIN  # stop accepting (master FIFO ``p``)
-SIG_RESUME = signal.SIGRTMIN + 1  # accept again
-MASTER_ASKS = (SIG_REOPEN_LOG, SIG_PAUSE, SIG_RESUME)
 
 
 class Connection:
@@ -572,12 +576,12 @@ class Worker:
             signal.signal(sig, self._on_signal)
         for sig in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, signal.SIG_IGN)  # the master's, not ours
-        signal.signal(signal.SIGUSR2, self._print_request)
+        signal.signal(SIG_PRINT_REQUEST, self._print_request)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.epoll.register(r, EPOLLIN)
         if self.cfg.get("harakiri-verbose"):
-            faulthandler.register(DUMP_SIGNAL, file=log.fd, all_threads=True)
+            faulthandler.register(SIG_DUMP_STACKS, file=log.fd, all_threads=True)
         if self.pool is not None:
             self.epoll.register(self.pool.fileno(), EPOLLIN)
         # blocked by the master around the fork: from now on they reach our handlers
@@ -651,7 +655,7 @@ class Worker:
     def run_forever(self) -> None:
         self.setup_signals()
         self.start_accepting()
-        os.write(self.ready_fd, f"{os.getpid()}\n".encode())
+        os.write(self.ready_fd, encode_ready(os.getpid()))
         if self.autoreload:
             self.report_modules()
         else:
@@ -786,7 +790,7 @@ class Worker:
         self.nmodules = len(sys.modules)
         for path in module_files(self.modules_seen):
             try:
-                os.write(self.ready_fd, b"M " + path.encode("utf-8", "surrogateescape") + b"\n")
+                os.write(self.ready_fd, encode_module(path))
             except OSError:
                 return
 
@@ -1230,7 +1234,7 @@ def worker_main(
         # inherited by the fork, would lose it), and the master's other requests
         # (print request, pause, reopen log) are ignored, never fatal
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for sig in (signal.SIGUSR2, *MASTER_ASKS):
+        for sig in (SIG_PRINT_REQUEST, *MASTER_ASKS):
             signal.signal(sig, signal.SIG_IGN)
         name = process_name(cfg, f"worker {wid}")
         if name:

@@ -21,7 +21,7 @@ import time
 
 import psutil
 import pytest
-from conftest import free_port, http_get, wait_for
+from support import free_port, http_get, wait_for
 
 MiB = 1 << 20
 

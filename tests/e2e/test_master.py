@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import APPS, ROOT, free_port, http_get, wait_for
+from support import APPS, ROOT, free_port, http_get, wait_for
 
 
 def run_cli(*args, cwd=None, timeout=30, env=None):
@@ -434,7 +434,7 @@ def test_pidfile_and_vacuum(procmaster, tmp_path):
 
 
 def test_unix_http_socket(procmaster, tmp_path):
-    from conftest import raw_request
+    from support import raw_request
 
     sock = tmp_path / "http.sock"
     procmaster("--http-socket", sock, "--module", "testapp", wait_unix=str(sock))

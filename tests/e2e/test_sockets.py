@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import APPS, ROOT, Server, free_port, http_get, raw_request, wait_for
+from support import APPS, ROOT, Server, free_port, http_get, raw_request, wait_for
 
 MASTER_UP = "procmaster master pid"
 STARTUP = 30.0  # seconds a start or stop may take on a loaded machine (well under 1 here)

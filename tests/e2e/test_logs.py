@@ -11,7 +11,7 @@ import sys
 import threading
 
 import psutil
-from conftest import APPS, ROOT, free_port, http_get, wait_for
+from support import APPS, ROOT, free_port, http_get, wait_for
 
 
 def _env() -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import APPS, ROOT, Load, free_port, http_get, kill_tree, wait_for
+from support import APPS, ROOT, Load, free_port, http_get, kill_tree, wait_for
 
 
 def alive(pid: int) -> bool:

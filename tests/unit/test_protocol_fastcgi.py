@@ -27,18 +27,18 @@ import json
 import random
 import struct
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
-import sansio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sansio import splits
+from support import DATA as TEST_DATA
+from support import sansio
+from support.sansio import splits
 
 from procmaster.protocols.base import ProtocolError, Request
 from procmaster.protocols.fastcgi import FastCGIProtocol
 
-DATA = Path(__file__).parent / "data" / "fastcgi"
+DATA = TEST_DATA / "fastcgi"
 CASES = sorted(p.stem for p in DATA.glob("*.bin"))
 
 BEGIN, ABORT, END, PARAMS, STDIN, STDOUT, STDERR, DATA_T = 1, 2, 3, 4, 5, 6, 7, 8

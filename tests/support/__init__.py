@@ -1,5 +1,6 @@
-"""Fixtures that start real procmaster processes and always kill what they
-started, by PID (the master and every descendant it had), never by name."""
+"""What the tests share: ports, waiting on a condition, raw and HTTP requests, and
+real procmaster processes that are always killed by PID (the master and every
+descendant it had), never by name. The fixtures live in each folder's conftest."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-APPS = Path(__file__).resolve().parent / "apps"
+TESTS = Path(__file__).resolve().parent.parent
+ROOT = TESTS.parent
+APPS = TESTS / "apps"
+DATA = TESTS / "data"
 
 
 def free_port() -> int:
@@ -175,52 +177,7 @@ class Server:
         self.log_file.close()
 
 
-@pytest.fixture
-def procmaster(tmp_path, request):
-    """``procmaster(*args, wait_port=PORT)`` starts a master; all are killed at the end."""
-    servers: list[Server] = []
-
-    def start(
-        *args,
-        cwd: Path | None = None,
-        env: dict | None = None,
-        wait_port: int | None = None,
-        wait_unix: str | None = None,
-        wait_log: str | None = None,
-        timeout: float = 15.0,
-    ) -> Server:
-        full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            [str(APPS), str(ROOT), full_env.get("PYTHONPATH", "")]
-        )
-        full_env.pop("NOTIFY_SOCKET", None)
-        if env:
-            full_env.update(env)
-        log_path = tmp_path / f"procmaster-{len(servers)}.log"
-        server = Server([str(a) for a in args], cwd or tmp_path, full_env, log_path)
-        servers.append(server)
-        if wait_port is not None:
-            wait_for(
-                lambda: _accepts(wait_port, server),
-                timeout,
-                what=f"port {wait_port}:\n{server.log}",
-            )
-        if wait_unix is not None:
-            wait_for(
-                lambda: _accepts_unix(wait_unix, server),
-                timeout,
-                what=f"{wait_unix}:\n{server.log}",
-            )
-        if wait_log is not None:
-            server.wait_log(wait_log, timeout)
-        return server
-
-    yield start
-    for server in servers:
-        server.kill_all()
-
-
-def _accepts(port: int, server: Server) -> bool:
+def accepts(port: int, server: Server) -> bool:
     if server.proc.poll() is not None:
         raise AssertionError(f"procmaster exited with {server.proc.returncode}:\n{server.log}")
     try:
@@ -230,7 +187,7 @@ def _accepts(port: int, server: Server) -> bool:
         return False
 
 
-def _accepts_unix(path: str, server: Server) -> bool:
+def accepts_unix(path: str, server: Server) -> bool:
     if server.proc.poll() is not None:
         raise AssertionError(f"procmaster exited with {server.proc.returncode}:\n{server.log}")
     if not os.path.exists(path):

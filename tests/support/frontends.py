@@ -17,7 +17,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import free_port, kill_tree, remember_descendants, wait_for
+
+from support import free_port, kill_tree, remember_descendants, wait_for
 
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 

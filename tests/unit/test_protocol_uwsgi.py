@@ -21,17 +21,17 @@ import json
 import random
 import struct
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sansio import Recorder, splits
+from support import DATA as TEST_DATA
+from support.sansio import Recorder, splits
 
 from procmaster.protocols.base import ProtocolError
 from procmaster.protocols.uwsgi import UwsgiProtocol
 
-DATA = Path(__file__).parent / "data" / "uwsgi"
+DATA = TEST_DATA / "uwsgi"
 CASES = sorted(p.stem for p in DATA.glob("*.bin"))
 
 

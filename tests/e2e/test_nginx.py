@@ -29,8 +29,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import APPS, ROOT, Server, free_port, http_get, wait_for
-from nginx import nginx_binary, start_nginx
+from support import APPS, ROOT, Server, free_port, http_get, wait_for
+from support.nginx import nginx_binary, start_nginx
 
 pytestmark = [
     pytest.mark.nginx,

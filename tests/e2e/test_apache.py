@@ -16,8 +16,8 @@ import os
 import re
 
 import pytest
-from conftest import ROOT, free_port
-from frontends import Apache, require_apache
+from support import ROOT, free_port
+from support.frontends import Apache, require_apache
 
 pytestmark = pytest.mark.slow
 

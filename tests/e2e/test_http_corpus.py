@@ -6,19 +6,18 @@ its status and the connection closed."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
-from conftest import free_port
-from test_protocol_http import CASES, DATA
+from support import APPS, DATA, ROOT, Server, free_port, wait_for
+
+DATA = DATA / "http"
+CASES = sorted(p.stem for p in DATA.glob("*.http"))
 
 
 @pytest.fixture(scope="module")
 def corpus_site(tmp_path_factory):
-    import os
-
-    from conftest import APPS, ROOT, Server, wait_for
-
     tmp = tmp_path_factory.mktemp("corpus")
     port = free_port()
     env = dict(os.environ)

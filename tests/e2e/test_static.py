@@ -7,7 +7,7 @@ import os
 import socket
 
 import pytest
-from conftest import free_port, http_get, raw_request
+from support import free_port, http_get, raw_request
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def port(site, tmp_path_factory):
     import subprocess
     import sys
 
-    from conftest import APPS, ROOT, wait_for
+    from support import APPS, ROOT, wait_for
 
     port = free_port()
     ini = site / "site.ini"

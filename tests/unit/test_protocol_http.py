@@ -21,16 +21,16 @@ from __future__ import annotations
 import json
 import random
 from itertools import pairwise
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import DATA as TEST_DATA
 
 from procmaster.protocols import ProtocolError, Request
 from procmaster.protocols.http import HTTPProtocol
 
-DATA = Path(__file__).parent / "data" / "http"
+DATA = TEST_DATA / "http"
 CASES = sorted(p.stem for p in DATA.glob("*.http"))
 
 

@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import DATA as TEST_DATA
 from test_protocol_uwsgi import Recorder, check_bodies, cut, expected_requests, splits
 
 from procmaster.protocols import protocol_class
 from procmaster.protocols.base import ProtocolError
 from procmaster.protocols.scgi import SCGIProtocol
 
-DATA = Path(__file__).parent / "data" / "scgi"
+DATA = TEST_DATA / "scgi"
 CASES = sorted(p.stem for p in DATA.glob("*.bin"))
 
 

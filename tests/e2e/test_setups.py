@@ -17,8 +17,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT, Load, free_port, http_get, wait_for
-from frontends import Nginx
+from support import ROOT, Load, free_port, http_get, wait_for
+from support.frontends import Nginx
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import kill_tree, remember_descendants
+from support import kill_tree, remember_descendants
 
 __all__ = ["NGINX", "Nginx", "nginx_binary", "start_nginx"]
 

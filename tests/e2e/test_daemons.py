@@ -10,7 +10,7 @@ import time
 
 import psutil
 import pytest
-from conftest import free_port, wait_for
+from support import free_port, wait_for
 
 from procmaster.config import load
 from procmaster.daemons import Daemons, from_config, parse_cron

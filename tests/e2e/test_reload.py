@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import Load, free_port, http_get, wait_for
+from support import Load, free_port, http_get, wait_for
 
 APP = """
 VERSION = {version!r}
@@ -259,7 +259,7 @@ def test_reload_through_uwsgi_cli_sighup_keeps_pid(procmaster, tmp_path):
 def test_reloads_under_load_through_nginx_uwsgi_pass(procmaster, tmp_path, trigger):
     """The same, with nginx in front (uwsgi_pass over a unix socket), as a
     production site runs: nginx must never answer 502/504 during a reload."""
-    from nginx import nginx_binary, start_nginx
+    from support.nginx import nginx_binary, start_nginx
 
     if nginx_binary() is None:
         pytest.skip("nginx is not installed (.ci/run installs it)")

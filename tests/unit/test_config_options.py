@@ -3,9 +3,8 @@ and that --help and docs/options.md come from it (and the committed docs are cur
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from support import ROOT
 
 from procmaster import helpdoc, options
 from procmaster.options import (
@@ -23,8 +22,6 @@ from procmaster.options import (
     parse_address,
     suggest,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
 
 REQUIRED = """
 ini socket uwsgi-socket http-socket http fastcgi-socket scgi-socket processes master module

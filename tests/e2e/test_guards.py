@@ -13,7 +13,7 @@ import time
 
 import psutil
 import pytest
-from conftest import Load, free_port, http_get, wait_for
+from support import Load, free_port, http_get, wait_for
 
 APP = "guards_app:application"
 

@@ -10,7 +10,7 @@ import socket
 import time
 
 import pytest
-from conftest import APPS, Server, free_port, http_get, raw_request, wait_for
+from support import APPS, Server, free_port, http_get, raw_request, wait_for
 
 
 @pytest.fixture(scope="module")

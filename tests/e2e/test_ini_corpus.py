@@ -10,11 +10,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import free_port, http_get, wait_for
+from support import DATA, free_port, http_get, wait_for
 
 from procmaster.cli import main
 
-CORPUS = Path(__file__).resolve().parent / "data" / "ini-corpus"
+CORPUS = DATA / "ini-corpus"
 CASES = sorted(p.stem for p in CORPUS.glob("*.ini"))
 
 

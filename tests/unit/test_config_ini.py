@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from support import DATA as TEST_DATA
 
 from procmaster.config import Config, ConfigError, load
 
-DATA = Path(__file__).parent / "data" / "ini"
+DATA = TEST_DATA / "ini"
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:

@@ -1,0 +1,241 @@
+"""The contract between the processes procmaster runs: master, workers, vassals.
+
+Theory of operation
+-------------------
+procmaster is several processes that talk through four channels only. Each fact
+about those channels lives here and nowhere else, and every side imports it from
+here, so the master never imports the worker (nor, through it, protocols, WSGI or
+static files) just to learn a signal number.
+
+* **Signals.** The master asks a worker to stop gracefully (``SIG_STOP``, also
+  ``SIGHUP``), to stop now (``SIGINT``/``SIGQUIT``), to reopen its log, to pause
+  or resume accepting, to log the request it runs (``SIG_PRINT_REQUEST``) and, for
+  ``harakiri-verbose``, to dump its stacks (``SIG_DUMP_STACKS``).
+* **Exit codes.** How a child's end is read: ``EXIT_APP_FAILED`` (uWSGI's 22: the
+  app did not load), ``EXIT_RECYCLE`` (a worker stopped by a guard, to be
+  replaced at once), ``EXIT_FATAL``.
+* **Environment variables.** What one image of a process hands the next: the
+  listening sockets' fds, the stats socket, the start directory, the reload
+  state of a re-executed master, the probe flag, the emperor's pipe.
+* **Pipes.** Workers write ``ready`` and ``module`` lines to the master's
+  ready pipe; a vassal and its emperor exchange ``ready``/``stop``/``reload``
+  lines over a socketpair. Each line is encoded and decoded by the functions
+  below; a partial line waits for its end, an unknown line is ignored.
+
+Must not know: what any process does with a message; sockets beyond their fd
+numbers; config values.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CWD_ENV",
+    "EMPEROR_FD_ENV",
+    "EXIT_APP_FAILED",
+    "EXIT_FATAL",
+    "EXIT_RECYCLE",
+    "FDS_ENV",
+    "MASTER_ASKS",
+    "PRIVATE_ENV",
+    "PROBE_ENV",
+    "REEXEC_ENV",
+    "SIG_DUMP_STACKS",
+    "SIG_PAUSE",
+    "SIG_PRINT_REQUEST",
+    "SIG_REOPEN_LOG",
+    "SIG_RESUME",
+    "SIG_STOP",
+    "STATS_FD_ENV",
+    "LineReader",
+    "ReexecState",
+    "ReadyMessage",
+    "ModuleMessage",
+    "EMPEROR_RELOAD",
+    "EMPEROR_STOP",
+    "VASSAL_READY",
+    "decode_words",
+    "encode_word",
+    "decode_ready_pipe",
+    "encode_module",
+    "encode_ready",
+    "describe_exit",
+    "recycled",
+]
+
+# -- signals the master sends a worker -------------------------------------------------
+# (none a terminal sends to its process group, except SIGWINCH, whose only effect,
+# reopening the log, is harmless)
+SIG_STOP = signal.SIGTERM  # finish what is in flight, then exit (SIGHUP means the same)
+SIG_REOPEN_LOG = signal.SIGWINCH  # reopen logto after a rotation
+SIG_PAUSE = signal.SIGRTMIN  # stop accepting (master FIFO ``p``)
+SIG_RESUME = signal.SIGRTMIN + 1  # accept again
+SIG_DUMP_STACKS = signal.SIGRTMIN + 2  # faulthandler: every thread's stack (harakiri-verbose)
+SIG_PRINT_REQUEST = signal.SIGUSR2  # log the request being run, and for how long
+# what a worker only acts on once its loop runs (ignored until then, never fatal)
+MASTER_ASKS = (SIG_REOPEN_LOG, SIG_PAUSE, SIG_RESUME)
+
+# -- exit codes --------------------------------------------------------------------------
+EXIT_FATAL = 1
+EXIT_APP_FAILED = 22  # uWSGI's "no app loaded"
+EXIT_RECYCLE = 75  # a worker stopped to be replaced (max-requests, reload-on-rss, ...)
+
+
+def recycled(status: int) -> bool:
+    """True when a wait status says: a worker stopped by a guard, to be replaced."""
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_RECYCLE
+
+
+def describe_exit(status: int) -> str:
+    """How a child ended, in words, from its ``waitpid`` status."""
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(sig).name
+        except ValueError:
+            name = "?"
+        return f"killed by signal {sig} ({name})"
+    code = os.waitstatus_to_exitcode(status)
+    text = f"exited with code {code}"
+    if code == EXIT_APP_FAILED:
+        text += " (the app failed to load)"
+    return text
+
+
+# -- environment variables -----------------------------------------------------------------
+FDS_ENV = "PROCMASTER_FDS"  # listening sockets handed to a re-executed master
+STATS_FD_ENV = "PROCMASTER_STATS_FD"  # the stats socket, likewise
+CWD_ENV = "PROCMASTER_CWD"  # the directory the first image started in
+REEXEC_ENV = "PROCMASTER_REEXEC"  # a re-executed master's reload state (JSON)
+PROBE_ENV = "PROCMASTER_PROBE"  # "check the config and app load, then exit"
+EMPEROR_FD_ENV = "PROCMASTER_EMPEROR_FD"  # a vassal's end of its emperor's pipe
+# what a vassal must not inherit from its emperor
+PRIVATE_ENV = (
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+    CWD_ENV,
+    REEXEC_ENV,
+    PROBE_ENV,
+    FDS_ENV,
+    STATS_FD_ENV,
+    EMPEROR_FD_ENV,
+)
+
+
+@dataclass
+class ReexecState:
+    """What a master hands the image it re-executes into for a full reload."""
+
+    old: list[tuple[int, int]] = field(default_factory=list)  # (pid, worker id)
+    reason: str = "reload"
+    t0: float = 0.0  # wall clock when the reload was asked for
+    pending: tuple[str, str, bool] | None = None  # a queued reload: (kind, reason, brutal)
+    brutal: bool = False
+    reloads: int = 0
+
+    def encode(self) -> str:
+        return json.dumps(
+            {
+                "old": [list(p) for p in self.old],
+                "reason": self.reason,
+                "t0": self.t0,
+                "pending": list(self.pending) if self.pending else None,
+                "brutal": self.brutal,
+                "reloads": self.reloads,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: str | None) -> ReexecState | None:
+        """The state in ``raw``, or None when there is none or it is unreadable."""
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+            pending = data.get("pending")
+            return cls(
+                old=[(int(pid), int(wid)) for pid, wid in data.get("old", [])],
+                reason=str(data.get("reason", "reload")),
+                t0=float(data.get("t0", 0.0)),
+                pending=(str(pending[0]), str(pending[1]), bool(pending[2:3] and pending[2]))
+                if pending
+                else None,
+                brutal=bool(data.get("brutal", False)),
+                reloads=int(data.get("reloads", 0)),
+            )
+        except (ValueError, TypeError, AttributeError, IndexError):
+            return None
+
+
+# -- line-based pipes ----------------------------------------------------------------------------
+
+
+class LineReader:
+    """Splits a byte stream into whole lines; keeps a partial line for the next read.
+    A line longer than ``limit`` without its end is dropped (a broken peer)."""
+
+    __slots__ = ("buf", "limit")
+
+    def __init__(self, limit: int = 65536) -> None:
+        self.buf = b""
+        self.limit = limit
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self.buf += data
+        *lines, self.buf = self.buf.split(b"\n")
+        if len(self.buf) > self.limit:
+            self.buf = b""
+        return lines
+
+
+@dataclass(frozen=True)
+class ReadyMessage:
+    """A worker accepts connections."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class ModuleMessage:
+    """A worker imported the module at ``path`` (py-autoreload watches it)."""
+
+    path: str
+
+
+def encode_ready(pid: int) -> bytes:
+    return b"%d\n" % pid
+
+
+def encode_module(path: str) -> bytes:
+    return b"M " + path.encode("utf-8", "surrogateescape") + b"\n"
+
+
+def decode_ready_pipe(lines: list[bytes]) -> list[ReadyMessage | ModuleMessage]:
+    """The messages in whole ready-pipe lines (from ``LineReader.feed``)."""
+    out: list[ReadyMessage | ModuleMessage] = []
+    for line in lines:
+        if line.startswith(b"M "):
+            out.append(ModuleMessage(line[2:].decode("utf-8", "surrogateescape")))
+        elif line.isdigit():
+            out.append(ReadyMessage(int(line)))
+    return out
+
+
+# emperor <-> vassal: one word a line
+VASSAL_READY = "ready"  # vassal -> emperor: every worker of this image accepts
+EMPEROR_STOP = "stop"  # emperor -> vassal: graceful stop
+EMPEROR_RELOAD = "reload"  # emperor -> vassal: full reload
+
+
+def encode_word(word: str) -> bytes:
+    return word.encode("ascii") + b"\n"
+
+
+def decode_words(lines: list[bytes]) -> list[str]:
+    return [w for w in (line.decode("ascii", "replace").strip() for line in lines) if w]
