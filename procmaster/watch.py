@@ -137,12 +137,12 @@ class Watcher:
         its glob patterns, and nothing more: what an earlier call watched for
         ``tag`` outside ``interest`` is dropped. A directory that cannot be
         watched (missing, unreadable) is skipped; call again once it may exist."""
+        wanted = {os.path.abspath(d): frozenset(p) for d, p in interest.items()}
         for directory in list(self.names):
-            if directory not in interest:
+            if directory not in wanted:
                 self._drop_names(directory, tag)
-        for directory, patterns in interest.items():
-            directory = os.path.abspath(directory)
-            self.names.setdefault(directory, {})[tag] = frozenset(patterns)
+        for directory, patterns in wanted.items():
+            self.names.setdefault(directory, {})[tag] = patterns
             self._watch_dir(directory, self._mask(directory))
 
     def _drop_names(self, directory: str, tag: Hashable) -> None:
