@@ -1,6 +1,7 @@
 """What a procmaster process does to itself, through Linux's ``prctl``: die with
 its parent (``PR_SET_PDEATHSIG``: a worker with its master, a vassal with its
-emperor) and carry a name (``PR_SET_NAME``: ``procname``, ``auto-procname``).
+emperor), carry a name (``PR_SET_NAME``: ``procname``, ``auto-procname``) and
+reap orphaned descendants (``PR_SET_CHILD_SUBREAPER``: the emperor).
 
 Must not know: which kind of process it is beyond the role name it is given.
 """
@@ -11,10 +12,11 @@ import ctypes
 import os
 import signal
 
-__all__ = ["die_with_parent", "process_name", "set_process_name"]
+__all__ = ["become_subreaper", "die_with_parent", "process_name", "set_process_name"]
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def set_process_name(name: str) -> None:
@@ -47,3 +49,13 @@ def die_with_parent(parent_pid: int) -> None:
         pass
     if os.getppid() != parent_pid:  # the master died before prctl took effect
         os._exit(1)
+
+
+def become_subreaper() -> None:
+    """Adopt our descendants orphaned by their parent's death (``PR_SET_CHILD_SUBREAPER``:
+    the emperor reaps the workers of a vassal killed with SIGKILL)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - Linux has prctl
+        pass

@@ -1,0 +1,472 @@
+"""The Emperor's loop: one process that runs a procmaster master ("vassal") per
+INI file, started, reloaded, restarted and stopped as the files come and go.
+
+Theory of operation
+-------------------
+``procmaster --emperor DIR`` (or a glob, repeatable, or ``emperor =`` in an INI)
+supervises one ``procmaster --ini FILE`` per ``*.ini`` found. A vassal is just
+that command: the Emperor knows nothing of sockets, protocols, WSGI or workers.
+
+The loop waits on one selector: the signal wake-up pipe, the inotify fd
+(``procmaster.watch``), each vassal's pipe and the ``emperor-stats`` socket, with
+a timeout only for the deadlines it has (a debounced re-scan, a throttled
+restart, a vassal late to stop). After each wake-up it reaps, re-scans when due,
+kills the late, restarts the due and tells systemd once everything has started.
+
+* **Finding vassals** is ``discovery``'s: the patterns -> the files and the
+  directories to watch -> a diff against the running vassals. An event on an
+  interesting name schedules a re-scan (debounced: a burst of events makes one).
+  A new path starts a vassal, a changed signature reloads it (``touch``,
+  ``touch --no-dereference`` on a link, an editor's save), a vanished path stops
+  it; a rename is a stop and a start (the new vassal waits until the old one,
+  same file, has gone, so it can bind the same ports). Other vassals are not
+  touched. A vassal is started with its file's real path, so its ``%d`` and
+  ``%n`` are the real file's.
+* **Starting** is ``spawn``'s (command line, environment, emperor-tyrant).
+* **Config errors.** Before a vassal starts or reloads, its config is read
+  (``procmaster.config.load`` never starts anything). An invalid INI is logged
+  once with file:line, and tried again only when the file changes: no crash loop.
+  A running vassal whose INI became invalid keeps running.
+* **Supervision** (``vassal``'s state machine and back-off): a vassal that dies is
+  started again at once after a healthy run, else after a growing delay. The
+  Emperor is a child subreaper, so the workers of a vassal killed with SIGKILL
+  are reaped here too.
+* **The pipe.** Each vassal gets one end of a socketpair (``EMPEROR_FD_ENV``);
+  it says ``ready``, the Emperor says ``stop`` or ``reload``. A vassal asks the
+  kernel for SIGKILL when the Emperor dies (``PR_SET_PDEATHSIG``) and also stops
+  when the pipe reaches EOF: no orphans.
+* **Signals.** SIGHUP: re-scan (and retry vassals waiting out a back-off or an
+  invalid INI). SIGTERM: ``stop`` to every vassal, wait, exit 0. SIGINT/SIGQUIT:
+  immediate stop of every vassal.
+* **systemd.** With ``NOTIFY_SOCKET`` set, ``READY=1`` is sent once every vassal
+  that can start has started (ready, or known broken); ``STOPPING=1`` on stop.
+* **Stats.** ``emperor-stats = ADDRESS``: each connection gets one JSON document
+  (every vassal's INI, pid, state, restarts, last start) and is closed.
+
+Must not know: protocols, WSGI, workers (a vassal is just ``procmaster --ini``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import time
+import traceback
+
+from ..ipc import (
+    EMPEROR_RELOAD,
+    EMPEROR_STOP,
+    VASSAL_READY,
+    describe_exit,
+)
+from ..logs import log
+from ..pidfile import remove_pidfile, write_pidfile
+from ..process import become_subreaper
+from ..sockets import bind_stream
+from ..systemd import Notifier
+from ..watch import Watcher
+from .discovery import Signature, diff, discover
+from .spawn import Launcher
+from .vassal import STARTABLE, Vassal, VassalState
+
+__all__ = ["Emperor", "run"]
+
+DEBOUNCE = 0.1  # seconds of quiet after a file event before re-scanning
+DEBOUNCE_MAX = 1.0  # ... but never later than this after the first event
+HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD)
+VASSAL_FILES = "vassal files"  # our tag for the watched directories
+
+
+class Emperor:
+    def __init__(self, cfg) -> None:
+        self.cfg = cfg
+        self.pid = os.getpid()
+        cwd = os.getcwd()
+        self.patterns: list[str] = [os.path.join(cwd, p) for p in cfg.emperor]
+        self.throttle = max(int(cfg.get("emperor-throttle")), 1) / 1000.0
+        self.max_throttle = max(int(cfg.get("emperor-max-throttle")) / 1000.0, self.throttle)
+        self.stop_mercy = float(cfg.reload_mercy) + 5.0
+        self.tyrant = bool(cfg.get("emperor-tyrant")) and os.geteuid() == 0
+        self.launcher = Launcher(
+            emperor_pid=self.pid,
+            inherit=[os.path.join(cwd, p) for p in cfg.get("vassals-inherit") or []],
+            include=[os.path.join(cwd, p) for p in cfg.get("vassals-include") or []],
+            sets=list(cfg.get("vassal-set") or []),
+            tyrant=self.tyrant,
+            allow_root=bool(cfg.get("emperor-tyrant-allow-root")),
+        )
+        self.pidfile: str | None = cfg.get("emperor-pidfile") or None
+        self.vassals: dict[str, Vassal] = {}  # path -> vassal
+        self.leaving: list[Vassal] = []  # stopping, replaced or removed
+        self.by_pid: dict[int, Vassal] = {}
+        self.sel = selectors.DefaultSelector()
+        self.signal_r = -1
+        self.watcher: Watcher | None = None
+        self.notifier = Notifier()
+        self.scan_due = 0.0
+        self.scan_first = 0.0
+        self.stopping = False
+        self.notified_ready = False
+        self.stats_sock: socket.socket | None = None
+        self.stats_path: str | None = None
+
+    # -- start-up ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        log.configure(self.cfg)
+        for line in self.cfg.warnings:
+            log(f"warning: {line}")
+        if self.cfg.sockets_in_order() or self.cfg.get("module") or self.cfg.get("wsgi-file"):
+            log("warning: the emperor serves no app itself: its socket and app options are ignored")
+        if self.cfg.get("emperor-tyrant") and not self.tyrant:
+            log("warning: emperor-tyrant has no effect: the emperor does not run as root")
+        become_subreaper()
+        self.setup_signals()
+        self.watcher = Watcher()
+        self.sel.register(self.watcher.fileno(), selectors.EVENT_READ, ("inotify", None))
+        if self.cfg.get("emperor-stats"):
+            error = self.setup_stats(self.cfg.get("emperor-stats"))
+            if error:
+                log(f"error: {self.cfg.origin('emperor-stats')}: emperor-stats: {error}")
+                return 1
+        if self.pidfile:
+            try:
+                write_pidfile(self.pidfile, self.pid)
+            except OSError as exc:
+                log(f"warning: cannot write emperor-pidfile {self.pidfile!r}: {exc.strerror}")
+        log(f"emperor pid {self.pid}: watching {', '.join(self.patterns)}")
+        self.scan()
+        return self.loop()
+
+    def setup_signals(self) -> None:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.signal_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, lambda signum, frame: None)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.sel.register(r, selectors.EVENT_READ, ("signal", None))
+
+    def setup_stats(self, address: str) -> str | None:
+        try:
+            sock = bind_stream(address, 16)
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            return f"cannot bind {address}: {why}"
+        name = sock.getsockname()
+        if sock.family == socket.AF_UNIX and isinstance(name, str) and name[:1] not in ("", "\0"):
+            self.stats_path = name
+        self.stats_sock = sock
+        self.sel.register(sock, selectors.EVENT_READ, ("stats", None))
+        return None
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def loop(self) -> int:
+        while True:
+            for key, _ in self.sel.select(self.next_timeout()):
+                kind, vassal = key.data
+                if kind == "signal":
+                    self.handle_signals()
+                elif kind == "inotify":
+                    self.handle_inotify()
+                elif kind == "link":
+                    self.handle_link(vassal)
+                elif kind == "stats":
+                    self.handle_stats()
+            self.reap()
+            now = time.monotonic()
+            if self.scan_due and now >= self.scan_due and not self.stopping:
+                self.scan()
+            self.kill_late(now)
+            self.restart_due(now)
+            self.check_all_started()
+            if self.stopping and not self.by_pid:
+                return self.stopped()
+
+    def next_timeout(self) -> float | None:
+        deadlines = [v.kill_at for v in self.by_pid.values() if v.kill_at]
+        if not self.stopping:
+            deadlines.extend(
+                v.restart_at for v in self.vassals.values() if v.state is VassalState.THROTTLED
+            )
+            if self.scan_due:
+                deadlines.append(self.scan_due)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def handle_signals(self) -> None:
+        try:
+            data = os.read(self.signal_r, 256)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum == signal.SIGHUP:
+                self.rescan_all()
+            elif signum == signal.SIGTERM:
+                self.stop_all(signal.SIGTERM)
+            elif signum in (signal.SIGINT, signal.SIGQUIT):
+                self.stop_all(signum)
+
+    def handle_inotify(self) -> None:
+        """A watched name changed: re-scan soon (a burst of events makes one scan)."""
+        if self.watcher is None or not self.watcher.read():
+            return
+        now = time.monotonic()
+        if not self.scan_due:
+            self.scan_first = now
+        self.scan_due = min(now + DEBOUNCE, self.scan_first + DEBOUNCE_MAX)
+
+    # -- scanning -----------------------------------------------------------------------------
+
+    def scan(self) -> None:
+        """Compare what the patterns match now with the running vassals, and act."""
+        self.scan_due = 0.0
+        found = discover(self.patterns)
+        if self.watcher is not None:
+            self.watcher.watch_names(VASSAL_FILES, found.watch)
+        change = diff({path: v.sig for path, v in self.vassals.items()}, found.files)
+        for path in change.removed:
+            self.remove(self.vassals[path], "its file was removed")
+        for path in change.retargeted:
+            sig = found.files[path]
+            self.remove(self.vassals[path], f"it now points to {sig.real}")
+            self.add(path, sig)
+        for path in change.added:
+            self.add(path, found.files[path])
+        for path in change.changed:
+            vassal = self.vassals[path]
+            vassal.sig = found.files[path]
+            self.changed(vassal)
+
+    def rescan_all(self) -> None:
+        if self.stopping:
+            return
+        log("SIGHUP: scanning the vassal files again")
+        for vassal in self.vassals.values():
+            if vassal.state is VassalState.THROTTLED:
+                vassal.restart_at = time.monotonic()
+            elif vassal.state is VassalState.INVALID:
+                self.start(vassal)
+        self.scan()
+
+    # -- vassal life ----------------------------------------------------------------------------
+
+    def add(self, path: str, sig: Signature) -> None:
+        vassal = Vassal(path, sig)
+        self.vassals[path] = vassal
+        for old in self.leaving:
+            if old.proc is not None and (old.path == path or old.sig.file_id == sig.file_id):
+                vassal.wait_for = old  # the same file, renamed or replaced: let it go first
+        if vassal.wait_for is not None:
+            vassal.state = VassalState.WAITING
+            return
+        self.start(vassal)
+
+    def changed(self, vassal: Vassal) -> None:
+        if vassal.state in STARTABLE:
+            self.start(vassal)
+        elif vassal.state is VassalState.WAITING:
+            pass
+        elif vassal.proc is not None:
+            if not self.launcher.check(vassal):
+                vassal.state = VassalState.READY if vassal.ready_once else VassalState.STARTING
+                log(f"vassal {vassal.name}: keeps running with its previous configuration")
+                return
+            log(f"vassal {vassal.name}: file changed: graceful reload")
+            vassal.state = VassalState.RELOADING
+            vassal.send(EMPEROR_RELOAD)
+
+    def start(self, vassal: Vassal) -> None:
+        if self.stopping or not self.launcher.check(vassal):
+            return
+        try:
+            launched = self.launcher.launch(vassal)
+        except (OSError, subprocess.SubprocessError) as exc:
+            log(f"vassal {vassal.name}: cannot start: {exc}")
+            self.died(vassal, None)
+            return
+        if launched is None:  # emperor-tyrant refused it
+            return
+        proc, link = launched
+        vassal.started(proc, link, time.time(), time.monotonic())
+        self.by_pid[proc.pid] = vassal
+        self.sel.register(link, selectors.EVENT_READ, ("link", vassal))
+        log(f"vassal {vassal.name}: started (pid {proc.pid}) from {vassal.real}")
+
+    def handle_link(self, vassal: Vassal) -> None:
+        if vassal.link is None:
+            return
+        words = vassal.read()
+        if words is None:  # the vassal closed its end; its exit is seen by reap()
+            self.sel.unregister(vassal.link)
+            vassal.close_link()
+            return
+        for word in words:
+            if word == VASSAL_READY:
+                what = vassal.ready(time.time())
+                if what:
+                    log(f"vassal {vassal.name}: {what} (pid {vassal.pid})")
+
+    def remove(self, vassal: Vassal, why: str) -> None:
+        self.vassals.pop(vassal.path, None)
+        if vassal.proc is None:
+            log(f"vassal {vassal.name}: removed ({why})")
+            return
+        log(f"vassal {vassal.name}: {why}: graceful stop (pid {vassal.pid})")
+        self.stop(vassal, signal.SIGTERM)
+        self.leaving.append(vassal)
+
+    def stop(self, vassal: Vassal, how: int) -> None:
+        if vassal.proc is None:
+            return
+        vassal.state = VassalState.STOPPING
+        if how == signal.SIGTERM:
+            if not vassal.kill_at:
+                vassal.kill_at = time.monotonic() + self.stop_mercy
+            vassal.send(EMPEROR_STOP)
+        else:
+            vassal.kill_at = time.monotonic() + 5.0
+            try:
+                os.kill(vassal.proc.pid, how)
+            except ProcessLookupError:
+                pass
+
+    def kill_late(self, now: float) -> None:
+        for vassal in list(self.by_pid.values()):
+            if vassal.kill_at and now >= vassal.kill_at:
+                log(f"vassal {vassal.name} (pid {vassal.pid}) did not stop in time: SIGKILL")
+                vassal.kill_at = now + 5.0
+                try:
+                    os.kill(vassal.pid, signal.SIGKILL)  # type: ignore[arg-type]
+                except ProcessLookupError:
+                    pass
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            vassal = self.by_pid.pop(pid, None)
+            if vassal is None:
+                continue  # a worker of a dead vassal, reparented to us (subreaper)
+            if vassal.proc is not None:
+                vassal.proc.returncode = os.waitstatus_to_exitcode(status)
+            self.died(vassal, status)
+
+    def died(self, vassal: Vassal, status: int | None) -> None:
+        if vassal.link is not None:
+            self.sel.unregister(vassal.link)
+            vassal.close_link()
+        pid = vassal.pid
+        vassal.proc = None
+        vassal.kill_at = 0.0
+        how = "did not start" if status is None else describe_exit(status)
+        if vassal in self.leaving:
+            self.leaving.remove(vassal)
+            log(f"vassal {vassal.name} (pid {pid}) stopped: {how}")
+            for waiting in self.vassals.values():
+                if waiting.wait_for is vassal:
+                    waiting.wait_for = None
+                    self.start(waiting)
+            return
+        if self.stopping:
+            log(f"vassal {vassal.name} (pid {pid}) stopped: {how}")
+            vassal.state = VassalState.STOPPED
+            return
+        delay = vassal.died(time.monotonic(), self.throttle, self.max_throttle)
+        log(
+            f"vassal {vassal.name} (pid {pid}) {how}; "
+            + (f"starting it again in {delay:.1f}s (throttle)" if delay else "starting it again")
+        )
+
+    def restart_due(self, now: float) -> None:
+        if self.stopping:
+            return
+        for vassal in list(self.vassals.values()):
+            if vassal.state is VassalState.THROTTLED and now >= vassal.restart_at:
+                self.start(vassal)
+
+    def check_all_started(self) -> None:
+        """systemd: READY=1 once every vassal that can start has started."""
+        if self.notified_ready or self.stopping:
+            return
+        if any(vassal.holds_up_ready for vassal in self.vassals.values()):
+            return
+        self.notified_ready = True
+        ready = sum(1 for v in self.vassals.values() if v.state is VassalState.READY)
+        self.notifier.send(f"READY=1\nSTATUS={ready} of {len(self.vassals)} vassal(s) ready")
+        log(f"emperor: {ready} of {len(self.vassals)} vassal(s) ready")
+
+    # -- stats ---------------------------------------------------------------------------------------
+
+    def stats(self) -> dict:
+        return {
+            "pid": self.pid,
+            "emperor": self.patterns,
+            "throttle_ms": int(self.throttle * 1000),
+            "max_throttle_ms": int(self.max_throttle * 1000),
+            "vassals": [v.stats() for v in sorted(self.vassals.values(), key=lambda v: v.path)],
+            "leaving": [v.stats() for v in self.leaving],
+        }
+
+    def handle_stats(self) -> None:
+        while True:
+            try:
+                conn, _ = self.stats_sock.accept()  # type: ignore[union-attr]
+            except OSError:  # BlockingIOError too: every waiting connection answered
+                return
+            try:
+                conn.settimeout(1.0)
+                conn.sendall(json.dumps(self.stats(), indent=1).encode() + b"\n")
+            except OSError:
+                pass
+            finally:
+                conn.close()
+
+    # -- stopping --------------------------------------------------------------------------------------
+
+    def stop_all(self, signum: int) -> None:
+        if self.stopping and signum == signal.SIGTERM:
+            return
+        how = "graceful" if signum == signal.SIGTERM else "immediate"
+        log(f"{signal.Signals(signum).name}: {how} stop of every vassal")
+        if not self.stopping:
+            self.notifier.send("STOPPING=1")
+        self.stopping = True
+        for vassal in list(self.by_pid.values()):
+            self.stop(vassal, signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
+
+    def stopped(self) -> int:
+        if self.stats_sock is not None:
+            self.stats_sock.close()
+            if self.stats_path:
+                try:
+                    os.unlink(self.stats_path)
+                except OSError:
+                    pass
+        if self.pidfile:
+            remove_pidfile(self.pidfile, self.pid)
+        if self.watcher is not None:
+            self.watcher.close()
+        log("emperor stopped")
+        return 0
+
+
+def run(cfg) -> int:
+    """Run the Emperor for ``cfg`` (its ``emperor`` patterns) until it stops."""
+    try:
+        return Emperor(cfg).run()
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        log(f"internal error in the emperor:\n{traceback.format_exc()}")
+        return 1
