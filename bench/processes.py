@@ -106,7 +106,7 @@ def tree_revision(tree: str) -> str:
 
 
 def spawn(
-    argv: Sequence[str], out: IO[bytes], cwd: str, env: dict[str, str] | None = None
+    argv: Sequence[str], out: IO[bytes] | int, cwd: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen:
     """Start one process in its own session, output to ``out``, no stdin."""
     return subprocess.Popen(
