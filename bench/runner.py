@@ -46,7 +46,7 @@ from processes import (
     tree_env,
 )
 from scenarios import IdleStats, Running, Scenario, hold_idle
-from servers import APPS, EXPECTED_BODY, Server, fill
+from servers import APPS, EXPECTED_BODY, Server, fill, round_order
 from wrk import PROBE_TIMEOUT, WrkResult, run_wrk, wrk_argv
 
 READY_TIMEOUT = 30.0  # seconds a server may take to answer its first request
@@ -233,7 +233,7 @@ def run_scenario(
     if scenario.measure_rss:
         row.rss.append(total_rss(tree))
     progress(
-        f"  round {round_no} {server.name:<11} {scenario.name:<11} "
+        f"  round {round_no} {server.name:<16} {scenario.name:<11} "
         + (
             f"FAILED: {res.failed}"
             if res.failed
@@ -279,14 +279,15 @@ def bench_server(
 
 
 def run(args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario]) -> list[Row]:
-    """All rounds, servers interleaved within each round; returns the rows."""
+    """All rounds, servers interleaved within each round; returns the rows (in the
+    order of ``servers``, whatever the order of a round)."""
     rows = {(s.name, c.name): Row(s, c) for s in servers for c in scenarios if s.suite in c.suites}
     args.load_seen = []
     logdir = tempfile.mkdtemp(prefix="bench-logs-")  # the servers' output
     try:
         for round_no in range(1, args.rounds + 1):
             progress(f"round {round_no}/{args.rounds}")
-            for server in servers:
+            for server in round_order(servers, round_no):
                 bench_server(server, scenarios, rows, args, logdir, round_no)
     finally:
         if any(r.failed for row in rows.values() for r in row.runs):

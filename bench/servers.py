@@ -292,3 +292,19 @@ def with_baseline(servers: list[Server], tree: str) -> list[Server]:
             out.append(baseline_of(s, tree))
         out.append(s)
     return out
+
+
+def round_order(servers: list[Server], round_no: int) -> list[Server]:
+    """The servers in the order of round ``round_no``: as given, except that each
+    baseline twin and the row after it swap places in even rounds, so that
+    neither tree always starts first (right after the same other server)."""
+    if round_no % 2:
+        return list(servers)
+    out = list(servers)
+    i = 0
+    while i < len(out) - 1:
+        if out[i].family == BASELINE and out[i + 1].family == "procmaster":
+            out[i], out[i + 1] = out[i + 1], out[i]
+            i += 1
+        i += 1
+    return out
