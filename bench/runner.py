@@ -4,7 +4,8 @@ Theory of operation
 -------------------
 Every (server, scenario) pair of the same suite is a ``Row``. Each round starts
 every server in turn (A B C A B C ...: small shared machines are noisy, so
-servers alternate instead of running back to back), waits until it answers 200
+servers alternate instead of running back to back; a baseline twin and its row
+swap places in even rounds), waits until it answers 200
 with the expected body, warms it up with a short wrk run, then runs each
 scenario: asks once how the server frames the connection (wrk reconnects only
 when the *response* says ``Connection: close``), enters the scenario's hook,
