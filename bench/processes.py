@@ -88,8 +88,18 @@ def tree_source(tree: str, cwd: str) -> str:
 
 
 def tree_revision(tree: str) -> str:
-    """The tree's commit (short hash and subject), or 'not a git checkout'."""
+    """The tree's commit (short hash and subject, and whether procmaster/ differs from
+    it), or 'not a git checkout'."""
     try:
+        top = subprocess.run(
+            ["git", "-C", tree, "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if os.path.realpath(top.stdout.strip() or "/nonexistent") != os.path.realpath(tree):
+            return "not a git checkout"  # (a copy inside another checkout is not that one)
         out = subprocess.run(
             ["git", "-C", tree, "log", "-1", "--format=%h %s"],
             capture_output=True,
@@ -102,7 +112,15 @@ def tree_revision(tree: str) -> str:
     text = out.stdout.strip()
     if out.returncode or not text:
         return "not a git checkout"
-    return text if len(text) <= 72 else text[:69] + "..."
+    text = text if len(text) <= 72 else text[:69] + "..."
+    dirty = subprocess.run(
+        ["git", "-C", tree, "status", "--porcelain", "--untracked-files=no", "--", "procmaster"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    return text + (" + uncommitted changes to procmaster/" if dirty.stdout.strip() else "")
 
 
 def spawn(
