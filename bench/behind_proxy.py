@@ -17,7 +17,10 @@ Rows are interleaved round by round (A B C D E A B C ...) because the machine
 is expected to be noisy; the median requests/s is reported with the lowest and
 highest, then the ratios procmaster/uWSGI for the same front end and protocol.
 Front ends and servers are started in their own tmp dir from generated configs,
-and stopped by PID (the main process, then anything left of its tree).
+and stopped by PID (the main process, then anything left of its tree); procmaster
+is this checkout's (``python -m procmaster``, the checkout on ``PYTHONPATH``).
+Processes, wrk and the app are shared with bench.py (processes.py, wrk.py,
+servers.py).
 Needs: wrk, nginx, apache2 (Debian: with mod_proxy_uwsgi), uwsgi, procmaster.
 """
 
@@ -25,38 +28,37 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
+from processes import (
+    ROOT,
+    answers,
+    free_port,
+    procmaster_argv,
+    spawn,
+    stop_tree,
+    tree_env,
+    wait_until,
+)
+from servers import APPS, EXPECTED_BODY, PROCS
+from wrk import parse_wrk, wrk_argv
 
-APPS = Path(__file__).resolve().parent / "apps"
-ROOT = Path(__file__).resolve().parent.parent
 MODULES = Path("/usr/lib/apache2/modules")
-PROCS = "2"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def backend_argv(kind: str, proto: str, port: int) -> tuple[list[str], int]:
     """(argv, stop signal) of a backend serving ``proto`` on ``port``."""
     option = {"uwsgi": "--uwsgi-socket", "scgi": "--scgi-socket"}[proto]
     common = [option, f"127.0.0.1:{port}", "--processes", PROCS, "--master"]
-    common += ["--disable-logging", "--wsgi-file", str(APPS / "hello.py")]
+    common += ["--disable-logging", "--wsgi-file", os.path.join(APPS, "hello.py")]
     if kind == "procmaster":
-        return [sys.executable, "-m", "procmaster", *common], signal.SIGTERM
+        return procmaster_argv(*common), signal.SIGTERM
     return ["uwsgi", *common], signal.SIGINT  # uWSGI 2.0 reloads on SIGTERM
 
 
@@ -96,91 +98,50 @@ ROWS = [  # (front end, backend kind, protocol)
 ]
 
 
-def answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-            data = b""
-            while chunk := s.recv(4096):
-                data += chunk
-        return data.startswith(b"HTTP/1.1 200") and data.endswith(b"Hello, World!")
-    except OSError:
-        return False
-
-
-def stop(procs: list[tuple[subprocess.Popen, int]]) -> None:
-    """The stop signal to each main process (front end first), then SIGKILL to
-    whatever is left of the trees collected beforehand."""
-    known = []
-    for proc, _ in procs:
-        try:
-            known += [proc.pid] + [p.pid for p in psutil.Process(proc.pid).children(True)]
-        except psutil.NoSuchProcess:
-            pass
-    for proc, sig in procs:
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                pass
-    for pid in known:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-    for proc, _ in procs:
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 def run_row(row: tuple[str, str, str], duration: float, tmp: Path) -> float:
+    """Start the backend and the front end, load the front end with wrk, stop both by PID."""
     front, kind, proto = row
     d = Path(tempfile.mkdtemp(dir=tmp))
     backend, port = free_port(), free_port()
     argv, sig = backend_argv(kind, proto, backend)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    log = open(d / "backend.log", "ab")
-    procs = []
-    try:
-        procs.append((subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT), sig))
-        if front == "apache":
-            fargv = apache_argv(d, port, backend)
-        else:
-            fargv = nginx_argv(d, port, backend, proto)
-        procs.insert(
-            0,
-            (
-                subprocess.Popen(fargv, stdout=log, stderr=subprocess.STDOUT),
-                signal.SIGTERM,
-            ),
+    env = tree_env(ROOT)  # this checkout's procmaster; cwd d holds no procmaster package
+    procs: list[subprocess.Popen] = []
+    signals: list[int] = []
+    with open(d / "backend.log", "ab") as log:
+        try:
+            procs.append(spawn(argv, log, cwd=str(d), env=env))
+            signals.append(sig)
+            if front == "apache":
+                fargv = apache_argv(d, port, backend)
+            else:
+                fargv = nginx_argv(d, port, backend, proto)
+            procs.append(spawn(fargv, log, cwd=str(d)))
+            signals.append(signal.SIGTERM)
+            try:
+                wait_until(lambda: answers(port, "/", EXPECTED_BODY), procs, 20, str(row))
+            except RuntimeError as exc:
+                raise SystemExit(f"{exc}: see {d}") from None
+            out = subprocess.run(
+                wrk_argv(2, 64, duration, (), f"http://127.0.0.1:{port}/"),
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        finally:
+            stop_tree(procs, signals)  # the front end first, then the backend
+    res = parse_wrk(out)
+    if res.failed:
+        raise SystemExit(f"{row}: wrk printed no result: {res.failed}")
+    if res.socket_errors or res.timeout or res.non2xx:
+        print(
+            f"  {row}: socket errors {res.socket_errors}, timeouts {res.timeout},"
+            f" non-2xx {res.non2xx}"
         )
-        deadline = time.monotonic() + 20
-        while not answers(port):
-            if time.monotonic() > deadline or any(p.poll() is not None for p, _ in procs):
-                raise SystemExit(f"{row} did not start: see {d}")
-            time.sleep(0.05)
-        out = subprocess.run(
-            ["wrk", "-t2", "-c64", f"-d{duration:g}s", f"http://127.0.0.1:{port}/"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        errors = re.search(r"Socket errors: (.*)", out)
-        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-        if errors or non2xx:
-            print(
-                f"  {row}: {errors.group(0) if errors else ''} {non2xx.group(0) if non2xx else ''}"
-            )
-        return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    finally:
-        stop(procs)
-        log.close()
+    return res.rps
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run every row, interleaved round by round, and print medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=6)
     parser.add_argument("--rounds", type=int, default=3)

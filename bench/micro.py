@@ -8,7 +8,10 @@ writes the responses, which are read back and counted. What it leaves out is
 on one core.
 
     python bench/micro.py            # all protocols
-    python bench/micro.py http       # one
+    python bench/micro.py http       # one (http, uwsgi, fastcgi)
+
+The uwsgi and FastCGI requests are the bytes nginx sends (built in wire.py); the
+procmaster measured is this checkout's, whatever else is installed.
 
 Also compares parsing the same request with httptools (llhttp, what procmaster
 uses) and with a minimal pure-Python parser, which is how the parser was chosen.
@@ -22,9 +25,15 @@ import sys
 import time
 from types import SimpleNamespace
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import httptools
+from processes import ROOT
+from wire import fastcgi_request, uwsgi_packet
+
+sys.path.insert(0, ROOT)  # this checkout's procmaster, before any installed one
 
 from procmaster.app import Apps  # noqa: E402
+from procmaster.config import Config  # noqa: E402
+from procmaster.config import load as load_config  # noqa: E402
 from procmaster.scoreboard import Scoreboard  # noqa: E402
 from procmaster.worker import Connection, Worker  # noqa: E402
 
@@ -41,48 +50,33 @@ HTTP_REQ = (
 )
 
 
-def uwsgi_packet() -> bytes:
-    import struct
-
-    pairs = {
-        "REQUEST_METHOD": "GET",
-        "REQUEST_URI": "/hello?x=1",
-        "PATH_INFO": "/hello",
-        "QUERY_STRING": "x=1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "40000",
-        "SERVER_PORT": "80",
-        "SERVER_NAME": "localhost",
-        "HTTP_HOST": "localhost",
-        "HTTP_USER_AGENT": "wrk",
-        "HTTP_ACCEPT": "*/*",
-    }
-    data = b"".join(
-        struct.pack("<H", len(k)) + k.encode() + struct.pack("<H", len(v)) + v.encode()
-        for k, v in pairs.items()
-    )
-    return struct.pack("<BHB", 0, len(data), 0) + data
-
-
-class _Cfg(SimpleNamespace):
-    def get(self, name):
-        return getattr(self, name.replace("-", "_"), None)
+# what nginx sends for "GET /hello?x=1" (a subset of its uwsgi_params / fastcgi_params)
+PAIRS = [
+    (b"REQUEST_METHOD", b"GET"),
+    (b"REQUEST_URI", b"/hello?x=1"),
+    (b"PATH_INFO", b"/hello"),
+    (b"QUERY_STRING", b"x=1"),
+    (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+    (b"REMOTE_ADDR", b"127.0.0.1"),
+    (b"REMOTE_PORT", b"40000"),
+    (b"SERVER_PORT", b"80"),
+    (b"SERVER_NAME", b"localhost"),
+    (b"HTTP_HOST", b"localhost"),
+    (b"HTTP_USER_AGENT", b"wrk"),
+    (b"HTTP_ACCEPT", b"*/*"),
+]
+REQUESTS = {
+    "http": HTTP_REQ,
+    "uwsgi": uwsgi_packet(PAIRS),
+    # keep-connection set, as nginx's fastcgi_keep_conn: one connection, many requests
+    "fastcgi": fastcgi_request([*PAIRS, (b"SCRIPT_NAME", b""), (b"CONTENT_LENGTH", b"")]),
+}
 
 
-def make_cfg() -> _Cfg:
-    return _Cfg(
-        processes=1,
-        buffer_size=4096,
-        socket_timeout=4,
-        http_keepalive=None,
-        limit_post=0,
-        disable_logging=True,
-        threads=1,
-        lazy_apps=False,
-        worker_reload_mercy=60,
-        log_format=None,
-    )
+def make_cfg() -> Config:
+    """The configuration of one worker with logging off, through procmaster's own
+    option table (so new options get their defaults)."""
+    return load_config(["--processes", "1", "--disable-logging"])
 
 
 def run_protocol(proto: str, request: bytes, n: int) -> float:
@@ -98,6 +92,7 @@ def run_protocol(proto: str, request: bytes, n: int) -> float:
     lst = worker.listeners[0]
     batch = 50 if proto == "http" else 1
     payload = request * batch
+    answered = 0  # responses carrying the body, counted in the first batch only
     start = time.perf_counter()
     done = 0
     while done < n:
@@ -107,10 +102,13 @@ def run_protocol(proto: str, request: bytes, n: int) -> float:
         conn.proto.feed(payload)
         conn.process()
         try:
-            while b.recv(1 << 20, socket.MSG_DONTWAIT):
-                pass
+            while data := b.recv(1 << 20, socket.MSG_DONTWAIT):
+                if not done:
+                    answered += data.count(BODY)
         except BlockingIOError:
             pass
+        if not done and answered != batch:
+            raise SystemExit(f"{proto}: {answered} of {batch} requests answered with the body")
         if not conn.closed:
             conn.closed = True
             os.close(fd)
@@ -122,8 +120,6 @@ def run_protocol(proto: str, request: bytes, n: int) -> float:
 
 
 def parse_httptools(n: int) -> float:
-    import httptools
-
     class P:
         def on_url(self, url):
             pass
@@ -152,27 +148,13 @@ def parse_python(n: int) -> float:
 
 
 def main() -> None:
-    which = sys.argv[1:] or ["http", "uwsgi", "fastcgi"]
+    which = sys.argv[1:] or list(REQUESTS)
+    unknown = [p for p in which if p not in REQUESTS]
+    if unknown:
+        raise SystemExit(f"unknown protocol {', '.join(unknown)} (known: {', '.join(REQUESTS)})")
     n = 100_000
-    cases = {"http": HTTP_REQ, "uwsgi": None, "fastcgi": None}
     for proto in which:
-        request = cases.get(proto)
-        if proto == "uwsgi":
-            request = uwsgi_packet()
-        if proto == "fastcgi":
-            try:
-                from tests.fcgi_client import encode_request  # written with the FastCGI tests
-            except ImportError:
-                print("fastcgi  see bench/micro_protocols.py")
-                continue
-            request = encode_request(
-                {"REQUEST_METHOD": "GET", "PATH_INFO": "/hello"}, b"", keep_conn=True
-            )
-        try:
-            rate = run_protocol(proto, request, n // (1 if proto == "http" else 4))
-        except (ImportError, KeyError) as exc:
-            print(f"{proto:8s} skipped: {exc}")
-            continue
+        rate = run_protocol(proto, REQUESTS[proto], n // (1 if proto == "http" else 4))
         print(f"{proto:8s} parse+environ+app+framing: {rate:10,.0f} req/s on one core")
     if "http" in which:
         print(

@@ -14,71 +14,49 @@ procmaster of this checkout (``python -m procmaster`` with the repository root o
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from pathlib import Path
 
-import psutil
-
-ROOT = Path(__file__).resolve().parent.parent
-APPS = ROOT / "bench" / "apps"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from processes import (
+    ROOT,
+    answers,
+    free_port,
+    procmaster_argv,
+    spawn,
+    stop_tree,
+    tree_env,
+    wait_until,
+)
+from servers import APPS, EXPECTED_BODY
+from wrk import parse_wrk, wrk_argv
 
 
 def start(port: int, stats_port: int | None) -> subprocess.Popen:
-    argv = [
-        sys.executable, "-m", "procmaster", "--http-socket", f"127.0.0.1:{port}",
-        "--processes", "2", "--master", "--disable-logging",
-        "--wsgi-file", str(APPS / "hello.py"),
-    ]  # fmt: skip
+    """procmaster of this checkout on ``port``, with the stats server on ``stats_port``."""
+    argv = procmaster_argv(
+        "--http-socket", f"127.0.0.1:{port}", "--processes", "2", "--master",
+        "--disable-logging", "--wsgi-file", f"{APPS}/hello.py",
+    )  # fmt: skip
     if stats_port:
         argv += ["--stats", f"127.0.0.1:{stats_port}", "--stats-http"]
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    )
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1) as resp:
-                if resp.status == 200:
-                    return proc
-        except OSError:
-            time.sleep(0.05)
-    stop(proc)
-    raise SystemExit("procmaster did not start")
+    # bench/apps as cwd: it holds no procmaster package, so the checkout's is imported
+    proc = spawn(argv, subprocess.DEVNULL, cwd=APPS, env=tree_env(ROOT))
+    try:
+        wait_until(lambda: answers(port, "/", EXPECTED_BODY), [proc], 15, "procmaster")
+    except RuntimeError as exc:
+        stop(proc)
+        raise SystemExit(str(exc)) from None
+    return proc
 
 
 def stop(proc: subprocess.Popen) -> None:
-    try:
-        tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        tree = []
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
-    for p in tree:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    proc.wait()
+    """SIGTERM to the master, then SIGKILL to what is left of its tree, by PID."""
+    stop_tree([proc], signal.SIGTERM)
 
 
 def scraper(stats_port: int, halt: threading.Event, counts: list[int]) -> None:
@@ -91,14 +69,15 @@ def scraper(stats_port: int, halt: threading.Event, counts: list[int]) -> None:
 
 
 def wrk(port: int, duration: float) -> float:
+    """Requests/s of one keep-alive wrk run."""
     out = subprocess.run(
-        ["wrk", "-t2", "-c64", f"-d{max(1, round(duration))}s", f"http://127.0.0.1:{port}/"],
+        wrk_argv(2, 64, max(1, round(duration)), (), f"http://127.0.0.1:{port}/"),
         capture_output=True, text=True, timeout=duration + 30,
     ).stdout  # fmt: skip
-    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if not match:
+    res = parse_wrk(out)
+    if res.failed:
         raise SystemExit(f"wrk printed no result:\n{out}")
-    return float(match.group(1))
+    return res.rps
 
 
 def main() -> None:
