@@ -36,22 +36,11 @@ def _problems(cfg) -> list[str]:
     return problems
 
 
-# options whose values are paths the master watches (inotify on their directory)
-WATCHED_OPTIONS = (
-    "touch-reload",
-    "fs-reload",
-    "touch-chain-reload",
-    "touch-workers-reload",
-    "touch-logrotate",
-    "touch-logreopen",
-)
-
-
 def _watch_problems(cfg) -> list[str]:
     """Watched paths whose directory does not exist: such a watch never fires."""
     problems = []
-    for option in WATCHED_OPTIONS:
-        for index, path in enumerate(cfg.get(option) or []):
+    for option in _options.watch_options():
+        for index, path in enumerate(cfg.get(option)):
             if not os.path.isabs(path) and cfg.get("chdir"):
                 path = os.path.join(cfg.get("chdir"), path)  # relative to chdir, as the master
             if os.path.isdir(path):

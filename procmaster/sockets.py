@@ -19,19 +19,9 @@ import stat
 from dataclasses import dataclass, field
 
 from .ipc import FDS_ENV
-from .options import parse_address as parse_address_text
+from .options import parse_address, socket_options
 
 __all__ = ["Listener", "SocketError", "bind_all", "bind_stream", "sockaddr", "socket_specs"]
-
-# option name -> protocol spoken on it, in the order sockets are declared
-SOCKET_OPTIONS = {
-    "http-socket": "http",
-    "http": "http",
-    "socket": "uwsgi",
-    "uwsgi-socket": "uwsgi",
-    "fastcgi-socket": "fastcgi",
-    "scgi-socket": "scgi",
-}
 
 INHERIT_ENV = FDS_ENV
 SD_LISTEN_FDS_START = 3
@@ -63,40 +53,14 @@ class Listener:
 
 
 def socket_specs(cfg) -> list[Listener]:
-    """Every socket the config declares, in declaration order."""
-    specs = []
-    for option, proto in SOCKET_OPTIONS.items():
-        values = cfg.get(option) or []
-        for index, address in enumerate(values):
-            specs.append(Listener(option, address.strip(), proto, cfg.origin(option, index)))
-    order = {id(s): i for i, s in enumerate(specs)}
-    positions = {}
-    for i, (key, _value, origin) in enumerate(getattr(cfg, "entries", []) or []):
-        positions.setdefault((key, origin), i)
-    specs.sort(key=lambda s: (positions.get((s.option, s.origin), 1 << 30), order[id(s)]))
-    return specs
-
-
-def parse_address(address: str) -> tuple[int, object]:
-    """(family, sockaddr) for a socket option's value."""
-    if address.startswith("@"):
-        return socket.AF_UNIX, "\0" + address[1:]
-    if address.startswith("["):
-        host, _, port = address[1:].partition("]:")
-        return socket.AF_INET6, (host, _port(port, address))
-    if "/" in address or ":" not in address:
-        return socket.AF_UNIX, address
-    host, _, port = address.rpartition(":")
-    host = host.strip() or "0.0.0.0"
-    return socket.AF_INET, (host, _port(port.strip(), address))
-
-
-def _port(text: str, address: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ValueError(
-            f"expected host:port, :port, [ipv6]:port, a unix path or @name, got {address!r}"
-        )
-    return int(text)
+    """Every socket the config declares, in declaration order across options (the
+    table says which options declare sockets and the protocol each one speaks)."""
+    protocols = socket_options()
+    return [
+        Listener(e.key, e.value.strip(), protocols[e.key], e.origin)
+        for e in cfg.entries
+        if e.key in protocols
+    ]
 
 
 def _sockname_key(sock: socket.socket) -> tuple:
@@ -159,7 +123,7 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
     try:
         for spec in specs:
             try:
-                family, addr = parse_address(spec.address)
+                family, addr = sockaddr(spec.address)
             except ValueError as exc:
                 raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
             spec.family = family
@@ -318,9 +282,11 @@ def vacuum(listeners: list[Listener]) -> None:
 
 
 def sockaddr(text: str) -> tuple[int, object]:
-    """``(family, sockaddr)`` for an address as options write it (the one parser:
-    ``procmaster.options.parse_address``). Raises ``ValueError``."""
-    addr = parse_address_text(text)
+    """``(family, sockaddr)`` for an address as options write it, ready for
+    ``socket.bind``: ``''`` as host (``:port``) is every interface. Built on the one
+    parser, ``procmaster.options.parse_address`` (uWSGI 2.0's rules). Raises
+    ``ValueError``."""
+    addr = parse_address(text)
     if addr.kind == "abstract":
         return socket.AF_UNIX, "\0" + addr.path
     if addr.kind == "unix":
