@@ -245,7 +245,7 @@ OPTIONS: tuple[Option, ...] = (
        default=False, group=_LOG,
        note="the worker's address space and RSS before each request line, as uWSGI"),
     # -- Process names -------------------------------------------------------------
-    _O("procname-prefix", "text", "add a prefix to the process names", group=_NAME,
+    _O("procname-prefix", "text", "add a prefix to the process names", default="", group=_NAME,
        status=PARTIAL, note=_PROCNAME_NOTE),
     _O("procname-prefix-spaced", "spaced-text", "add a prefix and a space to the process "
        "names", store="procname-prefix", group=_NAME, status=PARTIAL,
