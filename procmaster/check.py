@@ -37,20 +37,24 @@ def _problems(cfg) -> list[str]:
 
 
 def _watch_problems(cfg) -> list[str]:
-    """Watched paths whose directory does not exist: such a watch never fires."""
+    """Watched paths whose directory does not exist: such a watch never fires. In
+    the order the config declares them (the table says which options are watches)."""
+    watched = _options.watch_options()
     problems = []
-    for option in _options.watch_options():
-        for index, path in enumerate(cfg.get(option)):
-            if not os.path.isabs(path) and cfg.get("chdir"):
-                path = os.path.join(cfg.get("chdir"), path)  # relative to chdir, as the master
-            if os.path.isdir(path):
-                continue
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
-                problems.append(
-                    f"{cfg.origin(option, index)}: option '{option}': {path!r} can never be "
-                    f"watched: directory {directory!r} does not exist"
-                )
+    for entry in cfg.entries:
+        if entry.key not in watched:
+            continue
+        path = entry.value
+        if not os.path.isabs(path) and cfg.chdir:
+            path = os.path.join(cfg.chdir, path)  # relative to chdir, as the master
+        if os.path.isdir(path):
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            problems.append(
+                f"{entry.origin}: option '{entry.key}': {path!r} can never be "
+                f"watched: directory {directory!r} does not exist"
+            )
     return problems
 
 
