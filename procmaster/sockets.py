@@ -201,7 +201,7 @@ def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         elif not addr.startswith("\0"):
-            _clear_stale_unix(spec, addr)
+            _clear_stale(addr, probe=True)
         sock.bind(addr)
         bound = True
         if family == socket.AF_UNIX and not addr.startswith("\0"):
@@ -224,23 +224,27 @@ def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
     return sock
 
 
-def _clear_stale_unix(spec: Listener, path: str) -> None:
-    """Remove a leftover socket file nobody listens on (as uWSGI does on bind)."""
+def _clear_stale(path: str, probe: bool) -> None:
+    """Remove a leftover unix socket file, never another kind of file. With
+    ``probe``, only when nobody listens on it (as uWSGI does on bind): a live one is
+    ``EADDRINUSE``. Without, unconditionally (a service socket of our own)."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
         raise OSError(errno.EEXIST, f"{path!r} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise OSError(errno.EADDRINUSE, "in use")
+    if probe:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            client.connect(path)
+        except OSError:
+            pass
+        else:
+            raise OSError(errno.EADDRINUSE, "in use")
+        finally:
+            client.close()
+    os.unlink(path)
 
 
 def _apply_socket_perms(spec: Listener, path: str, cfg) -> None:
@@ -305,7 +309,7 @@ def bind_stream(text: str, backlog: int = 64) -> socket.socket:
     try:
         if family == socket.AF_UNIX:
             if not addr.startswith("\0"):
-                _clear_stale_path(addr)
+                _clear_stale(addr, probe=False)
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
@@ -315,14 +319,3 @@ def bind_stream(text: str, backlog: int = 64) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def _clear_stale_path(path: str) -> None:
-    """Remove a unix socket file nobody listens on (never another kind of file)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
-    os.unlink(path)

@@ -179,3 +179,13 @@ def test_socket_specs_origins_name_the_ini_line(tmp_path):
         ("http-socket", f"{ini}:3"),
         ("uwsgi-socket", f"{ini}:4"),
     ]
+
+
+def test_a_stale_path_that_is_not_a_socket_is_never_removed(tmp_path):
+    path = tmp_path / "app.sock"
+    path.write_text("not a socket")
+    for probe in (True, False):
+        with pytest.raises(OSError, match="exists and is not a socket"):
+            sockets._clear_stale(str(path), probe=probe)
+    assert path.read_text() == "not a socket"
+    sockets._clear_stale(str(tmp_path / "missing.sock"), probe=True)  # nothing there: fine
