@@ -24,14 +24,14 @@ _HEADINGS = {
 def _problems(cfg) -> list[str]:
     """Why procmaster would not start with this config (empty: it would)."""
     problems = []
-    if cfg.get("emperor"):
+    if cfg.emperor:
         return problems  # an emperor serves nothing itself: its vassals do
     if not cfg.sockets_in_order():
         problems.append(
             "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol), "
             "fastcgi-socket or scgi-socket"
         )
-    if not (cfg.get("module") or cfg.get("wsgi-file") or cfg.get("mount")):
+    if not (cfg.module or cfg.wsgi_file or cfg.mount):
         problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
     return problems
 
