@@ -24,44 +24,37 @@ _HEADINGS = {
 def _problems(cfg) -> list[str]:
     """Why procmaster would not start with this config (empty: it would)."""
     problems = []
-    if cfg.get("emperor"):
+    if cfg.emperor:
         return problems  # an emperor serves nothing itself: its vassals do
     if not cfg.sockets_in_order():
         problems.append(
             "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol), "
             "fastcgi-socket or scgi-socket"
         )
-    if not (cfg.get("module") or cfg.get("wsgi-file") or cfg.get("mount")):
+    if not (cfg.module or cfg.wsgi_file or cfg.mount):
         problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
     return problems
 
 
-# options whose values are paths the master watches (inotify on their directory)
-WATCHED_OPTIONS = (
-    "touch-reload",
-    "fs-reload",
-    "touch-chain-reload",
-    "touch-workers-reload",
-    "touch-logrotate",
-    "touch-logreopen",
-)
-
-
 def _watch_problems(cfg) -> list[str]:
-    """Watched paths whose directory does not exist: such a watch never fires."""
+    """Watched paths whose directory does not exist: such a watch never fires. In
+    the order the config declares them (the table says which options are watches)."""
+    watched = _options.watch_options()
     problems = []
-    for option in WATCHED_OPTIONS:
-        for index, path in enumerate(cfg.get(option) or []):
-            if not os.path.isabs(path) and cfg.get("chdir"):
-                path = os.path.join(cfg.get("chdir"), path)  # relative to chdir, as the master
-            if os.path.isdir(path):
-                continue
-            directory = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(directory):
-                problems.append(
-                    f"{cfg.origin(option, index)}: option '{option}': {path!r} can never be "
-                    f"watched: directory {directory!r} does not exist"
-                )
+    for entry in cfg.entries:
+        if entry.key not in watched:
+            continue
+        path = entry.value
+        if not os.path.isabs(path) and cfg.chdir:
+            path = os.path.join(cfg.chdir, path)  # relative to chdir, as the master
+        if os.path.isdir(path):
+            continue
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            problems.append(
+                f"{entry.origin}: option '{entry.key}': {path!r} can never be "
+                f"watched: directory {directory!r} does not exist"
+            )
     return problems
 
 

@@ -196,7 +196,7 @@ def render_markdown() -> str:
     out = [
         "# procmaster options",
         "",
-        "<!-- Generated from procmaster/options.py by "
+        "<!-- Generated from the option table (procmaster/options/table.py) by "
         "`python -m procmaster.helpdoc > docs/options.md`. Do not edit by hand. -->",
         "",
         "procmaster reads uWSGI 2.0's options. Every option below works on the command "

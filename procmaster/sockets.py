@@ -19,19 +19,9 @@ import stat
 from dataclasses import dataclass, field
 
 from .ipc import FDS_ENV
-from .options import parse_address as parse_address_text
+from .options import parse_address, socket_options
 
 __all__ = ["Listener", "SocketError", "bind_all", "bind_stream", "sockaddr", "socket_specs"]
-
-# option name -> protocol spoken on it, in the order sockets are declared
-SOCKET_OPTIONS = {
-    "http-socket": "http",
-    "http": "http",
-    "socket": "uwsgi",
-    "uwsgi-socket": "uwsgi",
-    "fastcgi-socket": "fastcgi",
-    "scgi-socket": "scgi",
-}
 
 INHERIT_ENV = FDS_ENV
 SD_LISTEN_FDS_START = 3
@@ -63,40 +53,14 @@ class Listener:
 
 
 def socket_specs(cfg) -> list[Listener]:
-    """Every socket the config declares, in declaration order."""
-    specs = []
-    for option, proto in SOCKET_OPTIONS.items():
-        values = cfg.get(option) or []
-        for index, address in enumerate(values):
-            specs.append(Listener(option, address.strip(), proto, cfg.origin(option, index)))
-    order = {id(s): i for i, s in enumerate(specs)}
-    positions = {}
-    for i, (key, _value, origin) in enumerate(getattr(cfg, "entries", []) or []):
-        positions.setdefault((key, origin), i)
-    specs.sort(key=lambda s: (positions.get((s.option, s.origin), 1 << 30), order[id(s)]))
-    return specs
-
-
-def parse_address(address: str) -> tuple[int, object]:
-    """(family, sockaddr) for a socket option's value."""
-    if address.startswith("@"):
-        return socket.AF_UNIX, "\0" + address[1:]
-    if address.startswith("["):
-        host, _, port = address[1:].partition("]:")
-        return socket.AF_INET6, (host, _port(port, address))
-    if "/" in address or ":" not in address:
-        return socket.AF_UNIX, address
-    host, _, port = address.rpartition(":")
-    host = host.strip() or "0.0.0.0"
-    return socket.AF_INET, (host, _port(port.strip(), address))
-
-
-def _port(text: str, address: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ValueError(
-            f"expected host:port, :port, [ipv6]:port, a unix path or @name, got {address!r}"
-        )
-    return int(text)
+    """Every socket the config declares, in declaration order across options (the
+    table says which options declare sockets and the protocol each one speaks)."""
+    protocols = socket_options()
+    return [
+        Listener(e.key, e.value.strip(), protocols[e.key], e.origin)
+        for e in cfg.entries
+        if e.key in protocols
+    ]
 
 
 def _sockname_key(sock: socket.socket) -> tuple:
@@ -159,7 +123,7 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
     try:
         for spec in specs:
             try:
-                family, addr = parse_address(spec.address)
+                family, addr = sockaddr(spec.address)
             except ValueError as exc:
                 raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
             spec.family = family
@@ -237,7 +201,7 @@ def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         elif not addr.startswith("\0"):
-            _clear_stale_unix(spec, addr)
+            _clear_stale(addr, probe=True)
         sock.bind(addr)
         bound = True
         if family == socket.AF_UNIX and not addr.startswith("\0"):
@@ -260,23 +224,27 @@ def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
     return sock
 
 
-def _clear_stale_unix(spec: Listener, path: str) -> None:
-    """Remove a leftover socket file nobody listens on (as uWSGI does on bind)."""
+def _clear_stale(path: str, probe: bool) -> None:
+    """Remove a leftover unix socket file, never another kind of file. With
+    ``probe``, only when nobody listens on it (as uWSGI does on bind): a live one is
+    ``EADDRINUSE``. Without, unconditionally (a service socket of our own)."""
     try:
         mode = os.lstat(path).st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
         raise OSError(errno.EEXIST, f"{path!r} exists and is not a socket")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise OSError(errno.EADDRINUSE, "in use")
+    if probe:
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            client.connect(path)
+        except OSError:
+            pass
+        else:
+            raise OSError(errno.EADDRINUSE, "in use")
+        finally:
+            client.close()
+    os.unlink(path)
 
 
 def _apply_socket_perms(spec: Listener, path: str, cfg) -> None:
@@ -318,9 +286,11 @@ def vacuum(listeners: list[Listener]) -> None:
 
 
 def sockaddr(text: str) -> tuple[int, object]:
-    """``(family, sockaddr)`` for an address as options write it (the one parser:
-    ``procmaster.options.parse_address``). Raises ``ValueError``."""
-    addr = parse_address_text(text)
+    """``(family, sockaddr)`` for an address as options write it, ready for
+    ``socket.bind``: ``''`` as host (``:port``) is every interface. Built on the one
+    parser, ``procmaster.options.parse_address`` (uWSGI 2.0's rules). Raises
+    ``ValueError``."""
+    addr = parse_address(text)
     if addr.kind == "abstract":
         return socket.AF_UNIX, "\0" + addr.path
     if addr.kind == "unix":
@@ -339,7 +309,7 @@ def bind_stream(text: str, backlog: int = 64) -> socket.socket:
     try:
         if family == socket.AF_UNIX:
             if not addr.startswith("\0"):
-                _clear_stale_path(addr)
+                _clear_stale(addr, probe=False)
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
@@ -349,14 +319,3 @@ def bind_stream(text: str, backlog: int = 64) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def _clear_stale_path(path: str) -> None:
-    """Remove a unix socket file nobody listens on (never another kind of file)."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(st.st_mode):
-        raise OSError(errno.EEXIST, f"{path} exists and is not a socket")
-    os.unlink(path)

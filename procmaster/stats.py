@@ -36,7 +36,7 @@ from . import __version__
 from .ipc import STATS_FD_ENV
 from .logs import log
 from .scoreboard import BUCKETS, STATUS_BUSY, STATUS_IDLE, STATUS_NAMES, STATUS_STOPPING
-from .sockets import parse_address
+from .sockets import sockaddr
 
 __all__ = ["StatsServer", "listen_queue", "render_json", "render_metrics", "stats_document"]
 
@@ -252,7 +252,7 @@ class StatsServer:
         self.http = http
         self.source = source
         self.sel = sel
-        family, addr = parse_address(address)
+        family, addr = sockaddr(address)
         self.path = addr if family == socket.AF_UNIX and not addr.startswith("\0") else None
         sock = self._inherited(address)
         if sock is None:

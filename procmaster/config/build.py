@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from .. import options as _options
-from ..options import ACCEPTED, GROUPS, OPTIONS, UNSUPPORTED, Option
+from ..options import ACCEPTED, OPTIONS, UNSUPPORTED, Option
 from .errors import ConfigError, prefix
 from .reader import Item, Reader, canonical, item_key
 
@@ -33,7 +33,6 @@ Entry.__doc__ = """One resolved entry: ``key`` (an option's name, or a custom ke
 ``value`` (the string after placeholders; ``true`` for a bare flag), ``origin``
 (``file:line`` or ``command line``)."""
 
-_SOCKET_GROUP = GROUPS[1]
 _PYTHON_PLUGIN_PREFIXES = ("python", "pypy")
 
 
@@ -117,7 +116,7 @@ class Config:
         out = []
         for e in self.entries:
             opt = _options.BY_NAME.get(e.key)
-            if opt is not None and opt.group == _SOCKET_GROUP and opt.type == "address":
+            if opt is not None and opt.protocol is not None:
                 out.append((e.key, e.value))
         return out
 

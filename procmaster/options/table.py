@@ -1,0 +1,430 @@
+"""The option table: every procmaster option, declared once, as data.
+
+Theory of operation
+-------------------
+One ``Option`` row per option (see ``procmaster.options.model`` for the fields),
+grouped as ``--help`` and docs/options.md show them (``GROUPS``, in order). A row
+says everything about its option: type and default (so ``Config`` hands out typed
+values and no caller re-coerces or re-defaults them), status and note, the
+protocol of a socket option, the action of a watched-path option. Whoever
+implements a feature flips its ``status`` in the same commit.
+
+This file is data; it may be longer than the house's ~500 lines.
+
+Must not know: how values are converted or looked up, files, sockets or processes.
+"""
+
+from __future__ import annotations
+
+from .model import ACCEPTED, FULL, NOT_YET, PARTIAL, UNSUPPORTED, Option
+
+GROUPS = (
+    "Configuration",
+    "Sockets",
+    "Processes",
+    "Application",
+    "Requests",
+    "Logging",
+    "Process names",
+    "Reloading and limits",
+    "Static files",
+    "Master, control and stats",
+    "Daemons and background work",
+    "Privileges and daemonizing",
+    "Other uWSGI subsystems",
+    "Command line",
+)
+
+_O = Option
+# fmt: off
+_CONF, _SOCK, _PROC, _APP, _REQ, _LOG, _NAME, _RELOAD, _STATIC, _MASTER, _BG, _PRIV, _OTHER, _CLI = GROUPS
+
+_PROCNAME_NOTE = ("sets the kernel's process name (ps -o comm, top, pstree: 15 characters), "
+                  "not the whole command line")
+_CONVERT_TO_INI = "only INI configuration is read; convert this file to INI"
+_NO_LOGIC = "config logic (if-*/for/endif) is not supported; write one INI per case and pick it with --ini FILE:section"
+
+OPTIONS: tuple[Option, ...] = (
+    # -- Configuration ---------------------------------------------------------
+    _O("ini", "ini", "load config from an INI file: FILE[:section] ([uwsgi] by default; "
+       "':section' alone reads another section of the same file). Inside an INI, relative "
+       "to that file", multi=True, group=_CONF),
+    _O("inherit", "ini", "read another INI file as a base for this one", multi=True,
+       group=_CONF, status=PARTIAL,
+       note="read at the line where it appears, like ini (uWSGI 2.0 applies it after the "
+       "rest of the config); INI only"),
+    _O("include", "ini", "include another config file at this point", multi=True, group=_CONF,
+       status=PARTIAL, note="INI files only"),
+    _O("set", "keyval", "set an option or a placeholder: set = NAME=VALUE", short="S",
+       multi=True, group=_CONF),
+    _O("set-placeholder", "keyval", "set a placeholder (a custom key for %(NAME)), also "
+       "allowed in strict mode: set-placeholder = NAME=VALUE", aliases=("set-ph",),
+       multi=True, group=_CONF),
+    _O("strict", "bool", "make unknown and ignored options fatal (custom keys must be "
+       "declared with set-placeholder)", default=False, group=_CONF),
+    _O("xml", "ini", "load config from an XML file", aliases=("xmlconfig",), short="x",
+       group=_CONF, status=UNSUPPORTED, blocking=True, note=_CONVERT_TO_INI),
+    _O("yaml", "ini", "load config from a YAML file", aliases=("yml",), short="y",
+       group=_CONF, status=UNSUPPORTED, blocking=True, note=_CONVERT_TO_INI),
+    _O("json", "ini", "load config from a JSON file", aliases=("js",), short="j",
+       group=_CONF, status=UNSUPPORTED, blocking=True, note=_CONVERT_TO_INI),
+    _O("config", "ini", "load config using the pluggable system", group=_CONF,
+       status=UNSUPPORTED, blocking=True, note=_CONVERT_TO_INI),
+    _O("declare-option", "str", "declare a new custom option", aliases=("declare-option2",),
+       group=_CONF, status=UNSUPPORTED, blocking=True,
+       note="write the options it stands for; use placeholders for shared values"),
+    _O("if-*", "text", "config logic (if-env, if-exists, if-file, if-dir, if-opt, for, "
+       "for-glob, endif, endfor and the rest)", prefixes=("if-", "for-"),
+       aliases=("ifenv", "ifexists", "ifdir", "ifplugin", "for", "endif", "end-if",
+                "endfor", "end-for"),
+       bare="", group=_CONF, status=UNSUPPORTED, blocking=True, note=_NO_LOGIC),
+    # -- Sockets ---------------------------------------------------------------
+    _O("socket", "address", "bind to the specified UNIX/TCP socket using the default "
+       "protocol (uwsgi)", short="s", multi=True, group=_SOCK, protocol="uwsgi"),
+    _O("uwsgi-socket", "address", "bind to the specified UNIX/TCP socket using the uwsgi "
+       "protocol", multi=True, group=_SOCK, protocol="uwsgi"),
+    _O("http-socket", "address", "bind to the specified UNIX/TCP socket using HTTP "
+       "(served by the workers directly)", multi=True, group=_SOCK, protocol="http"),
+    _O("fastcgi-socket", "address", "bind to the specified UNIX/TCP socket using FastCGI",
+       multi=True, group=_SOCK, protocol="fastcgi"),
+    _O("scgi-socket", "address", "bind to the specified UNIX/TCP socket using SCGI",
+       multi=True, group=_SOCK, protocol="scgi"),
+    _O("http", "address", "add an HTTP router/server on the specified address", multi=True,
+       group=_SOCK, status=PARTIAL,
+       note="served by procmaster's workers directly, as http-socket (uWSGI starts a separate "
+       "HTTP router process in front of the workers); said once at start-up", protocol="http"),
+    _O("https", "str", "add an HTTPS router/server", multi=True, group=_SOCK,
+       aliases=("https-socket", "ssl-socket", "suwsgi-socket", "https2"),
+       status=UNSUPPORTED, blocking=True,
+       note="TLS is not implemented; terminate TLS in a proxy (nginx) in front"),
+    _O("http11-socket", "address", "bind an HTTP/1.1 keep-alive socket", multi=True,
+       group=_SOCK, status=UNSUPPORTED, blocking=True,
+       note=NOT_YET + "; use http-socket with http-keepalive"),
+    _O("raw-socket", "address", "bind a socket using the RAW protocol", multi=True,
+       aliases=("puwsgi-socket", "fastcgi-nph-socket", "scgi-nph-socket", "shared-socket",
+                "undeferred-shared-socket"),
+       group=_SOCK, status=UNSUPPORTED, blocking=True,
+       note=NOT_YET + "; use uwsgi-socket, http-socket or fastcgi-socket"),
+    _O("protocol", "str", "force the protocol of sockets declared with 'socket'",
+       aliases=("socket-protocol",), group=_SOCK, status=UNSUPPORTED, blocking=True,
+       note=NOT_YET + "; declare the socket with http-socket, uwsgi-socket or fastcgi-socket"),
+    _O("listen", "int", "set the socket listen queue size (backlog)", short="l", default=100,
+       min=1, group=_SOCK),
+    _O("chmod-socket", "mode", "chmod unix sockets (bare: 666)", aliases=("chmod",),
+       short="C", bare=0o666, group=_SOCK),
+    _O("chown-socket", "str", "chown unix sockets (user[:group])", group=_SOCK,
+       note="applied when the socket is bound, before uid/gid are dropped"),
+    _O("vacuum", "bool", "remove the unix sockets and pidfile procmaster created, on exit",
+       default=False, group=_SOCK),
+    _O("socket-timeout", "seconds", "set the timeout of client socket operations",
+       short="z", default=4, group=_SOCK),
+    _O("http-keepalive", "int", "HTTP/1.1 keep-alive on http-socket: 0 off, 1 on, more "
+       "than 1 is the idle timeout in seconds", default=0, bare=1, group=_SOCK),
+    # -- Processes -------------------------------------------------------------
+    _O("master", "bool", "enable the master process", short="M", default=False,
+       group=_PROC, note="procmaster always runs a master; the option is accepted either way"),
+    _O("processes", "int", "spawn the specified number of workers", aliases=("workers",),
+       short="p", default=1, min=1, group=_PROC),
+    _O("threads", "int", "run each worker with the specified number of threads", default=1,
+       min=1, group=_PROC, status=PARTIAL,
+       note="the app runs in N threads per worker while the event loop does the socket "
+       "work; a response body is collected in the thread before it is sent (no streaming "
+       "back-pressure with threads)"),
+    _O("enable-threads", "bool", "enable Python threads", short="T", default=False,
+       group=_PROC, status=ACCEPTED,
+       note="Python threads always work in procmaster; there is nothing to enable"),
+    _O("offload-threads", "int", "set the number of offload threads per worker", default=0,
+       group=_PROC, status=ACCEPTED,
+       note="the worker's event loop already writes responses and files without "
+       "holding an app thread"),
+    _O("single-interpreter", "bool", "do not use multiple interpreters", short="i",
+       default=False, group=_PROC, status=ACCEPTED,
+       note="procmaster always runs one interpreter per process"),
+    _O("thunder-lock", "bool", "serialize accept() usage", default=False, group=_PROC,
+       status=ACCEPTED, note="procmaster does not need an accept lock"),
+    _O("no-orphans", "bool", "kill workers if the master dies", default=False, group=_PROC,
+       status=ACCEPTED, note="procmaster workers always exit when their master dies"),
+    _O("lazy-apps", "bool", "load the app in each worker instead of the master",
+       default=False, group=_PROC),
+    _O("lazy", "bool", "load the app in each worker instead of the master (older "
+       "spelling)", store="lazy-apps", group=_PROC,
+       note="same as lazy-apps in procmaster"),
+    _O("cheaper", "int", "set cheaper mode (adaptive process spawning): the minimum number "
+       "of workers", default=0, group=_PROC,
+       note="processes/workers is the maximum"),
+    _O("cheaper-initial", "int", "the number of workers to spawn at start in cheaper mode",
+       default=0, group=_PROC),
+    _O("cheaper-step", "int", "the number of workers to spawn at each overload", default=1,
+       group=_PROC),
+    _O("cheaper-algo", "str", "the algorithm for adaptive process spawning", group=_PROC,
+       status=PARTIAL, note="only 'spare' (uWSGI's default); another name is a warning"),
+    _O("cheaper-overload", "seconds", "spawn more workers after this overload", default=3,
+       group=_PROC, note="also how long workers must stay idle before one is stopped"),
+    _O("max-fd", "int", "set the maximum number of file descriptors (raising the hard "
+       "limit needs root)", min=1, group=_PROC),
+    _O("locks", "int", "create the specified number of shared locks", default=0,
+       group=_PROC, status=ACCEPTED,
+       note="uWSGI's lock API (uwsgi.lock) does not exist in procmaster; use "
+       "multiprocessing or file locks in the app"),
+    _O("gevent", "text", "run the gevent loop engine with the specified number of async "
+       "cores", group=_PROC, prefixes=("gevent-",), status=UNSUPPORTED,
+       note="no gevent loop and no threads instead: each worker's event loop reads many "
+       "connections at once and calls the app for one complete request at a time; raise "
+       "processes for concurrency (do not monkey-patch)"),
+    # -- Application -------------------------------------------------------------
+    _O("module", "str", "load a WSGI module (module[:callable])", aliases=("wsgi",),
+       short="w", group=_APP),
+    _O("callable", "str", "set the default WSGI callable name", default="application",
+       group=_APP),
+    _O("wsgi-file", "path", "load a .wsgi/.py file", aliases=("file",), group=_APP),
+    _O("chdir", "path", "chdir to the specified directory before loading the app",
+       group=_APP),
+    _O("pythonpath", "path", "add a directory to the Python path",
+       aliases=("python-path", "pp"), multi=True, group=_APP),
+    _O("virtualenv", "path", "set the virtualenv (PYTHONHOME)",
+       aliases=("home", "venv", "pyhome"), short="H", group=_APP),
+    _O("env", "keyval", "set an environment variable: env = NAME=VALUE", multi=True,
+       group=_APP),
+    _O("mount", "mapping", "load an app under a mountpoint: mount = /path=module:callable "
+       "or /path=file.py", multi=True, group=_APP),
+    _O("manage-script-name", "bool", "rewrite SCRIPT_NAME and PATH_INFO from the mountpoint",
+       default=False, group=_APP),
+    _O("need-app", "bool", "exit if no app can be loaded", default=True, group=_APP,
+       note="true by default, as in uWSGI 2.1 (2.0: false); need-app = false keeps the "
+       "server up without an app"),
+    _O("plugins", "str", "load uWSGI plugins (comma-separated)", aliases=("plugin",),
+       multi=True, group=_APP, status=ACCEPTED,
+       note="Python is built in; python plugins are accepted silently, others give a warning"),
+    _O("py-autoreload", "seconds", "reload when a Python module changes (check interval)",
+       aliases=("python-autoreload", "py-auto-reload", "python-auto-reload"), default=0,
+       group=_APP, status=PARTIAL,
+       note="changes are seen at once through inotify (the interval is accepted); files of the app's modules are watched, not the standard library or installed packages"),
+    # -- Requests ----------------------------------------------------------------
+    _O("buffer-size", "size", "set the buffer size for request headers (uwsgi packet size)",
+       short="b", default=4096, min=1, group=_REQ),
+    _O("post-buffering", "size", "buffer request bodies larger than this to disk",
+       default=0, bare=1, group=_REQ),
+    _O("limit-post", "size", "limit request bodies to this many bytes (0: no limit)",
+       default=0, group=_REQ),
+    _O("route", "str", "add a routing rule (route, route-host, final-route, error-route, "
+       "response-route and the rest)", multi=True, group=_REQ,
+       prefixes=("route-", "final-route", "error-route", "response-route"),
+       status=UNSUPPORTED, blocking=True, note=NOT_YET + "; route in the proxy in front"),
+    # -- Logging -----------------------------------------------------------------
+    _O("disable-logging", "bool", "disable request logging", short="L", default=False,
+       group=_LOG),
+    _O("log-format", "text", "set the request log format, with %(var) request variables",
+       aliases=("logformat",), group=_LOG, request_vars=True),
+    _O("log-date", "bool-or-str", "prefix logs with the date, or with a strftime format "
+       "(write %% for % in INI files)", aliases=("logdate",), default=False, bare=True,
+       group=_LOG),
+    _O("logto", "str", "log to the specified file", group=_LOG),
+    _O("logto2", "str", "log to the specified file after privileges drop", group=_LOG,
+       status=PARTIAL, note="the same as logto: procmaster does not drop privileges"),
+    _O("log-maxsize", "size", "rotate the log file at this size", default=0, group=_LOG,
+       note="every process checks after each line; the file is renamed once (under a "
+       "lock) and every process reopens, so no line is lost"),
+    _O("log-backupname", "path", "the name of the rotated log file", group=_LOG,
+       note="without it the rotated file is LOG.<timestamp>"),
+    _O("log-reopen", "bool", "reopen the log on reload", default=False, group=_LOG,
+       note="procmaster reopens the log on every reload"),
+    _O("log-x-forwarded-for", "bool", "use the X-Forwarded-For header as the client "
+       "address in request logs", default=False, group=_LOG),
+    _O("req-logger", "str", "set/append a request logger", multi=True, group=_LOG,
+       status=PARTIAL, note="file:PATH only (request lines go to that file); other "
+       "logger plugins are reported and ignored"),
+    _O("logger", "str", "set/append a logger", multi=True, group=_LOG,
+       status=PARTIAL, note="file:PATH only (the same as logto); other logger plugins "
+       "are reported and ignored"),
+    _O("touch-logrotate", "path", "rotate the log when the file is touched", multi=True,
+       group=_LOG, status=PARTIAL,
+       note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened", watch="logrotate"),
+    _O("touch-logreopen", "path", "reopen the log when the file is touched", multi=True,
+       group=_LOG, status=FULL, watch="logreopen"),
+    _O("memory-report", "bool", "add memory usage to request logs", short="m",
+       default=False, group=_LOG,
+       note="the worker's address space and RSS before each request line, as uWSGI"),
+    # -- Process names -------------------------------------------------------------
+    _O("procname-prefix", "text", "add a prefix to the process names", default="", group=_NAME,
+       status=PARTIAL, note=_PROCNAME_NOTE),
+    _O("procname-prefix-spaced", "spaced-text", "add a prefix and a space to the process "
+       "names", store="procname-prefix", group=_NAME, status=PARTIAL,
+       note="sets procname-prefix to the value plus a space, as uWSGI; " + _PROCNAME_NOTE),
+    _O("auto-procname", "bool", "name processes after their role (master, worker N)",
+       default=False, group=_NAME, status=PARTIAL, note=_PROCNAME_NOTE),
+    _O("procname", "str", "set the process names", group=_NAME, status=PARTIAL,
+       note=_PROCNAME_NOTE),
+    _O("procname-master", "str", "set the master process name", group=_NAME,
+       status=PARTIAL, note=_PROCNAME_NOTE),
+    _O("procname-append", "str", "append a string to process names", group=_NAME,
+       status=UNSUPPORTED, note=NOT_YET),
+    # -- Reloading and limits ------------------------------------------------------
+    _O("reload-mercy", "seconds", "the maximum time to wait for workers and other "
+       "processes to die during reload/shutdown", default=60, group=_RELOAD),
+    _O("worker-reload-mercy", "seconds", "the maximum time a worker can take to "
+       "reload/shutdown", default=60, group=_RELOAD),
+    _O("harakiri", "seconds", "kill a worker whose request takes longer than this",
+       short="t", default=0, group=_RELOAD,
+       note="checked by the master from the scoreboard, per thread; the worker is "
+       "SIGKILLed and replaced"),
+    _O("harakiri-verbose", "bool", "log more when harakiri kills a worker", default=False,
+       group=_RELOAD, note="the stuck worker's Python stacks (all threads) are logged "
+       "before it is killed"),
+    _O("max-requests", "int", "reload a worker after this many requests", short="R",
+       default=0, group=_RELOAD, note="the worker finishes its requests, then is replaced"),
+    _O("max-requests-delta", "int", "add (worker id × delta) to max-requests", default=0,
+       group=_RELOAD),
+    _O("max-worker-lifetime", "seconds", "reload a worker after this many seconds",
+       default=0, group=_RELOAD, note="checked by the worker once a second"),
+    _O("max-worker-lifetime-delta", "seconds", "add (worker id × delta) seconds to "
+       "max-worker-lifetime", default=0, group=_RELOAD),
+    _O("reload-on-rss", "megabytes", "reload a worker whose RSS is above this many MB",
+       default=0, group=_RELOAD, note="measured with psutil after each request"),
+    _O("reload-on-as", "megabytes", "reload a worker whose address space is above this "
+       "many MB", default=0, group=_RELOAD, note="measured with psutil after each request"),
+    _O("evil-reload-on-rss", "megabytes", "have the master reload a worker whose RSS is "
+       "above this many MB", default=0, group=_RELOAD,
+       note="the master measures every second and SIGKILLs the worker"),
+    _O("evil-reload-on-as", "megabytes", "have the master reload a worker whose address "
+       "space is above this many MB", default=0, group=_RELOAD,
+       note="the master measures every second and SIGKILLs the worker"),
+    _O("touch-reload", "path", "reload gracefully when the file is modified/touched",
+       multi=True, group=_RELOAD, status=FULL, watch="reload"),
+    _O("touch-chain-reload", "path", "chain-reload the workers when the file is "
+       "modified/touched", multi=True, group=_RELOAD, status=FULL,
+       note="new code needs lazy-apps, as in uWSGI", watch="chain"),
+    _O("touch-workers-reload", "path", "reload only the workers when the file is "
+       "modified/touched", multi=True, group=_RELOAD, status=FULL, watch="workers"),
+    _O("fs-reload", "path", "reload gracefully when the filesystem object changes",
+       multi=True, group=_RELOAD, status=FULL, watch="reload"),
+    # -- Static files --------------------------------------------------------------
+    _O("static-map", "mapping", "map a URL prefix to a static directory or file: "
+       "static-map = /static=/srv/static", multi=True, group=_STATIC,
+       note="served by the worker with sendfile before the app is called; a missing file "
+       "falls through to the app"),
+    _O("static-map2", "mapping", "like static-map, appending the whole requested path to "
+       "the directory", multi=True, group=_STATIC),
+    _O("static-check", "path", "look for static files in the specified directory",
+       aliases=("check-static",), multi=True, group=_STATIC),
+    _O("static-index", "str", "the file to serve when a static directory is requested",
+       multi=True, group=_STATIC),
+    _O("static-safe", "path", "allow static files under this path even outside the "
+       "mapped directory", multi=True, group=_STATIC),
+    # -- Master, control and stats ---------------------------------------------------
+    _O("pidfile", "path", "write the master's pid to this file", group=_MASTER),
+    _O("pidfile2", "path", "write the pidfile after privileges drop", group=_MASTER,
+       note="procmaster never drops privileges, so it is written when pidfile is (atomically)"),
+    _O("safe-pidfile", "path", "write the pidfile atomically",
+       aliases=("safe-pidfile2",), group=_MASTER,
+       note="every pidfile procmaster writes is written atomically (rename)"),
+    _O("die-on-term", "bool", "exit (instead of reloading) on SIGTERM", default=False,
+       group=_MASTER, status=ACCEPTED,
+       note="SIGTERM is always a graceful stop in procmaster, as in uWSGI 2.1"),
+    _O("master-fifo", "path", "enable the master FIFO (the first one is active): the "
+       "letters r R c w W q Q l L + - s p", multi=True, group=_MASTER,
+       status=PARTIAL, note="the first FIFO is served; uWSGI's other letters (such as "
+       "0-9, switching to another FIFO) are logged and ignored"),
+    _O("stats", "address", "enable the stats server on the specified address",
+       aliases=("stats-server",), group=_MASTER, status=PARTIAL,
+       note="uWSGI's JSON keys and types, served by the master; listen_queue is "
+       "reported for TCP sockets (0 for unix sockets), listen_queue_errors is always 0"),
+    _O("stats-http", "bool", "serve the stats with HTTP headers; GET /metrics answers "
+       "the Prometheus text format (a procmaster extension)", default=False,
+       group=_MASTER),
+    # -- Daemons and background work -----------------------------------------------
+    _O("attach-daemon", "str", "run a command alongside the workers (it must stay in the "
+       "foreground)", multi=True, group=_BG,
+       note="started by the master (through /bin/sh), restarted when it exits, stopped "
+       "with SIGTERM (then SIGKILL) when procmaster stops"),
+    _O("smart-attach-daemon", "str", "run a command that writes a pidfile: "
+       "pidfile command", multi=True, group=_BG,
+       note="the pid in the pidfile is watched; the command runs again when that "
+       "process is gone; stopped with procmaster"),
+    _O("cron", "str", "add a cron task: minute hour day month weekday command",
+       multi=True, group=_BG,
+       note="uWSGI's syntax: -1 is any, -N is every N; checked by the master each minute; "
+       "a run still going when its next time comes is not started twice"),
+    _O("mule", "text", "add a mule (a process for background work)", multi=True, bare="",
+       prefixes=("mule-",), aliases=("mules", "farm"), group=_BG, status=UNSUPPORTED,
+       blocking=True, note=NOT_YET + "; run background work as its own service"),
+    _O("spooler", "path", "run a spooler on the specified directory", short="Q",
+       multi=True, prefixes=("spooler-",), group=_BG, status=UNSUPPORTED, blocking=True,
+       note=NOT_YET + "; use a task queue (e.g. Celery, RQ)"),
+    _O("hook-*", "str", "run hooks at a phase (hook-asap, hook-pre-app, hook-as-root and "
+       "the rest)",
+       prefixes=("hook-", "exec-", "call-", "mount-", "umount-"), multi=True, group=_BG,
+       status=UNSUPPORTED, blocking=True,
+       note=NOT_YET + "; run the commands before starting procmaster (ExecStartPre)"),
+    # -- Privileges and daemonizing ----------------------------------------------------
+    _O("uid", "str", "setuid to the specified user/uid", group=_PRIV,
+       note="dropped after binding the sockets, before the app is loaded; running as "
+       "root without uid is a warning"),
+    _O("gid", "str", "setgid to the specified group/gid", group=_PRIV,
+       note="with uid given by name, the user's supplementary groups are set too"),
+    _O("daemonize", "path", "daemonize, logging to the specified file", short="d",
+       aliases=("daemonize2",), group=_PRIV, status=PARTIAL,
+       note="detaches (the command returns once the master runs; pidfile holds the "
+       "master) and logs to the file; under systemd or supervisord prefer the foreground"),
+    _O("chroot", "path", "chroot to the specified directory", group=_PRIV,
+       aliases=("pivot-root", "jail", "unshare", "cap", "namespace", "ns",
+                "immediate-uid", "immediate-gid"),
+       status=UNSUPPORTED, blocking=True, note=NOT_YET + "; use systemd sandboxing or a "
+       "container"),
+    # -- Other uWSGI subsystems ----------------------------------------------------------
+    _O("emperor", "str", "run the Emperor: one master (vassal) per *.ini in a directory, "
+       "or per file matching a glob (repeatable)", multi=True, group=_OTHER, status=PARTIAL,
+       note="INI vassals only (no .xml/.yml/.json, no zmq:// or other monitor schemes); "
+       "watched with inotify; a vassal's %d and %n are those of the INI file symlinks "
+       "point to"),
+    _O("emperor-throttle", "int", "the Emperor's throttle (milliseconds) for vassals that "
+       "keep dying: the first back-off step", default=1000, group=_OTHER),
+    _O("emperor-max-throttle", "int", "the longest back-off (milliseconds) before a dying "
+       "vassal is started again", default=180000, group=_OTHER),
+    _O("vassals-include", "ini", "include this INI in every vassal's config, after the "
+       "vassal's own lines (its values win)", multi=True, group=_OTHER),
+    _O("vassals-inherit", "ini", "read this INI as a base for every vassal, before the "
+       "vassal's own lines (the vassal's values win)", multi=True, group=_OTHER),
+    _O("vassal-set", "keyval", "set an option for every vassal: vassal-set = NAME=VALUE",
+       aliases=("vassals-set",), multi=True, group=_OTHER),
+    _O("emperor-pidfile", "path", "write the Emperor's pid to this file", group=_OTHER),
+    _O("emperor-stats", "address", "serve the Emperor's stats (JSON: each vassal's INI, "
+       "pid, state, restarts, last start) on this address", aliases=("emperor-stats-server",),
+       group=_OTHER),
+    _O("emperor-tyrant", "bool", "when the Emperor runs as root, run each vassal as the "
+       "owner (uid and gid) of its INI file; root-owned vassals are refused", default=False,
+       group=_OTHER),
+    _O("emperor-tyrant-allow-root", "bool", "with emperor-tyrant, let root-owned vassal "
+       "files run as root (a procmaster extension)", default=False, group=_OTHER),
+    _O("emperor-on-demand-directory", "path", "bind vassal sockets in the Emperor and start "
+       "a vassal on its first connection", aliases=("emperor-on-demand-dir",), group=_OTHER,
+       status=UNSUPPORTED, note=NOT_YET + "; every vassal starts at once"),
+    _O("emperor-*", "str", "other Emperor and vassal options (emperor-freq, "
+       "emperor-broodlord, vassals-include-before and the rest)",
+       prefixes=("emperor-", "vassals-", "vassal-"), multi=True, group=_OTHER,
+       status=UNSUPPORTED, blocking=True, note=NOT_YET + "; the options above are supported"),
+    _O("cache2", "str", "create a shared cache (keyval syntax)", multi=True,
+       prefixes=("cache-",), group=_OTHER, status=UNSUPPORTED, blocking=True,
+       note=NOT_YET + "; the uwsgi.cache_* API does not exist: use Redis or memcached"),
+    _O("cache", "int", "create a shared cache with this many items", group=_OTHER,
+       status=UNSUPPORTED, blocking=True,
+       note=NOT_YET + "; the uwsgi.cache_* API does not exist: use Redis or memcached"),
+    # -- Command line ---------------------------------------------------------------------
+    _O("help", "bool", "show this help and exit", aliases=("usage",), short="h",
+       default=False, cli_only=True, group=_CLI),
+    _O("version", "bool", "print the procmaster version and exit", default=False,
+       cli_only=True, group=_CLI),
+    _O("check", "ini", "read FILE[:section] like --ini, report errors and warnings, and "
+       "exit without starting (a procmaster extension)", cli_only=True, group=_CLI),
+    _O("reload", "path", "send a graceful reload (SIGHUP) to the master named in the "
+       "pidfile, and exit", cli_only=True, group=_CLI),
+    _O("stop", "path", "send a graceful stop (SIGTERM) to the master named in the "
+       "pidfile, and exit", cli_only=True, group=_CLI,
+       note="procmaster's SIGTERM is a graceful stop (uWSGI 2.0's --stop sends SIGINT)"),
+    _O("chain-reload", "path", "send a chain reload (SIGURG) to the master named in the "
+       "pidfile, and exit (a procmaster extension)", cli_only=True, group=_CLI),
+    _O("print", "text", "print the value when the configuration is read", multi=True,
+       group=_CLI),
+    _O("show-config", "bool", "show the resolved configuration as INI at start",
+       default=False, group=_CLI),
+)
+# fmt: on

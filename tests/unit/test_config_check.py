@@ -1,0 +1,48 @@
+"""``--check``'s report of watched paths that can never fire: every watched option the
+table declares is checked, in the order the config declares them."""
+
+from __future__ import annotations
+
+from procmaster.check import render_check
+from procmaster.config import load
+
+
+def test_every_watched_option_is_checked_in_declaration_order(tmp_path):
+    ini = tmp_path / "site.ini"
+    missing = tmp_path / "nowhere"
+    ini.write_text(
+        "[uwsgi]\nsocket = :3031\nmodule = app\n"
+        f"touch-logreopen = {missing}/a\n"
+        f"touch-reload = {missing}/b\n"
+        f"touch-chain-reload = {tmp_path}/fine\n"
+        f"fs-reload = {missing}/c\n"
+        f"touch-workers-reload = {missing}/d\n"
+        f"touch-logrotate = {missing}/e\n"
+    )
+    text, would_start = render_check(load(["--ini", str(ini)], environ={}))
+    assert would_start
+    lines = [line.strip() for line in text.splitlines() if "can never be watched" in line]
+    assert [line.split(": option ")[0] for line in lines] == [f"{ini}:{n}" for n in (4, 5, 7, 8, 9)]
+    assert [line.split("'")[1] for line in lines] == [
+        "touch-logreopen",
+        "touch-reload",
+        "fs-reload",
+        "touch-workers-reload",
+        "touch-logrotate",
+    ]
+    assert f"directory '{missing}' does not exist" in lines[0]
+
+
+def test_relative_watched_paths_are_relative_to_chdir(tmp_path):
+    (tmp_path / "app").mkdir()
+    ini = tmp_path / "site.ini"
+    ini.write_text(
+        f"[uwsgi]\nsocket = :3031\nmodule = app\nchdir = {tmp_path}/app\n"
+        "touch-reload = reload.txt\ntouch-reload = missing/reload.txt\n"
+    )
+    text, _ = render_check(load(["--ini", str(ini)], environ={}))
+    lines = [line.strip() for line in text.splitlines() if "can never be watched" in line]
+    assert lines == [
+        f"{ini}:6: option 'touch-reload': '{tmp_path}/app/missing/reload.txt' can never be "
+        f"watched: directory '{tmp_path}/app/missing' does not exist"
+    ]
