@@ -36,16 +36,14 @@ class SlowReader(threading.Thread):
     """Asks for ``target`` and reads the answer a little at a time until told to
     hurry, then reads the rest at full speed."""
 
-    def __init__(self, port: int, target: str) -> None:
+    def __init__(self, port: int, request: bytes) -> None:
         super().__init__(daemon=True)
         self.sock = socket.socket()
         # a small receive window: the server's writes soon have to wait for us
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
         self.sock.settimeout(60)
         self.sock.connect(("127.0.0.1", port))
-        self.sock.sendall(
-            f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
-        )
+        self.sock.sendall(request)
         self.received = 0
         self.hurry = threading.Event()
         self.data = bytearray()
@@ -67,13 +65,23 @@ class SlowReader(threading.Thread):
             self.sock.close()
 
 
-@pytest.mark.parametrize("target", ["static", "file_wrapper"])
+def uwsgi_packet(env: dict) -> bytes:
+    data = b"".join(
+        len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little") + v.encode()
+        for k, v in env.items()
+    )
+    return bytes([0]) + len(data).to_bytes(2, "little") + bytes([0]) + data
+
+
+@pytest.mark.parametrize("target", ["static", "file_wrapper", "uwsgi"])
 def test_slow_reader_of_a_big_file_does_not_hold_the_worker(procmaster, big_file, target):
     path, digest = big_file
-    port = free_port()
+    port, uwsgi_port = free_port(), free_port()
     procmaster(
         "--http-socket",
         f"127.0.0.1:{port}",
+        "--uwsgi-socket",
+        f"127.0.0.1:{uwsgi_port}",
         "--module",
         "testapp",
         "--processes",
@@ -86,8 +94,14 @@ def test_slow_reader_of_a_big_file_does_not_hold_the_worker(procmaster, big_file
         "--disable-logging",
         wait_port=port,
     )
-    url = "/static/big.bin" if target == "static" else f"/file?path={path}"
-    slow = SlowReader(port, url)
+    if target == "uwsgi":  # a file_wrapper response to a proxy speaking uwsgi
+        env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/file", "QUERY_STRING": f"path={path}"}
+        slow = SlowReader(uwsgi_port, uwsgi_packet(env))
+    else:
+        url = "/static/big.bin" if target == "static" else f"/file?path={path}"
+        slow = SlowReader(
+            port, f"GET {url} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
     slow.start()
     try:
         wait_for(lambda: slow.received > 0, 30, what="the first bytes of the big file")
@@ -103,6 +117,47 @@ def test_slow_reader_of_a_big_file_does_not_hold_the_worker(procmaster, big_file
     slow.join(60)
     assert not slow.is_alive() and slow.error is None, slow.error
     head, _, body = bytes(slow.data).partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
+    assert head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")), head
     assert len(body) == SIZE
     assert hashlib.sha256(body).hexdigest() == digest
+
+
+def test_a_kept_alive_connection_goes_on_after_a_file_that_waited(procmaster, big_file):
+    """The file fills the socket (sendfile waits for EPOLLOUT), then the next
+    request on the same connection is answered."""
+    path, digest = big_file
+    port = free_port()
+    procmaster(
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "testapp",
+        "--processes",
+        "1",
+        "--static-map",
+        f"/static={path.parent}",
+        "--disable-logging",
+        wait_port=port,
+    )
+    with socket.socket() as sock:
+        # a small window (set before connecting): the file soon fills it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        data = bytearray()
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" not in head
+        body = bytearray(body)
+        while len(body) < SIZE:
+            chunk = sock.recv(1 << 20)
+            assert chunk, "the connection closed before the end of the file"
+            body += chunk
+        assert len(body) == SIZE and hashlib.sha256(body).hexdigest() == digest
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+        assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:200]
