@@ -193,7 +193,8 @@ class HTTPProtocol(ProtocolBase):
         self.nheaders = 0
         self.url = b""
         self.in_trailers = False
-        self.error: ProtocolError | None = None
+        # what stopped the parser: our ProtocolError, or what the sink raised
+        self.error: BaseException | None = None
         self.continue_pending = False
         self.chunked_out = False
         self.close_after = False

@@ -67,11 +67,9 @@ class Connection:
         "ready",
         "out",
         "out_size",
-        "body",
         "deadline",
         "in_request",
         "current",
-        "streaming",
         "reading",
         "closed",
         "close_after",
@@ -94,12 +92,10 @@ class Connection:
         self.ready: deque[Request] = deque()
         self.out: list[bytes | memoryview] = []
         self.out_size = 0
-        self.body: Body | None = None
         now = worker.now
         self.deadline = now + worker.socket_timeout
         self.in_request = False
         self.current: Exchange | None = None
-        self.streaming = False
         self.reading = True
         self.closed = False
         self.close_after = False

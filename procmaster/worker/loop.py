@@ -423,8 +423,6 @@ class Worker:
                 self.timeouts[kind] += 1
                 conn.close()
 
-    # -- requests ------------------------------------------------------------------
-
 
 DEFAULT_KEEPALIVE = 15.0
 

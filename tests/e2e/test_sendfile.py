@@ -161,3 +161,31 @@ def test_a_kept_alive_connection_goes_on_after_a_file_that_waited(procmaster, bi
         while chunk := sock.recv(65536):
             rest += chunk
         assert rest.startswith(b"HTTP/1.1 200 OK\r\n"), rest[:200]
+
+
+def test_a_client_that_stops_reading_a_file_is_closed_by_the_write_deadline(procmaster, big_file):
+    path, _ = big_file
+    port = free_port()
+    server = procmaster(
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--module",
+        "testapp",
+        "--processes",
+        "1",
+        "--socket-timeout",
+        "1",
+        "--static-map",
+        f"/static={path.parent}",
+        wait_port=port,
+    )
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.settimeout(30)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")
+        # and nothing more is read: the worker gives up after socket-timeout
+        server.wait_log("connection closed during response to GET /static/big.bin", 30)
+        status, _, _ = http_get(port, "/", timeout=30)
+        assert status == 200
