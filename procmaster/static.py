@@ -18,7 +18,8 @@ directory, gets 403. Otherwise ``match`` returns a small WSGI callable that
 answers with the file: ``Content-Type`` from ``mimetypes``, ``Last-Modified``,
 304 for a fresh ``If-Modified-Since``, 206 for one ``Range``, 416 for a range
 beyond the end. Its body is a ``wsgi.FileWrapper``, which the worker sends with
-``os.sendfile`` (and ``HEAD`` without a body) like any app's file response.
+``os.sendfile`` as the client's socket takes it (and ``HEAD`` without a body),
+like any app's file response: a slow client holds its connection, not the worker.
 
 Only ``GET`` and ``HEAD`` are served; other methods go to the app.
 

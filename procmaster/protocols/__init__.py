@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import importlib
 
-from .base import ProtocolError, Request, Sink, WireProtocol
+from .base import ProtocolBase, ProtocolError, Request, Sink, WireProtocol
 
-__all__ = ["ProtocolError", "Request", "Sink", "WireProtocol", "protocol_class"]
+__all__ = ["ProtocolBase", "ProtocolError", "Request", "Sink", "WireProtocol", "protocol_class"]
 
 PROTOCOLS = {
     "http": ("http", "HTTPProtocol"),
@@ -21,7 +21,7 @@ PROTOCOLS = {
 }
 
 
-def protocol_class(kind: str) -> type:
+def protocol_class(kind: str) -> type[ProtocolBase]:
     """The class serving sockets of ``kind`` (``http``, ``uwsgi``, ``fastcgi``, ``scgi``)."""
     module, name = PROTOCOLS[kind]
     return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -22,11 +22,38 @@ decide whether the connection stays open.
 Rules for this package: no sockets, no ``os``, no WSGI, no logging. Bad input
 raises ``ProtocolError`` and nothing else; the worker answers it (HTTP: an error
 status; other protocols: close) and logs it.
+
+A sink never raises ``ProtocolError`` into the parser: the worker's own policy
+(``limit-post``) is the worker's to check. A sink that refuses a request records
+the refusal and ignores the rest of that connection's events; the worker acts on
+it once ``feed()`` has returned. An exception a sink raises anyway (a bug, a full
+disk) leaves ``feed()`` as it is.
+
+Capabilities
+------------
+What the worker must know of a protocol it asks the protocol class
+(``ProtocolBase``), never by testing its name:
+
+* ``for_listener(...)``: how one is built for a listening socket (a callable
+  taking the sink), from the listener's buffer size, server name and port and
+  listen backlog, each protocol taking what it uses;
+* ``error_reply(exc)``: the bytes answering a bad request (HTTP: a status
+  reply), or ``None`` when the protocol has no way to answer: the worker closes;
+* ``pipelined_errors``: an error answer may follow the answers to requests that
+  came before the bad bytes on the same connection (HTTP pipelining);
+* ``proxied``: the CGI variables come from a proxy (uwsgi, FastCGI, SCGI), and
+  ``complete_environ`` fills in what the proxy left out. Not proxied (HTTP): the
+  environ is complete, and the client is the socket's peer;
+* ``sendfile``: given a length, the body goes on the wire as it is (identity
+  framing), so the worker may send a file with ``os.sendfile``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Protocol as _Protocol
+from urllib.parse import unquote_to_bytes
 
 
 class ProtocolError(Exception):
@@ -78,7 +105,59 @@ class Request:
         self.body = None
 
 
-class LengthBody:
+class ProtocolBase:
+    """What every protocol class says about itself (see "Capabilities" above).
+    The defaults are those of a protocol behind a proxy that cannot answer an
+    error; HTTP overrides them."""
+
+    __slots__ = ()
+    name: str = ""
+    proxied = True
+    pipelined_errors = False
+    sendfile = False
+
+    @classmethod
+    def for_listener(
+        cls, *, buffer_size: int, server_name: str, server_port: str, backlog: int
+    ) -> Callable[[Sink], WireProtocol]:
+        """The constructor of one connection's protocol for a listening socket."""
+        return partial(cls, buffer_size=buffer_size)
+
+    @staticmethod
+    def error_reply(exc: ProtocolError) -> bytes | None:
+        """The bytes answering ``exc``, or None: no answer, close the connection."""
+        return None
+
+    @staticmethod
+    def complete_environ(
+        env: dict, remote: tuple[str, str], server_name: str, server_port: str
+    ) -> None:
+        """Fill in the CGI variables a proxy left out: the client address from
+        the socket when the proxy sent none, PATH_INFO when only SCRIPT_NAME or
+        REQUEST_URI carries the path (nginx's stock ``fastcgi_params``), the
+        server's name and port from the listening socket."""
+        env.setdefault("REMOTE_ADDR", remote[0])
+        # nginx passes every request header as HTTP_*, these two included; CGI
+        # (and PEP 3333) have them as CONTENT_TYPE / CONTENT_LENGTH only
+        env.pop("HTTP_CONTENT_TYPE", None)
+        env.pop("HTTP_CONTENT_LENGTH", None)
+        if "PATH_INFO" not in env:
+            # nginx's stock fastcgi_params send no PATH_INFO: the path is in
+            # SCRIPT_NAME (and REQUEST_URI); for a WSGI app it is PATH_INFO
+            path = env.get("SCRIPT_NAME")  # already percent-decoded by nginx
+            if not path:
+                uri = env.get("REQUEST_URI", "").partition("?")[0]
+                path = unquote_to_bytes(uri.encode("latin-1")).decode("latin-1")
+            env["PATH_INFO"] = path
+            env["SCRIPT_NAME"] = ""
+        env.setdefault("SCRIPT_NAME", "")
+        env.setdefault("QUERY_STRING", "")
+        env.setdefault("SERVER_NAME", server_name)
+        env.setdefault("SERVER_PORT", server_port)
+        env.setdefault("SERVER_PROTOCOL", "HTTP/1.1")
+
+
+class LengthBody(ProtocolBase):
     """For protocols whose body is CONTENT_LENGTH bytes after the head (uwsgi,
     SCGI): deliver it as it arrives, then end the request. The class using it
     has ``sink``, ``_state``, ``_buf``, ``_req`` and ``_left``, sets ``BODY``/``DONE``

@@ -64,10 +64,12 @@ Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raise
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from struct import Struct
 from struct import error as _StructError
 
-from .base import ProtocolError, Request, Sink
+from .base import ProtocolBase, ProtocolError, Request, Sink
 from .http import serialize_head, with_length
 
 __all__ = ["FastCGIProtocol", "encode_pairs", "parse_pairs", "record"]
@@ -250,7 +252,7 @@ def _content_length(value: str | None) -> int | None:
     raise ProtocolError(f"invalid CONTENT_LENGTH in FastCGI params: {value[:40]!r}", 0)
 
 
-class FastCGIProtocol:
+class FastCGIProtocol(ProtocolBase):
     """Sans-IO FastCGI responder for one connection (see the module docstring)."""
 
     name = "fastcgi"
@@ -272,6 +274,14 @@ class FastCGIProtocol:
         "_params",
         "_params_size",
     )
+
+    @classmethod
+    def for_listener(
+        cls, *, buffer_size: int, server_name: str, server_port: str, backlog: int
+    ) -> Callable[[Sink], FastCGIProtocol]:
+        # what GET_VALUES reports: one request at a time per connection
+        max_conns = max(backlog, 1)
+        return partial(cls, buffer_size=buffer_size, max_conns=max_conns, max_reqs=max_conns)
 
     def __init__(
         self, sink: Sink, *, buffer_size: int = 4096, max_conns: int = 1, max_reqs: int = 1

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from email.utils import formatdate
+from functools import partial
 from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from .base import ProtocolError, Request, Sink
+from .base import ProtocolBase, ProtocolError, Request, Sink
 
 __all__ = ["HTTPProtocol", "http_date", "serialize_head", "with_length"]
 
@@ -52,6 +54,17 @@ _HOSTS: dict[str, tuple[str, str]] = {}
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # Content-Length values from here on are absurd (and past a signed 64-bit offset)
 _MAX_LENGTH = 1 << 63
+
+# error status -> reason phrase of the answer to a bad request
+ERROR_REASONS = {
+    400: "Bad Request",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
 
 _date_cache = [0, ""]
 _head_cache: dict = {}
@@ -125,12 +138,18 @@ def serialize_head(version: str, status: str, headers: list[tuple[str, str]]) ->
     return head.encode("latin-1")
 
 
-class HTTPProtocol:
+class HTTPProtocol(ProtocolBase):
     """One HTTP connection. ``buffer_size`` bounds the request line plus headers
     (uWSGI's ``buffer-size``): past it the answer is 431 (414 when the request
     target alone is too long)."""
 
     name = "http"
+    # the client speaks to us: its environ is complete, its address the socket's peer
+    proxied = False
+    # an error is answered, after the answers to the requests pipelined before it
+    pipelined_errors = True
+    # a response with a length goes out as it is (no chunks)
+    sendfile = True
 
     __slots__ = (
         "sink",
@@ -174,10 +193,34 @@ class HTTPProtocol:
         self.nheaders = 0
         self.url = b""
         self.in_trailers = False
-        self.error: ProtocolError | None = None
+        # what stopped the parser: our ProtocolError, or what the sink raised
+        self.error: BaseException | None = None
         self.continue_pending = False
         self.chunked_out = False
         self.close_after = False
+
+    @classmethod
+    def for_listener(
+        cls, *, buffer_size: int, server_name: str, server_port: str, backlog: int
+    ) -> Callable[[Sink], HTTPProtocol]:
+        return partial(
+            cls, buffer_size=buffer_size, server_name=server_name, server_port=server_port
+        )
+
+    @staticmethod
+    def error_reply(exc: ProtocolError) -> bytes | None:
+        """``413 Content Too Large`` & co, closing the connection; None when the
+        error has no status (a connection cut short: nobody to answer)."""
+        status = exc.status
+        if not status:
+            return None
+        reason = ERROR_REASONS.get(status, "Bad Request")
+        body = f"{status} {reason}\n".encode()
+        head = (
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        return head + body
 
     # -- llhttp callbacks -------------------------------------------------------
 
@@ -274,8 +317,9 @@ class HTTPProtocol:
         self.req = req
         try:
             self.sink.on_head(req)
-        except ProtocolError as exc:
-            self._fail(exc)
+        except BaseException as exc:
+            self.error = exc  # feed() raises it as it is
+            raise
         if (
             "HTTP_EXPECT" in env
             and version == "1.1"
@@ -284,7 +328,11 @@ class HTTPProtocol:
             self.continue_pending = True
 
     def on_body(self, body: bytes) -> None:
-        self.sink.on_body(self.req, body)
+        try:
+            self.sink.on_body(self.req, body)
+        except BaseException as exc:
+            self.error = exc  # feed() raises it as it is
+            raise
 
     def on_message_complete(self) -> None:
         # reset for the next request on this connection (cheaper than on_message_begin)
@@ -296,7 +344,11 @@ class HTTPProtocol:
         req = self.req
         self.req = None
         if req is not None:
-            self.sink.on_end(req)
+            try:
+                self.sink.on_end(req)
+            except BaseException as exc:
+                self.error = exc  # feed() raises it as it is
+                raise
 
     # -- helpers ----------------------------------------------------------------
 
@@ -340,11 +392,6 @@ class HTTPProtocol:
             if "after `Connection: close`" in str(exc):
                 # bytes after a request that closes the connection: never served
                 return b""
-            cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                raise cause from None
-            if cause is not None:
-                raise cause from exc
             message = str(exc) or "malformed request"
             status = 400
             if "Pause on PRI" in message:

@@ -110,6 +110,7 @@ class UwsgiProtocol(LengthBody):
     """Sans-IO uwsgi protocol for one connection (see the module docstring)."""
 
     name = "uwsgi"
+    sendfile = True  # the body follows the head as it is
 
     BODY = _BODY
     DONE = _DONE

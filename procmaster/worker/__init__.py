@@ -1,0 +1,78 @@
+"""One worker process: an event loop over its connections, calling the app.
+
+Theory of operation
+-------------------
+The master forks a worker and calls ``worker_main`` in the child; it never
+returns. The parts, from the socket to the app and back::
+
+    loop.py        the Worker: epoll, accept, signals, deadlines, graceful stop, recycle
+    connection.py  one connection: reading, the protocol's sink, the write queue, linger
+    glue.py        a complete request -> environ -> the app (here or in the threads)
+    response.py    the response on its way out: pump, back-pressure, sendfile, errors
+
+A connection feeds what it reads to its protocol (sans-IO, ``procmaster.protocols``),
+which reports request events back; bodies are stored as they arrive
+(``wsgi.Body``); a complete request goes to the app; the response is framed by
+the protocol and written as the socket takes it (one bounded buffer per
+connection: an app iterator or a file waits for ``EPOLLOUT``). What differs
+between protocols the protocol class says (``protocols.base``: Capabilities).
+
+Must not know: other workers, reloads (it is told to stop), the config files,
+protocol names. The master never imports this package (only the child runs it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+
+from ..ipc import MASTER_ASKS, SIG_PRINT_REQUEST
+from ..logs import log
+from ..process import die_with_parent, process_name, set_process_name
+from .connection import Connection
+from .loop import Worker
+
+__all__ = ["Connection", "Worker", "worker_main"]
+
+
+def worker_main(
+    wid: int,
+    cfg,
+    listeners,
+    apps,
+    ready_fd: int,
+    scoreboard,
+    slot: int,
+    master_pid: int,
+    load_apps_here,
+) -> None:
+    """Entry point in the forked child; never returns."""
+    try:
+        die_with_parent(master_pid)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # until the loop has its handlers (after a lazy app load, maybe seconds):
+        # a stop request ends a starting worker at once (the master's handler,
+        # inherited by the fork, would lose it), and the master's other requests
+        # (print request, pause, reopen log) are ignored, never fatal
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig in (SIG_PRINT_REQUEST, *MASTER_ASKS):
+            signal.signal(sig, signal.SIG_IGN)
+        name = process_name(cfg, f"worker {wid}")
+        if name:
+            set_process_name(name)
+        if apps is None:
+            apps = load_apps_here()
+        worker = Worker(wid, cfg, listeners, apps, ready_fd, scoreboard, slot)
+        worker.run_forever()
+    except SystemExit as exc:
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException:
+        try:
+            log(f"worker {wid} failed to start:\n{traceback.format_exc().rstrip()}")
+        finally:
+            os._exit(1)
+    finally:
+        sys.stdout.flush()
+        os._exit(1)

@@ -1,0 +1,408 @@
+"""One client connection: reading, the protocol's sink, the write queue, the
+lingering close.
+
+Theory of operation
+-------------------
+A connection reads what the socket has (``on_readable``) and feeds it to its
+protocol object (sans-IO), whose events come back here (``on_head``/``on_body``/
+``on_end``): bodies are stored as they arrive (``wsgi.Body``), complete requests
+wait in ``ready`` and are run in order (``process``), one at a time: while a
+response is in progress nothing else is run, so pipelined requests are answered
+in order and cannot pile up.
+
+The worker's policy on a request (``limit-post``) is checked here, as a sink,
+and never raised into the parser: a refused request is recorded in
+``refused`` and the connection ignores the protocol's further events; once
+``feed()`` returned, the refusal is handled like a protocol error (``fail``):
+answered where the protocol class can (``error_reply``), else the connection
+closes.
+
+Writes go straight to the socket when nothing waits before them; the rest is
+queued (``out``) and written on ``EPOLLOUT``, after which the response in
+progress is resumed (``Exchange.resume``). A response waiting for the socket
+with nothing queued (a file sent with ``sendfile``) sets ``awaiting_write``.
+After an error reply the connection lingers: it sends FIN and reads and drops
+what the client still sends for a moment, so the client sees the answer
+instead of a reset.
+
+Must not know: protocol names (it asks the listener's protocol class), the app
+and WSGI beyond storing a body, other connections.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from ..logs import log
+from ..protocols import ProtocolError, Request
+from ..wsgi import Body
+from .glue import run
+from .response import Exchange
+
+if TYPE_CHECKING:
+    from .loop import Worker, WorkerListener
+
+__all__ = ["Connection"]
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+READ_SIZE = 65536
+LINGER_SECONDS = 2.0  # how long an error reply's connection drains what the client still sends
+
+
+class Connection:
+    """One client connection; the protocol's sink."""
+
+    __slots__ = (
+        "fd",
+        "worker",
+        "proto",
+        "listener",
+        "remote",
+        "ready",
+        "out",
+        "out_size",
+        "deadline",
+        "in_request",
+        "current",
+        "reading",
+        "closed",
+        "close_after",
+        "peer_closed",
+        "idle_since",
+        "got_head",
+        "deferred_error",
+        "refused",
+        "awaiting_write",
+    )
+
+    def __init__(
+        self, fd: int, worker: Worker, listener: WorkerListener, remote: tuple[str, str]
+    ) -> None:
+        self.fd = fd
+        self.worker = worker
+        self.listener = listener
+        self.remote = remote
+        self.proto = listener.factory(self)
+        self.ready: deque[Request] = deque()
+        self.out: list[bytes | memoryview] = []
+        self.out_size = 0
+        now = worker.now
+        self.deadline = now + worker.socket_timeout
+        self.in_request = False
+        self.current: Exchange | None = None
+        self.reading = True
+        self.closed = False
+        self.close_after = False
+        self.peer_closed = False
+        self.idle_since = now
+        self.got_head = False
+        self.deferred_error: ProtocolError | None = None
+        # the worker's refusal of the request being read (limit-post)
+        self.refused: ProtocolError | None = None
+        # the response waits for the socket with nothing queued (sendfile)
+        self.awaiting_write = False
+
+    # -- Sink: events from the protocol ------------------------------------------
+
+    def on_head(self, req: Request) -> None:
+        if self.refused is not None:
+            return
+        worker = self.worker
+        self.got_head = True  # the header deadline is met; the body gets its own
+        self.deadline = worker.now + worker.socket_timeout
+        limit = worker.limit_post
+        if limit and req.content_length is not None and req.content_length > limit:
+            self.refused = ProtocolError(
+                f"request body of {req.content_length} bytes over limit-post", 413
+            )
+            return
+        if req.content_length != 0:
+            req.body = Body(worker.spool_threshold)
+
+    def on_body(self, req: Request, data: bytes) -> None:
+        if self.refused is not None:
+            return
+        body = req.body
+        if body is None:
+            body = req.body = Body(self.worker.spool_threshold)
+        body.write(data)
+        # socket-timeout between body bytes, not for the whole body
+        self.deadline = self.worker.now + self.worker.socket_timeout
+        limit = self.worker.limit_post
+        if limit and body.size > limit:
+            self.refused = ProtocolError(f"request body over limit-post ({limit} bytes)", 413)
+            body.close()
+
+    def on_end(self, req: Request) -> None:
+        if self.refused is None:
+            self.ready.append(req)
+
+    # -- reading ------------------------------------------------------------------
+
+    def on_readable(self) -> None:
+        try:
+            data = os.read(self.fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.close()
+            return
+        worker = self.worker
+        if not data:
+            self.peer_closed = True
+            try:
+                self.proto.eof()
+            except ProtocolError as exc:
+                self.log_protocol_error(exc)  # cut inside a request or packet
+            if not self.ready and self.current is None and not self.out:
+                self.close()
+                return
+            self.pause_reading()
+        else:
+            if not self.in_request:
+                self.in_request = True
+                self.got_head = False
+                # the header deadline: the whole head within socket-timeout
+                self.deadline = worker.now + worker.socket_timeout
+            try:
+                reply = self.proto.feed(data)
+            except ProtocolError as exc:
+                self.fail(self.take_refusal() or exc)
+                return
+            if self.refused is not None:
+                self.fail(self.take_refusal())
+                return
+            if reply:
+                self.send(reply)
+            if not self.got_head and worker.now > self.deadline:
+                # a head trickled in for longer than the header deadline
+                worker.timeouts["header"] += 1
+                self.close()
+                return
+        if self.ready:
+            self.process()
+        elif self.out:
+            self.flush()
+
+    def take_refusal(self) -> ProtocolError | None:
+        """The worker's refusal recorded while the protocol fed us, once."""
+        refused, self.refused = self.refused, None
+        return refused
+
+    def pause_reading(self) -> None:
+        if self.reading and not self.closed:
+            self.reading = False
+            self.worker.modify(self.fd, EPOLLOUT if self.out or self.awaiting_write else 0)
+
+    def fail(self, exc: ProtocolError) -> None:
+        """Bad request bytes, or a request the worker refuses: answer where the
+        protocol can (HTTP: an error status), then close. Where the protocol
+        allows it, complete requests before the bad bytes are answered first
+        (pipelining), then the error."""
+        protocol = self.listener.protocol
+        reply = protocol.error_reply(exc)
+        if (
+            reply is not None
+            and protocol.pipelined_errors
+            and (self.ready or self.current is not None)
+        ):
+            self.deferred_error = exc
+            self.pause_reading()
+            if self.current is None:
+                self.process()
+            return
+        self.log_protocol_error(exc)
+        if reply is not None and self.current is None:
+            self.ready.clear()
+            self.send(reply)
+            self.linger()
+        else:
+            self.close()
+
+    def log_protocol_error(self, exc: ProtocolError) -> None:
+        lst = self.listener
+        addr = self.remote[0] or lst.server_name
+        answered = exc.status and lst.protocol.error_reply(exc) is not None
+        status = f" -> {exc.status}" if answered else ""
+        log(f"{lst.name} request from {addr or 'unix socket'}: {exc.message}{status}")
+
+    def linger(self) -> None:
+        """Close after the error reply is out, reading and dropping what the client
+        still sends for a moment, so it sees our answer instead of a reset."""
+        self.close_after = True
+        self.proto = _Discard()
+        if not self.out:
+            self.shutdown_and_close()
+
+    # -- the app -----------------------------------------------------------------
+
+    def process(self) -> None:
+        """Run the complete requests in order, while the socket keeps up."""
+        worker = self.worker
+        while self.ready and self.current is None and not self.closed:
+            req = self.ready.popleft()
+            if worker.stopping:
+                req.keep_alive = False
+            if req.aborted:  # FastCGI ABORT_REQUEST before the app ran: just end it
+                self.send(self.proto.response_end(req))
+                self.request_done(req)
+                continue
+            run(worker, self, req)
+            if self.current is None:
+                self.request_done(req)
+        if self.out:
+            self.flush()
+
+    def request_done(self, req: Request) -> None:
+        if req.body is not None:
+            req.body.close()
+        worker = self.worker
+        if not req.keep_alive or worker.stopping:
+            self.close_after = True
+            self.ready.clear()
+        self.in_request = bool(self.ready)
+        if self.deferred_error is not None and not self.ready and not self.close_after:
+            exc, self.deferred_error = self.deferred_error, None
+            self.fail(exc)
+            return
+        # the clock now, not at the loop's wake-up: the app may have run for a while
+        now = time.monotonic()
+        self.idle_since = now
+        self.deadline = now + worker.keepalive_timeout
+        if self.close_after and not self.out:
+            self.shutdown_and_close()
+
+    def send(self, data: bytes) -> None:
+        """Queue bytes; write at once when nothing is waiting before them."""
+        if not data:
+            return  # (an empty write would never drain from the queue)
+        if not self.out:
+            try:
+                n = os.write(self.fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                self.broken()
+                return
+            if n == len(data):
+                return
+            data = memoryview(data)[n:]
+            self.worker.modify(self.fd, EPOLLOUT)
+            self.deadline = self.worker.now + self.worker.socket_timeout
+        self.out.append(data)
+        self.out_size += len(data)
+
+    def flush(self) -> bool:
+        """Write what is queued; True when all is out."""
+        out = self.out
+        while out:
+            try:
+                if len(out) == 1:
+                    n = os.write(self.fd, out[0])
+                else:
+                    n = os.writev(self.fd, out[:512])
+            except BlockingIOError:
+                break
+            except OSError:
+                self.broken()
+                return False
+            self.out_size -= n
+            self.deadline = self.worker.now + self.worker.socket_timeout
+            while n:
+                first = out[0]
+                if n >= len(first):
+                    n -= len(first)
+                    out.pop(0)
+                else:
+                    out[0] = memoryview(first)[n:]
+                    n = 0
+        if out:
+            self.worker.modify(self.fd, EPOLLOUT)
+            return False
+        return True
+
+    def on_writable(self) -> None:
+        if self.flush():
+            exchange = self.current
+            if exchange is not None:
+                if exchange.resume():
+                    return  # still waiting for the socket
+                if self.out or self.closed:
+                    return
+            if self.close_after:
+                self.shutdown_and_close()
+                return
+            self.worker.modify(self.fd, EPOLLIN if self.reading else 0)
+            if self.ready:
+                self.process()
+
+    def broken(self) -> None:
+        """The client went away while we were writing to it."""
+        exchange = self.current
+        if exchange is not None:
+            self.current = None
+            exchange.abort("client disconnected")
+        self.close()
+
+    def shutdown_and_close(self) -> None:
+        """Close after a complete response. After an error reply whose request was
+        not read to its end (``_Discard``): send FIN, then go on reading and
+        dropping for a moment (a lingering close), so the client reads our answer
+        instead of a reset. Otherwise the client sent nothing more: just close."""
+        if self.closed:
+            return
+        if isinstance(self.proto, _Discard) and not self.peer_closed:
+            try:
+                sock = socket.socket(fileno=os.dup(self.fd))
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                finally:
+                    sock.close()
+            except OSError:
+                self.close()
+                return
+            self.close_after = False
+            self.reading = True
+            self.in_request = True
+            self.deadline = self.worker.now + LINGER_SECONDS
+            self.worker.modify(self.fd, EPOLLIN)
+            return
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        exchange = self.current
+        if exchange is not None:
+            self.current = None
+            exchange.abort("connection closed")
+        for req in self.ready:
+            if req.body is not None:
+                req.body.close()
+        self.ready.clear()
+        self.out.clear()
+        self.awaiting_write = False
+        self.worker.forget(self)
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+
+class _Discard:
+    """Protocol stand-in after an error reply: swallow whatever still comes."""
+
+    name = "discard"
+
+    def feed(self, data: bytes) -> bytes:
+        return b""
+
+    def eof(self) -> None:
+        pass

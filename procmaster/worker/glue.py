@@ -1,0 +1,109 @@
+"""From a complete request to the app's call: the environ, the app to call, the
+call itself (here, or in the pool of threads).
+
+Theory of operation
+-------------------
+``run`` is the hot path of every request: the protocol's CGI variables get the
+worker's ``wsgi.*`` keys (one ``dict.update``), what the protocol class says is
+missing behind a proxy (``complete_environ``; a direct client's address is the
+socket's peer), ``wsgi.input``; then the app is chosen (a static file, the one
+app, or the app mounted at the path) and called. The common answer, a list or
+tuple of bytes, is framed and queued in one write here; a file goes to
+``Exchange.start_file``; any other iterable to ``Exchange.pump``.
+
+Must not know: protocol names, sockets (the connection writes), the loop.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from ..appthreads import Job
+from ..protocols import Request
+from ..wsgi import EMPTY_INPUT, FileWrapper, url_scheme
+from .response import Exchange, request_finished, simple_response
+
+if TYPE_CHECKING:
+    from .connection import Connection
+    from .loop import Worker
+
+__all__ = ["describe", "run"]
+
+
+def run(worker: Worker, conn: Connection, req: Request) -> None:
+    """Call the app for one complete request and queue its response."""
+    env = req.environ
+    env.update(worker.base_env)
+    lst = conn.listener
+    if lst.proxied:
+        lst.complete_environ(env, conn.remote, lst.server_name, lst.server_port)
+        env["wsgi.url_scheme"] = url_scheme(env)
+    else:
+        env["REMOTE_ADDR"], env["REMOTE_PORT"] = conn.remote
+    body = req.body
+    env["wsgi.input"] = body.stream() if body is not None else EMPTY_INPUT
+    app = worker.apps.single
+    if worker.static is not None:
+        app = worker.static.match(env) or app
+    if app is None:
+        app, script_name, path_info = worker.apps.resolve(env.get("PATH_INFO", ""))
+        if app is None:
+            simple_response(conn, req, "404 Not Found", b"no app mounted here\n")
+            return
+        env["SCRIPT_NAME"] = env.get("SCRIPT_NAME", "").rstrip("/") + script_name
+        env["PATH_INFO"] = path_info
+    start = time.time()
+    worker.requests += 1
+    if worker.pool is not None:
+        run_threaded(worker, conn, req, app, env, start)
+        return
+    worker.scoreboard.request_start(worker.slot, start)
+    if worker.harakiri:
+        worker.scoreboard.request_desc(worker.slot, describe(env))
+    conn.current = exchange = Exchange(conn, req, start)
+    try:
+        result = exchange.result = app(env, exchange.start_response)
+        if type(result) is list or type(result) is tuple:
+            if len(result) == 1 and type(result[0]) is bytes:
+                data = result[0]
+            else:
+                data = b"".join(result)
+            if exchange.status is None:
+                raise RuntimeError("the app returned without calling start_response()")
+            proto = conn.proto
+            if exchange.headers_sent:  # the app used write() before returning
+                conn.send(proto.response_body(req, data) + proto.response_end(req))
+            else:
+                head = proto.response_head(req, exchange.status, exchange.headers, len(data))
+                exchange.headers_sent = True
+                exchange.hsize = len(head)
+                conn.send(head + proto.response_body(req, data) + proto.response_end(req))
+            exchange.rsize += len(data)
+            # an exact list or tuple has no close(): nothing to call
+            conn.current = None
+            request_finished(worker, exchange, exchange.status)
+            return
+        if isinstance(result, FileWrapper) and exchange.start_file():
+            return
+        exchange.iterator = iter(result)
+    except Exception:
+        exchange.app_error()
+        return
+    exchange.pump()
+
+
+def run_threaded(
+    worker: Worker, conn: Connection, req: Request, app, env: dict, start: float
+) -> None:
+    """threads > 1: hand the request to the pool; ``threads_done`` sends the response."""
+    exchange = Exchange(conn, req, start)
+    conn.current = exchange
+    desc = describe(env) if worker.harakiri else b""
+    worker.pool.submit(Job(exchange, app, env, exchange, desc))
+
+
+def describe(env: dict) -> bytes:
+    """The request as ``METHOD URI``, for the scoreboard (harakiri logs it)."""
+    uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
+    return f"{env.get('REQUEST_METHOD')} {uri}".encode("latin-1", "replace")

@@ -1,0 +1,463 @@
+"""One worker process: the event loop over its listening sockets and connections.
+
+Theory of operation
+-------------------
+The worker waits on one ``epoll`` for: the listening sockets it shares with its
+siblings (registered ``EPOLLEXCLUSIVE`` so one connection wakes one worker), its
+connections, the signal wake-up pipe, and (``threads`` > 1) the pool's eventfd.
+Sockets are non-blocking: reading a request and writing a response wait on the
+socket, never on the worker, so a slow or idle client holds memory, not the
+worker. What a connection does with its events is ``connection.py``'s; how a
+response goes out, ``response.py``'s; the app call, ``glue.py``'s.
+
+Once a second, ``sweep`` closes connections past their deadline (header, read,
+write, keep-alive: counted and logged at exit), reports newly imported modules
+(py-autoreload) and asks the guards whether this worker has lived long enough.
+
+Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting, finish
+what is in flight, answer each next request on a kept-alive connection with
+``Connection: close``, close connections that stay idle, then exit. ``SIGINT``
+and ``SIGQUIT`` exit at once. The worker dies with the master (``PR_SET_PDEATHSIG``).
+A guard (``procmaster.guards``: max-requests, reload-on-rss, max-worker-lifetime)
+starts the same graceful stop, and the worker then exits with ``EXIT_RECYCLE``.
+``EMFILE`` on accept pauses accepting until a connection closes; the master's
+pause (``SIG_PAUSE``) until it resumes us.
+
+Must not know: other workers, reloads (it is told to stop), the config files,
+protocol names (a listener's protocol class says what the worker needs).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import faulthandler
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from fcntl import F_SETFL, fcntl
+
+from ..appthreads import AppThreads
+from ..guards import worker_guard
+from ..ipc import (
+    EXIT_RECYCLE,
+    MASTER_ASKS,
+    SIG_DUMP_STACKS,
+    SIG_PAUSE,
+    SIG_PRINT_REQUEST,
+    SIG_REOPEN_LOG,
+    SIG_RESUME,
+    encode_module,
+    encode_ready,
+)
+from ..logs import RequestLogger, log
+from ..protocols import protocol_class
+from ..static import static_files
+from ..wsgi import SPOOL_THRESHOLD, base_environ
+from .connection import Connection
+from .response import threads_done
+
+__all__ = ["Worker", "WorkerListener"]
+
+EPOLLIN = select.EPOLLIN
+EPOLLOUT = select.EPOLLOUT
+EPOLLERR = select.EPOLLERR | select.EPOLLHUP
+EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
+
+NONBLOCK_FLAGS = os.O_RDWR | os.O_NONBLOCK
+IDLE_CLOSE_WHEN_DRAINING = 1.0  # seconds an idle keep-alive connection may stay while stopping
+
+
+class WorkerListener:
+    """What a worker needs of a listening socket, and what its protocol class
+    says the worker needs to know (see ``protocols.base``: Capabilities)."""
+
+    __slots__ = (
+        "fd",
+        "sock",
+        "name",
+        "protocol",
+        "factory",
+        "proxied",
+        "sendfile",
+        "complete_environ",
+        "unix",
+        "server_name",
+        "server_port",
+    )
+
+    def __init__(self, listener, cfg) -> None:
+        self.sock = listener.sock
+        self.fd = listener.sock.fileno()
+        self.name = listener.proto
+        self.unix = listener.sock.family == socket.AF_UNIX
+        if self.unix:
+            self.server_name, self.server_port = "localhost", "0"
+        else:
+            name = listener.sock.getsockname()
+            self.server_name, self.server_port = str(name[0]), str(name[1])
+        cls = self.protocol = protocol_class(listener.proto)
+        self.proxied = cls.proxied
+        self.sendfile = cls.sendfile
+        self.complete_environ = cls.complete_environ
+        self.factory = cls.for_listener(
+            buffer_size=cfg.buffer_size,
+            server_name=self.server_name,
+            server_port=self.server_port,
+            backlog=int(cfg.get("listen") or 1),
+        )
+
+
+class Worker:
+    """The worker's loop. ``run_forever`` never returns: it exits the process."""
+
+    def __init__(
+        self, wid: int, cfg, listeners, apps, ready_fd: int, scoreboard, slot: int
+    ) -> None:
+        self.wid = wid
+        self.cfg = cfg
+        self.apps = apps
+        self.ready_fd = ready_fd
+        self.scoreboard = scoreboard
+        self.slot = slot
+        self.listeners = [WorkerListener(listener, cfg) for listener in listeners]
+        self.by_fd = {lst.fd: lst for lst in self.listeners}
+        self.conns: dict[int, Connection] = {}
+        self.epoll = select.epoll()
+        self.now = time.monotonic()
+        self.socket_timeout = float(cfg.socket_timeout)
+        self.keepalive_timeout = keepalive_timeout(cfg.get("http-keepalive"))
+        self.limit_post = int(cfg.get("limit-post") or 0)
+        # bodies above post-buffering (uWSGI's meaning) are spooled to a temp file
+        self.spool_threshold = int(cfg.get("post-buffering") or 0) or SPOOL_THRESHOLD
+        self.stopping = False
+        self.stop_deadline = 0.0
+        self.requests = 0
+        self.logging = not cfg.disable_logging
+        self.req_log = RequestLogger(cfg, wid) if self.logging else None
+        self.static = static_files(cfg)  # static-map & co: files served before the app
+        threads = int(cfg.get("threads") or 1)
+        self.base_env = base_environ(
+            multithread=threads > 1, multiprocess=cfg.processes > 1 or bool(cfg.get("lazy-apps"))
+        )
+        self.accepting = False
+        self.accept_paused = False  # EMFILE: accepting resumes when a connection closes
+        self.paused = False  # the master's ``p``: accept nothing until resumed
+        self.signal_r = -1
+        # py-autoreload: tell the master about modules imported here, so it watches them
+        self.autoreload = bool(cfg.get("py-autoreload"))
+        self.modules_seen: set[str] = set()
+        self.nmodules = 0
+        # guards: harakiri needs each request named in the scoreboard; limits recycle us
+        self.harakiri = bool(cfg.get("harakiri"))
+        self.guard = worker_guard(cfg, wid)
+        self.recycle_reason: str | None = None
+        self.exit_code = 0
+        self.pool = AppThreads(threads, scoreboard, slot) if threads > 1 else None
+        # connections closed by a deadline, by kind (logged at exit)
+        self.timeouts = {"header": 0, "read": 0, "write": 0, "keepalive": 0}
+        self.fd_warned = False
+
+    # -- set-up ------------------------------------------------------------------
+
+    def setup_signals(self) -> None:
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.signal_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, *MASTER_ASKS):
+            signal.signal(sig, self._on_signal)
+        for sig in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)  # the master's, not ours
+        signal.signal(SIG_PRINT_REQUEST, self._print_request)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.epoll.register(r, EPOLLIN)
+        if self.cfg.get("harakiri-verbose"):
+            faulthandler.register(SIG_DUMP_STACKS, file=log.fd, all_threads=True)
+        if self.pool is not None:
+            self.epoll.register(self.pool.fileno(), EPOLLIN)
+        # blocked by the master around the fork: from now on they reach our handlers
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+    def _on_signal(self, signum, frame) -> None:
+        # the work happens in the loop (the wake-up fd woke it); nothing here
+        pass
+
+    def _print_request(self, signum, frame) -> None:
+        """SIGUSR2 (forwarded by the master): log what this worker is doing now.
+        Done in the handler, so a request stuck in the app is reported too."""
+        now = time.time()
+        busy = [c.current for c in list(self.conns.values()) if c.current is not None]
+        if not busy:
+            log(f"worker {self.wid} (pid {os.getpid()}): idle")
+        for exchange in busy:
+            env = exchange.req.environ
+            log(
+                f"worker {self.wid} (pid {os.getpid()}): {env.get('REQUEST_METHOD')} "
+                f"{env.get('REQUEST_URI') or env.get('PATH_INFO')} from "
+                f"{env.get('REMOTE_ADDR') or '-'} running for {now - exchange.start:.3f}s"
+            )
+
+    def handle_signals(self) -> None:
+        try:
+            data = os.read(self.signal_r, 64)
+        except BlockingIOError:
+            return
+        for signum in data:
+            if signum in (signal.SIGINT, signal.SIGQUIT):
+                os._exit(0)
+            if signum in (signal.SIGHUP, signal.SIGTERM):
+                self.begin_stop()
+            elif signum == SIG_REOPEN_LOG:
+                log.reopen()  # the master rotated or reopened the log
+            elif signum == SIG_PAUSE:
+                self.pause_accepting()
+            elif signum == SIG_RESUME:
+                self.paused = False
+                if not self.accepting and not self.stopping:
+                    self.start_accepting()
+                    self.scoreboard.worker_ready(self.slot, os.getpid())
+
+    def start_accepting(self) -> None:
+        for lst in self.listeners:
+            self.epoll.register(lst.fd, EPOLLIN | EPOLLEXCLUSIVE)
+        self.accepting = True
+
+    def begin_stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_deadline = self.now + float(self.cfg.worker_reload_mercy)
+        if self.accepting:
+            for lst in self.listeners:
+                try:
+                    self.epoll.unregister(lst.fd)
+                except OSError:
+                    pass
+                lst.sock.close()
+            self.accepting = False
+        for conn in list(self.conns.values()):
+            if conn.current is None and not conn.ready and not conn.in_request and not conn.out:
+                # idle keep-alive: serve a request that is already on its way, else
+                # close once it stayed idle for a moment (see sweep())
+                conn.idle_since = min(conn.idle_since, self.now)
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        self.setup_signals()
+        self.start_accepting()
+        os.write(self.ready_fd, encode_ready(os.getpid()))
+        if self.autoreload:
+            self.report_modules()
+        else:
+            os.close(self.ready_fd)
+        self.scoreboard.worker_ready(self.slot, os.getpid())
+        poll = self.epoll.poll
+        conns = self.conns
+        by_fd = self.by_fd
+        signal_r = self.signal_r
+        pool_fd = self.pool.fileno() if self.pool is not None else -2
+        next_sweep = time.monotonic() + 1.0
+        try:
+            while True:
+                events = poll(1.0)
+                self.now = now = time.monotonic()
+                if now >= next_sweep:
+                    # before handling the events: a connection whose bytes are
+                    # waiting (while the app ran for another) is not idle
+                    next_sweep = now + 1.0
+                    self.sweep({fd for fd, _ in events})
+                for fd, ev in events:
+                    conn = conns.get(fd)
+                    if conn is not None:
+                        if ev & EPOLLOUT:
+                            conn.on_writable()
+                        if ev & (EPOLLIN | EPOLLERR) and not conn.closed and conn.reading:
+                            conn.on_readable()
+                        elif ev & EPOLLERR and not conn.closed and not ev & EPOLLOUT:
+                            conn.close()
+                    elif fd in by_fd:
+                        self.accept(by_fd[fd])
+                    elif fd == signal_r:
+                        self.handle_signals()
+                    elif fd == pool_fd:
+                        threads_done(self)
+                if self.recycle_reason is not None and not self.stopping:
+                    self.recycle()
+                if self.stopping and (not conns or now > self.stop_deadline):
+                    break
+        except Exception:
+            log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
+            os._exit(1)
+        self.log_timeouts()
+        os._exit(self.exit_code)
+
+    def recycle(self) -> None:
+        """A guard's limit was reached: finish what is in flight, then exit to be replaced."""
+        log(
+            f"worker {self.wid} (pid {os.getpid()}): {self.recycle_reason}; "
+            "finishing its requests, then stopping to be replaced"
+        )
+        self.exit_code = EXIT_RECYCLE
+        self.begin_stop()
+
+    def log_timeouts(self) -> None:
+        """At exit: how many connections each deadline closed, if any."""
+        if any(self.timeouts.values()):
+            counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
+            log(f"worker {self.wid}: connections closed by timeouts: {counts}")
+
+    def accept(self, lst: WorkerListener) -> None:
+        sock = lst.sock
+        for _ in range(64):
+            try:
+                fd, addr = sock._accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self.out_of_fds(lst)
+                return
+            fcntl(fd, F_SETFL, NONBLOCK_FLAGS)  # one syscall: a new socket is O_RDWR
+            if lst.unix:
+                remote = ("", "")
+            else:
+                _setnodelay(fd)
+                remote = (addr[0], str(addr[1]))
+            conn = Connection(fd, self, lst, remote)
+            self.conns[fd] = conn
+            self.epoll.register(fd, EPOLLIN)
+
+    def pause_accepting(self) -> None:
+        """The master's ``p`` (pause): serve the connections we have, accept none
+        (new ones wait in the listen queue) until resumed."""
+        self.paused = True
+        if self.accepting:
+            for lst in self.listeners:
+                try:
+                    self.epoll.unregister(lst.fd)
+                except OSError:
+                    pass
+            self.accepting = False
+            self.scoreboard.stopping(self.slot)
+
+    def out_of_fds(self, lst: WorkerListener) -> None:
+        """EMFILE: stop accepting until a connection closes (never spin); said once."""
+        if self.accepting:
+            if not self.fd_warned:
+                self.fd_warned = True
+                log(
+                    f"worker {self.wid}: out of file descriptors; pausing accept until connections close"
+                )
+            for other in self.listeners:
+                try:
+                    self.epoll.unregister(other.fd)
+                except OSError:
+                    pass
+            self.accepting = False
+            self.accept_paused = True
+
+    def modify(self, fd: int, mask: int) -> None:
+        try:
+            self.epoll.modify(fd, mask)
+        except OSError:
+            pass
+
+    def forget(self, conn: Connection) -> None:
+        """A connection is closing (its fd is closed right after: that takes it
+        out of the epoll set, no unregister needed)."""
+        self.conns.pop(conn.fd, None)
+        if self.accept_paused and not self.stopping and not self.paused:
+            self.accept_paused = False
+            self.start_accepting()
+
+    def report_modules(self) -> None:
+        """py-autoreload: send the master the source files of modules imported
+        since the last call (one line each, written whole)."""
+        if len(sys.modules) == self.nmodules:
+            return
+        # lazy: watch needs inotify_simple, which only py-autoreload uses
+        from ..watch import module_files
+
+        self.nmodules = len(sys.modules)
+        for path in module_files(self.modules_seen):
+            try:
+                os.write(self.ready_fd, encode_module(path))
+            except OSError:
+                return
+
+    def sweep(self, active: set[int]) -> None:
+        """Close connections past their deadline (socket-timeout, keep-alive),
+        except those in ``active`` (they have events to handle now)."""
+        if self.autoreload:
+            self.report_modules()
+        if not self.accepting and not self.stopping:
+            # paused by EMFILE with no connection of ours to free a descriptor
+            # (the app holds them): try again once a second, never in a loop
+            self.start_accepting()
+        now = self.now
+        if self.guard is not None and self.recycle_reason is None:
+            self.recycle_reason = self.guard.expired(now)
+        for conn in list(self.conns.values()):
+            if conn.closed or conn.fd in active:
+                continue
+            writing = conn.out or conn.awaiting_write
+            if conn.current is not None and not writing:
+                continue  # the app is producing (threads) or waiting: not the client's fault
+            if self.stopping and not conn.in_request and not writing and not conn.ready:
+                if now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING:
+                    conn.close()
+                continue
+            if now > conn.deadline:
+                if writing:
+                    kind = "write"
+                elif not conn.in_request:
+                    kind = "keepalive"
+                else:
+                    kind = "read" if conn.got_head else "header"
+                self.timeouts[kind] += 1
+                conn.close()
+
+
+DEFAULT_KEEPALIVE = 15.0
+
+
+def keepalive_timeout(value) -> float:
+    """Idle time a kept-alive connection may wait for its next request.
+
+    ``http-keepalive`` as uWSGI: 0 (the default) or bare/1 mean "keep-alive on"
+    with our default idle timeout; a larger number is the timeout in seconds.
+    (procmaster always keeps HTTP/1.1 connections alive, as uWSGI's
+    http11-socket does.)"""
+    if value is True or not value or value == 1:
+        return DEFAULT_KEEPALIVE
+    return float(value)
+
+
+def _setnodelay(fd: int) -> None:
+    _NODELAY_SOCK.setsockopt_fd(fd)
+
+
+class _NoDelay:
+    """setsockopt(TCP_NODELAY) on a bare fd without building a socket object each time."""
+
+    def __init__(self) -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._setsockopt = libc.setsockopt
+            self._one = ctypes.byref(ctypes.c_int(1))
+            self._size = ctypes.sizeof(ctypes.c_int)
+        except (OSError, AttributeError):  # pragma: no cover
+            self._setsockopt = None
+
+    def setsockopt_fd(self, fd: int) -> None:
+        if self._setsockopt is not None:
+            self._setsockopt(fd, socket.IPPROTO_TCP, socket.TCP_NODELAY, self._one, self._size)
+
+
+_NODELAY_SOCK = _NoDelay()
