@@ -44,11 +44,11 @@ WSGIApp = Callable[[dict, Callable], object]
 def static_files(cfg) -> StaticFiles | None:
     """The static file server the config asks for, or None when it asks for none."""
     files = StaticFiles(
-        maps=list(cfg.get("static-map") or []),
-        maps2=list(cfg.get("static-map2") or []),
-        checks=list(cfg.get("static-check") or []),
-        index=list(cfg.get("static-index") or []),
-        safe=list(cfg.get("static-safe") or []),
+        maps=list(cfg.static_map),
+        maps2=list(cfg.static_map2),
+        checks=list(cfg.static_check),
+        index=list(cfg.static_index),
+        safe=list(cfg.static_safe),
     )
     return files if files.rules else None
 

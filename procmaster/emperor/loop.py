@@ -87,19 +87,19 @@ class Emperor:
         self.pid = os.getpid()
         cwd = os.getcwd()
         self.patterns: list[str] = [os.path.join(cwd, p) for p in cfg.emperor]
-        self.throttle = max(int(cfg.get("emperor-throttle")), 1) / 1000.0
-        self.max_throttle = max(int(cfg.get("emperor-max-throttle")) / 1000.0, self.throttle)
-        self.stop_mercy = float(cfg.reload_mercy) + 5.0
-        self.tyrant = bool(cfg.get("emperor-tyrant")) and os.geteuid() == 0
+        self.throttle = max(cfg.emperor_throttle, 1) / 1000.0
+        self.max_throttle = max(cfg.emperor_max_throttle / 1000.0, self.throttle)
+        self.stop_mercy = cfg.reload_mercy + 5.0
+        self.tyrant = cfg.emperor_tyrant and os.geteuid() == 0
         self.launcher = Launcher(
             emperor_pid=self.pid,
-            inherit=[os.path.join(cwd, p) for p in cfg.get("vassals-inherit") or []],
-            include=[os.path.join(cwd, p) for p in cfg.get("vassals-include") or []],
-            sets=list(cfg.get("vassal-set") or []),
+            inherit=[os.path.join(cwd, p) for p in cfg.vassals_inherit],
+            include=[os.path.join(cwd, p) for p in cfg.vassals_include],
+            sets=list(cfg.vassal_set),
             tyrant=self.tyrant,
-            allow_root=bool(cfg.get("emperor-tyrant-allow-root")),
+            allow_root=cfg.emperor_tyrant_allow_root,
         )
-        self.pidfile: str | None = cfg.get("emperor-pidfile") or None
+        self.pidfile: str | None = cfg.emperor_pidfile
         self.vassals: dict[str, Vassal] = {}  # path -> vassal
         self.leaving: list[Vassal] = []  # stopping, replaced or removed
         self.by_pid: dict[int, Vassal] = {}
@@ -122,7 +122,7 @@ class Emperor:
             log(f"warning: {line}")
         if self.cfg.sockets_in_order() or self.cfg.get("module") or self.cfg.get("wsgi-file"):
             log("warning: the emperor serves no app itself: its socket and app options are ignored")
-        if self.cfg.get("emperor-tyrant") and not self.tyrant:
+        if self.cfg.emperor_tyrant and not self.tyrant:
             log("warning: emperor-tyrant has no effect: the emperor does not run as root")
         become_subreaper()
         self.setup_signals()

@@ -1,10 +1,10 @@
-"""FastCGI 1.0, responder role, as nginx's ``fastcgi_pass`` speaks it.
+"""FastCGI 1.0, responder role, as nginx's ``fastcgi_pass`` speaks it: the request machine.
 
 Theory of operation
 -------------------
-Everything on the wire is a record: an 8-byte header (version 1, type, request
-id u16 BE, content length u16 BE, padding length u8, reserved) then the content
-and the padding. The parser is a small machine over records, never over bytes::
+The wire format (record header, types, the records we produce, name-value
+pairs) is ``fastcgi_records.py``'s. This module is the machine over records,
+never over bytes::
 
     header --> content (streamed: STDIN, PARAMS, skipped; or gathered: the small
                BEGIN_REQUEST / ABORT_REQUEST / management records) --> padding
@@ -51,61 +51,52 @@ Web server records, and what happens to them:
 
 Responses are STDOUT records: the head in CGI form (``Status: 200 OK`` then the
 app's headers, no HTTP status line; written by the HTTP protocol's
-``serialize_head``, which refuses a CR or LF inside them with ``ValueError``);
-body chunks split into records of at most 65528 bytes (the largest multiple of 8
-that fits a record, so only the last record of a chunk needs padding), each
-padded to a multiple of 8; the end is an empty STDOUT record plus
-END_REQUEST(appStatus 0, FCGI_REQUEST_COMPLETE). A chunk's records are built
-with one ``b"".join`` over memoryview slices: the body is copied once.
+``serialize_head``, which refuses a CR or LF inside them with ``ValueError``),
+the body chunks as they come, then the end of the response (empty STDOUT +
+END_REQUEST); how they are framed is ``fastcgi_records.py``'s.
 
-Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raises
-``ProtocolError(status=0)`` (the worker just closes) and nothing else.
+Must not know
+-------------
+How a record is laid out beyond its header's fields. No sockets, no ``os``, no
+WSGI, no logging. Bad input raises ``ProtocolError(status=0)`` (the worker just
+closes) and nothing else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from struct import Struct
-from struct import error as _StructError
 
 from .base import ProtocolBase, ProtocolError, Request, Sink
+from .fastcgi_records import (
+    ABORT_REQUEST,
+    BEGIN_BODY,
+    BEGIN_REQUEST,
+    CANT_MPX_CONN,
+    DATA,
+    GET_VALUES,
+    HEADER,
+    KEEP_CONN,
+    PARAMS,
+    RESPONDER,
+    STDIN,
+    TYPE_NAMES,
+    UNKNOWN_ROLE,
+    VERSION,
+    encode_pairs,
+    end_of_response,
+    end_request,
+    parse_pairs,
+    record,
+    stdout_records,
+    too_large,
+    unknown_type,
+    values_result,
+)
 from .http import serialize_head, with_length
 
+# encode_pairs, parse_pairs and record stay importable from here (tests' clients)
 __all__ = ["FastCGIProtocol", "encode_pairs", "parse_pairs", "record"]
-
-VERSION = 1
-
-# record types
-BEGIN_REQUEST = 1
-ABORT_REQUEST = 2
-END_REQUEST = 3
-PARAMS = 4
-STDIN = 5
-STDOUT = 6
-STDERR = 7
-DATA = 8
-GET_VALUES = 9
-GET_VALUES_RESULT = 10
-UNKNOWN_TYPE = 11
-
-# roles, flags, protocol statuses
-RESPONDER = 1
-KEEP_CONN = 1
-REQUEST_COMPLETE = 0
-CANT_MPX_CONN = 1
-OVERLOADED = 2
-UNKNOWN_ROLE = 3
-
-_HEADER = Struct(">BBHHBx")  # version, type, request id, content length, padding
-_BEGIN_BODY = Struct(">HB5x")  # role, flags
-_END_RECORD = Struct(">BBHHBxIB3x")  # END_REQUEST header + (appStatus, protocolStatus)
-_CLOSE = Struct(">BBHHBx" + "BBHHBxIB3x")  # empty STDOUT + END_REQUEST
-_UNKNOWN_RECORD = Struct(">BBHHBxB7x")
-_U32 = Struct(">I")
-
-_PADDING = tuple(b"\0" * i for i in range(8))
-MAX_STDOUT = 0xFFF8  # content per STDOUT record: <= 65535 and a multiple of 8
 
 # content handling while inside a record
 _SKIP = 0
@@ -121,127 +112,6 @@ _PH_DONE = 2
 # req.state: whether the request still may produce output
 _OPEN = "open"
 _ENDED = "ended"
-
-_KNOWN_TYPES = {
-    BEGIN_REQUEST: "BEGIN_REQUEST",
-    ABORT_REQUEST: "ABORT_REQUEST",
-    END_REQUEST: "END_REQUEST",
-    PARAMS: "PARAMS",
-    STDIN: "STDIN",
-    STDOUT: "STDOUT",
-    STDERR: "STDERR",
-    DATA: "DATA",
-    GET_VALUES: "GET_VALUES",
-    GET_VALUES_RESULT: "GET_VALUES_RESULT",
-    UNKNOWN_TYPE: "UNKNOWN_TYPE",
-}
-
-
-# -- encoding helpers (also used by the tests' reference client) -------------
-
-
-def record(rtype: int, rid: int, content: bytes = b"") -> bytes:
-    """One record (content of at most 65535 bytes), padded to a multiple of 8."""
-    n = len(content)
-    pad = -n & 7
-    return b"".join((_HEADER.pack(VERSION, rtype, rid, n, pad), content, _PADDING[pad]))
-
-
-def _length(n: int) -> bytes:
-    return bytes((n,)) if n < 128 else _U32.pack(n | 0x80000000)
-
-
-def encode_pairs(pairs) -> bytes:
-    """Name-value pairs (bytes, bytes) in FastCGI's 1-or-4-byte-length form."""
-    return b"".join(_length(len(k)) + _length(len(v)) + k + v for k, v in pairs)
-
-
-def parse_pairs(data, limit: int | None = None) -> dict:
-    """Decode FastCGI name-value pairs into a dict of str (latin-1).
-
-    ``limit`` bounds the size the pairs would take in a uwsgi packet
-    (sum of 4 + len(name) + len(value)), the measure of uWSGI's buffer-size.
-    Raises ``ProtocolError`` on malformed input.
-    """
-    text = str(data, "latin-1")
-    n = len(data)
-    result = {}
-    unpack = _U32.unpack_from
-    i = 0
-    longs = 0  # 4-byte lengths seen
-    try:
-        while i < n:
-            k = data[i]
-            if k < 128:
-                i += 1
-            else:
-                k = unpack(data, i)[0] & 0x7FFFFFFF
-                i += 4
-                longs += 1
-            v = data[i]
-            if v < 128:
-                i += 1
-            else:
-                v = unpack(data, i)[0] & 0x7FFFFFFF
-                i += 4
-                longs += 1
-            j = i + k
-            end = j + v
-            if end > n or not k:
-                if k:
-                    raise ProtocolError(
-                        f"invalid FastCGI params: a pair of {k}+{v} bytes runs past "
-                        f"the {n}-byte PARAMS stream",
-                        0,
-                    )
-                raise ProtocolError("invalid FastCGI params: empty name", 0)
-            result[text[i:j]] = text[j:end]
-            i = end
-    except (IndexError, _StructError):
-        raise ProtocolError(
-            f"invalid FastCGI params: pair lengths cut short at byte {i} of {n}", 0
-        ) from None
-    if limit is not None and 2 * n > limit:
-        # in uwsgi form each pair has 4 bytes of lengths instead of 2 or 5 or 8
-        size = n + 2 * len(result) - 3 * longs
-        if size > limit:
-            raise ProtocolError(_too_large(size, limit), 0)
-    return result
-
-
-def _too_large(size: int, limit: int) -> str:
-    return (
-        f"FastCGI request params too large: {size} bytes (max {limit}); "
-        "raise the buffer-size option to accept larger request headers"
-    )
-
-
-def _stdout(rid: int, data) -> bytes:
-    """``data`` as STDOUT records: one copy of the body, whatever its size."""
-    n = len(data)
-    if n <= MAX_STDOUT:
-        pad = -n & 7
-        return b"".join((_HEADER.pack(VERSION, STDOUT, rid, n, pad), data, _PADDING[pad]))
-    view = memoryview(data)
-    full = _HEADER.pack(VERSION, STDOUT, rid, MAX_STDOUT, 0)
-    parts = []
-    off = 0
-    while n - off > MAX_STDOUT:
-        parts += (full, view[off : off + MAX_STDOUT])
-        off += MAX_STDOUT
-    rest = n - off
-    pad = -rest & 7
-    parts += (_HEADER.pack(VERSION, STDOUT, rid, rest, pad), view[off:], _PADDING[pad])
-    return b"".join(parts)
-
-
-def _end_request(rid: int, protocol_status: int) -> bytes:
-    return _END_RECORD.pack(VERSION, END_REQUEST, rid, 8, 0, 0, protocol_status)
-
-
-def _close(rid: int) -> bytes:
-    """Empty STDOUT (end of stream) + END_REQUEST(0, FCGI_REQUEST_COMPLETE)."""
-    return _CLOSE.pack(VERSION, STDOUT, rid, 0, 0, VERSION, END_REQUEST, rid, 8, 0, 0, 0)
 
 
 def _content_length(value: str | None) -> int | None:
@@ -315,7 +185,7 @@ class FastCGIProtocol(ProtocolBase):
             if n < need:
                 self._hdr += bytes(data)
                 return b""
-            version, rtype, rid, clen, plen = _HEADER.unpack(self._hdr + data[:need])
+            version, rtype, rid, clen, plen = HEADER.unpack(self._hdr + data[:need])
             self._hdr = b""
             pos = self._header(version, rtype, rid, clen, plen, data, need, out)
         while True:
@@ -364,7 +234,7 @@ class FastCGIProtocol(ProtocolBase):
                 if avail > 0:
                     self._hdr = bytes(data[pos:])
                 break
-            version, rtype, rid, clen, plen = _HEADER.unpack_from(data, pos)
+            version, rtype, rid, clen, plen = HEADER.unpack_from(data, pos)
             pos = self._header(version, rtype, rid, clen, plen, data, pos + 8, out)
         if out:
             return b"".join(out)
@@ -406,7 +276,7 @@ class FastCGIProtocol(ProtocolBase):
                 size = self._params_size + clen
                 # raw pairs take at most twice their uwsgi-encoded size
                 if size > 2 * self.buffer_size + 8:
-                    raise ProtocolError(_too_large(size, self.buffer_size), 0)
+                    raise ProtocolError(too_large(size, self.buffer_size), 0)
                 self._params_size = size
                 end = pos + clen
                 if end <= len(data):
@@ -421,7 +291,7 @@ class FastCGIProtocol(ProtocolBase):
         elif rtype == DATA:
             self._kind = _SKIP
         else:
-            name = _KNOWN_TYPES.get(rtype, "unknown")
+            name = TYPE_NAMES.get(rtype, "unknown")
             raise ProtocolError(
                 f"unexpected FastCGI record type {rtype} ({name}) for request id {rid}", 0
             )
@@ -450,7 +320,7 @@ class FastCGIProtocol(ProtocolBase):
             if rtype == GET_VALUES:
                 out.append(self._get_values(content))
             else:
-                out.append(_UNKNOWN_RECORD.pack(VERSION, UNKNOWN_TYPE, 0, 8, 0, rtype))
+                out.append(unknown_type(rtype))
         elif rtype == BEGIN_REQUEST:
             self._begin(rid, content, out)
         else:
@@ -463,7 +333,7 @@ class FastCGIProtocol(ProtocolBase):
                 f"{len(content)}-byte body (8 expected)",
                 0,
             )
-        role, flags = _BEGIN_BODY.unpack(content)
+        role, flags = BEGIN_BODY.unpack(content)
         active = self._req
         if active is not None:
             if active.rid == rid:
@@ -471,10 +341,10 @@ class FastCGIProtocol(ProtocolBase):
                     f"FastCGI BEGIN_REQUEST for request {rid}, which is already active", 0
                 )
             # we do not multiplex: refuse it, its records will be ignored
-            out.append(_end_request(rid, CANT_MPX_CONN))
+            out.append(end_request(rid, CANT_MPX_CONN))
             return
         if role != RESPONDER:
-            out.append(_end_request(rid, UNKNOWN_ROLE))
+            out.append(end_request(rid, UNKNOWN_ROLE))
             return
         req = Request({}, bool(flags & KEEP_CONN))
         req.rid = rid
@@ -504,7 +374,7 @@ class FastCGIProtocol(ProtocolBase):
         self._req = None
         req.state = _ENDED
         self._params = []
-        out.append(_close(rid))
+        out.append(end_of_response(rid))
         if phase == _PH_STDIN:
             self.sink.on_end(req)
 
@@ -515,12 +385,7 @@ class FastCGIProtocol(ProtocolBase):
             "FCGI_MAX_REQS": str(self.max_reqs),
             "FCGI_MPXS_CONNS": "0",
         }
-        answer = encode_pairs(
-            (name.encode("latin-1"), known[name].encode("latin-1"))
-            for name in asked
-            if name in known
-        )
-        return record(GET_VALUES_RESULT, 0, answer)
+        return values_result(asked, known)
 
     def eof(self) -> None:
         if self._hdr:
@@ -550,12 +415,14 @@ class FastCGIProtocol(ProtocolBase):
         if req.state is not _OPEN or req.aborted:
             return b""
         # the CGI head is an HTTP head whose "version" is "Status:"
-        return _stdout(req.rid, serialize_head("Status:", status, with_length(headers, length)))
+        return stdout_records(
+            req.rid, serialize_head("Status:", status, with_length(headers, length))
+        )
 
     def response_body(self, req: Request, data: bytes) -> bytes:
         if not data or req.head_only or req.state is not _OPEN or req.aborted:
             return b""
-        return _stdout(req.rid, data)
+        return stdout_records(req.rid, data)
 
     def response_end(self, req: Request) -> bytes:
         if req.state is not _OPEN:
@@ -566,4 +433,4 @@ class FastCGIProtocol(ProtocolBase):
             self._req = None
             if self._kind == _STDIN:
                 self._kind = _SKIP
-        return _close(req.rid)
+        return end_of_response(req.rid)

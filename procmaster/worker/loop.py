@@ -108,7 +108,7 @@ class WorkerListener:
             buffer_size=cfg.buffer_size,
             server_name=self.server_name,
             server_port=self.server_port,
-            backlog=int(cfg.get("listen") or 1),
+            backlog=cfg.listen,
         )
 
 
@@ -129,31 +129,31 @@ class Worker:
         self.conns: dict[int, Connection] = {}
         self.epoll = select.epoll()
         self.now = time.monotonic()
-        self.socket_timeout = float(cfg.socket_timeout)
-        self.keepalive_timeout = keepalive_timeout(cfg.get("http-keepalive"))
-        self.limit_post = int(cfg.get("limit-post") or 0)
+        self.socket_timeout = cfg.socket_timeout
+        self.keepalive_timeout = keepalive_timeout(cfg.http_keepalive)
+        self.limit_post = cfg.limit_post
         # bodies above post-buffering (uWSGI's meaning) are spooled to a temp file
-        self.spool_threshold = int(cfg.get("post-buffering") or 0) or SPOOL_THRESHOLD
+        self.spool_threshold = cfg.post_buffering or SPOOL_THRESHOLD
         self.stopping = False
         self.stop_deadline = 0.0
         self.requests = 0
         self.logging = not cfg.disable_logging
         self.req_log = RequestLogger(cfg, wid) if self.logging else None
         self.static = static_files(cfg)  # static-map & co: files served before the app
-        threads = int(cfg.get("threads") or 1)
+        threads = cfg.threads
         self.base_env = base_environ(
-            multithread=threads > 1, multiprocess=cfg.processes > 1 or bool(cfg.get("lazy-apps"))
+            multithread=threads > 1, multiprocess=cfg.processes > 1 or cfg.lazy_apps
         )
         self.accepting = False
         self.accept_paused = False  # EMFILE: accepting resumes when a connection closes
         self.paused = False  # the master's ``p``: accept nothing until resumed
         self.signal_r = -1
         # py-autoreload: tell the master about modules imported here, so it watches them
-        self.autoreload = bool(cfg.get("py-autoreload"))
+        self.autoreload = cfg.py_autoreload > 0
         self.modules_seen: set[str] = set()
         self.nmodules = 0
         # guards: harakiri needs each request named in the scoreboard; limits recycle us
-        self.harakiri = bool(cfg.get("harakiri"))
+        self.harakiri = cfg.harakiri > 0
         self.guard = worker_guard(cfg, wid)
         self.recycle_reason: str | None = None
         self.exit_code = 0
@@ -176,7 +176,7 @@ class Worker:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.epoll.register(r, EPOLLIN)
-        if self.cfg.get("harakiri-verbose"):
+        if self.cfg.harakiri_verbose:
             faulthandler.register(SIG_DUMP_STACKS, file=log.fd, all_threads=True)
         if self.pool is not None:
             self.epoll.register(self.pool.fileno(), EPOLLIN)
@@ -231,7 +231,7 @@ class Worker:
         if self.stopping:
             return
         self.stopping = True
-        self.stop_deadline = self.now + float(self.cfg.worker_reload_mercy)
+        self.stop_deadline = self.now + self.cfg.worker_reload_mercy
         if self.accepting:
             for lst in self.listeners:
                 try:
@@ -427,14 +427,14 @@ class Worker:
 DEFAULT_KEEPALIVE = 15.0
 
 
-def keepalive_timeout(value) -> float:
+def keepalive_timeout(value: int) -> float:
     """Idle time a kept-alive connection may wait for its next request.
 
     ``http-keepalive`` as uWSGI: 0 (the default) or bare/1 mean "keep-alive on"
     with our default idle timeout; a larger number is the timeout in seconds.
     (procmaster always keeps HTTP/1.1 connections alive, as uWSGI's
     http11-socket does.)"""
-    if value is True or not value or value == 1:
+    if not value or value == 1:
         return DEFAULT_KEEPALIVE
     return float(value)
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from procmaster.app import Apps
+from procmaster.config import load
 from procmaster.scoreboard import Scoreboard
 from procmaster.worker import Connection, Worker
 from procmaster.worker import connection as connection_module
@@ -23,11 +24,6 @@ def hello(environ, start_response):
     body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"got " + body]
-
-
-class Cfg(SimpleNamespace):
-    def get(self, name):
-        return getattr(self, name.replace("-", "_"), None)
 
 
 @pytest.fixture
@@ -42,15 +38,7 @@ def connect():
     made = []
 
     def connect(proto: str, limit: int):
-        cfg = Cfg(
-            processes=1,
-            buffer_size=4096,
-            socket_timeout=4,
-            limit_post=limit,
-            disable_logging=True,
-            threads=1,
-            worker_reload_mercy=60,
-        )
+        cfg = load(["--disable-logging", "--limit-post", str(limit)], environ={})
         listener = SimpleNamespace(
             sock=SimpleNamespace(
                 fileno=lambda: -1, family=socket.AF_INET, getsockname=lambda: ("127.0.0.1", 8000)
