@@ -440,7 +440,8 @@ def test_prometheus_metrics(procmaster):
         "--http-socket", f"127.0.0.1:{port}", *APP, "--processes", "2",
         "--stats", f"127.0.0.1:{sport}", "--stats-http", wait_port=port,
     )  # fmt: skip
-    # the readiness check of the fixture made requests too: count from here
+    # the fixture's readiness check made requests too, and one of them may be counted
+    # a hair after this first scrape: the 4xx and 5xx classes are this test's alone
     base = _metrics(sport)["procmaster_requests"]
     before = sum(s.value for s in base.samples)
     for _ in range(20):
@@ -448,20 +449,29 @@ def test_prometheus_metrics(procmaster):
     for _ in range(3):
         assert http_get(port, "/missing")[0] == 404
     assert http_get(port, "/error")[0] == 500
+
+    def classes_of(families: dict) -> dict:
+        return {s.labels["status"]: s.value for s in families["procmaster_responses"].samples}
+
     # a worker counts a request right after writing its response: the client can
-    # be a hair faster than the counter
+    # be faster than the counter
     wait_for(
-        lambda: sum(s.value for s in _metrics(sport)["procmaster_requests"].samples) - before == 24,
-        2,
-        what="24 requests counted",
+        lambda: (
+            classes_of(_metrics(sport)).get("5xx") == 1
+            and classes_of(_metrics(sport)).get("4xx") == 3
+            and sum(s.value for s in _metrics(sport)["procmaster_requests"].samples) - before >= 24
+        ),
+        30,
+        what="the test's 24 requests counted",
     )
     status, headers, body = http_get(sport, "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
     requests = sum(s.value for s in families["procmaster_requests"].samples)
-    assert requests - before == 24
-    classes = {s.labels["status"]: s.value for s in families["procmaster_responses"].samples}
-    assert classes["5xx"] == 1 and classes["4xx"] >= 3
+    assert requests - before >= 24
+    classes = classes_of(families)
+    assert classes["5xx"] == 1 and classes["4xx"] == 3
+    assert classes["2xx"] >= 20
     assert sum(s.value for s in families["procmaster_exceptions"].samples) == 1
     hist = families["procmaster_request_duration_seconds"]
     count = [s.value for s in hist.samples if s.name.endswith("_count")][0]
