@@ -80,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         from .daemonize import detach
 
         detach()  # a reload's re-executed master is already detached
+    # the composition root: the master gets the worker's entry point, so it imports
+    # nothing of the worker (lazy, as above: the other commands never load them)
     from .master import run
+    from .worker import worker_main
 
-    return run(cfg)
+    return run(cfg, worker_main)
 
 
 if __name__ == "__main__":  # pragma: no cover

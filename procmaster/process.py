@@ -1,6 +1,7 @@
-"""What a procmaster process does to itself, through Linux's ``prctl``: die with
-its parent (``PR_SET_PDEATHSIG``: a worker with its master, a vassal with its
-emperor) and carry a name (``PR_SET_NAME``: ``procname``, ``auto-procname``).
+"""What a procmaster process does to itself, through Linux's ``prctl`` and
+``setrlimit``: die with its parent (``PR_SET_PDEATHSIG``: a worker with its
+master, a vassal with its emperor), carry a name (``PR_SET_NAME``: ``procname``,
+``auto-procname``) and raise its descriptor limit (``max-fd``).
 
 Must not know: which kind of process it is beyond the role name it is given.
 """
@@ -9,9 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 
-__all__ = ["die_with_parent", "process_name", "set_process_name"]
+__all__ = ["die_with_parent", "process_name", "set_max_fd", "set_process_name"]
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -47,3 +49,18 @@ def die_with_parent(parent_pid: int) -> None:
         pass
     if os.getppid() != parent_pid:  # the master died before prctl took effect
         os._exit(1)
+
+
+def set_max_fd(want: int) -> str | None:
+    """``max-fd``: the descriptor limit (RLIMIT_NOFILE) of this process and so of
+    the children it forks. Raising the hard limit needs root (as in uWSGI);
+    without it the soft limit goes as high as the hard one allows, and the
+    returned line says so (None when all went as asked)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        got = min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (got, hard))
+        return f"max-fd {want}: cannot raise the hard limit ({hard}); using {got}"
+    return None
