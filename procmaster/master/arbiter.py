@@ -1,31 +1,22 @@
-"""The arbiter: binds the sockets, forks the workers, watches them, reloads.
+"""The arbiter: the master's loop and its handlers.
 
 Theory of operation
 -------------------
-The master waits on one selector: the signal wake-up pipe, the workers' ready
-pipe, the inotify fd, the emperor's pipe, the stats socket and the master FIFO.
-Each registration carries the bound method that handles it (``handle_signals``,
-``handle_ready``, ``handle_watch``, ``handle_emperor``, the stats server's and
-the FIFO's own), so the loop is ``key.data()``. The selector's timeout is the
-earliest real deadline: a worker to kill after its mercy, a respawn waiting out
-its back-off, a debounced touched file, a guard, a daemon, sd_notify's watchdog.
-There is no polling: the reload check (the probe) is a child, so its exit wakes
-the loop through SIGCHLD like any worker's. After every wake-up,
-``after_wakeup`` reaps, murders, runs the guards and respawns.
+One selector: the signal wake-up pipe, the workers' ready pipe, the inotify fd,
+the emperor's pipe, the stats socket, the master FIFO. Each registration's data
+is the bound method that handles it, so the loop is ``key.data()``. The timeout
+is the earliest real deadline (a mercy, a respawn back-off, a debounced file, a
+guard, a daemon, sd_notify's watchdog); nothing polls: the reload check is a
+child, so its exit wakes the loop through SIGCHLD like a worker's. After every
+wake-up ``after_wakeup`` reaps, murders, runs the guards and respawns.
 
-Signals, FIFO letters, touched files and the emperor's words are rows of the
-tables in ``procmaster.master.triggers``; each action is given this master as
-its ``Controls`` (``reload``, ``graceful_stop``, ``stop_now``, ...). Every reload
-is a ``ReloadRequest`` to the ``ReloadPlanner`` (``procmaster.master.reload``),
-which is handed ``_ReloadOps`` (the worker table, the probe, the exec), not the
-master. A full reload checks the new config and app in a fresh interpreter,
-then re-executes the master (same pid; listening sockets, stats socket,
-scoreboard and the old workers handed over through ``ipc.ReexecState``);
-attached daemons are stopped first, as a deadline of the loop.
-
-The worker's entry point is handed in by the composition root (``cli``): the
-master never imports the worker, protocols, WSGI or static files. It never runs
-app code after the fork (in preload mode the app is imported once, before).
+Signals, FIFO letters, touched files and emperor words are rows of
+``procmaster.master.triggers``, whose actions get this master as ``Controls``.
+Every reload is a ``ReloadRequest`` to the ``ReloadPlanner``, which is handed
+``TableOps`` (the worker table, the probe, the exec), never the master; guards,
+stats and the FIFO likewise get narrow hooks. The worker's entry point comes
+from the composition root (``cli``): the master imports nothing of the worker,
+protocols, WSGI or static files, and runs no app code after the fork.
 
 Must not know: HTTP, WSGI, protocols, what a worker does.
 """
@@ -35,7 +26,6 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -71,7 +61,7 @@ from .reexec import FullReload
 from .reload import ReloadPlanner, ReloadRequest
 from .triggers import EMPEROR_ACTIONS, FIFO_LETTERS, SIGNAL_ACTIONS, FileTriggers
 from .vassal import VassalLink
-from .workers import TableOps, WorkerProc, WorkerTable, worker_ceiling
+from .workers import TableOps, WorkerProc, WorkerTable, forker, worker_ceiling
 
 __all__ = ["Master", "WorkerEntry", "run"]
 
@@ -83,6 +73,7 @@ DAEMON_MERCY = 5.0  # seconds attached daemons get to stop before SIGKILL
 
 class Master:
     def __init__(self, cfg, worker_main: WorkerEntry) -> None:
+        log.configure(cfg)
         self.cfg = cfg
         self.worker_main = worker_main
         self.pid = os.getpid()
@@ -103,7 +94,8 @@ class Master:
         processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         ceiling = worker_ceiling(max(processes, int(cfg.processes)))
         self.old_board, board = self.full.boards(3 * ceiling + 8, int(cfg.get("threads") or 1))
-        self.table = WorkerTable(board, self._fork_worker, log, processes, ceiling)
+        fork = forker(self._run_worker, HANDLED_SIGNALS)
+        self.table = WorkerTable(board, fork, log, processes, ceiling)
         self.mercy = float(cfg.worker_reload_mercy)
         ops = TableOps(
             self.table,
@@ -134,7 +126,6 @@ class Master:
 
     def run(self) -> int:
         cfg = self.cfg
-        log.configure(cfg)
         inherited = self.full.inherited
         if not inherited:
             for line in cfg.warnings:
@@ -228,17 +219,8 @@ class Master:
             self.table.adopt(pid, wid, slot if board is not None else -1, board)
         self.planner.adopt(state)
 
-    def _fork_worker(self, wid: int, slot: int) -> int:
-        """Fork worker ``wid`` on scoreboard ``slot``; the pid, in the master."""
-        sys.stdout.flush()
-        sys.stderr.flush()
-        # the child inherits the mask: a SIGTERM that arrives before the worker has
-        # its own handlers waits for them instead of hitting the master's no-op
-        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-        pid = os.fork()
-        if pid:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
-            return pid
+    def _run_worker(self, wid: int, slot: int) -> None:
+        """In the forked child: drop the master's fds, become worker ``wid``."""
         try:
             signal.set_wakeup_fd(-1)
             self.sel.close()
@@ -260,7 +242,6 @@ class Master:
             self.pid,
             self._lazy_loader,
         )
-        os._exit(1)  # not reached
 
     def _lazy_loader(self):
         """Runs in a worker (lazy-apps): import the app there."""
@@ -377,7 +358,7 @@ class Master:
             return
         if recycled(status) and proc.ready:
             log(f"worker {proc.wid} (pid {proc.pid}) stopped to be replaced; respawning")
-            self.table.respawn_at[proc.wid] = time.monotonic()
+            self.table.respawn_now(proc.wid)
         elif not proc.ready and self.planner.replacing:
             log(f"new worker {proc.wid} (pid {proc.pid}) {how} before it was ready")
             self.planner.abort("the new workers do not start")

@@ -29,15 +29,38 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 
 from ..scoreboard import Scoreboard, Slot
 
-__all__ = ["TableOps", "WorkerProc", "WorkerTable", "worker_ceiling"]
+__all__ = ["TableOps", "WorkerProc", "WorkerTable", "forker", "worker_ceiling"]
 
 NO_SLOT_RETRY = 1.0  # seconds before trying again to spawn when the scoreboard is full
 YOUNG = 1.0  # seconds: a worker that dies sooner died young
+
+
+def forker(run_child: Callable[[int, int], None], blocked: tuple[int, ...]):
+    """The ``fork`` of a ``WorkerTable``: (worker id, slot) -> the child's pid; the
+    child runs ``run_child`` and never returns."""
+
+    def fork(wid: int, slot: int) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # the child inherits the mask: a SIGTERM that arrives before the worker has
+        # its own handlers waits for them instead of hitting the master's no-op
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        pid = os.fork()
+        if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            return pid
+        try:
+            run_child(wid, slot)
+        finally:
+            os._exit(1)  # not reached: a worker exits on its own
+
+    return fork
 
 
 def worker_ceiling(processes: int) -> int:
@@ -204,6 +227,9 @@ class WorkerTable:
             self.respawn_at[proc.wid] = now + delay
         else:
             self.respawn_at[proc.wid] = now
+
+    def respawn_now(self, wid: int) -> None:
+        self.respawn_at[wid] = time.monotonic()
 
     def mark_ready(self, pid: int) -> None:
         proc = self.procs.get(pid)
