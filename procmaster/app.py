@@ -18,9 +18,11 @@ import glob
 import importlib
 import importlib.util
 import os
+import site
 import sys
 import traceback
 from collections.abc import Callable
+from importlib.machinery import SourceFileLoader
 
 __all__ = ["AppLoadError", "Apps", "debugger_note", "load_apps", "prepare_process"]
 
@@ -83,8 +85,6 @@ def _activate_virtualenv(cfg) -> None:
     """Use that environment's site-packages and prefix, as uWSGI's ``home`` does
     (it sets the interpreter's home: here the interpreter runs already, so we put
     the venv's site-packages first and set ``sys.prefix``)."""
-    import site
-
     venv = os.path.abspath(os.path.expanduser(cfg.virtualenv))
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     site_dir = os.path.join(venv, "lib", version, "site-packages")
@@ -150,8 +150,6 @@ def _load_wsgi_file(path: str, default_callable: str, origin: str) -> Callable:
     try:
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            from importlib.machinery import SourceFileLoader
-
             spec = importlib.util.spec_from_loader(name, SourceFileLoader(name, path))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module

@@ -198,7 +198,7 @@ class MasterGuards:
     # -- evil-reload-on-rss / -as -------------------------------------------------------
 
     def check_memory(self) -> None:
-        import psutil
+        import psutil  # lazy: only evil-reload-on-rss/-as measure memory
 
         for proc in list(self.hooks.workers()):
             if proc.stop_sent:
@@ -268,7 +268,7 @@ class WorkerGuard:
         self.lifetime = lifetime
         self.process = None
         if self.rss or self.vms:
-            import psutil
+            import psutil  # lazy: only reload-on-rss/-as measure memory
 
             self.process = psutil.Process()
 
