@@ -151,6 +151,11 @@ class Scoreboard:
             *([0] * (5 + _NBUCKETS)),
         )
 
+    def set_pid(self, index: int, pid: int) -> None:
+        """The pid of a claimed slot's worker, once forked (the rest of the slot may
+        already be the worker's: it can serve before the master runs again)."""
+        _STATUS_START.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE, pid)
+
     def release(self, index: int) -> None:
         self.mem[HEADER_SIZE + index * SLOT_SIZE : HEADER_SIZE + (index + 1) * SLOT_SIZE] = bytes(
             SLOT_SIZE

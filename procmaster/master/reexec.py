@@ -15,7 +15,9 @@ and an ``ipc.ReexecState`` with the reload's state, the old workers and their
 scoreboard slots and the scoreboard's memory fd. In the next image ``inherited``
 is that state, and ``boards`` maps the scoreboard again: the old workers keep
 their slots (harakiri watches them while they drain); the same memory serves
-the new workers when its size and cores still fit, else a new one does.
+the new workers when its size and cores still fit, else a new one does. Only
+the current scoreboard is handed on: after two full reloads that changed
+``processes`` or ``threads`` within one drain, the oldest workers have no slot.
 
 Must not know: what a worker does, how the reload goes on after the exec.
 """

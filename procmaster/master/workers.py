@@ -178,7 +178,7 @@ class WorkerTable:
             return
         self.board.claim(slot, harakiri=self.harakiris.get(wid, 0))
         pid = self.fork(wid, slot)
-        self.board.claim(slot, pid, harakiri=self.harakiris.get(wid, 0))
+        self.board.set_pid(slot, pid)
         self.procs[pid] = WorkerProc(wid, pid, slot, self.generation, self.board)
         self.respawns[wid] = self.respawns.get(wid, 0) + 1
 

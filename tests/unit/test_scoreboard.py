@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from procmaster.scoreboard import STATUS_FREE, STATUS_STARTING, Scoreboard
+from procmaster.scoreboard import STATUS_FREE, STATUS_IDLE, STATUS_STARTING, Scoreboard
 
 
 def test_free_slot_is_minus_one_when_full():
@@ -46,3 +46,13 @@ def test_the_next_image_maps_the_same_slots():
     assert again.busy(1) == [(0, 123.0, "GET /slow")]
     again.count_harakiri(1)
     assert board.read(1).harakiri == 1  # one memory
+
+
+def test_set_pid_keeps_what_the_worker_wrote_already():
+    board = Scoreboard(2)
+    board.claim(0, harakiri=1)
+    board.worker_ready(0, 55)  # the child ran first and served
+    board.request_end(0)
+    board.set_pid(0, 55)
+    slot = board.read(0)
+    assert (slot.pid, slot.requests, slot.harakiri, slot.status) == (55, 1, 1, STATUS_IDLE)
