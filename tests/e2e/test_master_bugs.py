@@ -81,13 +81,13 @@ def test_stats_count_harakiri_kills(procmaster):
 
 def test_harakiri_watches_old_workers_draining_after_a_full_reload(procmaster):
     server, port = start(
-        procmaster, "--processes", "1", "--harakiri", "5", "--worker-reload-mercy", "60"
+        procmaster, "--processes", "1", "--harakiri", "8", "--worker-reload-mercy", "60"
     )
     old_pid = int(http_get(port, "/pid")[2])
     stuck(port, 40)
     server.signal(signal.SIGHUP)
     server.wait_log("reload (SIGHUP) done", 15)
-    log = server.wait_log(f"HARAKIRI: worker 1 (pid {old_pid})", 15)
+    log = server.wait_log(f"HARAKIRI: worker 1 (pid {old_pid})", 20)
     assert log.index("reload (SIGHUP) done") < log.index("HARAKIRI")
     wait_for(lambda: not psutil.pid_exists(old_pid), 10, what="the old worker killed")
 
@@ -134,7 +134,7 @@ def test_attached_daemons_stop_without_blocking_the_master(procmaster, tmp_path)
         time.sleep(0.1)
     print(f"slowest stats answer during the reload: {worst:.2f}s")
     assert "did not stop within 5s: SIGKILL" in server.log
-    assert worst < 2.0  # the master kept answering while the daemon had its 5 s
+    assert worst < 3.0  # the master kept answering while the daemon had its 5 s
 
 
 def test_ctrl_c_during_the_app_import_is_no_app_failure(procmaster):
