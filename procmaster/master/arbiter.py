@@ -56,9 +56,15 @@ from ..logs import log
 from ..process import process_name, set_process_name
 from ..stats import StatsServer, StatsSource
 from ..systemd import Notifier
-from . import startup
 from .reexec import FullReload
 from .reload import ReloadPlanner, ReloadRequest
+from .startup import (
+    bind_listeners,
+    load_app,
+    prepare_master,
+    remove_pidfiles,
+    write_pidfiles,
+)
 from .triggers import EMPEROR_ACTIONS, FIFO_LETTERS, SIGNAL_ACTIONS, FileTriggers
 from .vassal import VassalLink
 from .workers import TableOps, WorkerProc, WorkerTable, forker, worker_ceiling
@@ -130,16 +136,16 @@ class Master:
         if not inherited:
             for line in cfg.warnings:
                 log(f"warning: {line}")
-        listeners = startup.bind(cfg, inherited is not None)
+        listeners = bind_listeners(cfg, inherited is not None)
         if listeners is None:
             return EXIT_FATAL
         self.listeners[:] = listeners
-        startup.write_pidfiles(cfg, self.pid)
-        code = startup.prepare(cfg)
+        write_pidfiles(cfg, self.pid)
+        code = prepare_master(cfg)
         if code:
             return code
         if not self.lazy:
-            apps = startup.load_app(cfg, inherited is not None)
+            apps = load_app(cfg, inherited is not None)
             if isinstance(apps, int):
                 return apps
             self.apps = apps
@@ -494,7 +500,7 @@ class Master:
                 pass
         if self.cfg.get("vacuum"):
             sockets_mod.vacuum(self.listeners)
-            startup.remove_pidfiles(self.cfg, self.pid)
+            remove_pidfiles(self.cfg, self.pid)
         log("procmaster stopped")
         return self.exit_code
 

@@ -17,12 +17,12 @@ from ..pidfile import remove_pidfile, write_pidfile
 from ..privileges import PrivilegeError, drop_privileges
 from ..process import set_max_fd
 
-__all__ = ["bind", "load_app", "prepare", "remove_pidfiles", "write_pidfiles"]
+__all__ = ["bind_listeners", "load_app", "prepare_master", "remove_pidfiles", "write_pidfiles"]
 
 PIDFILE_OPTIONS = ("pidfile", "pidfile2", "safe-pidfile")
 
 
-def bind(cfg, inherited: bool) -> list | None:
+def bind_listeners(cfg, inherited: bool) -> list | None:
     """``max-fd``, then the listening sockets (bound, or handed over by systemd or
     our previous image); None when one cannot be set up (said in the log)."""
     if cfg.get("max-fd"):
@@ -67,7 +67,7 @@ def remove_pidfiles(cfg, pid: int) -> None:
             remove_pidfile(path, pid)
 
 
-def prepare(cfg) -> int:
+def prepare_master(cfg) -> int:
     """Drop privileges, then ``env``/``chdir``/``pythonpath``...: 0, or the exit code."""
     try:
         for line in drop_privileges(cfg):
