@@ -7,12 +7,14 @@ import signal
 import pytest
 
 from procmaster.ipc import EMPEROR_RELOAD, EMPEROR_STOP
+from procmaster.master import Master
 from procmaster.master.reload import ReloadKind, ReloadRequest
 from procmaster.master.triggers import (
     EMPEROR_ACTIONS,
     FIFO_LETTERS,
     SIGNAL_ACTIONS,
     WATCH_ACTIONS,
+    Controls,
     Debouncer,
 )
 from procmaster.options import watch_options
@@ -79,3 +81,8 @@ def test_debouncer_acts_once_after_the_last_event():
     assert d.deadline() == pytest.approx(10.3)
     assert d.pop_due(10.3) == [(("touch-reload", "reload"), "/a")]
     assert d.deadline() is None
+
+
+def test_the_master_is_every_triggers_controls():
+    wanted = {n for n in vars(Controls) if not n.startswith("_")}
+    assert wanted and all(callable(getattr(Master, n, None)) for n in wanted)
