@@ -8,6 +8,8 @@ to (app, SCRIPT_NAME, PATH_INFO).
 
 Must not know: sockets, workers, reloads. A failure is an ``AppLoadError`` whose
 message holds the app's own import traceback; the caller decides what dying means.
+``KeyboardInterrupt`` and ``SystemExit`` raised while importing are not failures
+of the app: they go through (Ctrl-C during a slow import stops procmaster).
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import glob
 import importlib
 import importlib.util
 import os
+import site
 import sys
 import traceback
 from collections.abc import Callable
+from importlib.machinery import SourceFileLoader
 
 __all__ = ["AppLoadError", "Apps", "debugger_note", "load_apps", "prepare_process"]
 
@@ -81,8 +85,6 @@ def _activate_virtualenv(cfg) -> None:
     """Use that environment's site-packages and prefix, as uWSGI's ``home`` does
     (it sets the interpreter's home: here the interpreter runs already, so we put
     the venv's site-packages first and set ``sys.prefix``)."""
-    import site
-
     venv = os.path.abspath(os.path.expanduser(cfg.virtualenv))
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     site_dir = os.path.join(venv, "lib", version, "site-packages")
@@ -115,7 +117,7 @@ def _load_module_spec(spec: str, default_callable: str, origin: str) -> Callable
         attr = attr[:-2]
     try:
         module = importlib.import_module(module_name)
-    except BaseException:
+    except Exception:
         raise _import_failure(f"module {module_name!r}", origin) from None
     return _callable_of(module, attr, call, spec, origin)
 
@@ -132,7 +134,7 @@ def _callable_of(module, attr: str, call: bool, spec: str, origin: str) -> Calla
     if call:
         try:
             obj = obj()
-        except BaseException:
+        except Exception:
             raise _import_failure(f"the app factory {attr}()", origin) from None
     if not callable(obj):
         raise AppLoadError(f"{origin}: {spec!r}: {attr!r} is not callable ({type(obj).__name__})")
@@ -148,13 +150,11 @@ def _load_wsgi_file(path: str, default_callable: str, origin: str) -> Callable:
     try:
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            from importlib.machinery import SourceFileLoader
-
             spec = importlib.util.spec_from_loader(name, SourceFileLoader(name, path))
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    except BaseException:
+    except Exception:
         raise _import_failure(f"wsgi-file {path!r}", origin) from None
     attr = default_callable
     call = attr.endswith("()")

@@ -2,6 +2,11 @@
 with ``--emperor`` (or answer ``--help``, ``--version``, ``--check``, or signal a
 running master named in a pidfile: ``--reload``/``--stop``/``--chain-reload PIDFILE``).
 
+Every command's modules are imported lazily, inside ``main``: ``--help`` or
+``--stop`` must not pay for importing the master, the worker or the emperor, and
+the emperor never loads the worker. ``main`` is also the composition root: it
+hands the worker's entry point to the master.
+
 Owns: the process exit codes of the command and the one place where a
 ``ConfigError`` becomes a message on stderr. Must not know: how anything is served.
 """
@@ -80,9 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         from .daemonize import detach
 
         detach()  # a reload's re-executed master is already detached
+    # the composition root: the master gets the worker's entry point, so it imports
+    # nothing of the worker (lazy, as above: the other commands never load them)
     from .master import run
+    from .worker import worker_main
 
-    return run(cfg)
+    return run(cfg, worker_main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,22 +7,11 @@ master creates the FIFO if needed and opens it read-write and non-blocking (so a
 writer closing it is no end-of-file that would make the selector spin), and the
 master's selector calls ``MasterFifo.on_readable``. Each byte written is one
 command, run in order; whitespace is skipped and an unknown letter is logged and
-ignored. The letters are uWSGI's:
-
-====  ===========================================  ==========================
- r    graceful reload (re-read INI, re-import)      ``request("reload")``
- R    brutal reload (old workers killed at once)    ``request("reload", brutal)``
- c    chain reload                                  ``request("chain")``
- w/W  reload the workers gracefully / brutally      ``request("workers")``
- q/Q  graceful / immediate stop                     ``handle_term`` / ``handle_int``
- l/L  reopen / rotate the log                       ``reopen_logs`` / ``rotate_logs``
- +/-  one worker more / less                        ``change_worker_count``
- s    statistics to the log                         ``log_stats``
- p    pause / resume accepting                      ``pause``
-====  ===========================================  ==========================
-
-Every letter goes to the master's own handler for that fact (the one a signal or
-touched file uses): this module never carries out a reload itself.
+ignored. What each letter does is the master's table, handed in as ``letters``
+(letter -> what the log says, and a callable given the reason): uWSGI's letters
+``r R c w W q Q l L + - s p`` are the rows of ``FIFO_LETTERS`` in
+``procmaster.master.triggers``, and each asks the same handler as its signal or
+touched file. This module never carries out anything itself.
 
 ``procmaster --reload/--stop/--chain-reload PIDFILE``: read the pid, check that it
 is a live procmaster master (a stale pidfile is a clear error, not a signal sent
@@ -38,10 +27,11 @@ import os
 import selectors
 import signal
 import stat
+from collections.abc import Callable, Mapping
 
 from .logs import log
 
-__all__ = ["FIFO_COMMANDS", "MasterFifo", "PidfileError", "signal_pidfile", "PIDFILE_COMMANDS"]
+__all__ = ["Letters", "MasterFifo", "PidfileError", "signal_pidfile", "PIDFILE_COMMANDS"]
 
 # command-line option -> (signal, what it asks)
 PIDFILE_COMMANDS = {
@@ -50,30 +40,16 @@ PIDFILE_COMMANDS = {
     "chain-reload": (signal.SIGURG, "chain reload"),
 }
 
-# letter -> (what the log says, how the master is asked)
-FIFO_COMMANDS = {
-    "r": ("graceful reload", lambda m, why: m.request("reload", why)),
-    "R": ("brutal reload", lambda m, why: m.request("reload", why, brutal=True)),
-    "c": ("chain reload", lambda m, why: m.request("chain", why)),
-    "w": ("graceful reload of the workers", lambda m, why: m.request("workers", why)),
-    "W": ("brutal reload of the workers", lambda m, why: m.request("workers", why, brutal=True)),
-    "q": ("graceful stop", lambda m, why: m.handle_term()),
-    "Q": ("immediate stop", lambda m, why: m.handle_int(signal.SIGQUIT)),
-    "l": ("reopen the log", lambda m, why: m.reopen_logs(why)),
-    "L": ("rotate the log", lambda m, why: m.rotate_logs(why)),
-    "+": ("one worker more", lambda m, why: m.change_worker_count(+1)),
-    "-": ("one worker less", lambda m, why: m.change_worker_count(-1)),
-    "s": ("statistics", lambda m, why: m.log_stats()),
-    "p": ("pause/resume", lambda m, why: m.pause()),
-}
+# what a FIFO letter does: (what the log says, a callable given the reason)
+Letters = Mapping[str, tuple[str, Callable[[str], None]]]
 
 
 class MasterFifo:
     """The active master FIFO, registered in the master's selector."""
 
-    def __init__(self, path: str, master, sel: selectors.BaseSelector) -> None:
+    def __init__(self, path: str, letters: Letters, sel: selectors.BaseSelector) -> None:
         self.path = path
-        self.master = master
+        self.letters = letters
         self.sel = sel
         try:
             if not stat.S_ISFIFO(os.stat(path).st_mode):
@@ -105,13 +81,13 @@ class MasterFifo:
         for letter in letters:
             if letter.isspace():
                 continue
-            command = FIFO_COMMANDS.get(letter)
+            command = self.letters.get(letter)
             if command is None:
                 log(f"master-fifo: unknown command {letter!r} ignored")
                 continue
             what, ask = command
             log(f"master-fifo: {letter!r}: {what}")
-            ask(self.master, f"master-fifo {letter}")
+            ask(f"master-fifo {letter}")
 
 
 class PidfileError(Exception):

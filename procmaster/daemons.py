@@ -16,8 +16,13 @@ The master owns one ``Daemons`` object and calls it from its loop:
   process is gone, and cron jobs when a new wall-clock minute began;
 * ``next_deadline()``: the monotonic time ``tick`` next has work (a restart, the
   next minute for cron, a second for pidfile checks), for the master's select;
-* ``stop()`` at shutdown (and, for plain daemons, before a reload's re-exec, as
-  uWSGI): SIGTERM to each process group, SIGKILL after ``mercy`` seconds, reaped.
+* ``begin_stop()`` at shutdown (and, for plain daemons, before a reload's
+  re-exec, as uWSGI): SIGTERM to each process group; from then on
+  ``next_deadline`` is the SIGKILL deadline (``mercy`` seconds later) and
+  ``stopped()`` says when every one is gone. Nothing sleeps: the master's loop
+  waits (SIGCHLD wakes it for our children; a smart daemon's pidfile process,
+  not our child, is looked at every ``STOP_POLL`` seconds). ``stop()`` is the
+  blocking form for callers without a loop.
 
 Cron lines are ``MINUTE HOUR DAY MONTH WEEKDAY COMMAND``; a field is a number, ``-1``
 (any) or ``-N`` (every N: the value is a multiple of N). Weekday 0 is Sunday. A job
@@ -40,6 +45,7 @@ __all__ = ["CronJob", "Daemons", "parse_cron", "from_config"]
 
 QUICK_DEATH = 1.0  # seconds: a daemon that dies sooner is restarted with back-off
 PIDFILE_CHECK = 1.0  # seconds between smart-attach-daemon pidfile checks
+STOP_POLL = 0.1  # seconds between looks at a stopping process that is not our child
 
 
 class _Proc:
@@ -133,6 +139,10 @@ class Daemons:
         self.procs: list[_Proc] = []
         self.last_minute: int | None = None
         self.next_pidfile_check = 0.0
+        self.halted = False  # stopping or stopped: nothing (re)starts
+        self.stopping: dict[int, bool] = {}  # pid being stopped -> is it our child
+        self.kill_at: float | None = None  # SIGKILL for what is left, then
+        self.mercy = 0.0
 
     # -- the master's calls ------------------------------------------------------
 
@@ -145,6 +155,8 @@ class Daemons:
                 self._spawn(proc)
 
     def tick(self) -> None:
+        if self.halted:
+            return
         now = time.monotonic()
         for proc in self.procs:
             if proc.restart_at is not None and now >= proc.restart_at:
@@ -179,6 +191,11 @@ class Daemons:
     def next_deadline(self) -> float | None:
         """Monotonic time of the next thing ``tick`` has to do, or None."""
         now = time.monotonic()
+        if self.halted:
+            deadlines = [self.kill_at] if self.kill_at is not None else []
+            if any(not child for child in self.stopping.values()):
+                deadlines.append(now + STOP_POLL)
+            return min(deadlines) if deadlines else None
         deadlines = [p.restart_at for p in self.procs if p.restart_at is not None]
         if any(p.kind == "smart-attach-daemon" for p in self.procs):
             deadlines.append(max(self.next_pidfile_check, now))
@@ -189,16 +206,24 @@ class Daemons:
 
     def reaped(self, pid: int, status: int) -> bool:
         """The master reaped ``pid``: True when it was one of ours."""
+        if self.stopping.pop(pid, None) is not None:
+            for proc in self.procs:
+                if proc.pid == pid and proc.popen is not None:
+                    proc.popen.returncode = os.waitstatus_to_exitcode(status)
+                    proc.popen = None
+            return True
         for proc in self.procs:
             if proc.pid == pid:
                 self._ended(proc, status)
                 return True
         return False
 
-    def stop(self, mercy: float = 5.0, smart: bool = True) -> None:
+    def begin_stop(self, mercy: float = 5.0, smart: bool = True) -> None:
         """Stop our processes (smart daemons' pidfile processes too when ``smart``):
-        SIGTERM to each process group, SIGKILL after ``mercy`` seconds, reaped."""
-        pids: list[int] = []
+        SIGTERM to each process group now, SIGKILL after ``mercy`` seconds (see
+        ``stopped``)."""
+        self.halted = True
+        self.mercy = mercy
         for proc in self.procs:
             proc.restart_at = None
             if proc.kind == "smart-attach-daemon":
@@ -207,23 +232,38 @@ class Daemons:
                 target = _pidfile_pid(proc.pidfile)
                 if target is not None:
                     _signal(target, signal.SIGTERM)
-                    pids.append(target)
+                    self.stopping[target] = False
             if proc.popen is not None:
                 _signal(-proc.popen.pid, signal.SIGTERM)
-                pids.append(proc.popen.pid)
-        deadline = time.monotonic() + mercy
-        for pid in pids:
-            while _alive(pid) and time.monotonic() < deadline:
+                self.stopping[proc.popen.pid] = True
+        self.kill_at = time.monotonic() + mercy if self.stopping else None
+
+    def stopped(self) -> bool:
+        """True once every process ``begin_stop`` stopped is gone; past the mercy,
+        what is left gets SIGKILL."""
+        for pid, child in list(self.stopping.items()):
+            if child:
                 self._reap_one(pid)
-                time.sleep(0.01)
-            if _alive(pid):
-                self.log(f"daemon pid {pid} did not stop within {mercy:g}s: SIGKILL")
+            if not _alive(pid):
+                self.stopping.pop(pid, None)
+        if self.stopping and self.kill_at is not None and time.monotonic() >= self.kill_at:
+            self.kill_at = None
+            for pid in self.stopping:
+                self.log(f"daemon pid {pid} did not stop within {self.mercy:g}s: SIGKILL")
                 _signal(-pid, signal.SIGKILL)
                 _signal(pid, signal.SIGKILL)
-            self._reap_one(pid, block=True)
-        for proc in self.procs:
-            if proc.kind != "smart-attach-daemon" or smart:
-                proc.popen = None
+        if not self.stopping:
+            for proc in self.procs:
+                if proc.popen is not None and not _alive(proc.popen.pid):
+                    proc.popen = None
+        return not self.stopping
+
+    def stop(self, mercy: float = 5.0, smart: bool = True) -> None:
+        """``begin_stop`` and wait until ``stopped``: for callers without a loop
+        (the master never calls it)."""
+        self.begin_stop(mercy, smart)
+        while not self.stopped():
+            time.sleep(0.01)
 
     # -- inside ------------------------------------------------------------------
 
@@ -270,9 +310,11 @@ class Daemons:
         except ChildProcessError:
             return
         if got:
+            self.stopping.pop(got, None)
             for proc in self.procs:
                 if proc.pid == got and proc.popen is not None:
                     proc.popen.returncode = os.waitstatus_to_exitcode(status)
+                    proc.popen = None
 
 
 def _pidfile_pid(path: str | None) -> int | None:

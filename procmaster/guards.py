@@ -5,13 +5,18 @@ Theory of operation
 Two halves, one per side of the fork:
 
 * ``MasterGuards`` runs in the master's loop (``check`` after every wake-up,
-  ``next_deadline`` for its selector timeout). It reads the scoreboard only:
+  ``next_deadline`` for its selector timeout). It is handed ``GuardHooks``
+  (the live workers, each able to say what it runs from its scoreboard slot and
+  to count a harakiri kill there; how many workers are wanted; how to change
+  that; whether cheaper must wait), never the master itself:
 
   - **harakiri**: a request (of any thread: a scoreboard *core*) running longer
     than ``harakiri`` seconds gets its worker killed: ``HARAKIRI`` is logged with
     the pid, the request and how long it ran; with ``harakiri-verbose`` the worker
     first gets ``SIG_DUMP_STACKS`` (a ``faulthandler`` dump of every thread's stack to
-    the log) and ``HARAKIRI_GRACE`` seconds to write it, then SIGKILL. The master
+    the log) and ``HARAKIRI_GRACE`` seconds to write it, then SIGKILL. Each kill
+    is counted in the worker's slot (``harakiri_count`` in the stats). Old
+    workers draining after a reload are watched too. The master
     wakes for this only at real deadlines: after a check, the next one is at the
     earliest ``start + harakiri`` of the busy cores, or ``harakiri`` seconds later
     when none is busy (a request starting after a check cannot be late before
@@ -39,11 +44,16 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
 
 from .ipc import SIG_DUMP_STACKS
 from .logs import log
 
 __all__ = [
+    "GuardHooks",
+    "GuardedWorker",
     "MasterGuards",
     "WorkerGuard",
     "initial_workers",
@@ -66,13 +76,37 @@ def initial_workers(cfg) -> int:
     return max(1, min(start, maximum))
 
 
-class MasterGuards:
-    """The master's half (see the module docstring). ``master`` is the ``Master``:
-    its ``workers``, ``scoreboard``, ``processes`` and ``change_worker_count``."""
+class GuardedWorker(Protocol):
+    """What the guards read of a worker."""
 
-    def __init__(self, master) -> None:
-        cfg = master.cfg
-        self.master = master
+    wid: int
+    pid: int
+    stop_sent: float
+
+    def busy(self) -> list[tuple[int, float, str]]:
+        """The requests it runs: (core, start time, description)."""
+
+    def count_harakiri(self) -> None:
+        """Count a harakiri kill in its scoreboard slot."""
+
+
+@dataclass
+class GuardHooks:
+    """What the master hands its guards."""
+
+    workers: Callable[[], Iterable[GuardedWorker]]  # every live worker, old ones too
+    current: Callable[[], list[GuardedWorker]]  # the workers of the current generation
+    processes: Callable[[], int]  # how many workers are wanted now
+    change_workers: Callable[[int], None]  # one more (+1) or one fewer (-1)
+    resting: Callable[[], bool]  # stopping or reloading: cheaper waits
+    threads: int = 1  # cores per worker (harakiri names the thread)
+
+
+class MasterGuards:
+    """The master's half (see the module docstring)."""
+
+    def __init__(self, cfg, hooks: GuardHooks) -> None:
+        self.hooks = hooks
         self.harakiri = float(cfg.get("harakiri") or 0)
         self.verbose = bool(cfg.get("harakiri-verbose"))
         self.evil_rss = int(cfg.get("evil-reload-on-rss") or 0)
@@ -107,7 +141,7 @@ class MasterGuards:
             self.next_tick = now + TICK
             if self.evil_rss or self.evil_as:
                 self.check_memory()
-            if self.cheaper and not self.master.stopping:
+            if self.cheaper and not self.hooks.resting():
                 self.check_cheaper(now)
 
     # -- harakiri ------------------------------------------------------------------
@@ -116,11 +150,10 @@ class MasterGuards:
         limit = self.harakiri
         wall = time.time()
         next_check = now + limit
-        scoreboard = self.master.scoreboard
-        for proc in list(self.master.workers.values()):
-            if proc.slot < 0 or proc.pid in self.killing:
+        for proc in list(self.hooks.workers()):
+            if proc.pid in self.killing:
                 continue
-            for core, start, desc in scoreboard.busy(proc.slot):
+            for core, start, desc in proc.busy():
                 ran = wall - start
                 if ran >= limit:
                     self.harakiri_kill(proc, core, desc, ran, now)
@@ -128,12 +161,15 @@ class MasterGuards:
                 next_check = min(next_check, now + (limit - ran))
         self.next_harakiri = max(next_check, now + 0.001)
 
-    def harakiri_kill(self, proc, core: int, desc: str, ran: float, now: float) -> None:
-        thread = f" thread {core}" if self.master.scoreboard.cores > 1 else ""
+    def harakiri_kill(
+        self, proc: GuardedWorker, core: int, desc: str, ran: float, now: float
+    ) -> None:
+        thread = f" thread {core}" if self.hooks.threads > 1 else ""
         log(
             f"HARAKIRI: worker {proc.wid} (pid {proc.pid}){thread} request "
             f"{desc or '(unknown)'} ran {ran:.3f}s (harakiri {self.harakiri:g}s): killing it"
         )
+        proc.count_harakiri()
         if self.verbose:
             try:
                 os.kill(proc.pid, SIG_DUMP_STACKS)
@@ -144,8 +180,9 @@ class MasterGuards:
             self.kill(proc.pid)
 
     def finish_kills(self, now: float) -> None:
+        alive = {proc.pid for proc in self.hooks.workers()}
         for pid, when in list(self.killing.items()):
-            if pid not in self.master.workers:
+            if pid not in alive:
                 del self.killing[pid]
             elif now >= when:
                 del self.killing[pid]
@@ -161,9 +198,9 @@ class MasterGuards:
     # -- evil-reload-on-rss / -as -------------------------------------------------------
 
     def check_memory(self) -> None:
-        import psutil
+        import psutil  # lazy: only evil-reload-on-rss/-as measure memory
 
-        for proc in list(self.master.workers.values()):
+        for proc in list(self.hooks.workers()):
             if proc.stop_sent:
                 continue
             try:
@@ -185,31 +222,30 @@ class MasterGuards:
     # -- cheaper (spare) ---------------------------------------------------------------
 
     def check_cheaper(self, now: float) -> None:
-        master = self.master
-        if master.reload_state is not None:
-            return
-        workers = [w for w in master.current_workers() if not w.stop_sent and w.slot >= 0]
-        busy = sum(1 for w in workers if master.scoreboard.busy(w.slot))
+        hooks = self.hooks
+        workers = [w for w in hooks.current() if not w.stop_sent]
+        busy = sum(1 for w in workers if w.busy())
         idle = len(workers) - busy
-        if workers and idle == 0 and master.processes < self.maximum:
+        processes = hooks.processes()
+        if workers and idle == 0 and processes < self.maximum:
             self.idle_since = 0.0
             self.all_busy_since = self.all_busy_since or now
             if now - self.all_busy_since >= self.overload - 0.01:
                 self.all_busy_since = 0.0
-                add = min(self.step, self.maximum - master.processes)
+                add = min(self.step, self.maximum - processes)
                 log(
                     f"cheaper: all {len(workers)} worker(s) busy for {self.overload:g}s: "
                     f"spawning {add} more"
                 )
                 for _ in range(add):
-                    master.change_worker_count(+1)
-        elif idle > 1 and master.processes > self.cheaper:
+                    hooks.change_workers(+1)
+        elif idle > 1 and processes > self.cheaper:
             self.all_busy_since = 0.0
             self.idle_since = self.idle_since or now
             if now - self.idle_since >= self.overload - 0.01:
                 self.idle_since = 0.0
                 log(f"cheaper: {idle} worker(s) idle for {self.overload:g}s: stopping one")
-                master.change_worker_count(-1)
+                hooks.change_workers(-1)
         else:
             self.all_busy_since = self.idle_since = 0.0
 
@@ -232,7 +268,7 @@ class WorkerGuard:
         self.lifetime = lifetime
         self.process = None
         if self.rss or self.vms:
-            import psutil
+            import psutil  # lazy: only reload-on-rss/-as measure memory
 
             self.process = psutil.Process()
 

@@ -138,6 +138,10 @@ class ReexecState:
     pending: tuple[str, str, bool] | None = None  # a queued reload: (kind, reason, brutal)
     brutal: bool = False
     reloads: int = 0
+    # the scoreboard's memory (fd, slots, cores per slot), so the old workers keep
+    # their slots; ``old_slots`` is parallel to ``old`` (-1: none)
+    board: tuple[int, int, int] | None = None
+    old_slots: list[int] = field(default_factory=list)
 
     def encode(self) -> str:
         return json.dumps(
@@ -148,6 +152,8 @@ class ReexecState:
                 "pending": list(self.pending) if self.pending else None,
                 "brutal": self.brutal,
                 "reloads": self.reloads,
+                "board": list(self.board) if self.board else None,
+                "old_slots": list(self.old_slots),
             }
         )
 
@@ -168,6 +174,10 @@ class ReexecState:
                 else None,
                 brutal=bool(data.get("brutal", False)),
                 reloads=int(data.get("reloads", 0)),
+                board=tuple(int(n) for n in data["board"][:3])  # type: ignore[arg-type]
+                if data.get("board")
+                else None,
+                old_slots=[int(n) for n in data.get("old_slots", [])],
             )
         except (ValueError, TypeError, AttributeError, IndexError):
             return None

@@ -107,6 +107,16 @@ class Log:
             candidate = f"{base}.{n}"
         return candidate
 
+    def rotate(self) -> str:
+        """A rotation asked for (``touch-logrotate``, master FIFO ``L``): rename the
+        file to ``log-backupname``, else ``LOG.<YYYYmmdd-HHMMSS>``, and return that
+        name; the caller reopens. Raises ``OSError`` (also when there is no file)."""
+        if not self.path:
+            raise FileNotFoundError("no logto file to rotate")
+        backup = self.backupname or f"{self.path}.{time.strftime('%Y%m%d-%H%M%S')}"
+        os.replace(self.path, backup)
+        return backup
+
     def rotate_if_full(self) -> None:
         """``log-maxsize``: rotate (once across all processes) and reopen."""
         try:

@@ -1,7 +1,8 @@
-"""What a procmaster process does to itself, through Linux's ``prctl``: die with
-its parent (``PR_SET_PDEATHSIG``: a worker with its master, a vassal with its
-emperor), carry a name (``PR_SET_NAME``: ``procname``, ``auto-procname``) and
-reap orphaned descendants (``PR_SET_CHILD_SUBREAPER``: the emperor).
+"""What a procmaster process does to itself, through Linux's ``prctl`` and
+``setrlimit``: die with its parent (``PR_SET_PDEATHSIG``: a worker with its
+master, a vassal with its emperor), carry a name (``PR_SET_NAME``: ``procname``,
+``auto-procname``), reap orphaned descendants (``PR_SET_CHILD_SUBREAPER``: the
+emperor) and raise its descriptor limit (``max-fd``).
 
 Must not know: which kind of process it is beyond the role name it is given.
 """
@@ -10,9 +11,16 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 
-__all__ = ["become_subreaper", "die_with_parent", "process_name", "set_process_name"]
+__all__ = [
+    "become_subreaper",
+    "die_with_parent",
+    "process_name",
+    "set_max_fd",
+    "set_process_name",
+]
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
@@ -59,3 +67,18 @@ def become_subreaper() -> None:
         libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):  # pragma: no cover - Linux has prctl
         pass
+
+
+def set_max_fd(want: int) -> str | None:
+    """``max-fd``: the descriptor limit (RLIMIT_NOFILE) of this process and so of
+    the children it forks. Raising the hard limit needs root (as in uWSGI);
+    without it the soft limit goes as high as the hard one allows, and the
+    returned line says so (None when all went as asked)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(hard, want)))
+    except (ValueError, OSError):
+        got = min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (got, hard))
+        return f"max-fd {want}: cannot raise the hard limit ({hard}); using {got}"
+    return None

@@ -17,6 +17,13 @@ core 0 only for the description. In a threaded worker the slot's ``status`` is
 approximate (the last thread to start or the loop to finish wins); ``busy()``
 is exact.
 
+The master writes a slot when it forks its worker (``claim``: the pid, the
+spawn time and the harakiri count that worker id carries across respawns), when
+harakiri kills it (``count_harakiri``) and when it is reaped (``release``). Across
+a reload's exec the next image of the master maps the same memory
+(``Scoreboard(nslots, fd=..., cores=...)``), so the old workers keep their slots
+and harakiri still watches them while they drain.
+
 Must not know: anything but the slot layout.
 """
 
@@ -58,6 +65,7 @@ _OFF_STATUS = 4
 _OFF_REQUESTS = 8
 _OFF_EXC = 16
 _OFF_START = 24
+_OFF_HARAKIRI = 40
 # a core: request_start (double), description length (uint16), description
 _CORE = struct.Struct("<dH")
 CORE_SIZE = 128
@@ -104,6 +112,8 @@ class Slot:
 
 
 class Scoreboard:
+    """The slots; with ``fd``, the memory of a previous image of the master."""
+
     def __init__(self, nslots: int, fd: int | None = None, cores: int = 1) -> None:
         self.cores = max(int(cores), 1)
         self.cores_base = HEADER_SIZE + SLOT_SIZE * nslots
@@ -111,6 +121,8 @@ class Scoreboard:
         if fd is None:
             fd = os.memfd_create("procmaster-scoreboard", os.MFD_CLOEXEC)
             os.ftruncate(fd, size)
+        else:
+            os.set_inheritable(fd, False)
         self.fd = fd
         self.nslots = nslots
         self.mem = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
@@ -123,7 +135,7 @@ class Scoreboard:
 
     # -- written by the master ------------------------------------------------------
 
-    def claim(self, index: int, pid: int = 0) -> None:
+    def claim(self, index: int, pid: int = 0, harakiri: int = 0) -> None:
         _SLOT.pack_into(
             self.mem,
             HEADER_SIZE + index * SLOT_SIZE,
@@ -133,11 +145,16 @@ class Scoreboard:
             0,
             0.0,
             time.time(),
-            0,
+            harakiri,
             0,
             0,
             *([0] * (5 + _NBUCKETS)),
         )
+
+    def set_pid(self, index: int, pid: int) -> None:
+        """The pid of a claimed slot's worker, once forked (the rest of the slot may
+        already be the worker's: it can serve before the master runs again)."""
+        _STATUS_START.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE, pid)
 
     def release(self, index: int) -> None:
         self.mem[HEADER_SIZE + index * SLOT_SIZE : HEADER_SIZE + (index + 1) * SLOT_SIZE] = bytes(
@@ -147,10 +164,22 @@ class Scoreboard:
         self.mem[base : base + CORE_SIZE * self.cores] = bytes(CORE_SIZE * self.cores)
 
     def free_slot(self) -> int:
+        """A free slot's index, or -1 when every slot is taken."""
         for index in range(self.nslots):
             if self.read(index).status == STATUS_FREE:
                 return index
-        raise RuntimeError("no free scoreboard slot")
+        return -1
+
+    def count_harakiri(self, index: int) -> None:
+        """Harakiri killed the worker of slot ``index``."""
+        base = HEADER_SIZE + index * SLOT_SIZE + _OFF_HARAKIRI
+        (count,) = _QUAD.unpack_from(self.mem, base)
+        _QUAD.pack_into(self.mem, base, count + 1)
+
+    def inheritable(self) -> int:
+        """The memory's fd, made inheritable for the next image of the master."""
+        os.set_inheritable(self.fd, True)
+        return self.fd
 
     # -- written by a worker ----------------------------------------------------------
 

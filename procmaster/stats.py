@@ -17,9 +17,11 @@ reloads); serving stats never asks a worker anything, so it costs the request pa
 nothing. Sockets are non-blocking: a slow stats client holds an fd, never the
 master.
 
-What it reads of the master (``source``): ``workers`` (objects with ``wid``,
-``pid``, ``slot``), ``scoreboard``, ``listeners``, ``respawns`` (wid -> count),
-``reloads``, ``start_cwd``.
+What it reads of the master is a ``StatsSource``: the workers' slots, the
+listening sockets, the respawn and reload counters and the start directory,
+each a value or a callable the master hands in (never the master itself). The
+listening socket comes from ``procmaster.sockets.bind_stream``; a reload's
+re-executed master takes it over (``STATS_FD_ENV``), so no stats client is refused.
 
 Must not know: how workers are run, reloads are done, or requests are served.
 """
@@ -31,14 +33,35 @@ import os
 import selectors
 import socket
 import struct
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from . import __version__
 from .ipc import STATS_FD_ENV
 from .logs import log
-from .scoreboard import BUCKETS, STATUS_BUSY, STATUS_IDLE, STATUS_NAMES, STATUS_STOPPING
-from .sockets import sockaddr
+from .scoreboard import BUCKETS, STATUS_BUSY, STATUS_IDLE, STATUS_NAMES, STATUS_STOPPING, Slot
+from .sockets import bind_stream, sockaddr
 
-__all__ = ["StatsServer", "listen_queue", "render_json", "render_metrics", "stats_document"]
+__all__ = [
+    "StatsServer",
+    "StatsSource",
+    "listen_queue",
+    "render_json",
+    "render_metrics",
+    "stats_document",
+]
+
+
+@dataclass
+class StatsSource:
+    """What the stats read of the master."""
+
+    workers: Callable[[], Iterable[tuple[int, int, Slot]]]  # (wid, pid, slot) by (wid, pid)
+    respawns: Callable[[], Mapping[int, int]]  # wid -> times forked
+    reloads: Callable[[], int]  # reloads started by this master image
+    listeners: Sequence  # objects with ``sock``, ``address``, ``proto``
+    cwd: str
+
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TCP_INFO_HEAD = struct.Struct("<8B6I")  # ..., rto, ato, snd_mss, rcv_mss, unacked, sacked
@@ -70,9 +93,9 @@ def _memory(pid: int) -> tuple[int, int]:
         return 0, 0
 
 
-def stats_document(source) -> dict:
+def stats_document(source: StatsSource) -> dict:
     """uWSGI's stats server document (same keys and types)."""
-    board = source.scoreboard
+    respawns = source.respawns()
     sockets = []
     total_queue = 0
     for listener in source.listeners:
@@ -90,11 +113,8 @@ def stats_document(source) -> dict:
         )
     workers = []
     busy = 0
-    for proc in sorted(source.workers.values(), key=lambda w: (w.wid, w.pid)):
-        if proc.slot < 0:
-            continue
-        slot = board.read(proc.slot)
-        rss, vsz = _memory(proc.pid)
+    for wid, pid, slot in source.workers():
+        rss, vsz = _memory(pid)
         in_request = slot.status == STATUS_BUSY
         busy += in_request
         status = STATUS_NAMES.get(slot.status, "idle")
@@ -102,8 +122,8 @@ def stats_document(source) -> dict:
             status = "cheap" if status == "free" else "idle"
         workers.append(
             {
-                "id": proc.wid,
-                "pid": proc.pid,
+                "id": wid,
+                "pid": pid,
                 "accepting": int(slot.status in (STATUS_IDLE, STATUS_BUSY)),
                 "requests": slot.requests,
                 "delta_requests": slot.requests,
@@ -116,7 +136,7 @@ def stats_document(source) -> dict:
                 "vsz": vsz,
                 "running_time": slot.rt_us,
                 "last_spawn": int(slot.spawned_at),
-                "respawn_count": source.respawns.get(proc.wid, 1),
+                "respawn_count": respawns.get(wid, 1),
                 "tx": slot.tx,
                 "avg_rt": slot.rt_us // slot.requests if slot.requests else 0,
                 "apps": [],
@@ -147,14 +167,14 @@ def stats_document(source) -> dict:
         "pid": os.getpid(),
         "uid": os.getuid(),
         "gid": os.getgid(),
-        "cwd": source.start_cwd,
+        "cwd": source.cwd,
         "locks": [],
         "sockets": sockets,
         "workers": workers,
     }
 
 
-def render_json(source) -> bytes:
+def render_json(source: StatsSource) -> bytes:
     return json.dumps(stats_document(source)).encode()
 
 
@@ -162,47 +182,39 @@ def _esc(value: object) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def render_metrics(source) -> bytes:
+def render_metrics(source: StatsSource) -> bytes:
     """Prometheus text exposition format 0.0.4."""
-    board = source.scoreboard
     out: list[str] = []
 
     def family(name: str, kind: str, help_text: str) -> None:
         out.append(f"# HELP {name} {help_text}")
         out.append(f"# TYPE {name} {kind}")
 
-    slots = []
-    for proc in sorted(source.workers.values(), key=lambda w: (w.wid, w.pid)):
-        if proc.slot >= 0:
-            slots.append((proc, board.read(proc.slot)))
+    slots = list(source.workers())
 
     family("procmaster_requests_total", "counter", "Requests served, per worker.")
-    for proc, slot in slots:
-        out.append(
-            f'procmaster_requests_total{{worker="{proc.wid}",pid="{proc.pid}"}} {slot.requests}'
-        )
+    for wid, pid, slot in slots:
+        out.append(f'procmaster_requests_total{{worker="{wid}",pid="{pid}"}} {slot.requests}')
     family("procmaster_exceptions_total", "counter", "Exceptions raised by the app, per worker.")
-    for proc, slot in slots:
-        out.append(
-            f'procmaster_exceptions_total{{worker="{proc.wid}",pid="{proc.pid}"}} {slot.exceptions}'
-        )
+    for wid, pid, slot in slots:
+        out.append(f'procmaster_exceptions_total{{worker="{wid}",pid="{pid}"}} {slot.exceptions}')
     family("procmaster_responses_total", "counter", "Responses by status class.")
     for i in range(5):
-        total = sum(slot.classes[i] for _, slot in slots)
+        total = sum(slot.classes[i] for _, _, slot in slots)
         out.append(f'procmaster_responses_total{{status="{i + 1}xx"}} {total}')
     family("procmaster_request_duration_seconds", "histogram", "Time taken by requests.")
     cumulative = 0
     for i, bound in enumerate((*BUCKETS, "+Inf")):
-        cumulative += sum(slot.buckets[i] for _, slot in slots)
+        cumulative += sum(slot.buckets[i] for _, _, slot in slots)
         out.append(f'procmaster_request_duration_seconds_bucket{{le="{bound}"}} {cumulative}')
-    rt = sum(slot.rt_us for _, slot in slots) / 1e6
+    rt = sum(slot.rt_us for _, _, slot in slots) / 1e6
     out.append(f"procmaster_request_duration_seconds_sum {rt}")
     out.append(f"procmaster_request_duration_seconds_count {cumulative}")
     family("procmaster_tx_bytes_total", "counter", "Bytes sent to clients.")
-    out.append(f"procmaster_tx_bytes_total {sum(slot.tx for _, slot in slots)}")
+    out.append(f"procmaster_tx_bytes_total {sum(slot.tx for _, _, slot in slots)}")
     family("procmaster_workers", "gauge", "Workers by state.")
     states = {"busy": 0, "idle": 0, "pause": 0}
-    for _, slot in slots:
+    for _, _, slot in slots:
         if slot.status == STATUS_BUSY:
             states["busy"] += 1
         elif slot.status == STATUS_STOPPING:
@@ -212,12 +224,12 @@ def render_metrics(source) -> bytes:
     for state, n in states.items():
         out.append(f'procmaster_workers{{state="{state}"}} {n}')
     family("procmaster_worker_respawns_total", "counter", "Workers forked, per worker id.")
-    for wid, n in sorted(source.respawns.items()):
+    for wid, n in sorted(source.respawns().items()):
         out.append(f'procmaster_worker_respawns_total{{worker="{wid}"}} {n}')
     family("procmaster_harakiri_total", "counter", "Workers killed by harakiri.")
-    out.append(f"procmaster_harakiri_total {sum(slot.harakiri for _, slot in slots)}")
+    out.append(f"procmaster_harakiri_total {sum(slot.harakiri for _, _, slot in slots)}")
     family("procmaster_reloads_total", "counter", "Reloads started by this master image.")
-    out.append(f"procmaster_reloads_total {source.reloads}")
+    out.append(f"procmaster_reloads_total {source.reloads()}")
     family("procmaster_listen_queue", "gauge", "Connections waiting in a socket's accept queue.")
     family_max = []
     for listener in source.listeners:
@@ -228,9 +240,9 @@ def render_metrics(source) -> bytes:
     for address, max_queue in family_max:
         out.append(f'procmaster_listen_queue_max{{socket="{_esc(address)}"}} {max_queue}')
     family("procmaster_worker_rss_bytes", "gauge", "Resident memory of each worker.")
-    for proc, _ in slots:
-        rss, _vsz = _memory(proc.pid)
-        out.append(f'procmaster_worker_rss_bytes{{worker="{proc.wid}",pid="{proc.pid}"}} {rss}')
+    for wid, pid, _ in slots:
+        rss, _vsz = _memory(pid)
+        out.append(f'procmaster_worker_rss_bytes{{worker="{wid}",pid="{pid}"}} {rss}')
     return ("\n".join(out) + "\n").encode()
 
 
@@ -247,7 +259,9 @@ class _Client:
 class StatsServer:
     """A listening socket in the master's selector; each event calls a method."""
 
-    def __init__(self, address: str, http: bool, source, sel: selectors.BaseSelector) -> None:
+    def __init__(
+        self, address: str, http: bool, source: StatsSource, sel: selectors.BaseSelector
+    ) -> None:
         self.address = address
         self.http = http
         self.source = source
@@ -256,7 +270,7 @@ class StatsServer:
         self.path = addr if family == socket.AF_UNIX and not addr.startswith("\0") else None
         sock = self._inherited(address)
         if sock is None:
-            sock = self._bind(family, addr)
+            sock = bind_stream(address)
         sock.setblocking(False)
         self.sock = sock
         sel.register(sock, selectors.EVENT_READ, self.on_accept)
@@ -284,21 +298,6 @@ class StatsServer:
                 os.close(int(fd))
             except OSError:
                 pass
-
-    def _bind(self, family: int, addr) -> socket.socket:
-        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        try:
-            if self.path:
-                if os.path.exists(self.path):
-                    os.unlink(self.path)  # ours from before a reload, or stale
-            else:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(addr)
-            sock.listen(64)
-        except OSError:
-            sock.close()
-            raise
-        return sock
 
     def export(self, environ: dict) -> None:
         """Before the master re-executes itself: hand the socket to the next image."""

@@ -148,7 +148,7 @@ def test_missing_module_is_startup_error_with_app_traceback(tmp_path):
     )
     assert result.returncode == 22
     assert "no_such_dependency_xyz" in result.stderr and "brokenapp" in result.stderr
-    assert "procmaster/master.py" not in result.stderr  # the app's traceback, not ours
+    assert "procmaster/master/" not in result.stderr  # the app's traceback, not ours
 
 
 def test_missing_callable_is_clear(tmp_path):

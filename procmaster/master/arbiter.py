@@ -1,0 +1,521 @@
+"""The arbiter: the master's loop and its handlers.
+
+Theory of operation
+-------------------
+One selector: the signal wake-up pipe, the workers' ready pipe, the inotify fd,
+the emperor's pipe, the stats socket, the master FIFO. Each registration's data
+is the bound method that handles it, so the loop is ``key.data()``. The timeout
+is the earliest real deadline (a mercy, a respawn back-off, a debounced file, a
+guard, a daemon, sd_notify's watchdog); nothing polls: the reload check is a
+child, so its exit wakes the loop through SIGCHLD like a worker's. After every
+wake-up ``after_wakeup`` reaps, murders, runs the guards and respawns.
+
+Signals, FIFO letters, touched files and emperor words are rows of
+``procmaster.master.triggers``, whose actions get this master as ``Controls``.
+Every reload is a ``ReloadRequest`` to the ``ReloadPlanner``, which is handed
+``TableOps`` (the worker table, the probe, the exec), never the master; guards,
+stats and the FIFO likewise get narrow hooks. The worker's entry point comes
+from the composition root (``cli``): the master imports nothing of the worker,
+protocols, WSGI or static files, and runs no app code after the fork.
+
+Must not know: HTTP, WSGI, protocols, what a worker does.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import time
+import traceback
+from collections.abc import Callable
+from functools import partial
+from itertools import zip_longest
+
+from .. import daemons as daemons_mod
+from .. import sockets as sockets_mod
+from ..app import AppLoadError, load_apps
+from ..control import MasterFifo
+from ..guards import GuardHooks, MasterGuards, initial_workers
+from ..ipc import (
+    CWD_ENV,
+    EXIT_APP_FAILED,
+    EXIT_FATAL,
+    SIG_PAUSE,
+    SIG_PRINT_REQUEST,
+    SIG_REOPEN_LOG,
+    SIG_RESUME,
+    LineReader,
+    ModuleMessage,
+    ReexecState,
+    decode_ready_pipe,
+    describe_exit,
+    recycled,
+)
+from ..logs import log
+from ..process import process_name, set_process_name
+from ..stats import StatsServer, StatsSource
+from ..systemd import Notifier
+from .reexec import FullReload
+from .reload import ReloadPlanner, ReloadRequest
+from .startup import (
+    bind_listeners,
+    load_app,
+    prepare_master,
+    remove_pidfiles,
+    write_pidfiles,
+)
+from .triggers import EMPEROR_ACTIONS, FIFO_LETTERS, SIGNAL_ACTIONS, FileTriggers
+from .vassal import VassalLink
+from .workers import TableOps, WorkerProc, WorkerTable, forker, worker_ceiling
+
+__all__ = ["Master", "WorkerEntry", "run"]
+
+# (wid, cfg, listeners, apps, ready fd, scoreboard, slot, master pid, lazy loader); never returns
+WorkerEntry = Callable[..., None]
+HANDLED_SIGNALS = tuple(SIGNAL_ACTIONS)
+DAEMON_MERCY = 5.0  # seconds attached daemons get to stop before SIGKILL
+
+
+class Master:
+    def __init__(self, cfg, worker_main: WorkerEntry) -> None:
+        log.configure(cfg)
+        self.cfg = cfg
+        self.worker_main = worker_main
+        self.pid = os.getpid()
+        self.start_cwd = os.environ.get(CWD_ENV) or os.getcwd()
+        os.environ[CWD_ENV] = self.start_cwd
+        self.full = FullReload(cfg.argv, self.start_cwd, log)
+        self.lazy = bool(cfg.get("lazy-apps") or cfg.get("lazy"))
+        self.notifier = Notifier()
+        self.listeners: list = []
+        self.apps = None
+        self.sel = selectors.DefaultSelector()
+        self.signal_r = self.signal_w = -1
+        self.ready_r = self.ready_w = -1
+        self.ready_lines = LineReader()
+        self.stopping = False  # graceful or immediate shutdown in progress
+        self.exit_code = 0
+        self.paused = False
+        processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
+        ceiling = worker_ceiling(max(processes, int(cfg.processes)))
+        self.old_board, board = self.full.boards(3 * ceiling + 8, int(cfg.get("threads") or 1))
+        fork = forker(self._run_worker, HANDLED_SIGNALS)
+        self.table = WorkerTable(board, fork, log, processes, ceiling)
+        self.mercy = float(cfg.worker_reload_mercy)
+        ops = TableOps(
+            self.table,
+            self.mercy,
+            lambda request: self.full.start_probe(log.fd),
+            self.exec_master,
+            self.notifier.reloading,
+        )
+        self.planner = ReloadPlanner(ops, log, lazy=self.lazy)
+        self.files = FileTriggers()  # touch-reload, fs-reload, py-autoreload ...
+        self.guards = MasterGuards(
+            cfg,
+            GuardHooks(
+                workers=self.table.all,
+                current=self.table.current,
+                processes=lambda: self.table.processes,
+                change_workers=self.change_workers,
+                resting=lambda: self.stopping or self.planner.busy,
+                threads=board.cores,
+            ),
+        )
+        self.emperor = VassalLink.from_environ()  # this master is a vassal of an emperor
+        self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
+        self.stats: StatsServer | None = None
+        self.fifo: MasterFifo | None = None
+
+    # -- start-up ------------------------------------------------------------------
+
+    def run(self) -> int:
+        cfg = self.cfg
+        inherited = self.full.inherited
+        if not inherited:
+            for line in cfg.warnings:
+                log(f"warning: {line}")
+        listeners = bind_listeners(cfg, inherited is not None)
+        if listeners is None:
+            return EXIT_FATAL
+        self.listeners[:] = listeners
+        write_pidfiles(cfg, self.pid)
+        code = prepare_master(cfg)
+        if code:
+            return code
+        if not self.lazy:
+            apps = load_app(cfg, inherited is not None)
+            if isinstance(apps, int):
+                return apps
+            self.apps = apps
+        name = process_name(cfg, "master")
+        if name:
+            set_process_name(name)
+        self.setup_signals()
+        if self.files.setup(cfg, log):
+            self.sel.register(self.files.fileno(), selectors.EVENT_READ, self.files.on_readable)
+        self.setup_control()
+        if self.emperor is not None:
+            self.sel.register(self.emperor.fileno(), selectors.EVENT_READ, self.handle_emperor)
+        if inherited:
+            self.adopt(inherited)
+        for wid in range(1, self.table.processes + 1):
+            self.table.spawn(wid)
+        self.daemons = daemons_mod.from_config(cfg, log)
+        if self.daemons is not None:
+            self.daemons.start()
+        log(
+            f"procmaster master pid {self.pid}: {self.table.processes} worker(s), "
+            f"{'lazy apps (loaded in each worker)' if self.lazy else 'app preloaded'}"
+        )
+        return self.loop()
+
+    def setup_signals(self) -> None:
+        self.signal_r, self.signal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.signal_w, warn_on_full_buffer=False)
+        for sig in HANDLED_SIGNALS:
+            signal.signal(sig, _noop)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        # blocked by our previous image across a reload's exec: deliver them now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+        self.sel.register(self.signal_r, selectors.EVENT_READ, self.handle_signals)
+        self.ready_r, self.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.sel.register(self.ready_r, selectors.EVENT_READ, self.handle_ready)
+
+    def setup_control(self) -> None:
+        """The stats server and the master FIFO, in the selector (see their modules)."""
+        cfg = self.cfg
+        table = self.table
+        try:
+            if cfg.get("stats"):
+                source = StatsSource(
+                    workers=lambda: [(p.wid, p.pid, s) for p, s in table.slots()],
+                    respawns=lambda: table.respawns,
+                    reloads=lambda: self.planner.reloads,
+                    listeners=self.listeners,
+                    cwd=self.start_cwd,
+                )
+                self.stats = StatsServer(
+                    cfg.get("stats"), bool(cfg.get("stats-http")), source, self.sel
+                )
+            else:
+                StatsServer.forget_inherited()
+        except (OSError, ValueError) as exc:
+            log(
+                f"warning: {cfg.origin('stats')}: cannot serve stats on {cfg.get('stats')!r}: {exc}"
+            )
+        fifos = cfg.get("master-fifo") or []
+        letters = {k: (what, partial(act, self)) for k, (what, act) in FIFO_LETTERS.items()}
+        try:
+            if fifos:
+                self.fifo = MasterFifo(fifos[0], letters, self.sel)
+        except OSError as exc:
+            log(f"warning: {cfg.origin('master-fifo', 0)}: cannot open {fifos[0]!r}: {exc}")
+
+    def adopt(self, state: ReexecState) -> None:
+        """Workers of our previous image (before a reload's exec): they keep their
+        scoreboard slots and serve until the new ones are ready."""
+        board = self.old_board
+        for (pid, wid), slot in zip_longest(state.old, state.old_slots, fillvalue=-1):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                continue
+            self.table.adopt(pid, wid, slot if board is not None else -1, board)
+        self.planner.adopt(state)
+
+    def _run_worker(self, wid: int, slot: int) -> None:
+        """In the forked child: drop the master's fds, become worker ``wid``."""
+        try:
+            signal.set_wakeup_fd(-1)
+            self.sel.close()
+            os.close(self.signal_r)
+            os.close(self.ready_r)
+            for part in (self.stats, self.fifo):
+                if part is not None:
+                    part.close_in_child()
+        except OSError:
+            pass
+        self.worker_main(
+            wid,
+            self.cfg,
+            self.listeners,
+            self.apps,
+            self.ready_w,
+            self.table.board,
+            slot,
+            self.pid,
+            self._lazy_loader,
+        )
+
+    def _lazy_loader(self):
+        """Runs in a worker (lazy-apps): import the app there."""
+        try:
+            return load_apps(self.cfg)
+        except AppLoadError as exc:
+            log(f"error: {exc}")
+            os._exit(EXIT_APP_FAILED)
+
+    # -- the loop ------------------------------------------------------------------
+
+    def loop(self) -> int:
+        while True:
+            for key, _ in self.sel.select(self.next_timeout()):
+                key.data()
+            self.after_wakeup()
+            if self.stopping and not self.table and self.daemons_stopped():
+                return self.shutdown_done()
+
+    def after_wakeup(self) -> None:
+        for action, reason in self.files.due(time.monotonic()):
+            action(self, reason)
+        self.reap_workers()
+        self.check_probe()
+        self.table.murder()
+        self.guards.check()
+        if not self.stopping:
+            self.table.respawn_due()
+            if self.daemons is not None:
+                self.daemons.tick()
+        if self.full.waiting is not None and self.daemons_stopped():
+            self.reexec()
+        if self.notifier.enabled:
+            self.notify_systemd()
+
+    def next_timeout(self) -> float | None:
+        deadlines = [
+            self.table.next_deadline(),
+            self.files.deadline(),
+            self.guards.next_deadline(),
+            self.notifier.deadline(),
+        ]
+        daemons = self.daemons
+        if daemons is not None and (daemons.halted or not self.stopping):
+            deadlines.append(daemons.next_deadline())
+        due = [d for d in deadlines if d is not None]
+        return max(0.0, min(due) - time.monotonic()) if due else None
+
+    def handle_signals(self) -> None:
+        try:
+            data = os.read(self.signal_r, 256)
+        except BlockingIOError:
+            return
+        for signum in data:
+            action = SIGNAL_ACTIONS.get(signum)
+            if action is not None:
+                action(self, signal.Signals(signum).name)
+
+    def handle_ready(self) -> None:
+        try:
+            data = os.read(self.ready_r, 4096)
+        except BlockingIOError:
+            return
+        for message in decode_ready_pipe(self.ready_lines.feed(data)):
+            if isinstance(message, ModuleMessage):  # a worker imported it (py-autoreload)
+                self.files.module_imported(message.path)
+            else:
+                self.table.mark_ready(message.pid)
+        self.planner.progress()
+        self.tell_emperor_ready()
+
+    def handle_emperor(self) -> None:
+        """Words from our emperor; end of file: the emperor is gone."""
+        words = self.emperor.read()
+        if words is None:
+            self.sel.unregister(self.emperor.fileno())
+            self.emperor = None
+            log("the emperor is gone: stopping")
+            self.graceful_stop()
+            return
+        for word in words:
+            action = EMPEROR_ACTIONS.get(word)
+            if action is not None:
+                action(self, "the emperor")
+
+    def tell_emperor_ready(self) -> None:
+        """Tell our emperor once every worker of this image is ready."""
+        link = self.emperor
+        if link is not None and not link.ready_sent and not self.planner.busy:
+            if self.table.all_ready():
+                link.ready()
+
+    def reap_workers(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if self.full.reaped(pid, status):
+                continue
+            if self.daemons is not None and self.daemons.reaped(pid, status):
+                continue
+            proc = self.table.ended(pid, status)
+            if proc is not None and not proc.stop_sent and not self.stopping:
+                self.worker_exited(proc, status)
+
+    def worker_exited(self, proc: WorkerProc, status: int) -> None:
+        """A worker ended on its own: log it, respawn it, or abort a reload."""
+        how = describe_exit(status)
+        if proc.generation != self.table.generation:
+            log(f"old worker {proc.wid} (pid {proc.pid}) {how}")
+            return
+        if recycled(status) and proc.ready:
+            log(f"worker {proc.wid} (pid {proc.pid}) stopped to be replaced; respawning")
+            self.table.respawn_now(proc.wid)
+        elif not proc.ready and self.planner.replacing:
+            log(f"new worker {proc.wid} (pid {proc.pid}) {how} before it was ready")
+            self.planner.abort("the new workers do not start")
+            return
+        else:
+            age = time.monotonic() - proc.born
+            log(f"worker {proc.wid} (pid {proc.pid}) {how} after {age:.1f}s; respawning")
+            self.table.schedule_respawn(proc, how)
+        self.planner.progress()
+
+    # -- Controls: what signals, FIFO letters, touched files and the emperor ask ----
+
+    def reload(self, request: ReloadRequest) -> None:
+        if not self.stopping:
+            self.planner.request(request)
+
+    def change_workers(self, delta: int) -> None:
+        """SIGTTIN / SIGTTOU / FIFO ``+``/``-``: one worker more or less."""
+        self.table.resize(delta, self.mercy)
+
+    def log_requests(self) -> None:
+        """SIGUSR2: each worker logs the request it is running (from its handler)."""
+        log(f"SIGUSR2: current requests of {len(self.table)} worker(s):")
+        self.table.signal_all(SIG_PRINT_REQUEST)
+
+    def pause(self) -> None:
+        """Master FIFO ``p``: the workers stop accepting (new connections wait in
+        the listen queue), or accept again."""
+        self.paused = not self.paused
+        self.table.signal_all(SIG_PAUSE if self.paused else SIG_RESUME)
+        log("paused: workers accept no new connections" if self.paused else "resumed")
+
+    def log_stats(self) -> None:
+        lines = [
+            f"stats: {len(self.table)} worker(s), {self.table.board.total()} request(s) served"
+        ]
+        for proc in sorted(self.table.all(), key=lambda w: (w.generation, w.wid)):
+            slot = proc.read_slot()
+            if slot is not None:
+                lines.append(
+                    f"  worker {proc.wid} pid {proc.pid}: {slot.requests} requests, "
+                    f"{slot.exceptions} exceptions"
+                )
+        log("\n".join(lines))
+
+    def reopen_logs(self, reason: str) -> None:
+        log.reopen()
+        self.table.signal_all(SIG_REOPEN_LOG)
+        log(f"log reopened ({reason})")
+
+    def rotate_logs(self, reason: str) -> None:
+        if not log.path:
+            log(f"{reason}: no logto file to rotate")
+            return
+        try:
+            backup = log.rotate()
+        except OSError as exc:
+            log(f"log rotation ({reason}) failed: {exc.strerror}")
+            return
+        self.reopen_logs(f"{reason}: rotated to {backup}")
+
+    def graceful_stop(self) -> None:
+        if self.stopping:
+            return
+        log("SIGTERM: graceful shutdown (workers finish their requests)")
+        self._stop()
+        self.table.stop_all(float(self.cfg.reload_mercy))
+
+    def stop_now(self, what: str) -> None:
+        log(f"{what}: immediate shutdown")
+        self._stop()
+        self.table.kill_all()
+
+    def _stop(self) -> None:
+        self.stopping = True
+        self.full.waiting = None
+        self.planner.close()
+        self.notifier.stopping("stopping")
+        self.full.kill_probe()
+
+    # -- a full reload: the probe, then the exec --------------------------------------
+
+    def check_probe(self) -> None:
+        ok = self.full.result()
+        if ok is not None:
+            self.planner.probe_done(ok)
+
+    def exec_master(self, state: ReexecState) -> bool:
+        """Re-execute once the attached daemons stopped (as uWSGI, they restart
+        with a reload); ``after_wakeup`` does it."""
+        self.full.waiting = state
+        if self.daemons is not None:
+            self.daemons.begin_stop(DAEMON_MERCY, smart=False)
+        return True
+
+    def reexec(self) -> None:
+        table = self.table
+        self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
+        self.planner.exec_failed()  # still here: the exec failed
+
+    def daemons_stopped(self) -> bool:
+        daemons = self.daemons
+        if daemons is None:
+            return True
+        if not daemons.halted:
+            daemons.begin_stop(DAEMON_MERCY)
+        return daemons.stopped()
+
+    # -- sd_notify and the end --------------------------------------------------------
+
+    def status_line(self) -> str:
+        return (
+            f"{len(self.table.current())} worker(s), {self.table.board.total()} request(s) served"
+        )
+
+    def notify_systemd(self) -> None:
+        """READY=1 once every current worker accepts (again after each reload),
+        and the watchdog ping when due (see procmaster.systemd)."""
+        notifier = self.notifier
+        if not notifier.is_ready and not self.stopping:
+            if not self.planner.busy and self.table.all_ready():
+                notifier.ready(self.status_line())
+        notifier.tick(self.status_line)
+
+    def shutdown_done(self) -> int:
+        for part in (self.stats, self.fifo):
+            if part is not None:
+                part.close()
+        for listener in self.listeners:
+            try:
+                listener.sock.close()
+            except OSError:
+                pass
+        if self.cfg.get("vacuum"):
+            sockets_mod.vacuum(self.listeners)
+            remove_pidfiles(self.cfg, self.pid)
+        log("procmaster stopped")
+        return self.exit_code
+
+
+def _noop(signum, frame) -> None:
+    pass  # the wake-up fd carries the signal to the loop
+
+
+def run(cfg, worker_main: WorkerEntry) -> int:
+    """Run a master for ``cfg`` until it stops; the exit code. ``worker_main`` is
+    the worker's entry point (``procmaster.worker.worker_main``)."""
+    try:
+        return Master(cfg, worker_main).run()
+    except KeyboardInterrupt:
+        return 0
+    except Exception:
+        log(f"internal error in the master:\n{traceback.format_exc()}")
+        return EXIT_FATAL

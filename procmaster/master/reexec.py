@@ -1,0 +1,142 @@
+"""A full reload across an exec: the check (probe), handing over, taking over.
+
+Theory of operation
+-------------------
+A full reload re-reads the INI and re-imports the app, so it needs a fresh
+interpreter. ``FullReload.start_probe`` first runs ``procmaster`` again with
+``PROCMASTER_PROBE`` set: it loads the new config and app and exits (0: they
+load). The probe is a child of the master, so its exit wakes the master's loop
+through SIGCHLD like a worker's; ``reaped`` takes its status and ``result``
+hands it to the planner once. No polling.
+
+``execute`` re-executes the master (same pid) with what the next image needs in
+its environment: the listening sockets (``sockets.export_fds``), the stats socket,
+and an ``ipc.ReexecState`` with the reload's state, the old workers and their
+scoreboard slots and the scoreboard's memory fd. In the next image ``inherited``
+is that state, and ``boards`` maps the scoreboard again: the old workers keep
+their slots (harakiri watches them while they drain); the same memory serves
+the new workers when its size and cores still fit, else a new one does. Only
+the current scoreboard is handed on: after two full reloads that changed
+``processes`` or ``threads`` within one drain, the oldest workers have no slot.
+
+Must not know: what a worker does, how the reload goes on after the exec.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterable
+
+from .. import sockets as sockets_mod
+from ..ipc import PROBE_ENV, REEXEC_ENV, ReexecState
+from ..scoreboard import Scoreboard
+from .workers import WorkerProc
+
+__all__ = ["FullReload"]
+
+
+class FullReload:
+    def __init__(self, argv: list[str], cwd: str, log: Callable[[str], None]) -> None:
+        self.argv = argv
+        self.cwd = cwd
+        self.log = log
+        self.inherited = ReexecState.decode(os.environ.pop(REEXEC_ENV, None))
+        self.probe: subprocess.Popen | None = None
+        self.waiting: ReexecState | None = None  # an exec waiting for the daemons to stop
+
+    def boards(self, nslots: int, cores: int) -> tuple[Scoreboard | None, Scoreboard]:
+        """(the previous image's scoreboard or None, this image's): the same
+        memory when it still fits."""
+        state = self.inherited
+        old = None
+        if state is not None and state.board:
+            fd, n, c = state.board
+            try:
+                old = Scoreboard(n, fd=fd, cores=c)
+            except (OSError, ValueError):
+                old = None
+        if old is not None and old.nslots >= nslots and old.cores == cores:
+            return old, old
+        return old, Scoreboard(nslots, cores=cores)
+
+    # -- the probe -------------------------------------------------------------------
+
+    def start_probe(self, log_fd: int) -> bool:
+        env = dict(os.environ)
+        env[PROBE_ENV] = "1"
+        try:
+            self.probe = subprocess.Popen(
+                [sys.executable, "-m", "procmaster", *self.argv],
+                env=env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_fd,
+                close_fds=True,
+            )
+        except OSError as exc:
+            self.log(f"reload failed: cannot start the check: {exc}")
+            return False
+        return True
+
+    def reaped(self, pid: int, status: int) -> bool:
+        """True when ``pid`` was the probe (the master's ``waitpid`` reaped it)."""
+        if self.probe is None or pid != self.probe.pid:
+            return False
+        self.probe.returncode = os.waitstatus_to_exitcode(status)
+        return True
+
+    def result(self) -> bool | None:
+        """Once, after the probe ended: did the new config and app load?"""
+        probe = self.probe
+        if probe is None or probe.returncode is None:
+            return None
+        self.probe = None
+        return probe.returncode == 0
+
+    def kill_probe(self) -> None:
+        if self.probe is not None and self.probe.returncode is None:
+            self.probe.kill()
+
+    # -- the exec --------------------------------------------------------------------
+
+    def execute(
+        self,
+        workers: Iterable[WorkerProc],
+        board: Scoreboard,
+        listeners: list,
+        stats,
+        blocked: tuple[int, ...],
+    ) -> None:
+        """Re-execute the master with ``self.waiting``; returns only when that failed
+        (said in the log; signals are then handled again)."""
+        state, self.waiting = self.waiting, None
+        assert state is not None
+        workers = list(workers)
+        state.old = [(w.pid, w.wid) for w in workers]
+        state.old_slots = [w.slot if w.board is board else -1 for w in workers]
+        state.board = (board.inheritable(), board.nslots, board.cores)
+        env = dict(os.environ)
+        sockets_mod.export_fds(listeners, env)
+        if stats is not None:
+            stats.export(env)
+        env[REEXEC_ENV] = state.encode()
+        # Signals that arrive while the next image starts stay pending (the mask
+        # survives exec) until it has its handlers: a SIGHUP then must not kill it.
+        signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+        wakeup = signal.set_wakeup_fd(-1)
+        try:
+            os.chdir(self.cwd)
+        except OSError:
+            pass
+        sys.stdout.flush()
+        sys.stderr.flush()
+        try:
+            os.execve(sys.executable, [sys.executable, "-m", "procmaster", *self.argv], env)
+        except OSError as exc:  # pragma: no cover - the interpreter is there
+            self.log(f"reload failed: cannot re-execute: {exc}")
+            signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)

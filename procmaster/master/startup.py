@@ -1,0 +1,97 @@
+"""The master's start-up steps that are not its loop: descriptor limit, sockets,
+pidfiles, privileges, the preloaded app.
+
+Each step logs what it did or what went wrong in the master's words, and says
+whether start-up may go on; the master's ``run`` calls them in uWSGI's order.
+
+Must not know: workers, reloads, the loop.
+"""
+
+from __future__ import annotations
+
+from .. import sockets as sockets_mod
+from ..app import AppLoadError, debugger_note, load_apps, prepare_process
+from ..ipc import EXIT_APP_FAILED, EXIT_FATAL
+from ..logs import log
+from ..pidfile import remove_pidfile, write_pidfile
+from ..privileges import PrivilegeError, drop_privileges
+from ..process import set_max_fd
+
+__all__ = ["bind_listeners", "load_app", "prepare_master", "remove_pidfiles", "write_pidfiles"]
+
+PIDFILE_OPTIONS = ("pidfile", "pidfile2", "safe-pidfile")
+
+
+def bind_listeners(cfg, inherited: bool) -> list | None:
+    """``max-fd``, then the listening sockets (bound, or handed over by systemd or
+    our previous image); None when one cannot be set up (said in the log)."""
+    if cfg.get("max-fd"):
+        note = set_max_fd(int(cfg.get("max-fd")))
+        if note:
+            log(note)
+    try:
+        listeners = sockets_mod.bind_all(cfg)
+    except sockets_mod.SocketError as exc:
+        log(f"error: {exc}")
+        return None
+    for listener in listeners:
+        how = "inherited" if listener.inherited else "bound"
+        log(
+            f"{listener.proto} socket {listener.address} {how} "
+            f"(fd {listener.fileno()}, {listener.origin})"
+        )
+        if listener.option == "http" and not inherited:
+            log(
+                f"note: http = {listener.address} is served by the workers directly "
+                "(uWSGI would start a separate HTTP router process)"
+            )
+    return listeners
+
+
+def write_pidfiles(cfg, pid: int) -> None:
+    for option in PIDFILE_OPTIONS:
+        path = cfg.get(option)
+        if path:
+            try:
+                write_pidfile(path, pid)
+            except OSError as exc:
+                log(
+                    f"warning: {cfg.origin(option)}: cannot write {option} {path!r}: {exc.strerror}"
+                )
+
+
+def remove_pidfiles(cfg, pid: int) -> None:
+    for option in PIDFILE_OPTIONS:
+        path = cfg.get(option)
+        if path:
+            remove_pidfile(path, pid)
+
+
+def prepare_master(cfg) -> int:
+    """Drop privileges, then ``env``/``chdir``/``pythonpath``...: 0, or the exit code."""
+    try:
+        for line in drop_privileges(cfg):
+            log(line)
+        prepare_process(cfg)
+    except (PrivilegeError, AppLoadError) as exc:
+        log(f"error: {exc}")
+        return EXIT_FATAL
+    return 0
+
+
+def load_app(cfg, inherited: bool):
+    """The preloaded app (None when it did not load and ``need-app`` is off), or
+    the exit code (an int) when start-up must stop."""
+    try:
+        apps = load_apps(cfg)
+    except AppLoadError as exc:
+        log(f"error: {exc}")
+        if cfg.get("need-app") is not False:
+            log("no app loaded: exiting (need-app)")
+            return EXIT_APP_FAILED
+        return None
+    if not inherited:
+        note = debugger_note(apps, cfg)
+        if note:
+            log(note)
+    return apps

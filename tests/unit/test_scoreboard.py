@@ -1,0 +1,58 @@
+"""The scoreboard's slots, in one process (the memory is shared by the fork)."""
+
+from __future__ import annotations
+
+import os
+
+from procmaster.scoreboard import STATUS_FREE, STATUS_IDLE, STATUS_STARTING, Scoreboard
+
+
+def test_free_slot_is_minus_one_when_full():
+    board = Scoreboard(2)
+    for _ in range(2):
+        slot = board.free_slot()
+        assert slot >= 0
+        board.claim(slot, 1234)
+    assert board.free_slot() == -1  # not an exception out of the master's loop
+    board.release(0)
+    assert board.free_slot() == 0
+
+
+def test_harakiri_is_counted_and_carried_by_claim():
+    board = Scoreboard(4)
+    board.claim(1, 10)
+    board.count_harakiri(1)
+    board.count_harakiri(1)
+    assert board.read(1).harakiri == 2
+    board.release(1)
+    assert board.read(1).harakiri == 0 and board.read(1).status == STATUS_FREE
+    board.claim(2, 11, harakiri=2)  # the respawned worker of that id
+    slot = board.read(2)
+    assert slot.harakiri == 2 and slot.pid == 11 and slot.status == STATUS_STARTING
+    board.request_end(2)
+    assert board.read(2).harakiri == 2  # the worker's own writes leave it alone
+
+
+def test_the_next_image_maps_the_same_slots():
+    board = Scoreboard(3, cores=2)
+    board.claim(1, 42)
+    board.request_start(1, 123.0)
+    board.request_desc(1, b"GET /slow", core=0)
+    fd = board.inheritable()
+    assert os.get_inheritable(fd)
+    again = Scoreboard(board.nslots, fd=os.dup(fd), cores=board.cores)
+    assert not os.get_inheritable(again.fd)
+    assert again.read(1).pid == 42
+    assert again.busy(1) == [(0, 123.0, "GET /slow")]
+    again.count_harakiri(1)
+    assert board.read(1).harakiri == 1  # one memory
+
+
+def test_set_pid_keeps_what_the_worker_wrote_already():
+    board = Scoreboard(2)
+    board.claim(0, harakiri=1)
+    board.worker_ready(0, 55)  # the child ran first and served
+    board.request_end(0)
+    board.set_pid(0, 55)
+    slot = board.read(0)
+    assert (slot.pid, slot.requests, slot.harakiri, slot.status) == (55, 1, 1, STATUS_IDLE)
