@@ -205,8 +205,8 @@ def debugger_note(apps: Apps, cfg) -> str | None:
     ``DebuggedApplication`` (directly, or as a Flask app's ``wsgi_app``) and more
     than one worker or thread may serve it: the debugger console keeps its
     frames in the process that raised, so a session's requests must all reach it."""
-    processes = max(int(cfg.get("processes") or 1), 1)
-    threads = max(int(cfg.get("threads") or 1), 1)
+    processes = cfg.processes
+    threads = cfg.threads
     if processes == 1 and threads == 1:
         return None
     for prefix, app in apps.mounts:

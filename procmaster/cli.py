@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         text, ok = render_check(cfg)
         sys.stdout.write(text)
         return 0 if ok else 1
-    for item in cfg.get("print") or []:
+    for item in cfg.print:
         print(item, flush=True)
     if cfg.get("show-config"):
         sys.stdout.write(cfg.as_ini())

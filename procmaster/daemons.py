@@ -114,15 +114,15 @@ def parse_cron(value: str) -> CronJob:
 def from_config(cfg, log: Callable[[str], None], clock: Callable[[], float] = time.time):
     """The ``Daemons`` for ``cfg``, or None when it asks for none."""
     daemons = Daemons(log, clock)
-    for cmd in cfg.get("attach-daemon") or []:
+    for cmd in cfg.attach_daemon:
         daemons.procs.append(_Proc("attach-daemon", cmd))
-    for value in cfg.get("smart-attach-daemon") or []:
+    for value in cfg.smart_attach_daemon:
         pidfile, _, cmd = value.strip().partition(" ")
         if not cmd.strip():
             log(f"warning: smart-attach-daemon = {value}: expected PIDFILE COMMAND; ignored")
             continue
         daemons.procs.append(_Proc("smart-attach-daemon", cmd.strip(), pidfile))
-    for value in cfg.get("cron") or []:
+    for value in cfg.cron:
         try:
             daemons.procs.append(parse_cron(value))
         except ValueError as exc:

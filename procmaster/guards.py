@@ -68,11 +68,11 @@ MB = 1024 * 1024
 def initial_workers(cfg) -> int:
     """How many workers to start: ``processes``, or in cheaper mode
     ``cheaper-initial`` (else ``cheaper``), at most ``processes``."""
-    maximum = max(int(cfg.processes), 1)
-    cheaper = int(cfg.get("cheaper") or 0)
+    maximum = cfg.processes
+    cheaper = cfg.cheaper
     if cheaper <= 0:
         return maximum
-    start = int(cfg.get("cheaper-initial") or 0) or cheaper
+    start = cfg.cheaper_initial or cheaper
     return max(1, min(start, maximum))
 
 
@@ -107,14 +107,15 @@ class MasterGuards:
 
     def __init__(self, cfg, hooks: GuardHooks) -> None:
         self.hooks = hooks
-        self.harakiri = float(cfg.get("harakiri") or 0)
-        self.verbose = bool(cfg.get("harakiri-verbose"))
-        self.evil_rss = int(cfg.get("evil-reload-on-rss") or 0)
-        self.evil_as = int(cfg.get("evil-reload-on-as") or 0)
-        self.cheaper = int(cfg.get("cheaper") or 0)
-        self.maximum = max(int(cfg.processes), 1)
-        self.step = max(int(cfg.get("cheaper-step") or 1), 1)
-        self.overload = max(float(cfg.get("cheaper-overload") or 3), TICK)
+        self.harakiri = cfg.harakiri
+        self.verbose = cfg.harakiri_verbose
+        self.evil_rss = cfg.evil_reload_on_rss
+        self.evil_as = cfg.evil_reload_on_as
+        self.cheaper = cfg.cheaper
+        self.maximum = cfg.processes
+        self.step = max(cfg.cheaper_step, 1)
+        # 0 is meaningless (uWSGI divides by it): the default then
+        self.overload = max(cfg.cheaper_overload or 3, TICK)
         algo = cfg.get("cheaper-algo")
         if self.cheaper and algo and algo != "spare":
             log(f"warning: cheaper-algo {algo!r} is not supported: using 'spare'")
@@ -255,15 +256,15 @@ class WorkerGuard:
     should be replaced, or None."""
 
     def __init__(self, cfg, wid: int) -> None:
-        max_requests = int(cfg.get("max-requests") or 0)
+        max_requests = cfg.max_requests
         if max_requests:
-            max_requests += int(cfg.get("max-requests-delta") or 0) * wid
+            max_requests += cfg.max_requests_delta * wid
         self.max_requests = max_requests
-        self.rss = int(cfg.get("reload-on-rss") or 0)
-        self.vms = int(cfg.get("reload-on-as") or 0)
-        lifetime = float(cfg.get("max-worker-lifetime") or 0)
+        self.rss = cfg.reload_on_rss
+        self.vms = cfg.reload_on_as
+        lifetime = cfg.max_worker_lifetime
         if lifetime:
-            lifetime += float(cfg.get("max-worker-lifetime-delta") or 0) * wid
+            lifetime += cfg.max_worker_lifetime_delta * wid
         self.end_of_life = time.monotonic() + lifetime if lifetime else 0.0
         self.lifetime = lifetime
         self.process = None

@@ -49,14 +49,14 @@ class Log:
         value = cfg.get("log-date")
         if isinstance(value, str) and "%" in value:
             self.date_format = value
-        self.maxsize = int(_option(cfg, "log-maxsize") or 0)
-        self.backupname = _option(cfg, "log-backupname") or None
+        self.maxsize = cfg.log_maxsize
+        self.backupname = cfg.log_backupname
         problems = []
-        loggers = _file_loggers(_option(cfg, "logger") or [], "logger", problems)
-        req_loggers = _file_loggers(_option(cfg, "req-logger") or [], "req-logger", problems)
+        loggers = _file_loggers(cfg.logger, "logger", problems)
+        req_loggers = _file_loggers(cfg.req_logger, "req-logger", problems)
         path = (
             cfg.get("logto")
-            or _option(cfg, "logto2")
+            or cfg.logto2
             or (loggers[-1] if loggers else None)
             or cfg.get("daemonize")
             or None
@@ -236,8 +236,8 @@ class RequestLogger:
         self.template, self.names = compile_format(fmt)
         self.wid = wid
         self.pid = os.getpid()
-        self.x_forwarded_for = bool(_option(cfg, "log-x-forwarded-for"))
-        self.memory_report = bool(_option(cfg, "memory-report"))
+        self.x_forwarded_for = cfg.log_x_forwarded_for
+        self.memory_report = cfg.memory_report
 
     def line(
         self,
@@ -351,10 +351,3 @@ def _memory(which: str) -> int:
 
 def stderr_is_tty() -> bool:
     return sys.stderr.isatty()
-
-
-def _option(cfg, name: str):
-    try:
-        return cfg.get(name)
-    except KeyError:
-        return None

@@ -61,8 +61,8 @@ def _gid(value: str) -> int:
 def drop_privileges(cfg) -> list[str]:
     """Switch to ``gid`` and ``uid`` if given; the lines to log. Raises
     ``PrivilegeError`` when asked to and it cannot."""
-    uid_opt = str(cfg.get("uid") or "")
-    gid_opt = str(cfg.get("gid") or "")
+    uid_opt = cfg.uid or ""
+    gid_opt = cfg.gid or ""
     lines: list[str] = []
     if not uid_opt and not gid_opt:
         if os.geteuid() == 0:

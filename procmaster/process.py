@@ -39,7 +39,7 @@ def set_process_name(name: str) -> None:
 def process_name(cfg, role: str) -> str | None:
     """``procname-prefix`` + the role when ``auto-procname`` (uWSGI's names);
     ``procname-master`` names the master, ``procname`` every process."""
-    prefix = cfg.get("procname-prefix") or ""
+    prefix = cfg.procname_prefix
     given = (role == "master" and cfg.get("procname-master")) or cfg.get("procname")
     if given:
         return prefix + given

@@ -1,5 +1,6 @@
 """The Emperor: one process that supervises a procmaster master ("vassal") per
-INI file, and the vassal's end of the pipe between them.
+INI file. (The vassal's end of the pipe between them is the master's:
+``procmaster.master.vassal``; both ends speak ``procmaster.ipc``'s words.)
 
 Parts
 -----
@@ -7,23 +8,19 @@ Parts
 * ``vassal`` -- one vassal: its ``VassalState`` and back-off (no processes).
 * ``spawn`` -- starting one vassal's master (command line, config check, owner).
 * ``loop`` -- the Emperor itself: processes, inotify, signals, stats, systemd.
-* ``link`` -- ``EmperorLink``, the vassal's side of the pipe (used by the master).
 
-Must not know: protocols, WSGI, workers (a vassal is just ``procmaster --ini``);
-the master imports only ``link`` through this package, never the loop.
+Must not know: protocols, WSGI, workers (a vassal is just ``procmaster --ini``).
 """
 
 from __future__ import annotations
 
-from .link import EmperorLink
-
-__all__ = ["EmperorLink", "run"]
+__all__ = ["run"]
 
 
 def run(cfg) -> int:
     """Run the Emperor for ``cfg`` (its ``emperor`` patterns) until it stops."""
-    # lazy: the master imports this package for EmperorLink alone; the emperor's
-    # loop (config loading, subprocess, its supervision) loads only in an emperor
+    # lazy: ``procmaster --check`` and the cli import this package; the loop (its
+    # supervision, subprocess) loads only when an emperor really runs
     from .loop import run as run_loop
 
     return run_loop(cfg)

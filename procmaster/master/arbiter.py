@@ -86,7 +86,7 @@ class Master:
         self.start_cwd = os.environ.get(CWD_ENV) or os.getcwd()
         os.environ[CWD_ENV] = self.start_cwd
         self.full = FullReload(cfg.argv, self.start_cwd, log)
-        self.lazy = bool(cfg.get("lazy-apps") or cfg.get("lazy"))
+        self.lazy = cfg.lazy_apps  # ``lazy`` stores into lazy-apps
         self.notifier = Notifier()
         self.listeners: list = []
         self.apps = None
@@ -98,11 +98,11 @@ class Master:
         self.exit_code = 0
         self.paused = False
         processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
-        ceiling = worker_ceiling(max(processes, int(cfg.processes)))
-        self.old_board, board = self.full.boards(3 * ceiling + 8, int(cfg.get("threads") or 1))
+        ceiling = worker_ceiling(max(processes, cfg.processes))
+        self.old_board, board = self.full.boards(3 * ceiling + 8, cfg.threads)
         fork = forker(self._run_worker, HANDLED_SIGNALS)
         self.table = WorkerTable(board, fork, log, processes, ceiling)
-        self.mercy = float(cfg.worker_reload_mercy)
+        self.mercy = cfg.worker_reload_mercy
         ops = TableOps(
             self.table,
             self.mercy,
@@ -196,16 +196,14 @@ class Master:
                     listeners=self.listeners,
                     cwd=self.start_cwd,
                 )
-                self.stats = StatsServer(
-                    cfg.get("stats"), bool(cfg.get("stats-http")), source, self.sel
-                )
+                self.stats = StatsServer(cfg.get("stats"), cfg.stats_http, source, self.sel)
             else:
                 StatsServer.forget_inherited()
         except (OSError, ValueError) as exc:
             log(
                 f"warning: {cfg.origin('stats')}: cannot serve stats on {cfg.get('stats')!r}: {exc}"
             )
-        fifos = cfg.get("master-fifo") or []
+        fifos = cfg.master_fifo
         letters = {k: (what, partial(act, self)) for k, (what, act) in FIFO_LETTERS.items()}
         try:
             if fifos:
@@ -431,7 +429,7 @@ class Master:
             return
         log("SIGTERM: graceful shutdown (workers finish their requests)")
         self._stop()
-        self.table.stop_all(float(self.cfg.reload_mercy))
+        self.table.stop_all(self.cfg.reload_mercy)
 
     def stop_now(self, what: str) -> None:
         log(f"{what}: immediate shutdown")

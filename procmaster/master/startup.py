@@ -26,7 +26,7 @@ def bind_listeners(cfg, inherited: bool) -> list | None:
     """``max-fd``, then the listening sockets (bound, or handed over by systemd or
     our previous image); None when one cannot be set up (said in the log)."""
     if cfg.get("max-fd"):
-        note = set_max_fd(int(cfg.get("max-fd")))
+        note = set_max_fd(cfg.max_fd)
         if note:
             log(note)
     try:

@@ -161,11 +161,11 @@ class FileTriggers:
         for option, word in watch_options().items():
             if word not in WATCH_ACTIONS:
                 continue
-            for index, path in enumerate(cfg.get(option) or []):
+            for index, path in enumerate(cfg.get(option)):
                 problem = watcher.add(path, (option, word))
                 if problem:
                     log(f"warning: {cfg.origin(option, index)}: option '{option}': {problem}")
-        autoreload = bool(cfg.get("py-autoreload"))
+        autoreload = cfg.py_autoreload > 0
         if autoreload:
             for path in module_files(self.modules_seen):
                 watcher.add(path, PY_AUTORELOAD)

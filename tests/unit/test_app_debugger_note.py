@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 
 from procmaster.app import Apps, debugger_note
+from procmaster.config import load
 
 werkzeug_debug = pytest.importorskip("werkzeug.debug")
 
 
-class Cfg:
-    def __init__(self, **values) -> None:
-        self.values = values
-
-    def get(self, name: str, default=None):
-        return self.values.get(name, default)
+def Cfg(processes: int = 1, threads: int = 1):
+    return load(["--processes", str(processes), "--threads", str(threads)], environ={})
 
 
 def plain(environ, start_response):

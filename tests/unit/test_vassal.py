@@ -1,5 +1,6 @@
 """A vassal's state machine and back-off (procmaster.emperor.vassal), and both
-ends of the emperor pipe over a socketpair: no processes."""
+ends of the emperor pipe over a socketpair (the vassal's end is the master's,
+procmaster.master.vassal): no processes."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import socket
 
 import pytest
 
-from procmaster.emperor import EmperorLink
 from procmaster.emperor.discovery import Signature
 from procmaster.emperor.vassal import Vassal, VassalState, backoff
+from procmaster.master.vassal import VassalLink
 
 THROTTLE, MAX = 0.5, 3.0
 SIG = Signature(1, 2, "/etc/vassals/site.ini", 3, 4, 5)
@@ -134,7 +135,7 @@ def test_the_emperor_end_reads_words_and_eof(pipe):
 def test_the_vassal_end_emperor_link(pipe, monkeypatch):
     ours, theirs = pipe
     monkeypatch.setenv("PROCMASTER_EMPEROR_FD", str(theirs.fileno()))
-    link = EmperorLink.from_environ()
+    link = VassalLink.from_environ()
     assert link is not None and link.fileno() == theirs.fileno()
     assert link.read() == []
     ours.send(b"stop\nrel")
@@ -142,18 +143,20 @@ def test_the_vassal_end_emperor_link(pipe, monkeypatch):
     ours.send(b"oad\n")
     assert link.read() == ["reload"]
     assert not link.ready_sent
-    link.send("ready")
+    link.ready()
     assert link.ready_sent and ours.recv(100) == b"ready\n"
+    link.ready()  # once per image
     ours.close()
     assert link.read() is None  # the emperor is gone
-    link.send("ready")  # a gone emperor is no error
+    link.ready_sent = False
+    link.ready()  # a gone emperor is no error
     link.sock.detach()  # the fixture closes the fd
 
 
 def test_no_emperor_link_without_a_valid_fd(monkeypatch):
     monkeypatch.delenv("PROCMASTER_EMPEROR_FD", raising=False)
-    assert EmperorLink.from_environ() is None
+    assert VassalLink.from_environ() is None
     monkeypatch.setenv("PROCMASTER_EMPEROR_FD", "x")
-    assert EmperorLink.from_environ() is None
+    assert VassalLink.from_environ() is None
     monkeypatch.setenv("PROCMASTER_EMPEROR_FD", "987654")
-    assert EmperorLink.from_environ() is None
+    assert VassalLink.from_environ() is None
