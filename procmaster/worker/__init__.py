@@ -9,6 +9,11 @@ returns. The parts, from the socket to the app and back::
     connection.py  one connection: reading, the protocol's sink, the write queue, linger
     glue.py        a complete request -> environ -> the app (here or in the threads)
     response.py    the response on its way out: pump, back-pressure, sendfile, errors
+    roles.py       what each part needs of another (typing Protocols; imports none of them)
+
+At run time the imports go one way, loop -> connection -> glue -> response ->
+roles; a module further down is typed by the narrow Protocol of roles.py that
+lists what it uses of an object from above it, never by that object's class.
 
 A connection feeds what it reads to its protocol (sans-IO, ``procmaster.protocols``),
 which reports request events back; bodies are stored as they arrive

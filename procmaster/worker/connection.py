@@ -36,16 +36,12 @@ import select
 import socket
 import time
 from collections import deque
-from typing import TYPE_CHECKING
 
 from ..logs import log
 from ..protocols import ProtocolError, Request
 from ..wsgi import Body
 from .glue import run
-from .response import Exchange
-
-if TYPE_CHECKING:
-    from .loop import Worker, WorkerListener
+from .roles import Host, InFlight, Listener
 
 __all__ = ["Connection"]
 
@@ -81,9 +77,7 @@ class Connection:
         "awaiting_write",
     )
 
-    def __init__(
-        self, fd: int, worker: Worker, listener: WorkerListener, remote: tuple[str, str]
-    ) -> None:
+    def __init__(self, fd: int, worker: Host, listener: Listener, remote: tuple[str, str]) -> None:
         self.fd = fd
         self.worker = worker
         self.listener = listener
@@ -95,7 +89,7 @@ class Connection:
         now = worker.now
         self.deadline = now + worker.socket_timeout
         self.in_request = False
-        self.current: Exchange | None = None
+        self.current: InFlight | None = None
         self.reading = True
         self.closed = False
         self.close_after = False

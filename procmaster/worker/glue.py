@@ -17,21 +17,17 @@ Must not know: protocol names, sockets (the connection writes), the loop.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from ..appthreads import Job
 from ..protocols import Request
 from ..wsgi import EMPTY_INPUT, FileWrapper, url_scheme
 from .response import Exchange, request_finished, simple_response
-
-if TYPE_CHECKING:
-    from .connection import Connection
-    from .loop import Worker
+from .roles import AppHost, Client
 
 __all__ = ["describe", "run"]
 
 
-def run(worker: Worker, conn: Connection, req: Request) -> None:
+def run(worker: AppHost, conn: Client, req: Request) -> None:
     """Call the app for one complete request and queue its response."""
     env = req.environ
     env.update(worker.base_env)
@@ -93,9 +89,7 @@ def run(worker: Worker, conn: Connection, req: Request) -> None:
     exchange.pump()
 
 
-def run_threaded(
-    worker: Worker, conn: Connection, req: Request, app, env: dict, start: float
-) -> None:
+def run_threaded(worker: AppHost, conn: Client, req: Request, app, env: dict, start: float) -> None:
     """threads > 1: hand the request to the pool; ``threads_done`` sends the response."""
     exchange = Exchange(conn, req, start)
     conn.current = exchange

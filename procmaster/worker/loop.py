@@ -60,6 +60,7 @@ from ..static import static_files
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .connection import Connection
 from .response import threads_done
+from .roles import Client
 
 __all__ = ["Worker", "WorkerListener"]
 
@@ -368,7 +369,7 @@ class Worker:
         except OSError:
             pass
 
-    def forget(self, conn: Connection) -> None:
+    def forget(self, conn: Client) -> None:
         """A connection is closing (its fd is closed right after: that takes it
         out of the epoll set, no unregister needed)."""
         self.conns.pop(conn.fd, None)

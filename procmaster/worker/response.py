@@ -35,15 +35,11 @@ import os
 import select
 import time
 import traceback
-from typing import TYPE_CHECKING
 
 from ..logs import log
 from ..protocols import Request
 from ..wsgi import Response
-
-if TYPE_CHECKING:
-    from .connection import Connection
-    from .loop import Worker
+from .roles import AppHost, Books, Client
 
 __all__ = [
     "HIGH_WATER",
@@ -79,7 +75,7 @@ class Exchange(Response):
         "file_left",
     )
 
-    def __init__(self, conn: Connection, req: Request, start: float) -> None:
+    def __init__(self, conn: Client, req: Request, start: float) -> None:
         self.status = None
         self.headers = None
         self.headers_sent = False
@@ -313,7 +309,7 @@ class Exchange(Response):
         request_finished(self.conn.worker, self, self.status)
 
 
-def simple_response(conn: Connection, req: Request, status: str, body: bytes) -> None:
+def simple_response(conn: Client, req: Request, status: str, body: bytes) -> None:
     """A response of the worker's own (no app): ``404 no app mounted here``."""
     proto = conn.proto
     conn.send(
@@ -323,7 +319,7 @@ def simple_response(conn: Connection, req: Request, status: str, body: bytes) ->
     )
 
 
-def after_exchange(conn: Connection, req: Request) -> None:
+def after_exchange(conn: Client, req: Request) -> None:
     """A response that waited for the socket (or a thread) is complete: the
     connection goes on with its next request, or closes."""
     conn.request_done(req)
@@ -333,7 +329,7 @@ def after_exchange(conn: Connection, req: Request) -> None:
             conn.process()
 
 
-def request_finished(worker: Worker, exchange: Exchange, status: str | None) -> None:
+def request_finished(worker: Books, exchange: Exchange, status: str | None) -> None:
     """The accounting of one response: scoreboard, guards, the request log."""
     scoreboard = worker.scoreboard
     scoreboard.request_end(worker.slot)
@@ -362,7 +358,7 @@ def request_finished(worker: Worker, exchange: Exchange, status: str | None) -> 
         log.write_request(line)
 
 
-def threads_done(worker: Worker) -> None:
+def threads_done(worker: AppHost) -> None:
     """Responses the app threads finished: send them (the loop's thread only)."""
     for job in worker.pool.finished():
         exchange = job.owner
