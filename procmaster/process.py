@@ -13,9 +13,11 @@ import ctypes
 import os
 import resource
 import signal
+from collections.abc import Iterator
 
 __all__ = [
     "become_subreaper",
+    "reap_children",
     "die_with_parent",
     "process_name",
     "set_max_fd",
@@ -82,3 +84,15 @@ def set_max_fd(want: int) -> str | None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (got, hard))
         return f"max-fd {want}: cannot raise the hard limit ({hard}); using {got}"
     return None
+
+
+def reap_children() -> Iterator[tuple[int, int]]:
+    """``(pid, wait status)`` of every child that has ended, without blocking."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status

@@ -65,7 +65,7 @@ from ..ipc import (
 )
 from ..logs import log
 from ..pidfile import remove_pidfile, write_pidfile
-from ..process import become_subreaper
+from ..process import become_subreaper, reap_children
 from ..sockets import bind_stream
 from ..systemd import Notifier
 from ..watch import Watcher
@@ -348,13 +348,7 @@ class Emperor:
                     pass
 
     def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reap_children():
             vassal = self.by_pid.pop(pid, None)
             if vassal is None:
                 continue  # a worker of a dead vassal, reparented to us (subreaper)

@@ -53,7 +53,7 @@ from ..ipc import (
     recycled,
 )
 from ..logs import log
-from ..process import process_name, set_process_name
+from ..process import process_name, reap_children, set_process_name
 from ..stats import StatsServer, StatsSource
 from ..systemd import Notifier
 from .reexec import FullReload
@@ -339,13 +339,7 @@ class Master:
                 link.ready()
 
     def reap_workers(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reap_children():
             if self.full.reaped(pid, status):
                 continue
             if self.daemons is not None and self.daemons.reaped(pid, status):

@@ -233,14 +233,9 @@ class Worker:
             return
         self.stopping = True
         self.stop_deadline = self.now + self.cfg.worker_reload_mercy
-        if self.accepting:
-            for lst in self.listeners:
-                try:
-                    self.epoll.unregister(lst.fd)
-                except OSError:
-                    pass
-                lst.sock.close()
-            self.accepting = False
+        self.stop_accepting()
+        for lst in self.listeners:
+            lst.sock.close()
         for conn in list(self.conns.values()):
             if conn.current is None and not conn.ready and not conn.in_request and not conn.out:
                 # idle keep-alive: serve a request that is already on its way, else
@@ -339,13 +334,19 @@ class Worker:
         (new ones wait in the listen queue) until resumed."""
         self.paused = True
         if self.accepting:
+            self.stop_accepting()
+            self.scoreboard.stopping(self.slot)
+
+    def stop_accepting(self) -> None:
+        """Take the listening sockets out of the epoll set (new connections wait in
+        the listen queue for a sibling)."""
+        if self.accepting:
             for lst in self.listeners:
                 try:
                     self.epoll.unregister(lst.fd)
                 except OSError:
                     pass
             self.accepting = False
-            self.scoreboard.stopping(self.slot)
 
     def out_of_fds(self, lst: WorkerListener) -> None:
         """EMFILE: stop accepting until a connection closes (never spin); said once."""
@@ -355,12 +356,7 @@ class Worker:
                 log(
                     f"worker {self.wid}: out of file descriptors; pausing accept until connections close"
                 )
-            for other in self.listeners:
-                try:
-                    self.epoll.unregister(other.fd)
-                except OSError:
-                    pass
-            self.accepting = False
+            self.stop_accepting()
             self.accept_paused = True
 
     def modify(self, fd: int, mask: int) -> None:
