@@ -13,10 +13,12 @@ import ctypes
 import os
 import resource
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 __all__ = [
     "become_subreaper",
+    "read_signals",
+    "signal_pipe",
     "reap_children",
     "die_with_parent",
     "process_name",
@@ -96,3 +98,29 @@ def reap_children() -> Iterator[tuple[int, int]]:
         if pid == 0:
             return
         yield pid, status
+
+
+def signal_pipe(signals: Iterable[int]) -> int:
+    """Signals as bytes on a pipe, for a loop that waits on descriptors: each of
+    ``signals`` gets a handler that does nothing, so ``signal.set_wakeup_fd``
+    writes its number to the pipe and the loop acts on it; SIGPIPE is ignored (a
+    gone peer is an EPIPE, never a death). Returns the read end (non-blocking,
+    close-on-exec)."""
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    for sig in signals:
+        signal.signal(sig, _wake_only)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    return r
+
+
+def read_signals(fd: int) -> bytes:
+    """The signal numbers waiting on a ``signal_pipe`` (empty when none)."""
+    try:
+        return os.read(fd, 256)
+    except BlockingIOError:
+        return b""
+
+
+def _wake_only(signum, frame) -> None:
+    pass  # the wake-up fd carries the signal to the loop

@@ -65,7 +65,7 @@ from ..ipc import (
 )
 from ..logs import log
 from ..pidfile import remove_pidfile, write_pidfile
-from ..process import become_subreaper, reap_children
+from ..process import become_subreaper, read_signals, reap_children, signal_pipe
 from ..sockets import bind_stream
 from ..systemd import Notifier
 from ..watch import Watcher
@@ -143,13 +143,8 @@ class Emperor:
         return self.loop()
 
     def setup_signals(self) -> None:
-        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.signal_r = r
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in HANDLED_SIGNALS:
-            signal.signal(sig, lambda signum, frame: None)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        self.sel.register(r, selectors.EVENT_READ, ("signal", None))
+        self.signal_r = signal_pipe(HANDLED_SIGNALS)
+        self.sel.register(self.signal_r, selectors.EVENT_READ, ("signal", None))
 
     def setup_stats(self, address: str) -> str | None:
         try:
@@ -201,11 +196,7 @@ class Emperor:
         return max(0.0, min(deadlines) - time.monotonic())
 
     def handle_signals(self) -> None:
-        try:
-            data = os.read(self.signal_r, 256)
-        except BlockingIOError:
-            return
-        for signum in data:
+        for signum in read_signals(self.signal_r):
             if signum == signal.SIGHUP:
                 self.rescan_all()
             elif signum == signal.SIGTERM:

@@ -53,7 +53,7 @@ from ..ipc import (
     recycled,
 )
 from ..logs import log
-from ..process import process_name, reap_children, set_process_name
+from ..process import process_name, read_signals, reap_children, set_process_name, signal_pipe
 from ..stats import StatsServer, StatsSource
 from ..systemd import Notifier
 from .reexec import FullReload
@@ -91,7 +91,7 @@ class Master:
         self.listeners: list = []
         self.apps = None
         self.sel = selectors.DefaultSelector()
-        self.signal_r = self.signal_w = -1
+        self.signal_r = -1
         self.ready_r = self.ready_w = -1
         self.ready_lines = LineReader()
         self.stopping = False  # graceful or immediate shutdown in progress
@@ -172,11 +172,7 @@ class Master:
         return self.loop()
 
     def setup_signals(self) -> None:
-        self.signal_r, self.signal_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(self.signal_w, warn_on_full_buffer=False)
-        for sig in HANDLED_SIGNALS:
-            signal.signal(sig, _noop)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        self.signal_r = signal_pipe(HANDLED_SIGNALS)
         # blocked by our previous image across a reload's exec: deliver them now
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
         self.sel.register(self.signal_r, selectors.EVENT_READ, self.handle_signals)
@@ -295,11 +291,7 @@ class Master:
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def handle_signals(self) -> None:
-        try:
-            data = os.read(self.signal_r, 256)
-        except BlockingIOError:
-            return
-        for signum in data:
+        for signum in read_signals(self.signal_r):
             action = SIGNAL_ACTIONS.get(signum)
             if action is not None:
                 action(self, signal.Signals(signum).name)
@@ -495,10 +487,6 @@ class Master:
             remove_pidfiles(self.cfg, self.pid)
         log("procmaster stopped")
         return self.exit_code
-
-
-def _noop(signum, frame) -> None:
-    pass  # the wake-up fd carries the signal to the loop
 
 
 def run(cfg, worker_main: WorkerEntry) -> int:

@@ -55,6 +55,7 @@ from ..ipc import (
     encode_ready,
 )
 from ..logs import RequestLogger, log
+from ..process import read_signals, signal_pipe
 from ..protocols import protocol_class
 from ..static import static_files
 from ..wsgi import SPOOL_THRESHOLD, base_environ
@@ -166,16 +167,13 @@ class Worker:
     # -- set-up ------------------------------------------------------------------
 
     def setup_signals(self) -> None:
-        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.signal_r = r
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, *MASTER_ASKS):
-            signal.signal(sig, self._on_signal)
+        r = self.signal_r = signal_pipe(
+            (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, *MASTER_ASKS)
+        )
         for sig in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, signal.SIG_IGN)  # the master's, not ours
         signal.signal(SIG_PRINT_REQUEST, self._print_request)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
         self.epoll.register(r, EPOLLIN)
         if self.cfg.harakiri_verbose:
             faulthandler.register(SIG_DUMP_STACKS, file=log.fd, all_threads=True)
@@ -183,10 +181,6 @@ class Worker:
             self.epoll.register(self.pool.fileno(), EPOLLIN)
         # blocked by the master around the fork: from now on they reach our handlers
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
-
-    def _on_signal(self, signum, frame) -> None:
-        # the work happens in the loop (the wake-up fd woke it); nothing here
-        pass
 
     def _print_request(self, signum, frame) -> None:
         """SIGUSR2 (forwarded by the master): log what this worker is doing now.
@@ -204,11 +198,7 @@ class Worker:
             )
 
     def handle_signals(self) -> None:
-        try:
-            data = os.read(self.signal_r, 64)
-        except BlockingIOError:
-            return
-        for signum in data:
+        for signum in read_signals(self.signal_r):
             if signum in (signal.SIGINT, signal.SIGQUIT):
                 os._exit(0)
             if signum in (signal.SIGHUP, signal.SIGTERM):
