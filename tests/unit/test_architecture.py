@@ -203,3 +203,28 @@ def test_module_is_small_enough_to_read_in_one_sitting(name):
 def test_module_says_what_it_owns(name):
     tree = ast.parse(MODULES[name].read_text())
     assert ast.get_docstring(tree), f"{name} has no module docstring"
+
+
+# docs/architecture.md, "The layers": a part imports parts on its own floor or below
+FLOORS = {
+    4: "cli __main__",
+    3: "master worker emperor",
+    2: "sockets watch app static appthreads guards stats control daemons privileges check helpdoc",
+    1: "options config ipc protocols wsgi scoreboard pidfile process logs systemd daemonize",
+}
+FLOOR_OF = {f"procmaster.{p}": floor for floor, parts in FLOORS.items() for p in parts.split()}
+
+
+def test_every_part_has_a_floor():
+    parts = {_part(name) for name in GRAPH} - {"procmaster"}
+    assert sorted(parts - set(FLOOR_OF)) == [], "add the new part to docs/architecture.md"
+
+
+def test_imports_never_run_up_the_floors():
+    up = sorted(
+        f"{name} -> {target}"
+        for name, targets in GRAPH.items()
+        for target in targets
+        if FLOOR_OF.get(_part(target), 0) > FLOOR_OF.get(_part(name), 0)
+    )
+    assert up == []
