@@ -41,7 +41,6 @@ Must not know: HTTP, WSGI, protocols, how a worker serves.
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -50,6 +49,7 @@ from typing import Protocol
 
 from .ipc import SIG_DUMP_STACKS
 from .logs import log
+from .process import send_signal
 
 __all__ = [
     "GuardHooks",
@@ -172,13 +172,11 @@ class MasterGuards:
         )
         proc.count_harakiri()
         if self.verbose:
-            try:
-                os.kill(proc.pid, SIG_DUMP_STACKS)
-            except ProcessLookupError:
+            if not send_signal(proc.pid, SIG_DUMP_STACKS):
                 return
             self.killing[proc.pid] = now + HARAKIRI_GRACE
         else:
-            self.kill(proc.pid)
+            send_signal(proc.pid, signal.SIGKILL)
 
     def finish_kills(self, now: float) -> None:
         alive = {proc.pid for proc in self.hooks.workers()}
@@ -187,14 +185,7 @@ class MasterGuards:
                 del self.killing[pid]
             elif now >= when:
                 del self.killing[pid]
-                self.kill(pid)
-
-    @staticmethod
-    def kill(pid: int) -> None:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+                send_signal(pid, signal.SIGKILL)
 
     # -- evil-reload-on-rss / -as -------------------------------------------------------
 
@@ -217,7 +208,7 @@ class MasterGuards:
                         f"worker {proc.wid} (pid {proc.pid}) {what} {used / MB:.0f} MB is over "
                         f"evil-reload-on-{what} ({limit / MB:.0f} MB): killing it"
                     )
-                    self.kill(proc.pid)
+                    send_signal(proc.pid, signal.SIGKILL)
                     break
 
     # -- cheaper (spare) ---------------------------------------------------------------

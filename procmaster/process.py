@@ -20,6 +20,7 @@ __all__ = [
     "read_signals",
     "signal_pipe",
     "reap_children",
+    "send_signal",
     "die_with_parent",
     "process_name",
     "set_max_fd",
@@ -124,3 +125,12 @@ def read_signals(fd: int) -> bytes:
 
 def _wake_only(signum, frame) -> None:
     pass  # the wake-up fd carries the signal to the loop
+
+
+def send_signal(pid: int, sig: int) -> bool:
+    """``kill(pid, sig)``; False when the process is already gone (not an error)."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True

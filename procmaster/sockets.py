@@ -23,7 +23,6 @@ from .options import parse_address, socket_options
 
 __all__ = ["Listener", "SocketError", "bind_all", "bind_stream", "sockaddr", "socket_specs"]
 
-INHERIT_ENV = FDS_ENV
 SD_LISTEN_FDS_START = 3
 
 
@@ -91,7 +90,7 @@ def _inherited_sockets(environ) -> list[tuple[socket.socket, bool]]:
     gave it: still systemd's). systemd's own are taken only when LISTEN_PID is
     our pid, as sd_listen_fds(3) does: without it fds 3.. are not for us."""
     socks = []
-    mine = environ.pop(INHERIT_ENV, None)
+    mine = environ.pop(FDS_ENV, None)
     if mine:
         for entry in mine.split(","):
             fd, _, owner = entry.strip().partition(":")
@@ -272,7 +271,7 @@ def export_fds(listeners: list[Listener], environ) -> None:
         os.set_inheritable(fd, True)
         # systemd's sockets stay systemd's in the next image (vacuum spares them)
         fds.append(f"{fd}:systemd" if listener.inherited else str(fd))
-    environ[INHERIT_ENV] = ",".join(fds)
+    environ[FDS_ENV] = ",".join(fds)
 
 
 def vacuum(listeners: list[Listener]) -> None:

@@ -66,7 +66,6 @@ class StatsSource:
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TCP_INFO_HEAD = struct.Struct("<8B6I")  # ..., rto, ato, snd_mss, rcv_mss, unacked, sacked
 MAX_REQUEST = 8192
-INHERIT_ENV = STATS_FD_ENV
 
 
 def listen_queue(sock: socket.socket) -> tuple[int, int]:
@@ -278,7 +277,7 @@ class StatsServer:
     def _inherited(self, address: str) -> socket.socket | None:
         """The stats socket of our previous image (a reload re-executes the master):
         taken over, so stats clients are never refused during a reload."""
-        value = os.environ.pop(INHERIT_ENV, "")
+        value = os.environ.pop(STATS_FD_ENV, "")
         fd, _, old_address = value.partition(":")
         if not fd.isdigit():
             return None
@@ -292,7 +291,7 @@ class StatsServer:
     @staticmethod
     def forget_inherited() -> None:
         """No stats in the re-read config: close what the previous image handed over."""
-        fd = os.environ.pop(INHERIT_ENV, "").partition(":")[0]
+        fd = os.environ.pop(STATS_FD_ENV, "").partition(":")[0]
         if fd.isdigit():
             try:
                 os.close(int(fd))
@@ -302,7 +301,7 @@ class StatsServer:
     def export(self, environ: dict) -> None:
         """Before the master re-executes itself: hand the socket to the next image."""
         os.set_inheritable(self.sock.fileno(), True)
-        environ[INHERIT_ENV] = f"{self.sock.fileno()}:{self.address}"
+        environ[STATS_FD_ENV] = f"{self.sock.fileno()}:{self.address}"
 
     def close_in_child(self) -> None:
         """In a forked worker: drop the listening socket (the master alone serves)."""

@@ -65,7 +65,7 @@ from ..ipc import (
 )
 from ..logs import log
 from ..pidfile import remove_pidfile, write_pidfile
-from ..process import become_subreaper, read_signals, reap_children, signal_pipe
+from ..process import become_subreaper, read_signals, reap_children, send_signal, signal_pipe
 from ..sockets import bind_stream
 from ..systemd import Notifier
 from ..watch import Watcher
@@ -323,20 +323,14 @@ class Emperor:
             vassal.send(EMPEROR_STOP)
         else:
             vassal.kill_at = time.monotonic() + 5.0
-            try:
-                os.kill(vassal.proc.pid, how)
-            except ProcessLookupError:
-                pass
+            send_signal(vassal.proc.pid, how)
 
     def kill_late(self, now: float) -> None:
         for vassal in list(self.by_pid.values()):
             if vassal.kill_at and now >= vassal.kill_at:
                 log(f"vassal {vassal.name} (pid {vassal.pid}) did not stop in time: SIGKILL")
                 vassal.kill_at = now + 5.0
-                try:
-                    os.kill(vassal.pid, signal.SIGKILL)  # type: ignore[arg-type]
-                except ProcessLookupError:
-                    pass
+                send_signal(vassal.pid, signal.SIGKILL)  # type: ignore[arg-type]
 
     def reap(self) -> None:
         for pid, status in reap_children():

@@ -33,6 +33,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from ..ipc import SIG_STOP
+from ..process import send_signal
 from ..scoreboard import Scoreboard, Slot
 
 __all__ = ["TableOps", "WorkerProc", "WorkerTable", "forker", "worker_ceiling"]
@@ -274,12 +276,12 @@ class WorkerTable:
 
     # -- stopping ------------------------------------------------------------------------
 
-    def stop(self, proc: WorkerProc, mercy: float, sig: int = signal.SIGTERM) -> None:
+    def stop(self, proc: WorkerProc, mercy: float, sig: int = SIG_STOP) -> None:
         if proc.stop_sent:
             return
         proc.stop_sent = time.monotonic()
         proc.kill_at = proc.stop_sent + mercy
-        _kill(proc.pid, sig)
+        send_signal(proc.pid, sig)
 
     def stop_all(self, mercy: float) -> None:
         self.respawn_at.clear()
@@ -292,7 +294,7 @@ class WorkerTable:
         for proc in list(self.procs.values()):
             proc.stop_sent = proc.stop_sent or now
             proc.kill_at = now + 3.0
-            _kill(proc.pid, signal.SIGKILL)
+            send_signal(proc.pid, signal.SIGKILL)
 
     def abandon_new(self, keep_ready: bool) -> None:
         """A reload's new workers cannot start: kill them (keeping the ready ones
@@ -314,11 +316,11 @@ class WorkerTable:
                     f"worker {proc.wid} (pid {proc.pid}) did not stop within its mercy: SIGKILL"
                 )
                 proc.kill_at = 0.0
-                _kill(proc.pid, signal.SIGKILL)
+                send_signal(proc.pid, signal.SIGKILL)
 
     def signal_all(self, sig: int) -> None:
         for proc in list(self.procs.values()):
-            _kill(proc.pid, sig)
+            send_signal(proc.pid, sig)
 
     def next_deadline(self) -> float | None:
         times = [w.kill_at for w in self.procs.values() if w.kill_at]
@@ -360,10 +362,3 @@ class TableOps:
 
     def abandon_new(self, keep_ready: bool) -> None:
         self.table.abandon_new(keep_ready)
-
-
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass

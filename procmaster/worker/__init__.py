@@ -33,7 +33,7 @@ import signal
 import sys
 import traceback
 
-from ..ipc import MASTER_ASKS, SIG_PRINT_REQUEST
+from ..ipc import MASTER_ASKS, SIG_PRINT_REQUEST, SIG_STOP
 from ..logs import log
 from ..process import die_with_parent, process_name, set_process_name
 from .connection import Connection
@@ -61,7 +61,7 @@ def worker_main(
         # a stop request ends a starting worker at once (the master's handler,
         # inherited by the fork, would lose it), and the master's other requests
         # (print request, pause, reopen log) are ignored, never fatal
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(SIG_STOP, signal.SIG_DFL)
         for sig in (SIG_PRINT_REQUEST, *MASTER_ASKS):
             signal.signal(sig, signal.SIG_IGN)
         name = process_name(cfg, f"worker {wid}")

@@ -51,6 +51,7 @@ from ..ipc import (
     SIG_PRINT_REQUEST,
     SIG_REOPEN_LOG,
     SIG_RESUME,
+    SIG_STOP,
     encode_module,
     encode_ready,
 )
@@ -168,7 +169,7 @@ class Worker:
 
     def setup_signals(self) -> None:
         r = self.signal_r = signal_pipe(
-            (signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, *MASTER_ASKS)
+            (signal.SIGHUP, SIG_STOP, signal.SIGINT, signal.SIGQUIT, *MASTER_ASKS)
         )
         for sig in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
             signal.signal(sig, signal.SIG_IGN)  # the master's, not ours
@@ -201,7 +202,7 @@ class Worker:
         for signum in read_signals(self.signal_r):
             if signum in (signal.SIGINT, signal.SIGQUIT):
                 os._exit(0)
-            if signum in (signal.SIGHUP, signal.SIGTERM):
+            if signum in (signal.SIGHUP, SIG_STOP):
                 self.begin_stop()
             elif signum == SIG_REOPEN_LOG:
                 log.reopen()  # the master rotated or reopened the log

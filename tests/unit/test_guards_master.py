@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
+from procmaster import guards as guards_mod
 from procmaster.config import load
 from procmaster.guards import GuardHooks, MasterGuards
 
@@ -25,7 +27,13 @@ class FakeWorker:
 
 def test_harakiri_counts_the_kill_in_the_workers_slot_and_watches_old_workers(monkeypatch):
     killed: list[int] = []
-    monkeypatch.setattr(MasterGuards, "kill", staticmethod(killed.append))
+
+    def send_signal(pid: int, sig: int) -> bool:
+        assert sig == signal.SIGKILL
+        killed.append(pid)
+        return True
+
+    monkeypatch.setattr(guards_mod, "send_signal", send_signal)
     now = time.time()
     current = FakeWorker(1, 101, now - 10)
     old = FakeWorker(1, 90, now - 10)  # an old worker draining after a reload
