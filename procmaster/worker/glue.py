@@ -21,7 +21,7 @@ import time
 from ..appthreads import Job
 from ..protocols import Request
 from ..wsgi import EMPTY_INPUT, FileWrapper, url_scheme
-from .response import Exchange, request_finished, simple_response
+from .response import Exchange, request_finished, request_line, simple_response
 from .roles import AppHost, Client
 
 __all__ = ["describe", "run"]
@@ -99,5 +99,4 @@ def run_threaded(worker: AppHost, conn: Client, req: Request, app, env: dict, st
 
 def describe(env: dict) -> bytes:
     """The request as ``METHOD URI``, for the scoreboard (harakiri logs it)."""
-    uri = env.get("REQUEST_URI") or env.get("PATH_INFO", "")
-    return f"{env.get('REQUEST_METHOD')} {uri}".encode("latin-1", "replace")
+    return request_line(env).encode("latin-1", "replace")

@@ -61,7 +61,7 @@ from ..protocols import protocol_class
 from ..static import static_files
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .connection import Connection
-from .response import threads_done
+from .response import request_line, threads_done
 from .roles import Client
 
 __all__ = ["Worker", "WorkerListener"]
@@ -193,8 +193,7 @@ class Worker:
         for exchange in busy:
             env = exchange.req.environ
             log(
-                f"worker {self.wid} (pid {os.getpid()}): {env.get('REQUEST_METHOD')} "
-                f"{env.get('REQUEST_URI') or env.get('PATH_INFO')} from "
+                f"worker {self.wid} (pid {os.getpid()}): {request_line(env)} from "
                 f"{env.get('REMOTE_ADDR') or '-'} running for {now - exchange.start:.3f}s"
             )
 

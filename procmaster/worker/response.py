@@ -44,6 +44,7 @@ from .roles import AppHost, Books, Client
 __all__ = [
     "HIGH_WATER",
     "Exchange",
+    "request_line",
     "after_exchange",
     "request_finished",
     "simple_response",
@@ -53,6 +54,12 @@ __all__ = [
 EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 HIGH_WATER = 256 * 1024  # stop pulling from an app iterator above this many unsent bytes
+ERROR_BODY = b"Internal Server Error\n"
+
+
+def request_line(env: dict) -> str:
+    """The request as ``METHOD URI``, as the logs and the scoreboard name it."""
+    return f"{env.get('REQUEST_METHOD')} {env.get('REQUEST_URI') or env.get('PATH_INFO', '')}"
 
 
 class Exchange(Response):
@@ -107,12 +114,7 @@ class Exchange(Response):
 
     def abort(self, why: str) -> None:
         self.close_result()
-        env = self.req.environ
-        log(
-            f"{why} during response to {env.get('REQUEST_METHOD')} "
-            f"{env.get('REQUEST_URI') or env.get('PATH_INFO')} "
-            f"({self.rsize} bytes sent)"
-        )
+        log(f"{why} during response to {request_line(self.req.environ)} ({self.rsize} bytes sent)")
 
     # -- the head and the body ---------------------------------------------------
 
@@ -278,13 +280,8 @@ class Exchange(Response):
         """The app raised: 500 if nothing was sent yet, else cut the connection."""
         conn = self.conn
         req = self.req
-        env = req.environ
         worker = conn.worker
-        log(
-            f"error in the app for {env.get('REQUEST_METHOD')} {env.get('REQUEST_URI') or env.get('PATH_INFO')}:\n"
-            f"{traceback.format_exc().rstrip()}"
-        )
-        worker.scoreboard.exception(worker.slot)
+        self.app_failed(worker, traceback.format_exc().rstrip())
         self.close_result()
         if conn.closed:
             request_finished(worker, self, "500 Internal Server Error")
@@ -294,14 +291,24 @@ class Exchange(Response):
             request_finished(worker, self, self.status or "500")
             conn.close()
             return
-        body = b"Internal Server Error\n"
-        self.status = "500 Internal Server Error"
-        self.headers = [("Content-Type", "text/plain")]
-        req.keep_alive = False
+        body = self.become_500()
         self.send_head(len(body))
         conn.send(conn.proto.response_body(req, body) + conn.proto.response_end(req))
         self.rsize = len(body)
         self.finish()
+
+    def app_failed(self, worker: Books, details: str) -> None:
+        """Log the app's error for this request and count it in the scoreboard."""
+        log(f"error in the app for {request_line(self.req.environ)}:\n{details}")
+        worker.scoreboard.exception(worker.slot)
+
+    def become_500(self) -> bytes:
+        """Nothing of the response was sent: make it a 500 that closes the
+        connection; the body to send."""
+        self.status = "500 Internal Server Error"
+        self.headers = [("Content-Type", "text/plain")]
+        self.req.keep_alive = False
+        return ERROR_BODY
 
     def finish(self) -> None:
         self.conn.current = None
@@ -370,16 +377,8 @@ def threads_done(worker: AppHost) -> None:
             continue
         proto = conn.proto
         if job.error is not None:
-            env = req.environ
-            log(
-                f"error in the app for {env.get('REQUEST_METHOD')} "
-                f"{env.get('REQUEST_URI') or env.get('PATH_INFO')}:\n{job.error}"
-            )
-            worker.scoreboard.exception(worker.slot)
-            data = b"Internal Server Error\n"
-            exchange.status = "500 Internal Server Error"
-            exchange.headers = [("Content-Type", "text/plain")]
-            req.keep_alive = False
+            exchange.app_failed(worker, job.error)
+            data = exchange.become_500()
         else:
             data = b"".join(job.chunks)
         head = proto.response_head(req, exchange.status, exchange.headers, len(data))
