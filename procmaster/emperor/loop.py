@@ -56,6 +56,7 @@ import socket
 import subprocess
 import time
 import traceback
+from functools import partial
 
 from ..ipc import (
     EMPEROR_RELOAD,
@@ -127,7 +128,7 @@ class Emperor:
         become_subreaper()
         self.setup_signals()
         self.watcher = Watcher()
-        self.sel.register(self.watcher.fileno(), selectors.EVENT_READ, ("inotify", None))
+        self.sel.register(self.watcher.fileno(), selectors.EVENT_READ, self.handle_inotify)
         if self.cfg.get("emperor-stats"):
             error = self.setup_stats(self.cfg.get("emperor-stats"))
             if error:
@@ -144,7 +145,7 @@ class Emperor:
 
     def setup_signals(self) -> None:
         self.signal_r = signal_pipe(HANDLED_SIGNALS)
-        self.sel.register(self.signal_r, selectors.EVENT_READ, ("signal", None))
+        self.sel.register(self.signal_r, selectors.EVENT_READ, self.handle_signals)
 
     def setup_stats(self, address: str) -> str | None:
         try:
@@ -156,7 +157,7 @@ class Emperor:
         if sock.family == socket.AF_UNIX and isinstance(name, str) and name[:1] not in ("", "\0"):
             self.stats_path = name
         self.stats_sock = sock
-        self.sel.register(sock, selectors.EVENT_READ, ("stats", None))
+        self.sel.register(sock, selectors.EVENT_READ, self.handle_stats)
         return None
 
     # -- the loop ---------------------------------------------------------------------------
@@ -164,15 +165,7 @@ class Emperor:
     def loop(self) -> int:
         while True:
             for key, _ in self.sel.select(self.next_timeout()):
-                kind, vassal = key.data
-                if kind == "signal":
-                    self.handle_signals()
-                elif kind == "inotify":
-                    self.handle_inotify()
-                elif kind == "link":
-                    self.handle_link(vassal)
-                elif kind == "stats":
-                    self.handle_stats()
+                key.data()  # the handler registered with the descriptor
             self.reap()
             now = time.monotonic()
             if self.scan_due and now >= self.scan_due and not self.stopping:
@@ -287,7 +280,7 @@ class Emperor:
         proc, link = launched
         vassal.started(proc, link, time.time(), time.monotonic())
         self.by_pid[proc.pid] = vassal
-        self.sel.register(link, selectors.EVENT_READ, ("link", vassal))
+        self.sel.register(link, selectors.EVENT_READ, partial(self.handle_link, vassal))
         log(f"vassal {vassal.name}: started (pid {proc.pid}) from {vassal.real}")
 
     def handle_link(self, vassal: Vassal) -> None:
