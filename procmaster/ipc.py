@@ -23,7 +23,7 @@ static files) just to learn a signal number.
   below; a partial line waits for its end, an unknown line is ignored.
 
 Must not know: what any process does with a message; sockets beyond their fd
-numbers; config values.
+numbers and reading and writing the ends of a pipe; config values.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -60,6 +61,8 @@ __all__ = [
     "VASSAL_READY",
     "decode_words",
     "encode_word",
+    "read_words",
+    "send_word",
     "decode_ready_pipe",
     "encode_module",
     "encode_ready",
@@ -249,3 +252,31 @@ def encode_word(word: str) -> bytes:
 
 def decode_words(lines: list[bytes]) -> list[str]:
     return [w for w in (line.decode("ascii", "replace").strip() for line in lines) if w]
+
+
+def send_word(sock: socket.socket, word: str) -> None:
+    """Write ``word`` to one end of an emperor pipe; a peer gone is not an error."""
+    try:
+        sock.send(encode_word(word))
+    except OSError:
+        pass
+
+
+def read_words(sock: socket.socket, reader: LineReader) -> list[str] | None:
+    """The words that arrived on a non-blocking end of an emperor pipe, or None
+    once the peer closed it (words that came before the end are returned first:
+    the end is seen again on the next read)."""
+    lines: list[bytes] = []
+    while True:
+        try:
+            data = sock.recv(4096)
+        except (BlockingIOError, InterruptedError):
+            break
+        except OSError:
+            data = b""
+        if not data:
+            if lines:
+                break
+            return None
+        lines += reader.feed(data)
+    return decode_words(lines)

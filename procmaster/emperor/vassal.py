@@ -31,7 +31,7 @@ import socket
 import subprocess
 from enum import Enum
 
-from ..ipc import LineReader, decode_words, encode_word
+from ..ipc import LineReader, read_words, send_word
 from .discovery import Signature
 
 __all__ = ["Vassal", "VassalState", "backoff"]
@@ -150,25 +150,13 @@ class Vassal:
 
     def send(self, word: str) -> None:
         """Send ``word`` (``stop``, ``reload``); a vassal gone or going is no error."""
-        if self.link is None:
-            return
-        try:
-            self.link.send(encode_word(word))
-        except OSError:
-            pass
+        if self.link is not None:
+            send_word(self.link, word)
 
     def read(self) -> list[str] | None:
         """The words that arrived, or None at EOF (the vassal closed its end)."""
         assert self.link is not None
-        try:
-            data = self.link.recv(4096)
-        except (BlockingIOError, InterruptedError):
-            return []
-        except OSError:
-            data = b""
-        if not data:
-            return None
-        return decode_words(self.reader.feed(data))
+        return read_words(self.link, self.reader)
 
     def close_link(self) -> None:
         if self.link is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import socket
 
-from ..ipc import EMPEROR_FD_ENV, VASSAL_READY, LineReader, decode_words, encode_word
+from ..ipc import EMPEROR_FD_ENV, VASSAL_READY, LineReader, read_words, send_word
 
 __all__ = ["VassalLink"]
 
@@ -45,25 +45,11 @@ class VassalLink:
 
     def read(self) -> list[str] | None:
         """The words that arrived, or None when the emperor has gone (EOF)."""
-        lines: list[bytes] = []
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
-                return None
-            if not data:
-                return None
-            lines.extend(self.lines.feed(data))
-        return decode_words(lines)
+        return read_words(self.sock, self.lines)
 
     def ready(self) -> None:
         """Tell the emperor every worker accepts (once per image)."""
         if self.ready_sent:
             return
         self.ready_sent = True
-        try:
-            self.sock.send(encode_word(VASSAL_READY))
-        except OSError:
-            pass
+        send_word(self.sock, VASSAL_READY)

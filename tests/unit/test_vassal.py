@@ -160,3 +160,14 @@ def test_no_emperor_link_without_a_valid_fd(monkeypatch):
     assert VassalLink.from_environ() is None
     monkeypatch.setenv("PROCMASTER_EMPEROR_FD", "987654")
     assert VassalLink.from_environ() is None
+
+
+def test_words_before_the_end_of_the_pipe_are_not_lost(pipe):
+    from procmaster.ipc import LineReader, read_words
+
+    ours, theirs = pipe
+    ours.send(b"stop\n")
+    ours.close()
+    reader = LineReader()
+    assert read_words(theirs, reader) == ["stop"]  # the words first ...
+    assert read_words(theirs, reader) is None  # ... then the end
