@@ -206,11 +206,8 @@ class Daemons:
 
     def reaped(self, pid: int, status: int) -> bool:
         """The master reaped ``pid``: True when it was one of ours."""
-        if self.stopping.pop(pid, None) is not None:
-            for proc in self.procs:
-                if proc.pid == pid and proc.popen is not None:
-                    proc.popen.returncode = os.waitstatus_to_exitcode(status)
-                    proc.popen = None
+        if pid in self.stopping:
+            self._stopped_child(pid, status)
             return True
         for proc in self.procs:
             if proc.pid == pid:
@@ -304,17 +301,21 @@ class Daemons:
         self.log(f"attach-daemon {proc.cmd!r} {how} after {age:.1f}s; restarting in {delay:.1f}s")
         proc.restart_at = time.monotonic() + delay
 
-    def _reap_one(self, pid: int, block: bool = False) -> None:
+    def _reap_one(self, pid: int) -> None:
         try:
-            got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+            got, status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             return
         if got:
-            self.stopping.pop(got, None)
-            for proc in self.procs:
-                if proc.pid == got and proc.popen is not None:
-                    proc.popen.returncode = os.waitstatus_to_exitcode(status)
-                    proc.popen = None
+            self._stopped_child(got, status)
+
+    def _stopped_child(self, pid: int, status: int) -> None:
+        """A child ``begin_stop`` stopped was reaped (by the master or by us)."""
+        self.stopping.pop(pid, None)
+        for proc in self.procs:
+            if proc.pid == pid and proc.popen is not None:
+                proc.popen.returncode = os.waitstatus_to_exitcode(status)
+                proc.popen = None
 
 
 def _pidfile_pid(path: str | None) -> int | None:
