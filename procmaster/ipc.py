@@ -172,7 +172,8 @@ class ReexecState:
                 old=[(int(pid), int(wid)) for pid, wid in data.get("old", [])],
                 reason=str(data.get("reason", "reload")),
                 t0=float(data.get("t0", 0.0)),
-                pending=(str(pending[0]), str(pending[1]), bool(pending[2:3] and pending[2]))
+                # (a master image from before ``brutal`` was handed on sends two items)
+                pending=(str(pending[0]), str(pending[1]), len(pending) > 2 and bool(pending[2]))
                 if pending
                 else None,
                 brutal=bool(data.get("brutal", False)),

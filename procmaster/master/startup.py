@@ -25,7 +25,7 @@ PIDFILE_OPTIONS = ("pidfile", "pidfile2", "safe-pidfile")
 def bind_listeners(cfg, inherited: bool) -> list | None:
     """``max-fd``, then the listening sockets (bound, or handed over by systemd or
     our previous image); None when one cannot be set up (said in the log)."""
-    if cfg.get("max-fd"):
+    if cfg.max_fd:
         note = set_max_fd(cfg.max_fd)
         if note:
             log(note)
@@ -86,7 +86,7 @@ def load_app(cfg, inherited: bool):
         apps = load_apps(cfg)
     except AppLoadError as exc:
         log(f"error: {exc}")
-        if cfg.get("need-app") is not False:
+        if cfg.need_app:
             log("no app loaded: exiting (need-app)")
             return EXIT_APP_FAILED
         return None
