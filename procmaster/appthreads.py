@@ -146,6 +146,8 @@ class AppThreads:
         """The connection is gone: the thread stops at its next chunk."""
         with self.cond:
             job.cancelled = True
+            if job.flagged and job not in self.news:
+                job.flagged = False  # held by the loop: its end must be reported
             self.cond.notify_all()
 
     # -- the threads' side ---------------------------------------------------------------

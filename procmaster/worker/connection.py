@@ -210,7 +210,7 @@ class Connection:
                 return
         if self.ready:
             self.process()
-        elif self.out:
+        elif self.out and self.current is None:
             self.flush()
 
     def take(self, data: bytes) -> bool:
@@ -333,7 +333,9 @@ class Connection:
             run(worker, self, req)
             if self.current is None:
                 self.request_done(req)
-        if self.out:
+        # (a response in progress waits for EPOLLOUT to go on: only on_writable
+        # may drain what it queued, or nothing would resume it)
+        if self.out and self.current is None:
             self.flush()
         self.rearm()
 

@@ -124,8 +124,11 @@ class Exchange(Response):
     def abort(self, why: str) -> None:
         self.close_result()
         job = self.job
-        if job is not None and not job.done:
-            job.pool.cancel(job)  # its thread stops at its next chunk
+        if job is None:
+            if self.req.body is not None:
+                self.req.body.close()  # its spool file now, not at a garbage collection
+        elif not job.done:
+            job.pool.cancel(job)  # its thread stops at its next chunk (it reads the body)
         log(f"{why} during response to {request_line(self.req.environ)} ({self.rsize} bytes sent)")
 
     # -- the head and the body ---------------------------------------------------

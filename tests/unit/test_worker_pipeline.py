@@ -31,6 +31,8 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     if environ["PATH_INFO"] == "/big":
         return [b"x" * BIG]
+    if environ["PATH_INFO"] == "/stream":
+        return (b"s" * BIG for _ in range(4))
     return [b"ok"]
 
 
@@ -155,3 +157,31 @@ def test_a_socket_that_drains_while_the_next_request_waits_does_not_stall(connec
     assert len(calls) == n
     assert not conn.ready and not conn.out
     assert conn.mask & select.EPOLLIN
+
+
+def test_a_streamed_response_goes_on_when_the_socket_drains_at_once(connect, monkeypatch):
+    # the first write of the first chunk takes part of it; the next write takes
+    # everything (a fast reader): the generator must still be resumed
+    conn, client = connect()
+    client.sendall(request("/stream"))
+    data = os.read(conn.fd, 65536)
+    fake = SimpleNamespace(**{k: getattr(os, k) for k in ("close", "dup", "writev")})
+    fake.read = lambda fd, size: data
+    writes = []
+
+    def write(fd, buf):
+        n = len(buf) // 2 if not writes else len(buf)
+        writes.append(n)
+        return n
+
+    fake.write = write
+    monkeypatch.setattr(connection_module, "os", fake)
+    conn.on_readable()
+    assert conn.current is not None  # suspended above the high-water mark
+    # it waits for the socket: EPOLLOUT is asked for, whatever was flushed meanwhile
+    assert conn.out or conn.mask & select.EPOLLOUT
+    for _ in range(20):
+        if conn.current is None:
+            break
+        conn.on_writable()
+    assert conn.current is None and not conn.out  # the whole response went out
