@@ -99,6 +99,9 @@ def test_pipelined_big_responses_keep_the_worker_rss_bounded(procmaster):
             return time.monotonic() - t0 > 2.0
 
         wait_for(watched, 10, what="two seconds of the worker's RSS")
+        print(
+            f"worker RSS growth, {n} pipelined 1 MiB responses unread: {(peak - base) / MiB:.1f} MiB"
+        )
         assert peak - base < 40 * MiB, (base, peak)
         prompt_answers(port, 5)  # the others are served meanwhile
         # pipelining still works: every response arrives, in full, once read
@@ -304,6 +307,7 @@ def test_threads_a_slow_client_holds_bounded_memory(procmaster, path):
             return time.monotonic() - t0 > 2.0
 
         wait_for(watched, 10, what="two seconds of the worker's RSS")
+        print(f"worker RSS growth, threads, {path} unread: {(peak - base) / MiB:.1f} MiB")
         assert peak - base < 40 * MiB, (base, peak)
         prompt_answers(port, 5)  # three threads and the loop are free
     finally:
