@@ -314,7 +314,8 @@ def test_threads_a_slow_client_holds_bounded_memory(procmaster, path):
         s.close()
 
 
-def test_threads_serve_static_files_without_an_app_thread(procmaster, tmp_path):
+@pytest.mark.parametrize("kind", ["static", "file_wrapper"])
+def test_threads_send_files_without_holding_an_app_thread(procmaster, tmp_path, kind):
     big = tmp_path / "static" / "big.bin"
     big.parent.mkdir()
     with open(big, "wb") as f:
@@ -335,7 +336,8 @@ def test_threads_serve_static_files_without_an_app_thread(procmaster, tmp_path):
     stop = threading.Event()
     try:
         for _ in range(4):  # more slow static clients than app threads
-            s = slow_client(port, get("/static/big.bin"))
+            path = "/static/big.bin" if kind == "static" else f"/file?path={big}"
+            s = slow_client(port, get(path))
             got = [0]
             t = threading.Thread(target=read_slowly, args=(s, stop, got))
             t.start()
