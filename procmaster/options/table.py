@@ -126,17 +126,18 @@ OPTIONS: tuple[Option, ...] = (
     _O("processes", "int", "spawn the specified number of workers", aliases=("workers",),
        short="p", default=1, min=1, group=_PROC),
     _O("threads", "int", "run each worker with the specified number of threads", default=1,
-       min=1, group=_PROC, status=PARTIAL,
+       min=1, group=_PROC,
        note="the app runs in N threads per worker while the event loop does the socket "
-       "work; a response body is collected in the thread before it is sent (no streaming "
-       "back-pressure with threads)"),
+       "work; responses stream with the same back-pressure as without threads (a thread "
+       "waits while its client is behind)"),
     _O("enable-threads", "bool", "enable Python threads", short="T", default=False,
        group=_PROC, status=ACCEPTED,
        note="Python threads always work in procmaster; there is nothing to enable"),
     _O("offload-threads", "int", "set the number of offload threads per worker", default=0,
-       group=_PROC, status=ACCEPTED,
-       note="the worker's event loop already writes responses and files without "
-       "holding an app thread"),
+       min=0, group=_PROC,
+       note="static files and wsgi.file_wrapper responses are always sent by the "
+       "worker's event loop (sendfile, as the client reads), never holding an app "
+       "thread; no extra threads are needed, so N only has to be valid"),
     _O("single-interpreter", "bool", "do not use multiple interpreters", short="i",
        default=False, group=_PROC, status=ACCEPTED,
        note="procmaster always runs one interpreter per process"),

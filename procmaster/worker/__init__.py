@@ -6,6 +6,7 @@ The master forks a worker and calls ``worker_main`` in the child; it never
 returns. The parts, from the socket to the app and back::
 
     loop.py        the Worker: epoll, accept, signals, deadlines, graceful stop, recycle
+    listener.py    what the worker keeps of a listening socket (its protocol's capabilities)
     connection.py  one connection: reading, the protocol's sink, the write queue, linger
     glue.py        a complete request -> environ -> the app (here or in the threads)
     response.py    the response on its way out: pump, back-pressure, sendfile, errors

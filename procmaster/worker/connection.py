@@ -8,7 +8,17 @@ protocol object (sans-IO), whose events come back here (``on_head``/``on_body``/
 ``on_end``): bodies are stored as they arrive (``wsgi.Body``), complete requests
 wait in ``ready`` and are run in order (``process``), one at a time: while a
 response is in progress nothing else is run, so pipelined requests are answered
-in order and cannot pile up.
+in order.
+
+Memory per connection stays bounded whatever the client sends. The next
+request is not started while more than ``HIGH_WATER`` bytes of the responses
+before it are unsent (``on_writable`` resumes it). Nothing more is read while
+complete requests wait (``ready``): a big read is fed to the protocol a slice
+(``FEED_SLICE``) at a time, and once a slice completed a request the rest of
+what was read waits, unparsed, in ``pending`` until those requests are
+answered. A body is fed whole (it is stored as it arrives, not parsed ahead).
+What the connection waits for is asked of epoll in one place (``rearm``), only
+when it changes.
 
 The worker's policy on a request (``limit-post``) is checked here, as a sink,
 and never raised into the parser: a refused request is recorded in
@@ -19,7 +29,10 @@ closes.
 
 Writes go straight to the socket when nothing waits before them; the rest is
 queued (``out``) and written on ``EPOLLOUT``, after which the response in
-progress is resumed (``Exchange.resume``). A response waiting for the socket
+progress is resumed (``Exchange.resume``). A request body being received when
+the connection closes (a reset mid-upload) is closed at once, its temporary
+file with it, and the connection drops its protocol (which refers back to it),
+so nothing waits for a garbage collection. A response waiting for the socket
 with nothing queued (a file sent with ``sendfile``) sets ``awaiting_write``.
 After an error reply the connection lingers: it sends FIN and reads and drops
 what the client still sends for a moment, so the client sees the answer
@@ -41,6 +54,7 @@ from ..logs import log
 from ..protocols import ProtocolError, Request
 from ..wsgi import Body
 from .glue import run
+from .response import HIGH_WATER
 from .roles import Host, InFlight, Listener
 
 __all__ = ["Connection"]
@@ -49,6 +63,9 @@ EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 READ_SIZE = 65536
 LINGER_SECONDS = 2.0  # how long an error reply's connection drains what the client still sends
+# a read larger than this is parsed a slice at a time while requests complete in it
+# (a 4 KiB slice holds at most ~220 of the smallest requests)
+FEED_SLICE = 4096
 
 
 class Connection:
@@ -75,6 +92,10 @@ class Connection:
         "deferred_error",
         "refused",
         "awaiting_write",
+        "pending",
+        "input_done",
+        "mask",
+        "receiving",
     )
 
     def __init__(self, fd: int, worker: Host, listener: Listener, remote: tuple[str, str]) -> None:
@@ -101,6 +122,13 @@ class Connection:
         self.refused: ProtocolError | None = None
         # the response waits for the socket with nothing queued (sendfile)
         self.awaiting_write = False
+        # bytes read but not yet parsed: they wait until the requests before them are answered
+        self.pending = b""
+        # nothing more to read: the client closed, or its bytes went bad
+        self.input_done = False
+        self.mask = EPOLLIN  # what epoll reports for us (the loop registers EPOLLIN)
+        # the request whose body is arriving (closed at once if the connection closes)
+        self.receiving: Request | None = None
 
     # -- Sink: events from the protocol ------------------------------------------
 
@@ -118,6 +146,7 @@ class Connection:
             return
         if req.content_length != 0:
             req.body = Body(worker.spool_threshold)
+            self.receiving = req
 
     def on_body(self, req: Request, data: bytes) -> None:
         if self.refused is not None:
@@ -125,7 +154,13 @@ class Connection:
         body = req.body
         if body is None:
             body = req.body = Body(self.worker.spool_threshold)
-        body.write(data)
+            self.receiving = req
+        try:
+            body.write(data)
+        except OSError as exc:  # no descriptor or no disk for the spool file
+            self.refused = ProtocolError(f"cannot store the request body: {exc}", 500)
+            body.close()
+            return
         # socket-timeout between body bytes, not for the whole body
         self.deadline = self.worker.now + self.worker.socket_timeout
         limit = self.worker.limit_post
@@ -134,6 +169,8 @@ class Connection:
             body.close()
 
     def on_end(self, req: Request) -> None:
+        self.receiving = None
+        self.got_head = False  # the next bytes are the next request's head
         if self.refused is None:
             self.ready.append(req)
 
@@ -164,16 +201,8 @@ class Connection:
                 self.got_head = False
                 # the header deadline: the whole head within socket-timeout
                 self.deadline = worker.now + worker.socket_timeout
-            try:
-                reply = self.proto.feed(data)
-            except ProtocolError as exc:
-                self.fail(self.take_refusal() or exc)
+            if not self.take(data):
                 return
-            if self.refused is not None:
-                self.fail(self.take_refusal())
-                return
-            if reply:
-                self.send(reply)
             if not self.got_head and worker.now > self.deadline:
                 # a head trickled in for longer than the header deadline
                 worker.timeouts["header"] += 1
@@ -181,8 +210,34 @@ class Connection:
                 return
         if self.ready:
             self.process()
-        elif self.out:
+        elif self.out and self.current is None:
             self.flush()
+
+    def take(self, data: bytes) -> bool:
+        """Feed what was read to the protocol; False when that failed the
+        connection. A read larger than ``FEED_SLICE`` goes a slice at a time
+        while no body is arriving; once requests are complete, the rest waits
+        in ``pending`` (see ``process``)."""
+        while True:
+            rest = b""
+            if len(data) > FEED_SLICE and not self.got_head:
+                data, rest = data[:FEED_SLICE], data[FEED_SLICE:]
+            try:
+                reply = self.proto.feed(data)
+            except ProtocolError as exc:
+                self.fail(self.take_refusal() or exc)
+                return False
+            if self.refused is not None:
+                self.fail(self.take_refusal())
+                return False
+            if reply:
+                self.send(reply)
+            if not rest or self.closed:
+                return not self.closed
+            if self.ready:
+                self.pending = rest
+                return True
+            data = rest
 
     def take_refusal(self) -> ProtocolError | None:
         """The worker's refusal recorded while the protocol fed us, once."""
@@ -190,9 +245,24 @@ class Connection:
         return refused
 
     def pause_reading(self) -> None:
-        if self.reading and not self.closed:
-            self.reading = False
-            self.worker.modify(self.fd, EPOLLOUT if self.out or self.awaiting_write else 0)
+        """Read nothing more: the client closed, or its bytes went bad."""
+        self.input_done = True
+        self.pending = b""
+        self.rearm()
+
+    def rearm(self) -> None:
+        """Ask epoll for what this connection waits for now (only when that
+        changes): its socket to take bytes while some are queued or a file
+        waits; more bytes from the client while none wait unanswered."""
+        if self.closed:
+            return
+        reading = self.reading = not (self.input_done or self.ready or self.pending)
+        mask = EPOLLIN if reading else 0
+        if self.out or self.awaiting_write:
+            mask |= EPOLLOUT
+        if mask != self.mask:
+            self.mask = mask
+            self.worker.modify(self.fd, mask)
 
     def fail(self, exc: ProtocolError) -> None:
         """Bad request bytes, or a request the worker refuses: answer where the
@@ -230,17 +300,30 @@ class Connection:
         """Close after the error reply is out, reading and dropping what the client
         still sends for a moment, so it sees our answer instead of a reset."""
         self.close_after = True
-        self.proto = _Discard()
+        self.proto = DISCARD
         if not self.out:
             self.shutdown_and_close()
 
     # -- the app -----------------------------------------------------------------
 
     def process(self) -> None:
-        """Run the complete requests in order, while the socket keeps up."""
+        """Run the complete requests in order, while the socket keeps up: the
+        next one waits while more than ``HIGH_WATER`` bytes are unsent; bytes
+        held back in ``pending`` are parsed once the requests before them are
+        answered."""
         worker = self.worker
-        while self.ready and self.current is None and not self.closed:
-            req = self.ready.popleft()
+        ready = self.ready
+        while self.current is None and not self.closed:
+            if not ready:
+                if not self.pending:
+                    break
+                data, self.pending = self.pending, b""
+                if not self.take(data):
+                    return
+                continue
+            if self.out_size > HIGH_WATER and not self.flush():
+                break  # on_writable() goes on once the socket took it
+            req = ready.popleft()
             if worker.stopping:
                 req.keep_alive = False
             if req.aborted:  # FastCGI ABORT_REQUEST before the app ran: just end it
@@ -250,8 +333,11 @@ class Connection:
             run(worker, self, req)
             if self.current is None:
                 self.request_done(req)
-        if self.out:
+        # (a response in progress waits for EPOLLOUT to go on: only on_writable
+        # may drain what it queued, or nothing would resume it)
+        if self.out and self.current is None:
             self.flush()
+        self.rearm()
 
     def request_done(self, req: Request) -> None:
         if req.body is not None:
@@ -260,7 +346,8 @@ class Connection:
         if not req.keep_alive or worker.stopping:
             self.close_after = True
             self.ready.clear()
-        self.in_request = bool(self.ready)
+            self.pending = b""
+        self.in_request = bool(self.ready or self.pending)
         if self.deferred_error is not None and not self.ready and not self.close_after:
             exc, self.deferred_error = self.deferred_error, None
             self.fail(exc)
@@ -287,8 +374,11 @@ class Connection:
             if n == len(data):
                 return
             data = memoryview(data)[n:]
-            self.worker.modify(self.fd, EPOLLOUT)
             self.deadline = self.worker.now + self.worker.socket_timeout
+            self.out.append(data)
+            self.out_size += len(data)
+            self.rearm()
+            return
         self.out.append(data)
         self.out_size += len(data)
 
@@ -317,7 +407,7 @@ class Connection:
                     out[0] = memoryview(first)[n:]
                     n = 0
         if out:
-            self.worker.modify(self.fd, EPOLLOUT)
+            self.rearm()
             return False
         return True
 
@@ -332,9 +422,10 @@ class Connection:
             if self.close_after:
                 self.shutdown_and_close()
                 return
-            self.worker.modify(self.fd, EPOLLIN if self.reading else 0)
-            if self.ready:
+            if self.ready or self.pending:
                 self.process()
+            else:
+                self.rearm()
 
     def broken(self) -> None:
         """The client went away while we were writing to it."""
@@ -362,10 +453,12 @@ class Connection:
                 self.close()
                 return
             self.close_after = False
-            self.reading = True
+            self.input_done = False
+            self.ready.clear()
+            self.pending = b""
             self.in_request = True
             self.deadline = self.worker.now + LINGER_SECONDS
-            self.worker.modify(self.fd, EPOLLIN)
+            self.rearm()
             return
         self.close()
 
@@ -381,7 +474,16 @@ class Connection:
             if req.body is not None:
                 req.body.close()
         self.ready.clear()
+        self.pending = b""
+        receiving = self.receiving
+        if receiving is not None:  # cut mid-body: its spool file goes now, not at a GC
+            self.receiving = None
+            if receiving.body is not None:
+                receiving.body.close()
+        # the protocol refers back to us (its sink): drop it, so no cycle outlives us
+        self.proto = DISCARD
         self.out.clear()
+        self.out_size = 0
         self.awaiting_write = False
         self.worker.forget(self)
         try:
@@ -400,3 +502,6 @@ class _Discard:
 
     def eof(self) -> None:
         pass
+
+
+DISCARD = _Discard()

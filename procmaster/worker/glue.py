@@ -9,7 +9,10 @@ missing behind a proxy (``complete_environ``; a direct client's address is the
 socket's peer), ``wsgi.input``; then the app is chosen (a static file, the one
 app, or the app mounted at the path) and called. The common answer, a list or
 tuple of bytes, is framed and queued in one write here; a file goes to
-``Exchange.start_file``; any other iterable to ``Exchange.pump``.
+``Exchange.start_file``; any other iterable to ``Exchange.pump``. With
+``threads``, the app is called in the pool instead, except for a static file:
+that is answered here and sent by the loop (``offload-threads``' purpose:
+files never hold an app thread).
 
 Must not know: protocol names, sockets (the connection writes), the loop.
 """
@@ -40,8 +43,13 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
     body = req.body
     env["wsgi.input"] = body.stream() if body is not None else EMPTY_INPUT
     app = worker.apps.single
+    offload = False
     if worker.static is not None:
-        app = worker.static.match(env) or app
+        found = worker.static.match(env)
+        if found is not None:
+            # a static file is served here, never holding an app thread
+            app = found
+            offload = True
     if app is None:
         app, script_name, path_info = worker.apps.resolve(env.get("PATH_INFO", ""))
         if app is None:
@@ -51,7 +59,7 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
         env["PATH_INFO"] = path_info
     start = time.time()
     worker.requests += 1
-    if worker.pool is not None:
+    if worker.pool is not None and not offload:
         run_threaded(worker, conn, req, app, env, start)
         return
     worker.scoreboard.request_start(worker.slot, start)
@@ -90,11 +98,13 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
 
 
 def run_threaded(worker: AppHost, conn: Client, req: Request, app, env: dict, start: float) -> None:
-    """threads > 1: hand the request to the pool; ``threads_done`` sends the response."""
+    """threads > 1: hand the request to the pool; ``threads_done`` sends the
+    response as the thread produces it."""
     exchange = Exchange(conn, req, start)
     conn.current = exchange
     desc = describe(env) if worker.harakiri else b""
-    worker.pool.submit(Job(exchange, app, env, exchange, desc))
+    job = exchange.job = Job(exchange, app, env, exchange, desc)
+    worker.pool.submit(job)
 
 
 def describe(env: dict) -> bytes:

@@ -20,8 +20,17 @@ what is in flight, answer each next request on a kept-alive connection with
 and ``SIGQUIT`` exit at once. The worker dies with the master (``PR_SET_PDEATHSIG``).
 A guard (``procmaster.guards``: max-requests, reload-on-rss, max-worker-lifetime)
 starts the same graceful stop, and the worker then exits with ``EXIT_RECYCLE``.
-``EMFILE`` on accept pauses accepting until a connection closes; the master's
-pause (``SIG_PAUSE``) until it resumes us.
+Accepting has one owner, ``update_accepting``: the listeners are in the epoll
+set exactly when the worker is not stopping, not paused by the master
+(``SIG_PAUSE`` until ``SIG_RESUME``) and not out of descriptors. ``EMFILE`` on
+accept sets the last (logged once per episode); a closing connection or the
+once-a-second sweep clears it to try again, and the episode ends (logged too)
+once an accept finds the queue empty.
+
+A PEP 3333 ``write()`` whose client is slow waits in ``wait_drained``: the loop
+runs nested (other connections are read, written and answered, their apps
+called) until that client took the bytes, up to ``MAX_NESTED`` deep; past it
+the write waits on its own socket alone.
 
 Must not know: other workers, reloads (it is told to stop), the config files,
 protocol names (a listener's protocol class says what the worker needs).
@@ -29,13 +38,11 @@ protocol names (a listener's protocol class says what the worker needs).
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import faulthandler
 import os
 import select
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -57,11 +64,11 @@ from ..ipc import (
 )
 from ..logs import RequestLogger, log
 from ..process import read_signals, signal_pipe
-from ..protocols import protocol_class
 from ..static import static_files
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .connection import Connection
-from .response import request_line, threads_done
+from .listener import WorkerListener, keepalive_timeout, setnodelay
+from .response import HIGH_WATER, request_line, threads_done
 from .roles import Client
 
 __all__ = ["Worker", "WorkerListener"]
@@ -73,46 +80,7 @@ EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
 NONBLOCK_FLAGS = os.O_RDWR | os.O_NONBLOCK
 IDLE_CLOSE_WHEN_DRAINING = 1.0  # seconds an idle keep-alive connection may stay while stopping
-
-
-class WorkerListener:
-    """What a worker needs of a listening socket, and what its protocol class
-    says the worker needs to know (see ``protocols.base``: Capabilities)."""
-
-    __slots__ = (
-        "fd",
-        "sock",
-        "name",
-        "protocol",
-        "factory",
-        "proxied",
-        "sendfile",
-        "complete_environ",
-        "unix",
-        "server_name",
-        "server_port",
-    )
-
-    def __init__(self, listener, cfg) -> None:
-        self.sock = listener.sock
-        self.fd = listener.sock.fileno()
-        self.name = listener.proto
-        self.unix = listener.sock.family == socket.AF_UNIX
-        if self.unix:
-            self.server_name, self.server_port = "localhost", "0"
-        else:
-            name = listener.sock.getsockname()
-            self.server_name, self.server_port = str(name[0]), str(name[1])
-        cls = self.protocol = protocol_class(listener.proto)
-        self.proxied = cls.proxied
-        self.sendfile = cls.sendfile
-        self.complete_environ = cls.complete_environ
-        self.factory = cls.for_listener(
-            buffer_size=cfg.buffer_size,
-            server_name=self.server_name,
-            server_port=self.server_port,
-            backlog=cfg.listen,
-        )
+MAX_NESTED = 8  # write() calls waiting for their clients while the loop runs on
 
 
 class Worker:
@@ -147,8 +115,9 @@ class Worker:
         self.base_env = base_environ(
             multithread=threads > 1, multiprocess=cfg.processes > 1 or cfg.lazy_apps
         )
-        self.accepting = False
-        self.accept_paused = False  # EMFILE: accepting resumes when a connection closes
+        self.accepting = False  # the listeners are in the epoll set (update_accepting's)
+        self.fd_starved = False  # EMFILE: try again when a connection closes, or in a second
+        self.fd_episode = 0  # accepts refused since EMFILE was logged (0: none)
         self.paused = False  # the master's ``p``: accept nothing until resumed
         self.signal_r = -1
         # py-autoreload: tell the master about modules imported here, so it watches them
@@ -160,10 +129,11 @@ class Worker:
         self.guard = worker_guard(cfg, wid)
         self.recycle_reason: str | None = None
         self.exit_code = 0
-        self.pool = AppThreads(threads, scoreboard, slot) if threads > 1 else None
+        self.pool = AppThreads(threads, scoreboard, slot, HIGH_WATER) if threads > 1 else None
         # connections closed by a deadline, by kind (logged at exit)
         self.timeouts = {"header": 0, "read": 0, "write": 0, "keepalive": 0}
-        self.fd_warned = False
+        self.nested = 0  # write() calls waiting in wait_drained
+        self.next_sweep = 0.0
 
     # -- set-up ------------------------------------------------------------------
 
@@ -208,22 +178,35 @@ class Worker:
             elif signum == SIG_PAUSE:
                 self.pause_accepting()
             elif signum == SIG_RESUME:
-                self.paused = False
-                if not self.accepting and not self.stopping:
-                    self.start_accepting()
-                    self.scoreboard.worker_ready(self.slot, os.getpid())
+                if self.paused:
+                    self.paused = False
+                    self.update_accepting()
+                    if not self.stopping:
+                        self.scoreboard.worker_ready(self.slot, os.getpid())
 
-    def start_accepting(self) -> None:
+    def update_accepting(self) -> None:
+        """The one place the listeners enter or leave the epoll set: they are in
+        it exactly when the worker is not stopping, not paused by the master and
+        not out of descriptors. Idempotent."""
+        want = not (self.stopping or self.paused or self.fd_starved)
+        if want == self.accepting:
+            return
+        self.accepting = want
         for lst in self.listeners:
-            self.epoll.register(lst.fd, EPOLLIN | EPOLLEXCLUSIVE)
-        self.accepting = True
+            if want:
+                self.epoll.register(lst.fd, EPOLLIN | EPOLLEXCLUSIVE)
+            else:
+                try:
+                    self.epoll.unregister(lst.fd)
+                except OSError:
+                    pass  # already closed
 
     def begin_stop(self) -> None:
         if self.stopping:
             return
         self.stopping = True
         self.stop_deadline = self.now + self.cfg.worker_reload_mercy
-        self.stop_accepting()
+        self.update_accepting()
         for lst in self.listeners:
             lst.sock.close()
         for conn in list(self.conns.values()):
@@ -236,7 +219,7 @@ class Worker:
 
     def run_forever(self) -> None:
         self.setup_signals()
-        self.start_accepting()
+        self.update_accepting()
         os.write(self.ready_fd, encode_ready(os.getpid()))
         if self.autoreload:
             self.report_modules()
@@ -248,15 +231,15 @@ class Worker:
         by_fd = self.by_fd
         signal_r = self.signal_r
         pool_fd = self.pool.fileno() if self.pool is not None else -2
-        next_sweep = time.monotonic() + 1.0
+        self.next_sweep = time.monotonic() + 1.0
         try:
             while True:
                 events = poll(1.0)
                 self.now = now = time.monotonic()
-                if now >= next_sweep:
+                if now >= self.next_sweep:
                     # before handling the events: a connection whose bytes are
                     # waiting (while the app ran for another) is not idle
-                    next_sweep = now + 1.0
+                    self.next_sweep = now + 1.0
                     self.sweep({fd for fd, _ in events})
                 for fd, ev in events:
                     conn = conns.get(fd)
@@ -283,6 +266,43 @@ class Worker:
         self.log_timeouts()
         os._exit(self.exit_code)
 
+    def wait_drained(self, conn: Client, deadline: float) -> bool:
+        """A ``write()`` of the app of ``conn`` waits for its client: run the loop
+        (nested) until ``conn`` has nothing queued or closed; False at the
+        deadline. Past ``MAX_NESTED`` waiting writes, wait on ``conn`` alone."""
+        if self.nested >= MAX_NESTED:
+            return _wait_alone(conn, deadline)
+        self.nested += 1
+        conns = self.conns
+        try:
+            while conn.out and not conn.closed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                events = self.epoll.poll(min(left, 1.0))
+                self.now = now = time.monotonic()
+                if now >= self.next_sweep:
+                    self.next_sweep = now + 1.0
+                    self.sweep({fd for fd, _ in events})
+                for fd, ev in events:
+                    other = conns.get(fd)
+                    if other is not None:
+                        if ev & EPOLLOUT:
+                            other.on_writable()
+                        if ev & (EPOLLIN | EPOLLERR) and not other.closed and other.reading:
+                            other.on_readable()
+                        elif ev & EPOLLERR and not other.closed and not ev & EPOLLOUT:
+                            other.close()
+                    elif fd in self.by_fd:
+                        self.accept(self.by_fd[fd])
+                    elif fd == self.signal_r:
+                        self.handle_signals()
+                    elif self.pool is not None and fd == self.pool.fileno():
+                        threads_done(self)
+        finally:
+            self.nested -= 1
+        return True
+
     def recycle(self) -> None:
         """A guard's limit was reached: finish what is in flight, then exit to be replaced."""
         log(
@@ -304,16 +324,18 @@ class Worker:
             try:
                 fd, addr = sock._accept()
             except BlockingIOError:
+                if self.fd_episode:
+                    self.fds_again()  # everything waiting was accepted
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    self.out_of_fds(lst)
+                    self.out_of_fds(exc)
                 return
             fcntl(fd, F_SETFL, NONBLOCK_FLAGS)  # one syscall: a new socket is O_RDWR
             if lst.unix:
                 remote = ("", "")
             else:
-                _setnodelay(fd)
+                setnodelay(fd)
                 remote = (addr[0], str(addr[1]))
             conn = Connection(fd, self, lst, remote)
             self.conns[fd] = conn
@@ -322,32 +344,30 @@ class Worker:
     def pause_accepting(self) -> None:
         """The master's ``p`` (pause): serve the connections we have, accept none
         (new ones wait in the listen queue) until resumed."""
-        self.paused = True
-        if self.accepting:
-            self.stop_accepting()
+        if not self.paused:
+            self.paused = True
+            self.update_accepting()
             self.scoreboard.stopping(self.slot)
 
-    def stop_accepting(self) -> None:
-        """Take the listening sockets out of the epoll set (new connections wait in
-        the listen queue for a sibling)."""
-        if self.accepting:
-            for lst in self.listeners:
-                try:
-                    self.epoll.unregister(lst.fd)
-                except OSError:
-                    pass
-            self.accepting = False
+    def out_of_fds(self, exc: OSError) -> None:
+        """EMFILE: stop accepting until a connection closes or a second passed
+        (never spin); logged once per episode (until an accept succeeds)."""
+        if not self.fd_episode:
+            log(
+                f"worker {self.wid} (pid {os.getpid()}): out of file descriptors "
+                f"(accept: {exc.strerror}); pausing accept until some are free"
+            )
+        self.fd_episode += 1
+        self.fd_starved = True
+        self.update_accepting()
 
-    def out_of_fds(self, lst: WorkerListener) -> None:
-        """EMFILE: stop accepting until a connection closes (never spin); said once."""
-        if self.accepting:
-            if not self.fd_warned:
-                self.fd_warned = True
-                log(
-                    f"worker {self.wid}: out of file descriptors; pausing accept until connections close"
-                )
-            self.stop_accepting()
-            self.accept_paused = True
+    def fds_again(self) -> None:
+        """After EMFILE, every waiting connection was accepted: the episode is over."""
+        log(
+            f"worker {self.wid} (pid {os.getpid()}): descriptors free again, accepting "
+            f"(accept was paused {self.fd_episode} times)"
+        )
+        self.fd_episode = 0
 
     def modify(self, fd: int, mask: int) -> None:
         try:
@@ -359,9 +379,9 @@ class Worker:
         """A connection is closing (its fd is closed right after: that takes it
         out of the epoll set, no unregister needed)."""
         self.conns.pop(conn.fd, None)
-        if self.accept_paused and not self.stopping and not self.paused:
-            self.accept_paused = False
-            self.start_accepting()
+        if self.fd_starved:
+            self.fd_starved = False
+            self.update_accepting()
 
     def report_modules(self) -> None:
         """py-autoreload: send the master the source files of modules imported
@@ -383,10 +403,11 @@ class Worker:
         except those in ``active`` (they have events to handle now)."""
         if self.autoreload:
             self.report_modules()
-        if not self.accepting and not self.stopping:
+        if self.fd_starved:
             # paused by EMFILE with no connection of ours to free a descriptor
             # (the app holds them): try again once a second, never in a loop
-            self.start_accepting()
+            self.fd_starved = False
+            self.update_accepting()
         now = self.now
         if self.guard is not None and self.recycle_reason is None:
             self.recycle_reason = self.guard.expired(now)
@@ -411,40 +432,13 @@ class Worker:
                 conn.close()
 
 
-DEFAULT_KEEPALIVE = 15.0
-
-
-def keepalive_timeout(value: int) -> float:
-    """Idle time a kept-alive connection may wait for its next request.
-
-    ``http-keepalive`` as uWSGI: 0 (the default) or bare/1 mean "keep-alive on"
-    with our default idle timeout; a larger number is the timeout in seconds.
-    (procmaster always keeps HTTP/1.1 connections alive, as uWSGI's
-    http11-socket does.)"""
-    if not value or value == 1:
-        return DEFAULT_KEEPALIVE
-    return float(value)
-
-
-def _setnodelay(fd: int) -> None:
-    _NODELAY_SOCK.setsockopt_fd(fd)
-
-
-class _NoDelay:
-    """setsockopt(TCP_NODELAY) on a bare fd without building a socket object each time."""
-
-    def __init__(self) -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            self._setsockopt = libc.setsockopt
-            self._one = ctypes.byref(ctypes.c_int(1))
-            self._size = ctypes.sizeof(ctypes.c_int)
-        except (OSError, AttributeError):  # pragma: no cover
-            self._setsockopt = None
-
-    def setsockopt_fd(self, fd: int) -> None:
-        if self._setsockopt is not None:
-            self._setsockopt(fd, socket.IPPROTO_TCP, socket.TCP_NODELAY, self._one, self._size)
-
-
-_NODELAY_SOCK = _NoDelay()
+def _wait_alone(conn: Client, deadline: float) -> bool:
+    """Wait for ``conn``'s socket alone (the worker waits with it); False at the deadline."""
+    poller = select.poll()
+    poller.register(conn.fd, select.POLLOUT)
+    while conn.out and not conn.closed:
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(left * 1000):
+            return False
+        conn.flush()
+    return True

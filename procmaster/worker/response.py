@@ -14,11 +14,17 @@ its response is written (or the connection is gone). It is the request's
   identity (``sendfile`` capability), goes out with ``os.sendfile`` as the socket
   takes it: the offset is kept here, the rest waits for ``EPOLLOUT`` like any
   other response, so one slow reader never holds the worker;
-* the legacy ``write()`` of PEP 3333 blocks, on this connection only, while the
-  client is slow (the app expects it to);
+* the legacy ``write()`` of PEP 3333 returns once the client took the bytes
+  above ``HIGH_WATER`` (the app expects it to block); meanwhile the loop runs
+  on for the other connections (``Loop.wait_drained``), so a slow client holds
+  its own app call, not the worker;
 * an app error is a 500 when nothing was sent yet, else the connection is cut;
-* with ``threads`` the pool hands finished jobs back (``threads_done``) and the
-  loop sends each whole response.
+* with ``threads`` the pool reports jobs with news (``threads_done``): the
+  loop takes a job's chunks while the socket keeps up (``from_thread``), so a
+  threaded response streams with the same back-pressure (the thread waits
+  while its inbox is full, see ``appthreads``); a response the app finished
+  before the loop looked goes out in one write with its length, and a
+  ``wsgi.file_wrapper`` goes out through ``sendfile`` here, not in the thread.
 
 When a response is complete, ``finish`` closes the app's iterable and
 ``request_finished`` does the accounting (scoreboard, guards, request log).
@@ -55,6 +61,7 @@ EPOLLIN = select.EPOLLIN
 EPOLLOUT = select.EPOLLOUT
 HIGH_WATER = 256 * 1024  # stop pulling from an app iterator above this many unsent bytes
 ERROR_BODY = b"Internal Server Error\n"
+WRITING = -2  # Exchange.file_fd while the app's write() waits for the socket
 
 
 def request_line(env: dict) -> str:
@@ -80,6 +87,7 @@ class Exchange(Response):
         "file_fd",
         "file_offset",
         "file_left",
+        "job",
     )
 
     def __init__(self, conn: Client, req: Request, start: float) -> None:
@@ -99,6 +107,7 @@ class Exchange(Response):
         self.declared = -1
         # a file being sent with sendfile (-1: none); file_offset/file_left set with it
         self.file_fd = -1
+        self.job = None  # threads: the pool's job producing this response
 
     def close_result(self) -> None:
         if not self.app_result_closed:
@@ -114,6 +123,12 @@ class Exchange(Response):
 
     def abort(self, why: str) -> None:
         self.close_result()
+        job = self.job
+        if job is None:
+            if self.req.body is not None:
+                self.req.body.close()  # its spool file now, not at a garbage collection
+        elif not job.done:
+            job.pool.cancel(job)  # its thread stops at its next chunk (it reads the body)
         log(f"{why} during response to {request_line(self.req.environ)} ({self.rsize} bytes sent)")
 
     # -- the head and the body ---------------------------------------------------
@@ -139,17 +154,7 @@ class Exchange(Response):
                     raise RuntimeError("the app yielded body data before calling start_response()")
                 if not chunk:
                     continue
-                if not self.headers_sent:
-                    self.send_head()
-                data = proto.response_body(req, chunk)
-                self.rsize += len(chunk)
-                if 0 <= self.declared <= self.rsize:
-                    # the last bytes of a declared length: the end (FastCGI's
-                    # END_REQUEST) goes in the same write, or nginx may read the
-                    # body, give up on the kept-alive connection and close it
-                    data += proto.response_end(req)
-                    self.declared = -2
-                conn.send(data)
+                self.send_chunk(conn, proto, req, chunk)
                 if conn.closed:
                     return
                 if conn.out_size > HIGH_WATER:
@@ -165,16 +170,34 @@ class Exchange(Response):
             conn.send(proto.response_end(req))
         self.finish()
 
+    def send_chunk(self, conn: Client, proto, req: Request, chunk: bytes) -> None:
+        """One chunk of the body, framed (the head first)."""
+        if not self.headers_sent:
+            self.send_head()
+        data = proto.response_body(req, chunk)
+        self.rsize += len(chunk)
+        if 0 <= self.declared <= self.rsize:
+            # the last bytes of a declared length: the end (FastCGI's
+            # END_REQUEST) goes in the same write, or nginx may read the
+            # body, give up on the kept-alive connection and close it
+            data += proto.response_end(req)
+            self.declared = -2
+        conn.send(data)
+
     def resume(self) -> bool:
         """The socket took what was queued: go on with the body. True while the
         response still waits for the socket with nothing queued (a file)."""
         if self.file_fd >= 0:
             if not self.send_file():
                 return True
+        elif self.file_fd == WRITING:
+            return False  # the app's write() waits for the socket itself
         elif self.iterator is not None:
             self.pump()
+        elif self.job is not None:
+            self.from_thread()  # take what the thread produced meanwhile
         else:
-            return False  # threads: the pool is still producing
+            return False
         conn = self.conn
         if conn.current is None and not conn.closed:
             after_exchange(conn, self.req)
@@ -226,7 +249,7 @@ class Exchange(Response):
             except BlockingIOError:
                 worker = conn.worker
                 conn.awaiting_write = True
-                worker.modify(out_fd, EPOLLOUT)
+                conn.rearm()
                 conn.deadline = worker.now + worker.socket_timeout
                 return False
             except OSError:
@@ -263,26 +286,88 @@ class Exchange(Response):
     def block_until_drained(self) -> None:
         conn = self.conn
         deadline = time.monotonic() + conn.worker.socket_timeout
-        poller = select.poll()
-        poller.register(conn.fd, select.POLLOUT)
-        while conn.out and not conn.closed:
-            left = deadline - time.monotonic()
-            if left <= 0 or not poller.poll(left * 1000):
-                conn.broken()
-                raise OSError(errno.ETIMEDOUT, "client too slow to read the response")
-            conn.flush()
+        file_fd, self.file_fd = self.file_fd, WRITING
+        try:
+            drained = conn.worker.wait_drained(conn, deadline)
+        finally:
+            self.file_fd = file_fd
+        if not drained and not conn.closed:
+            conn.broken()
+            raise OSError(errno.ETIMEDOUT, "client too slow to read the response")
         if conn.closed:
             raise OSError(errno.EPIPE, "the client connection is gone")
+
+    # -- threads: what the app's thread produced ----------------------------------
+
+    def from_thread(self) -> None:
+        """Send what the thread of ``self`` produced so far, while the socket
+        keeps up (``resume`` comes back for the rest once it drained)."""
+        conn = self.conn
+        job = self.job
+        pool = job.pool
+        if conn.out_size > HIGH_WATER:
+            pool.hold(job)
+            return
+        chunks, done = pool.take(job)
+        proto = conn.proto
+        req = self.req
+        if done and not self.headers_sent and job.error is None and job.file is None:
+            # the whole response at once: one write, with its length
+            self.app_result_closed = True  # the thread closed it
+            try:
+                data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                if type(data) is not bytes:
+                    raise TypeError(f"the app's body holds {type(data).__name__}, not bytes")
+            except TypeError:
+                self.app_failed(conn.worker, traceback.format_exc().rstrip())
+                self.failed()
+                return
+            head = proto.response_head(req, self.status, self.headers, len(data))
+            self.headers_sent = True
+            self.hsize = len(head)
+            conn.send(head + proto.response_body(req, data) + proto.response_end(req))
+            self.rsize = len(data)
+            self.finish()
+            return
+        for chunk in chunks:
+            if chunk:
+                self.send_chunk(conn, proto, req, chunk)
+                if conn.closed:
+                    return
+        if not done:
+            return
+        if job.error is not None:
+            self.app_result_closed = True
+            self.app_failed(conn.worker, job.error)
+            self.failed()
+            return
+        if job.file is not None:
+            # a wsgi.file_wrapper: sent from here (sendfile), not in the thread
+            self.result = job.file
+            if not self.start_file():
+                self.iterator = iter(job.file)
+                self.pump()
+            return
+        self.app_result_closed = True
+        if not self.headers_sent:
+            self.send_head(0)
+        if self.declared != -2:
+            conn.send(proto.response_end(req))
+        self.finish()
 
     # -- the end ------------------------------------------------------------------
 
     def app_error(self) -> None:
         """The app raised: 500 if nothing was sent yet, else cut the connection."""
+        self.app_failed(self.conn.worker, traceback.format_exc().rstrip())
+        self.close_result()
+        self.failed()
+
+    def failed(self) -> None:
+        """After the app's error: a 500 if nothing was sent yet, else cut the connection."""
         conn = self.conn
         req = self.req
         worker = conn.worker
-        self.app_failed(worker, traceback.format_exc().rstrip())
-        self.close_result()
         if conn.closed:
             request_finished(worker, self, "500 Internal Server Error")
             return
@@ -331,9 +416,10 @@ def after_exchange(conn: Client, req: Request) -> None:
     connection goes on with its next request, or closes."""
     conn.request_done(req)
     if not conn.closed and not conn.out:
-        conn.worker.modify(conn.fd, EPOLLIN if conn.reading else 0)
-        if conn.ready:
+        if conn.ready or conn.pending:
             conn.process()
+        else:
+            conn.rearm()
 
 
 def request_finished(worker: Books, exchange: Exchange, status: str | None) -> None:
@@ -366,26 +452,24 @@ def request_finished(worker: Books, exchange: Exchange, status: str | None) -> N
 
 
 def threads_done(worker: AppHost) -> None:
-    """Responses the app threads finished: send them (the loop's thread only)."""
-    for job in worker.pool.finished():
+    """Jobs of the app threads with news: send what they produced (the loop's
+    thread only)."""
+    pool = worker.pool
+    for job in pool.finished():
         exchange = job.owner
-        exchange.app_result_closed = True  # the thread closed it
         conn = exchange.conn
-        req = exchange.req
         if conn.closed or conn.current is not exchange:
-            request_finished(worker, exchange, exchange.status or "500")
+            _, done = pool.take(job)  # the chunks of a gone client: dropped
+            if done:
+                exchange.app_result_closed = True  # the thread closed it
+                if job.file is not None:
+                    exchange.result = job.file
+                    exchange.app_result_closed = False
+                    exchange.close_result()
+                if exchange.req.body is not None:
+                    exchange.req.body.close()
+                request_finished(worker, exchange, exchange.status or "500")
             continue
-        proto = conn.proto
-        if job.error is not None:
-            exchange.app_failed(worker, job.error)
-            data = exchange.become_500()
-        else:
-            data = b"".join(job.chunks)
-        head = proto.response_head(req, exchange.status, exchange.headers, len(data))
-        exchange.headers_sent = True
-        exchange.hsize = len(head)
-        conn.send(head + proto.response_body(req, data) + proto.response_end(req))
-        exchange.rsize = len(data)
-        exchange.finish()
-        if not conn.closed:
-            after_exchange(conn, req)
+        exchange.from_thread()
+        if conn.current is None and not conn.closed:
+            after_exchange(conn, exchange.req)

@@ -78,6 +78,10 @@ class Loop(Protocol):
     def forget(self, conn: Client) -> None:
         """``conn`` is closing: drop it (its fd is closed right after)."""
 
+    def wait_drained(self, conn: Client, deadline: float) -> bool:
+        """An app's ``write()`` waits for ``conn``'s client while the loop serves
+        the others; False at the deadline."""
+
 
 class Books(Protocol):
     """The worker's accounting of a finished request (``response.request_finished``)."""
@@ -134,6 +138,7 @@ class Client(Protocol):
     out: list[bytes | memoryview]
     out_size: int
     reading: bool
+    pending: bytes  # read, not yet parsed (waits for the requests before it)
     closed: bool
     deadline: float  # written by a file response waiting for the socket
     awaiting_write: bool  # written by a file response waiting for the socket
@@ -143,6 +148,9 @@ class Client(Protocol):
 
     def flush(self) -> bool:
         """Write what is queued; True when all is out."""
+
+    def rearm(self) -> None:
+        """Ask the loop for what the connection waits for now (reading, writing)."""
 
     def broken(self) -> None:
         """The client went away while we were writing to it."""

@@ -1,0 +1,100 @@
+"""What the worker keeps of each listening socket, and the per-socket settings
+it applies to an accepted connection.
+
+Theory of operation
+-------------------
+``WorkerListener`` holds a listening socket with what its protocol class says
+the worker must know (``protocols.base``: Capabilities), built once per worker;
+``keepalive_timeout`` reads ``http-keepalive`` as uWSGI does; ``setnodelay``
+sets ``TCP_NODELAY`` on an accepted fd without building a socket object.
+
+Must not know: connections, the event loop, protocol names.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import socket
+
+from ..protocols import protocol_class
+
+__all__ = ["WorkerListener", "keepalive_timeout", "setnodelay"]
+
+
+class WorkerListener:
+    """What a worker needs of a listening socket, and what its protocol class
+    says the worker needs to know (see ``protocols.base``: Capabilities)."""
+
+    __slots__ = (
+        "fd",
+        "sock",
+        "name",
+        "protocol",
+        "factory",
+        "proxied",
+        "sendfile",
+        "complete_environ",
+        "unix",
+        "server_name",
+        "server_port",
+    )
+
+    def __init__(self, listener, cfg) -> None:
+        self.sock = listener.sock
+        self.fd = listener.sock.fileno()
+        self.name = listener.proto
+        self.unix = listener.sock.family == socket.AF_UNIX
+        if self.unix:
+            self.server_name, self.server_port = "localhost", "0"
+        else:
+            name = listener.sock.getsockname()
+            self.server_name, self.server_port = str(name[0]), str(name[1])
+        cls = self.protocol = protocol_class(listener.proto)
+        self.proxied = cls.proxied
+        self.sendfile = cls.sendfile
+        self.complete_environ = cls.complete_environ
+        self.factory = cls.for_listener(
+            buffer_size=cfg.buffer_size,
+            server_name=self.server_name,
+            server_port=self.server_port,
+            backlog=cfg.listen,
+        )
+
+
+DEFAULT_KEEPALIVE = 15.0
+
+
+def keepalive_timeout(value: int) -> float:
+    """Idle time a kept-alive connection may wait for its next request.
+
+    ``http-keepalive`` as uWSGI: 0 (the default) or bare/1 mean "keep-alive on"
+    with our default idle timeout; a larger number is the timeout in seconds.
+    (procmaster always keeps HTTP/1.1 connections alive, as uWSGI's
+    http11-socket does.)"""
+    if not value or value == 1:
+        return DEFAULT_KEEPALIVE
+    return float(value)
+
+
+def setnodelay(fd: int) -> None:
+    _NODELAY_SOCK.setsockopt_fd(fd)
+
+
+class _NoDelay:
+    """setsockopt(TCP_NODELAY) on a bare fd without building a socket object each time."""
+
+    def __init__(self) -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            self._setsockopt = libc.setsockopt
+            self._one = ctypes.byref(ctypes.c_int(1))
+            self._size = ctypes.sizeof(ctypes.c_int)
+        except (OSError, AttributeError):  # pragma: no cover
+            self._setsockopt = None
+
+    def setsockopt_fd(self, fd: int) -> None:
+        if self._setsockopt is not None:
+            self._setsockopt(fd, socket.IPPROTO_TCP, socket.TCP_NODELAY, self._one, self._size)
+
+
+_NODELAY_SOCK = _NoDelay()
