@@ -1,11 +1,15 @@
 """The INI corpus (tests/data/ini-corpus): each file's ``--check`` outcome as its
-``.expected`` file says, and the files with ``serve`` lines started for real."""
+``.expected`` file says, the files with ``serve`` lines started for real, and the
+values of ``get`` lines read by procmaster and by uWSGI 2.0 itself
+(``uwsgi --ini FILE --get KEY``, which exits after reading the configuration)."""
 
 from __future__ import annotations
 
 import http.client
 import os
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 
 import psutil
@@ -13,6 +17,8 @@ import pytest
 from support import DATA, free_port, http_get, wait_for
 
 from procmaster.cli import main
+from procmaster.config import load
+from procmaster.config.reader import canonical
 
 CORPUS = DATA / "ini-corpus"
 CASES = sorted(p.stem for p in CORPUS.glob("*.ini"))
@@ -120,3 +126,50 @@ def test_served_for_real(name, procmaster, tmp_path):
         assert (tmp_path / "shop.pid").read_text().strip() == str(server.pid)
     if name == "flask-unix-relative":
         assert oct(os.stat(tmp_path / "flask.sock").st_mode & 0o777) == "0o666"
+
+
+# -- procmaster reads what uWSGI reads ---------------------------------------------------
+
+UWSGI = shutil.which("uwsgi")
+GETS = [n for n in CASES if any(w == "get" for w, _ in expected(n))]
+_A, _B = "pm-corpus-start", "pm-corpus-end"
+
+
+def _uwsgi_get(path: str, key: str, env: dict[str, str], cwd: Path) -> str | None:
+    """uWSGI's first value of ``key`` (None: not set). ``print`` lines are printed
+    while uWSGI reads the file, so the value is found between two sentinels."""
+    argv = [UWSGI, "--ini", path, "--set-ph", f"{_A}={_A}", "--set-ph", f"{_B}={_B}"]
+    argv += ["--get", _A, "--get", key, "--get", _B]
+    done = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    lines = done.stdout.decode().split("\n")
+    end = len(lines) - 1 - lines[::-1].index(_B)
+    start = len(lines) - 1 - lines[::-1].index(_A)
+    found = lines[start + 1 : end]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+def _procmaster_get(cfg, key: str) -> str | None:
+    want = canonical(key)
+    return next((e.value for e in cfg.entries if canonical(e.key) == want), None)
+
+
+def test_corpus_compares_enough_values_with_uwsgi():
+    assert len(GETS) >= 20
+    assert sum(1 for n in GETS for w, _ in expected(n) if w == "get") >= 50
+
+
+@pytest.mark.skipif(UWSGI is None and not os.environ.get("CI"), reason="uwsgi is not installed")
+@pytest.mark.parametrize("name", GETS)
+def test_values_agree_with_uwsgi(name, tmp_path, monkeypatch):
+    assert UWSGI is not None, "CI installs uwsgi (pip install uwsgi in .ci/run)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("UWSGI_")}
+    env.update(_env_for(name, tmp_path, 8000))
+    path = str(CORPUS / f"{name}.ini")
+    monkeypatch.chdir(tmp_path)
+    cfg = load(["--ini", path], environ=env)
+    keys = [rest for w, rest in expected(name) if w == "get"]
+    ours = {key: _procmaster_get(cfg, key) for key in keys}
+    theirs = {key: _uwsgi_get(path, key, env, tmp_path) for key in keys}
+    assert ours == theirs
