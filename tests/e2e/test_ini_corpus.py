@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import os
 import shutil
+import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -124,6 +125,17 @@ def test_served_for_real(name, procmaster, tmp_path):
         wait_for(lambda: "GET / HTTP/1.1" in (tmp_path / "requests.log").read_text())
     if name == "placeholders-custom":
         assert (tmp_path / "shop.pid").read_text().strip() == str(server.pid)
+    if name == "logic-if-reload-served":
+        # a graceful reload re-executes the master: the new image reads if-reload
+        assert "pm-reloaded-image" not in server.log
+        first = server.worker_pids()
+        os.kill(server.pid, signal.SIGHUP)
+        server.wait_log("pm-reloaded-image", timeout=60)
+        wait_for(
+            lambda: len(server.worker_pids()) == 2 and set(server.worker_pids()).isdisjoint(first),
+            60,
+        )
+        assert http_get(port, "/")[0] == 200
     if name == "flask-unix-relative":
         assert oct(os.stat(tmp_path / "flask.sock").st_mode & 0o777) == "0o666"
 
@@ -173,3 +185,21 @@ def test_values_agree_with_uwsgi(name, tmp_path, monkeypatch):
     ours = {key: _procmaster_get(cfg, key) for key in keys}
     theirs = {key: _uwsgi_get(path, key, env, tmp_path) for key in keys}
     assert ours == theirs
+
+
+def test_reload_checks_the_if_reload_block_before_replacing_workers(procmaster, tmp_path):
+    # the block is not read at the first start; the reload's check reads it as the
+    # re-executed master would, finds the bad value and aborts: the old workers serve on
+    port = free_port()
+    ini = tmp_path / "site.ini"
+    ini.write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmodule = testapp\n"
+        "if-reload\nprocesses = many\nendif\n"
+    )
+    server = procmaster("--ini", str(ini), cwd=tmp_path, wait_port=port)
+    first = server.worker_pids()
+    os.kill(server.pid, signal.SIGHUP)
+    server.wait_log("aborted", timeout=60)
+    assert "option 'processes': expected an integer, got 'many'" in server.log
+    assert server.worker_pids() == first
+    assert http_get(port, "/")[0] == 200
