@@ -224,7 +224,12 @@ class Reader:
                 item.value = "".join(item.segments)
                 item.segments = None
         self._append(item)
-        if opt is not None and opt.name in _INCLUDES and opt.status != _options.UNSUPPORTED:
+        if (
+            opt is not None
+            and opt.name in _INCLUDES
+            and opt.status != _options.UNSUPPORTED
+            and (value is not None or opt.name != "check")  # bare --check names no file
+        ):
             if item.segments is not None:
                 raise ConfigError(
                     f"option '{item.key}': a %(placeholder) in an include must be set above it",

@@ -462,7 +462,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("version", "bool", "print the procmaster version and exit", default=False,
        cli_only=True, group=_CLI),
     _O("check", "ini", "read FILE[:section] like --ini, report errors and warnings, and "
-       "exit without starting (a procmaster extension)", cli_only=True, group=_CLI),
+       "exit without starting (a procmaster extension); bare (--ini FILE --check): check "
+       "the configuration the other options give", cli_only=True, bare=True, group=_CLI),
     _O("reload", "path", "send a graceful reload (SIGHUP) to the master named in the "
        "pidfile, and exit", cli_only=True, group=_CLI),
     _O("stop", "path", "send a graceful stop (SIGTERM) to the master named in the "
