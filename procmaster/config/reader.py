@@ -44,6 +44,15 @@ from .logic import Logic
 from .placeholders import FileContext, PlaceholderError, expand, finish, is_pending
 
 _INCLUDES = frozenset(("ini", "inherit", "include", "check"))
+# options uWSGI 2.0 applies the moment it reads them (UWSGI_OPT_IMMEDIATE), before
+# its placeholder passes: it never expands $(...), %(...) or @(...) in their values
+_IMMEDIATE = frozenset(("ini", "include", "listen", "set-placeholder", "plugins", "strict"))
+
+
+def _has_placeholder(value: str) -> bool:
+    return "$(" in value or "%(" in value or "@(" in value
+
+
 # UWSGI_* variables uWSGI 2.0 keeps for itself (parse_sys_envs in core/utils.c)
 _ENV_NOT_OPTIONS = frozenset(
     (
@@ -214,6 +223,15 @@ class Reader:
                 raise ConfigError(
                     f"option '{key}' needs a value (write '{key} = VALUE')", where, key
                 )
+        if opt is not None and opt.name in _IMMEDIATE and value and _has_placeholder(value):
+            if opt.name != "set-placeholder":
+                self.warn(
+                    len(self.items),
+                    where,
+                    f"option '{key}': uWSGI 2.0 reads this option at once, before "
+                    f"placeholders are expanded, and would use '{value}' as written; "
+                    f"procmaster expands it",
+                )
         if opt is not None and opt.name in ("set", "set-placeholder") and value is not None:
             self._add_set(key, opt, value, where, ctx)
             return
@@ -269,6 +287,13 @@ class Reader:
         if not eq or not name:
             raise ConfigError(f"option '{key}': expected NAME=VALUE, got '{value}'", where, key)
         target = _options.lookup(name)
+        if opt.name == "set-placeholder" and _has_placeholder(rest):
+            self.warn(
+                len(self.items),
+                where,
+                f"option '{key}': uWSGI 2.0 stores a placeholder before $(...), @(...) and "
+                f"%(...) are expanded and would keep '{rest}' as written; procmaster expands it",
+            )
         if opt.name == "set-placeholder":
             if target is not None:
                 raise ConfigError(

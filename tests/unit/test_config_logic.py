@@ -275,8 +275,8 @@ def test_magic_variables_inside_placeholder_arithmetic(in_tmp):
     import os
 
     k = os.cpu_count() or 1
-    cfg = ini("processes = %(%k * 2)\nlisten = %((%k * 2) + 1)\n")
-    assert cfg.processes == k * 2 and cfg.listen == k * 2 + 1
+    cfg = ini("processes = %(%k * 2)\nmax-requests = %((%k * 2) + 1)\n")
+    assert cfg.processes == k * 2 and cfg.max_requests == k * 2 + 1
     assert "uWSGI 2.0 has no parentheses" in cfg.warnings[0]
 
 
@@ -284,3 +284,14 @@ def test_exec_placeholder(in_tmp):
     cfg = ini("print = [@(exec://echo hi there)]\n")
     assert cfg.print == ["[hi there]"]
     assert "exited with status 3" in error("print = @(exec://exit 3)\n")
+
+
+def test_placeholders_in_options_uwsgi_reads_at_once_warn(in_tmp):
+    # uWSGI applies ini, listen, set-placeholder ... before expanding placeholders:
+    # `ini = %(d)/x.ini` fails there; procmaster expands it and says so
+    Path("inc.ini").write_text("[uwsgi]\nprocesses = 3\n")
+    cfg = ini("set-ph = d=.\nini = %(d)/inc.ini\nlisten = $(LQ)\nset-ph = h=$(LQ)\n", {"LQ": "77"})
+    assert (cfg.processes, cfg.listen, cfg.custom["h"]) == (3, 77, "77")
+    assert [w.split(":")[1] for w in cfg.warnings] == ["3", "4", "5"]
+    assert "would use '%(d)/inc.ini' as written" in cfg.warnings[0]
+    assert ini("listen = 50\nini = inc.ini\n").warnings == []
