@@ -28,7 +28,7 @@ from collections import namedtuple
 from .. import options as _options
 from ..options import ACCEPTED, BOOL_WORDS, NUMERIC_TYPES, OPTIONS, UNSUPPORTED, Option
 from .errors import ConfigError, prefix
-from .reader import Item, Reader, canonical, item_key
+from .reader import ENV_WHERE, Item, Reader, canonical, item_key
 
 Entry = namedtuple("Entry", "key value origin")
 Entry.__doc__ = """One resolved entry: ``key`` (an option's name, or a custom key as written),
@@ -213,7 +213,9 @@ def build(reader: Reader, argv: list[str]) -> Config:
         if item.declared or (key in reader.referenced and not strict):
             continue
         hint = _options.did_you_mean(item.name)
-        if strict:
+        # UWSGI_* variables are read before any strict line, so uWSGI's strict mode
+        # never sees them: an unknown one stays a warning
+        if strict and not item.where.startswith(ENV_WHERE):
             errors.append(
                 (
                     item.seq,

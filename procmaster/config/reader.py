@@ -44,6 +44,8 @@ from .logic import Logic
 from .placeholders import FileContext, PlaceholderError, expand, finish, is_pending
 
 _INCLUDES = frozenset(("ini", "inherit", "include", "check"))
+ENV_WHERE = "environment variable "  # where an option from UWSGI_NAME comes from
+
 # options uWSGI 2.0 applies the moment it reads them (UWSGI_OPT_IMMEDIATE), before
 # its placeholder passes: it never expands $(...), %(...) or @(...) in their values
 _IMMEDIATE = frozenset(("ini", "include", "listen", "set-placeholder", "plugins", "strict"))
@@ -325,7 +327,7 @@ class Reader:
             if not var.startswith("UWSGI_") or var in _ENV_NOT_OPTIONS or len(var) < 7:
                 continue
             name = var[6:].lower().replace("_", "-")
-            where = f"environment variable {var}"
+            where = ENV_WHERE + var
             opt = _options.lookup(name)
             if opt is not None and opt.cli_only:
                 self.warn(
