@@ -235,11 +235,12 @@ class Logic:
             ok = self.reloading != block.negated
             found = None
         else:
-            ok = self._path_test(test, arg) != block.negated
+            ok = self._path_test(block, arg) != block.negated
             found = arg
         return [found] if ok else []
 
-    def _path_test(self, test: str, arg: str) -> bool:
+    def _path_test(self, block: Block, arg: str) -> bool:
+        test = block.test
         if test == "exists":
             return os.path.exists(arg)
         if test == "file":
@@ -254,7 +255,11 @@ class Logic:
             try:
                 return re.search(arg, os.uname().nodename) is not None
             except re.error as e:
-                raise ConfigError(f"not a regular expression: {e}", "", None) from None
+                raise ConfigError(
+                    f"'{block.word}': expected a regular expression, got '{arg}' ({e})",
+                    block.where,
+                    block.word,
+                ) from None
         return arg in _PLUGINS  # plugin
 
     def _items(self, block: Block, arg: str) -> list[str]:

@@ -170,6 +170,10 @@ def test_a_for_line_repeated_by_for_warns_once(in_tmp):
             "site.ini:2: 'for-readline': cannot read 'missing.txt': No such file or directory",
         ),
         (
+            "if-hostname-match = [a-\nprint = x\nendif\n",
+            "site.ini:2: 'if-hostname-match': expected a regular expression, got '[a-'",
+        ),
+        (
             "for-times = many\nprint = x\nendfor\n",
             "site.ini:2: 'for-times': expected a whole number of times, got 'many'",
         ),
