@@ -8,8 +8,10 @@ options) or replaces the value (scalars: the last one wins), and remembers where
 it came from. Then:
 
 * ``unsupported`` options: an error when ``blocking`` (all of them are reported
-  at once, after the walk), else a warning that the
-  option is ignored (an error in strict mode);
+  at once, after the walk), else a warning that the option is ignored (also in
+  strict mode: uWSGI's strict mode refuses only names it does not know);
+* a word or nothing given to a numeric option (``cheaper = true``) is 0, as
+  uWSGI's atoi reads it, with a warning;
 * keys that are not options are custom keys (placeholders): a warning with a
   suggestion unless some ``%(key)`` refers to them; in strict mode they are errors
   unless declared with ``set-placeholder``. Names uWSGI has but procmaster does not
@@ -24,9 +26,9 @@ from __future__ import annotations
 from collections import namedtuple
 
 from .. import options as _options
-from ..options import ACCEPTED, OPTIONS, UNSUPPORTED, Option
+from ..options import ACCEPTED, BOOL_WORDS, NUMERIC_TYPES, OPTIONS, UNSUPPORTED, Option
 from .errors import ConfigError, prefix
-from .reader import Item, Reader, canonical, item_key
+from .reader import ENV_WHERE, Item, Reader, canonical, item_key
 
 Entry = namedtuple("Entry", "key value origin")
 Entry.__doc__ = """One resolved entry: ``key`` (an option's name, or a custom key as written),
@@ -172,7 +174,7 @@ def build(reader: Reader, argv: list[str]) -> Config:
             raise ConfigError(
                 f"option '{item.key}' can only be given on the command line", item.where, item.key
             )
-        value = _convert(opt, item)
+        value = _convert(opt, item, warnings)
         if opt.status == UNSUPPORTED:
             why = opt.note or "not implemented yet"
             if opt.blocking:
@@ -202,17 +204,18 @@ def build(reader: Reader, argv: list[str]) -> Config:
         entries.append(Entry(opt.name, text, item.where))
 
     strict = bool(values["strict"])
+    # strict mode refuses what uWSGI's strict mode refuses (names it does not know),
+    # never a real uWSGI option that procmaster reads without its effect
     for item, message in ignored:
-        if strict:
-            errors.append((item.seq, item.where, message.replace("; ignored", " (strict mode)")))
-        else:
-            warnings.append((item.seq, prefix(item.where) + message))
+        warnings.append((item.seq, prefix(item.where) + message))
     for item in custom_items:
         key = canonical(item.name)
         if item.declared or (key in reader.referenced and not strict):
             continue
         hint = _options.did_you_mean(item.name)
-        if strict:
+        # UWSGI_* variables are read before any strict line, so uWSGI's strict mode
+        # never sees them: an unknown one stays a warning
+        if strict and not item.where.startswith(ENV_WHERE):
             errors.append(
                 (
                     item.seq,
@@ -238,7 +241,8 @@ def build(reader: Reader, argv: list[str]) -> Config:
     for opt in _attr_options():
         source = opt.store or opt.name
         object.__setattr__(cfg, opt.attr, values[source])  # type: ignore[arg-type]
-    cfg.warnings = [w for _, w in warnings]
+    # a line repeated by a for block warns once
+    cfg.warnings = list(dict.fromkeys(w for _, w in warnings))
     cfg.argv = list(argv)
     cfg.files = list(reader.files)
     cfg.custom = custom
@@ -249,17 +253,43 @@ def build(reader: Reader, argv: list[str]) -> Config:
     return cfg
 
 
-def _convert(opt: Option, item: Item) -> object:
+def _convert(opt: Option, item: Item, warnings: list[tuple[int, str]]) -> object:
     raw = item.value
     if raw is None or raw == "":
         if opt.value_optional:
             return opt.bare
         raw = ""
+    if opt.type in NUMERIC_TYPES and (raw == "" or raw.strip().lower() in BOOL_WORDS):
+        # uWSGI 2.0 reads these with atoi/strtoul: a word or nothing is 0
+        given = f"'{raw}'" if raw else "no value"
+        try:
+            value = _options.convert(opt, "0")
+        except ValueError as e:
+            raise ConfigError(
+                f"option '{item.key}': {e}, got {given} (uWSGI 2.0 reads it as 0)",
+                item.where,
+                item.key,
+            ) from None
+        warnings.append(
+            (
+                item.seq,
+                prefix(item.where) + f"option '{item.key}': {given} is not a number; read "
+                f"as 0, as uWSGI 2.0 reads it (write a number)",
+            )
+        )
+        return value
     try:
         return _options.convert(opt, raw)
     except ValueError as e:
         got = f"'{raw}'" if raw else "an empty value"
-        raise ConfigError(f"option '{item.key}': {e}, got {got}", item.where, item.key) from None
+        why = ""
+        if item.unset_env:
+            names = ", ".join(item.unset_env)
+            verb = "is" if len(item.unset_env) == 1 else "are"
+            why = f" (environment variable {names} {verb} not set)"
+        raise ConfigError(
+            f"option '{item.key}': {e}, got {got}{why}", item.where, item.key
+        ) from None
 
 
 def _check_plugins(item: Item, text: str, warnings: list[tuple[int, str]]) -> None:

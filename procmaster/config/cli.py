@@ -10,7 +10,9 @@ Forms (all options from the one table in ``procmaster.options``):
   extension: ``--no-X`` sets bool option X to false when ``no-X`` is not itself an
   option (``--no-orphans`` is uWSGI's own option).
 * Options whose value is optional (``--chmod-socket``, ``--http-keepalive``,
-  ``--log-date``) take it only as ``--opt=VALUE`` or ``-CVALUE``, as with getopt.
+  ``--log-date``) take it as ``--opt=VALUE``, ``-CVALUE`` or the next argument
+  when that is not an option (nor an ``.ini`` file, except for ``--check FILE``:
+  a bare ``--check`` checks what the other options give).
 * A bare argument ending in ``.ini`` (or ``.ini:section``) is ``--ini`` at that
   position; ``--`` ends the options.
 * Items keep argv order: the reader applies them in that order (later scalars
@@ -105,7 +107,7 @@ def parse_argv(argv: list[str]) -> list[CliItem]:
                 and opt.type != "bool"
                 and i < n
                 and not argv[i].startswith("-")
-                and not _is_ini_arg(argv[i])
+                and (opt.type == "ini" or not _is_ini_arg(argv[i]))
             ):
                 # an optional value given as the next argument (--chmod-socket 660,
                 # --post-buffering 8192), as uWSGI's own parser takes it

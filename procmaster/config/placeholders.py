@@ -2,8 +2,10 @@
 
 Theory of operation
 -------------------
-``expand()`` scans one value left to right, once; text it substitutes is never
-scanned again. It understands:
+``expand()`` first replaces the magic variables of an INI file (as uWSGI does
+when it reads the file, so ``%(%k * 2)`` is arithmetic on the CPU count), then
+scans the value left to right, once; text it substitutes is never scanned again.
+It understands:
 
 ``%%``            a literal ``%`` (INI files only, as uWSGI)
 ``%X``            a magic variable about the INI file being read (files only):
@@ -23,14 +25,19 @@ scanned again. It understands:
                   again when everything has been read (forward references work as
                   in uWSGI); never set: left as is. ``%(a + b)``, ``%(a ++)`` ... is
                   uWSGI's placeholder arithmetic (a left-to-right pipeline).
-``$(NAME)``       the environment variable NAME; unset gives an empty string and a
-                  warning (uWSGI 2.0 leaves ``$(NAME)`` in the value).
+``$(NAME)``       the environment variable NAME; unset: ``$(NAME)`` stays in the
+                  value, as uWSGI 2.0 keeps it, with a warning (and the name is
+                  handed back, so that an error about the value can name it).
 ``@(path)``       the contents of a file, stripped; relative to the INI file's
                   directory (the working directory on the command line).
+``@(exec://CMD)`` the output of CMD run by /bin/sh, less one trailing newline; a
+                  non-zero exit is an error.
 
 Differences from uWSGI (each gives a warning where it matters): an unknown
 ``%X`` is kept (uWSGI replaces it with nothing); uWSGI resolves ``%(name)`` to the
-*first* value ever set, procmaster to the latest one set so far.
+*first* value ever set, procmaster to the latest one set so far; parentheses group
+in arithmetic (``%((%k * 2) + 1)``), where uWSGI splits at spaces only and reads
+``(2`` as an unset name.
 
 Rules for this module: pure string work plus the few reads the syntax asks for
 (``@(file)``, the environment mapping it is given, host facts for magic
@@ -177,19 +184,24 @@ def _to_int(text: str) -> int:
         return 0
 
 
-def evaluate(expr: str, lookup: Callable[[str], str | None], final: bool) -> str | None:
-    """The value of ``%(expr)``, or None when a name is not set (yet).
+_OPS = frozenset("+-*/")
 
-    ``final``: names still unset count as empty in arithmetic, as in uWSGI; a
-    plain ``%(name)`` that is unset stays None (left as is by the caller).
-    """
-    tokens = expr.split()
-    if len(tokens) <= 1:
-        return lookup(expr.strip())
+
+def _run(
+    tokens: list[str], pos: int, lookup: Callable[[str], str | None], final: bool
+) -> tuple[str | None, int]:
+    """Evaluate tokens from ``pos`` as uWSGI's pipeline (left to right: a value
+    after a value is concatenated, an operator applies to the next value) up to a
+    closing ``)`` or the end. Returns ``(value or None when a name is unset, pos)``."""
     current: str | None = None
     op = ""
-    for tok in tokens:
-        if tok in ("+", "-", "*", "/"):
+    n = len(tokens)
+    while pos < n:
+        tok = tokens[pos]
+        pos += 1
+        if tok == ")":
+            break
+        if tok in _OPS:
             op = tok
             continue
         if tok in ("++", "--"):
@@ -197,13 +209,17 @@ def evaluate(expr: str, lookup: Callable[[str], str | None], final: bool) -> str
                 current = str(_to_int(current) + (1 if tok == "++" else -1))
             op = ""
             continue
-        if tok.isdigit():
+        if tok == "(":
+            value, pos = _run(tokens, pos, lookup, final)
+            if value is None:
+                return None, pos
+        elif tok.isdigit():
             value = tok
         else:
             found = lookup(tok)
             if found is None:
                 if not final:
-                    return None
+                    return None, pos
                 found = ""
             value = found
         if op == "":
@@ -219,7 +235,92 @@ def evaluate(expr: str, lookup: Callable[[str], str | None], final: bool) -> str
             else:
                 current = str(int(a / b)) if b else "0"
         op = ""
-    return current if current is not None else ""
+    return (current if current is not None else ""), pos
+
+
+def _group_tokens(expr: str) -> list[str]:
+    out: list[str] = []
+    for word in expr.split():
+        buf = ""
+        for ch in word:
+            if ch in "()":
+                if buf:
+                    out.append(buf)
+                    buf = ""
+                out.append(ch)
+            else:
+                buf += ch
+        if buf:
+            out.append(buf)
+    return out
+
+
+def evaluate(expr: str, lookup: Callable[[str], str | None], final: bool) -> str | None:
+    """The value of ``%(expr)``, or None when a name is not set (yet).
+
+    ``final``: names still unset count as empty in arithmetic, as in uWSGI; a
+    plain ``%(name)`` that is unset stays None (left as is by the caller).
+    Parentheses group (``%((a * 2) + 1)``), a procmaster extension: see
+    ``uwsgi_reading``.
+    """
+    tokens = expr.split()
+    if len(tokens) <= 1 and "(" not in expr:
+        return lookup(expr.strip())
+    if "(" in expr or ")" in expr:
+        tokens = _group_tokens(expr)
+    return _run(tokens, 0, lookup, final)[0]
+
+
+def uwsgi_reading(expr: str, lookup: Callable[[str], str | None]) -> str | None:
+    """What uWSGI 2.0 makes of ``%(expr)`` with parentheses: words split at spaces
+    only, so ``(2`` is a name (unset: empty) and ``2)`` reads as 2."""
+    return _run(expr.split(), 0, lookup, True)[0]
+
+
+def _close(value: str, start: int) -> int:
+    """The index of the ``)`` matching the ``(`` before ``start``, or -1 (uWSGI
+    counts nested parentheses)."""
+    depth = 0
+    for k in range(start, len(value)):
+        c = value[k]
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            if depth == 0:
+                return k
+            depth -= 1
+    return -1
+
+
+_PERCENT = "\x00"  # a literal % from %% while the value is scanned
+
+
+def _magic(value: str, ctx: FileContext, warn: Callable[[str], None]) -> str:
+    """Replace the magic variables (``%d`` ...), as uWSGI does when it reads the file
+    (so ``%(%k * 2)`` works); ``%%`` stays a literal ``%``, ``%(`` is left alone."""
+    out: list[str] = []
+    i, n = 0, len(value)
+    while i < n:
+        c = value[i]
+        nxt = value[i + 1] if i + 1 < n else ""
+        if c != "%" or not nxt or nxt == "(":
+            out.append(c)
+            i += 1
+            continue
+        if nxt == "%":
+            out.append(_PERCENT)
+        else:
+            res = ctx.magic(nxt)
+            if res is None:
+                warn(
+                    f"'%{nxt}' is not a magic variable; kept as is "
+                    f"(uWSGI would remove it; write %% for a literal %)"
+                )
+                out.append("%" + nxt)
+            else:
+                out.append(res)
+        i += 2
+    return "".join(out)
 
 
 def expand(
@@ -230,72 +331,96 @@ def expand(
     environ: Mapping[str, str],
     base_dir: str,
     warn: Callable[[str], None],
+    unset: list[str] | None = None,
 ) -> Segments:
     """Expand one value; see the module docstring. Returns segments: strings and
-    ``Pending`` parts for ``%(...)`` not resolvable yet (see ``finish``)."""
-    if "%" not in value and "$(" not in value and "@(" not in value:
-        return [value]
+    ``Pending`` parts for ``%(...)`` not resolvable yet (see ``finish``). The names
+    of unset ``$(NAME)`` (kept as written) are appended to ``unset``."""
+    if ctx is not None and "%" in value:
+        value = _magic(value, ctx, warn)
+    if "%(" not in value and "$(" not in value and "@(" not in value:
+        return [value.replace(_PERCENT, "%")]
     out: Segments = []
     buf: list[str] = []
     i, n = 0, len(value)
     while i < n:
         c = value[i]
         nxt = value[i + 1] if i + 1 < n else ""
-        if c == "%" and nxt == "(":
-            end = value.find(")", i + 2)
-            if end < 0:
-                buf.append(c)
-                i += 1
-                continue
-            expr = value[i + 2 : end]
-            res = evaluate(expr, lookup, final=False)
+        if nxt != "(" or c not in "%$@":
+            buf.append(c)
+            i += 1
+            continue
+        end = _close(value, i + 2)
+        if end < 0:
+            buf.append(c)
+            i += 1
+            continue
+        inner = value[i + 2 : end]
+        i = end + 1
+        if c == "%":
+            res = evaluate(inner, lookup, final=False)
             if res is None:
                 if buf:
                     out.append("".join(buf))
                     buf = []
-                out.append(Pending(expr))
-            else:
-                buf.append(res)
-            i = end + 1
-        elif c == "%" and ctx is not None and nxt:
-            if nxt == "%":
-                buf.append("%")
-            else:
-                res = ctx.magic(nxt)
-                if res is None:
-                    warn(
-                        f"'%{nxt}' is not a magic variable; kept as is "
-                        f"(uWSGI would remove it; write %% for a literal %)"
-                    )
-                    buf.append("%" + nxt)
-                else:
-                    buf.append(res)
-            i += 2
-        elif (c == "$" or c == "@") and nxt == "(":
-            end = value.find(")", i + 2)
-            if end < 0:
-                buf.append(c)
-                i += 1
+                out.append(Pending(inner))
                 continue
-            name = value[i + 2 : end]
-            if c == "$":
-                env = environ.get(name)
-                if env is None:
+            if "(" in inner:
+                theirs = uwsgi_reading(inner, lookup)
+                if theirs != res:
                     warn(
-                        f"environment variable '{name}' is not set; using an empty string "
-                        f"(uWSGI 2.0 would keep '$({name})' in the value)"
+                        f"%({inner}) is {res}: parentheses group here; uWSGI 2.0 has no "
+                        f"parentheses in placeholder arithmetic and would read {theirs!r}"
                     )
-                    env = ""
-                buf.append(env)
-            else:
-                buf.append(_read_at_file(name, base_dir))
-            i = end + 1
+            buf.append(res)
+        elif c == "$":
+            env = environ.get(inner)
+            if env is None:
+                warn(
+                    f"environment variable '{inner}' is not set; '$({inner})' is kept in "
+                    f"the value, as uWSGI 2.0 keeps it"
+                )
+                if unset is not None:
+                    unset.append(inner)
+                env = f"$({inner})"
+            buf.append(env)
         else:
-            buf.append(c)
-            i += 1
+            buf.append(_read_at(inner, base_dir))
     if buf:
         out.append("".join(buf))
-    return out
+    return [s.replace(_PERCENT, "%") if isinstance(s, str) else s for s in out]
+
+
+def _read_at(name: str, base_dir: str) -> str:
+    if name.startswith("exec://"):
+        return _run_command(name[7:])
+    scheme = name.partition("://")
+    if scheme[1] and scheme[0].isalpha():
+        raise PlaceholderError(
+            f"'@({name})': only files and exec://COMMAND can be read here (not {scheme[0]}://)"
+        )
+    return _read_at_file(name, base_dir)
+
+
+def _run_command(command: str) -> str:
+    """The output of ``@(exec://COMMAND)`` (run by /bin/sh, as uWSGI's popen), less
+    one trailing newline."""
+    import subprocess  # lazily: only a config with @(exec://...) runs a command
+
+    try:
+        done = subprocess.run(
+            command, shell=True, capture_output=True, timeout=60, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise PlaceholderError(f"'@(exec://{command})' did not finish in 60 s") from None
+    if done.returncode != 0:
+        tail = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
+        raise PlaceholderError(
+            f"'@(exec://{command})' exited with status {done.returncode}"
+            + (f": {tail[0]}" if tail[0] else "")
+        )
+    out = done.stdout.decode("utf-8", "replace")
+    return out[:-1] if out.endswith("\n") else out
 
 
 def _read_at_file(name: str, base_dir: str) -> str:

@@ -3,10 +3,15 @@
 Theory of operation
 -------------------
 ``Reader`` keeps one ordered list of ``Item`` s: ``(key, value, where)`` with the
-key as written and ``where`` = ``file:line`` or ``command line``. Command-line
-items are added in argv order; an ``ini``/``inherit``/``include``/``check`` item is
+key as written and ``where`` = ``file:line``, ``command line`` or ``environment
+variable UWSGI_X``. ``UWSGI_*`` variables come first (``add_environ``, uWSGI's
+order), then command-line items in argv order; an ``ini``/``inherit``/``include``/``check`` item is
 followed at once by the items of the file it names ("top-bottom and expand
 asap", uWSGI's parsing order), so later scalars win wherever they come from.
+
+Lines inside ``if-*``/``for`` blocks go through ``logic.Logic`` first (one per
+file, and one for the command line): a line may be skipped or repeated before it
+is read; a block must end in the file that opened it.
 
 Each value is expanded (``placeholders.expand``) when its line is read, so a
 ``%(name)`` sees what was set above it, and includes may use placeholders. A
@@ -31,18 +36,54 @@ import os
 from collections.abc import Mapping
 
 from .. import options as _options
-from ..options import Option
+from ..options import NUMERIC_TYPES, Option
 from .errors import ConfigError, prefix
 from .ini import DEFAULT_SECTION, parse_lines
+from .logic import WORDS as LOGIC_WORDS
+from .logic import Logic
 from .placeholders import FileContext, PlaceholderError, expand, finish, is_pending
 
 _INCLUDES = frozenset(("ini", "inherit", "include", "check"))
+ENV_WHERE = "environment variable "  # where an option from UWSGI_NAME comes from
+
+# options uWSGI 2.0 applies the moment it reads them (UWSGI_OPT_IMMEDIATE), before
+# its placeholder passes: it never expands $(...), %(...) or @(...) in their values
+_IMMEDIATE = frozenset(("ini", "include", "listen", "set-placeholder", "plugins", "strict"))
+
+
+def _has_placeholder(value: str) -> bool:
+    return "$(" in value or "%(" in value or "@(" in value
+
+
+# UWSGI_* variables uWSGI 2.0 keeps for itself (parse_sys_envs in core/utils.c)
+_ENV_NOT_OPTIONS = frozenset(
+    (
+        "UWSGI_RELOADS",
+        "UWSGI_VASSALS_DIR",
+        "UWSGI_EMPEROR_FD",
+        "UWSGI_BROODLORD_NUM",
+        "UWSGI_EMPEROR_FD_CONFIG",
+        "UWSGI_EMPEROR_PROXY",
+        "UWSGI_JAIL_PID",
+        "UWSGI_ORIGINAL_PROC_NAME",
+    )
+)
 
 
 class Item:
     """One entry as read. ``value`` is None for a bare key (``master``, ``--master``)."""
 
-    __slots__ = ("key", "option", "value", "segments", "where", "seq", "declared", "from_file")
+    __slots__ = (
+        "key",
+        "option",
+        "value",
+        "segments",
+        "where",
+        "seq",
+        "declared",
+        "from_file",
+        "unset_env",
+    )
 
     def __init__(
         self, key: str, option: Option | None, where: str, seq: int, from_file: bool
@@ -55,6 +96,7 @@ class Item:
         self.seq = seq
         self.declared = False  # custom key declared with set-placeholder
         self.from_file = from_file
+        self.unset_env: list[str] = []  # $(NAME) left as written: NAME is not set
 
     @property
     def name(self) -> str:
@@ -91,8 +133,9 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 
 class Reader:
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], reloading: bool = False) -> None:
         self.environ = environ
+        self.reloading = reloading
         self.items: list[Item] = []
         self.latest: dict[str, Item] = {}
         self.referenced: set[str] = set()
@@ -102,6 +145,13 @@ class Reader:
         self.last_ctx: FileContext | None = None
         self._chain: list[tuple[tuple[str, str], str]] = []
         self._cwd = os.getcwd()
+        self.logic = self._new_logic()
+
+    def _new_logic(self) -> Logic:
+        return Logic(self.environ, self._lookup, self.reloading, self._logic_warn, self._cwd)
+
+    def _logic_warn(self, where: str, message: str) -> None:
+        self.warn(len(self.items), where, message)
 
     # -- placeholders ---------------------------------------------------------
     def _lookup(self, name: str) -> str | None:
@@ -124,8 +174,48 @@ class Reader:
         ctx: FileContext | None,
         option: Option | None = None,
     ) -> None:
-        from_file = ctx is not None
         opt = option if option is not None else _options.lookup(key)
+        if opt is not None and opt.name in LOGIC_WORDS:
+            self._logic_line(opt.name, key, value, where, ctx)
+            return
+        if self.logic.stack:
+            for each in self.logic.lines(value):
+                self._add(key, opt, each, where, ctx)
+            return
+        self._add(key, opt, value, where, ctx)
+
+    def _logic_line(
+        self, word: str, key: str, value: str | None, where: str, ctx: FileContext | None
+    ) -> None:
+        arg = value or ""
+        if "%" in arg or "$(" in arg or "@(" in arg:
+            # expanded like any value; %(_) is kept for the blocks around this one
+            seq = len(self.items)
+            expanded = "%(_)".join(
+                "".join(s if isinstance(s, str) else f"%({s.expr})" for s in segments)
+                for segments in (
+                    self._expand(key, part, where, ctx, seq) for part in arg.split("%(_)")
+                )
+            )
+            if "$(" in arg or "@(" in arg or arg.replace("%(_)", "").count("%(") > 0:
+                self.warn(
+                    seq,
+                    where,
+                    f"'{key} = {arg}' is tested as '{expanded}' (uWSGI 2.0 does not expand "
+                    f"$(...), %(...) or @(...) in a block's argument)",
+                )
+            arg = expanded
+        self.logic.word(word, arg, where)
+
+    def _add(
+        self, key: str, opt: Option | None, value: str | None, where: str, ctx: FileContext | None
+    ) -> None:
+        from_file = ctx is not None
+        if value is None and from_file:
+            if opt is None and " " not in key and _options.is_uwsgi_option(key):
+                value = ""  # a bare uWSGI option procmaster does not have: reported as such
+            elif opt is not None and opt.type in NUMERIC_TYPES:
+                value = ""  # uWSGI reads a bare numeric option as 0: build says so
         if value is None:
             if opt is None or not opt.value_optional:
                 if not from_file:
@@ -135,17 +225,31 @@ class Reader:
                 raise ConfigError(
                     f"option '{key}' needs a value (write '{key} = VALUE')", where, key
                 )
+        if opt is not None and opt.name in _IMMEDIATE and value and _has_placeholder(value):
+            if opt.name != "set-placeholder":
+                self.warn(
+                    len(self.items),
+                    where,
+                    f"option '{key}': uWSGI 2.0 reads this option at once, before "
+                    f"placeholders are expanded, and would use '{value}' as written; "
+                    f"procmaster expands it",
+                )
         if opt is not None and opt.name in ("set", "set-placeholder") and value is not None:
             self._add_set(key, opt, value, where, ctx)
             return
         item = Item(key, opt, where, len(self.items), from_file)
         if value is not None:
-            item.segments = self._expand(key, value, where, ctx, item.seq)
+            item.segments = self._expand(key, value, where, ctx, item.seq, item.unset_env)
             if not is_pending(item.segments):
                 item.value = "".join(item.segments)
                 item.segments = None
         self._append(item)
-        if opt is not None and opt.name in _INCLUDES and opt.status != _options.UNSUPPORTED:
+        if (
+            opt is not None
+            and opt.name in _INCLUDES
+            and opt.status != _options.UNSUPPORTED
+            and (value is not None or opt.name != "check")  # bare --check names no file
+        ):
             if item.segments is not None:
                 raise ConfigError(
                     f"option '{item.key}': a %(placeholder) in an include must be set above it",
@@ -154,7 +258,15 @@ class Reader:
                 )
             self.read_ini(item.value or "", where, ctx, item.key)
 
-    def _expand(self, key: str, value: str, where: str, ctx: FileContext | None, seq: int) -> list:
+    def _expand(
+        self,
+        key: str,
+        value: str,
+        where: str,
+        ctx: FileContext | None,
+        seq: int,
+        unset: list[str] | None = None,
+    ) -> list:
         base = os.path.dirname(ctx.path) if ctx is not None else self._cwd
         try:
             return expand(
@@ -164,6 +276,7 @@ class Reader:
                 environ=self.environ,
                 base_dir=base,
                 warn=lambda m: self.warn(seq, where, f"option '{key}': {m}"),
+                unset=unset,
             )
         except PlaceholderError as e:
             raise ConfigError(f"option '{key}': {e}", where, key) from None
@@ -176,6 +289,13 @@ class Reader:
         if not eq or not name:
             raise ConfigError(f"option '{key}': expected NAME=VALUE, got '{value}'", where, key)
         target = _options.lookup(name)
+        if opt.name == "set-placeholder" and _has_placeholder(rest):
+            self.warn(
+                len(self.items),
+                where,
+                f"option '{key}': uWSGI 2.0 stores a placeholder before $(...), @(...) and "
+                f"%(...) are expanded and would keep '{rest}' as written; procmaster expands it",
+            )
         if opt.name == "set-placeholder":
             if target is not None:
                 raise ConfigError(
@@ -192,11 +312,31 @@ class Reader:
                 item.segments = None
             self._append(item)
             return
-        self.add(name, rest, where, ctx, target)
+        self._add(name, target, rest, where, ctx)
 
     def _append(self, item: Item) -> None:
         self.items.append(item)
         self.latest[item_key(item)] = item
+
+    # -- UWSGI_* environment variables -------------------------------------------------
+    def add_environ(self) -> None:
+        """Every ``UWSGI_NAME=VALUE`` of the environment is option ``name`` (lower case,
+        ``_`` as ``-``), read before the command line, as uWSGI 2.0 does: so the INI
+        and the command line win over them, and their errors name the variable."""
+        for var, value in self.environ.items():
+            if not var.startswith("UWSGI_") or var in _ENV_NOT_OPTIONS or len(var) < 7:
+                continue
+            name = var[6:].lower().replace("_", "-")
+            where = ENV_WHERE + var
+            opt = _options.lookup(name)
+            if opt is not None and opt.cli_only:
+                self.warn(
+                    len(self.items),
+                    where,
+                    f"'--{opt.name}' can only be given on the command line; ignored",
+                )
+                continue
+            self.add(name, value, where, None, opt)
 
     # -- INI files ------------------------------------------------------------------
     def read_ini(
@@ -261,19 +401,23 @@ class Reader:
         for lineno, message in warnings:
             by_line.setdefault(lineno, []).append(message)
         self._chain.append((key, label))
+        outer_logic, self.logic = self.logic, self._new_logic()
         try:
             for line in lines:
                 for message in by_line.get(line.lineno, ()):
                     self.warnings.append((len(self.items), message))
                 self.add(line.key, line.value, f"{display}:{line.lineno}", ctx)
+            self.logic.finish(f"the end of {label}")
         finally:
             self._chain.pop()
+            self.logic = outer_logic
         if parent is not None:
             self.last_ctx = parent
 
     # -- the end ---------------------------------------------------------------------
     def finish(self) -> None:
         """Resolve the ``%(...)`` that were not set yet when their line was read."""
+        self.logic.finish("the end of the command line")
         for item in self.items:
             if item.segments is not None:
                 self._resolve(item, [])

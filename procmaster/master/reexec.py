@@ -67,6 +67,7 @@ class FullReload:
     def start_probe(self, log_fd: int) -> bool:
         env = dict(os.environ)
         env[PROBE_ENV] = "1"
+        env[REEXEC_ENV] = ""  # read the config as the re-executed image will (if-reload)
         try:
             self.probe = subprocess.Popen(
                 [sys.executable, "-m", "procmaster", *self.argv],

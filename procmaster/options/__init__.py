@@ -53,6 +53,8 @@ from .model import (
 )
 from .table import GROUPS, OPTIONS
 from .types import (
+    BOOL_WORDS,
+    NUMERIC_TYPES,
     TYPE_DOCS,
     TYPES,
     UNIX_PATH_MAX,
@@ -64,6 +66,8 @@ from .types import (
 
 __all__ = [
     "ACCEPTED",
+    "BOOL_WORDS",
+    "NUMERIC_TYPES",
     "BY_NAME",
     "BY_SHORT",
     "FULL",

@@ -42,7 +42,6 @@ _CONF, _SOCK, _PROC, _APP, _REQ, _LOG, _NAME, _RELOAD, _STATIC, _MASTER, _BG, _P
 _PROCNAME_NOTE = ("sets the kernel's process name (ps -o comm, top, pstree: 15 characters), "
                   "not the whole command line")
 _CONVERT_TO_INI = "only INI configuration is read; convert this file to INI"
-_NO_LOGIC = "config logic (if-*/for/endif) is not supported; write one INI per case and pick it with --ini FILE:section"
 
 OPTIONS: tuple[Option, ...] = (
     # -- Configuration ---------------------------------------------------------
@@ -73,11 +72,60 @@ OPTIONS: tuple[Option, ...] = (
     _O("declare-option", "str", "declare a new custom option", aliases=("declare-option2",),
        group=_CONF, status=UNSUPPORTED, blocking=True,
        note="write the options it stands for; use placeholders for shared values"),
-    _O("if-*", "text", "config logic (if-env, if-exists, if-file, if-dir, if-opt, for, "
-       "for-glob, endif, endfor and the rest)", prefixes=("if-", "for-"),
-       aliases=("ifenv", "ifexists", "ifdir", "ifplugin", "for", "endif", "end-if",
-                "endfor", "end-for"),
-       bare="", group=_CONF, status=UNSUPPORTED, blocking=True, note=_NO_LOGIC),
+    # config logic (procmaster.config.logic): a block's test runs again at every line
+    # inside it, as in uWSGI 2.0; blocks nest (a procmaster extension, with a warning)
+    _O("if-env", "str", "read the lines up to endif if environment variable NAME is set "
+       "(NAME=VALUE: set to VALUE); %(_) is its value", aliases=("ifenv",), group=_CONF),
+    _O("if-not-env", "str", "read the lines up to endif if environment variable NAME is "
+       "not set (NAME=VALUE: not set to VALUE)", group=_CONF),
+    _O("if-opt", "str", "read the lines up to endif if option NAME was set above "
+       "(NAME=VALUE: set to VALUE); %(_) is its value", group=_CONF, status=PARTIAL,
+       note="aliases count (if-opt = processes sees workers) and the latest value is "
+       "tested; uWSGI 2.0 matches the name as written and tests the first value"),
+    _O("if-not-opt", "str", "read the lines up to endif if option NAME was not set above "
+       "(NAME=VALUE: not set to VALUE)", group=_CONF, status=PARTIAL,
+       note="as if-opt; the test runs again at every line, so a block that sets NAME "
+       "skips its later lines (uWSGI's reading, said in a warning)"),
+    _O("if-exists", "str", "read the lines up to endif if the path exists; %(_) is the "
+       "path", aliases=("ifexists",), group=_CONF),
+    _O("if-not-exists", "str", "read the lines up to endif if the path does not exist",
+       group=_CONF),
+    _O("if-file", "str", "read the lines up to endif if the path is a regular file",
+       group=_CONF),
+    _O("if-not-file", "str", "read the lines up to endif if the path is not a regular "
+       "file", group=_CONF),
+    _O("if-dir", "str", "read the lines up to endif if the path is a directory",
+       aliases=("ifdir", "if-directory"), group=_CONF),
+    _O("if-not-dir", "str", "read the lines up to endif if the path is not a directory",
+       group=_CONF),
+    _O("if-reload", "text", "read the lines up to endif only in a re-executed master "
+       "(after a reload)", bare="", group=_CONF),
+    _O("if-not-reload", "text", "read the lines up to endif only at the first start",
+       bare="", group=_CONF),
+    _O("if-hostname", "str", "read the lines up to endif if the host name is this",
+       group=_CONF),
+    _O("if-not-hostname", "str", "read the lines up to endif if the host name is not "
+       "this", group=_CONF),
+    _O("if-hostname-match", "str", "read the lines up to endif if the host name matches "
+       "the regular expression", group=_CONF),
+    _O("if-not-hostname-match", "str", "read the lines up to endif if the host name does "
+       "not match the regular expression", group=_CONF),
+    _O("if-plugin", "str", "read the lines up to endif if the plugin is loaded",
+       aliases=("ifplugin",), group=_CONF, status=PARTIAL,
+       note="true for the python plugins (python, python3, pypy ...), false for any other"),
+    _O("if-not-plugin", "str", "read the lines up to endif if the plugin is not loaded",
+       group=_CONF, status=PARTIAL, note="as if-plugin"),
+    _O("for", "str", "repeat each line up to endfor once per space-separated word, with "
+       "the word as %(_)", group=_CONF),
+    _O("for-glob", "str", "repeat each line up to endfor once per path matching the "
+       "pattern (%(_)); no match: the pattern itself, as uWSGI", group=_CONF),
+    _O("for-times", "str", "repeat each line up to endfor N times, with 1..N as %(_)",
+       group=_CONF),
+    _O("for-readline", "str", "repeat each line up to endfor once per line of the file, "
+       "with the line as %(_)", group=_CONF,
+       note="a file that cannot be read is an error (uWSGI logs it and skips the block)"),
+    _O("endif", "text", "end an if-* block", aliases=("end-if",), bare="", group=_CONF),
+    _O("endfor", "text", "end a for block", aliases=("end-for",), bare="", group=_CONF),
     # -- Sockets ---------------------------------------------------------------
     _O("socket", "address", "bind to the specified UNIX/TCP socket using the default "
        "protocol (uwsgi)", short="s", multi=True, group=_SOCK, protocol="uwsgi"),
@@ -415,7 +463,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("version", "bool", "print the procmaster version and exit", default=False,
        cli_only=True, group=_CLI),
     _O("check", "ini", "read FILE[:section] like --ini, report errors and warnings, and "
-       "exit without starting (a procmaster extension)", cli_only=True, group=_CLI),
+       "exit without starting (a procmaster extension); bare (--ini FILE --check): check "
+       "the configuration the other options give", cli_only=True, bare=True, group=_CLI),
     _O("reload", "path", "send a graceful reload (SIGHUP) to the master named in the "
        "pidfile, and exit", cli_only=True, group=_CLI),
     _O("stop", "path", "send a graceful stop (SIGTERM) to the master named in the "

@@ -43,6 +43,10 @@ TYPE_DOCS: dict[str, str] = {
     "bool-or-str": "true/false, or a strftime format",
 }
 
+# the types whose values uWSGI 2.0 reads with atoi/strtoul: a word (true, on) is 0 there
+NUMERIC_TYPES = frozenset(("int", "size", "megabytes", "seconds"))
+BOOL_WORDS = frozenset(("true", "false", "yes", "no", "on", "off"))
+
 _TRUE = frozenset(("true", "1", "yes", "on"))
 _FALSE = frozenset(("false", "0", "no", "off"))
 _INT_RE = re.compile(r"[0-9]+\Z")

@@ -305,3 +305,11 @@ def test_reload_rebuilds_from_argv(in_tmp):
     cfg = load(["site.ini"], environ={})
     path.write_text("[uwsgi]\nprocesses = 5\n")
     assert load(cfg.argv, environ={}).processes == 5
+
+
+def test_bare_check_checks_the_configuration_given(in_tmp):
+    (in_tmp / "site.ini").write_text("[uwsgi]\nprocesses = 3\n")
+    cfg = load(["--ini", "site.ini", "--check"], environ={})
+    assert cfg.check is True and cfg.processes == 3
+    cfg = load(["--check", "site.ini"], environ={})
+    assert cfg.check == "site.ini" and cfg.processes == 3
