@@ -435,9 +435,18 @@ OPTIONS: tuple[Option, ...] = (
        group=_OTHER),
     _O("emperor-tyrant-allow-root", "bool", "with emperor-tyrant, let root-owned vassal "
        "files run as root (a procmaster extension)", default=False, group=_OTHER),
-    _O("emperor-on-demand-directory", "path", "bind vassal sockets in the Emperor and start "
-       "a vassal on its first connection", aliases=("emperor-on-demand-dir",), group=_OTHER,
-       status=UNSUPPORTED, note=NOT_YET + "; every vassal starts at once"),
+    _O("emperor-on-demand-directory", "path", "bind each vassal's unix socket DIR/NAME.socket "
+       "(NAME: the vassal file's name up to its last dot) in the Emperor and start the vassal "
+       "on its first connection", aliases=("emperor-on-demand-dir",), group=_OTHER,
+       note="the vassal gets the socket as its fd 0 and serves it (with its socket option of "
+       "the same address, else with the uwsgi protocol); when it exits the Emperor waits for "
+       "the next connection"),
+    _O("emperor-on-demand-extension", "str", "on-demand vassals: the file VASSAL+EXT holds the "
+       "vassal's socket name (unix path or host:port)", aliases=("emperor-on-demand-ext",),
+       group=_OTHER),
+    _O("emperor-on-demand-exec", "str", "on-demand vassals: the first line this command prints "
+       "(run with the vassal's path as its argument) is the vassal's socket name",
+       group=_OTHER),
     _O("emperor-*", "str", "other Emperor and vassal options (emperor-freq, "
        "emperor-broodlord, vassals-include-before and the rest)",
        prefixes=("emperor-", "vassals-", "vassal-"), multi=True, group=_OTHER,
