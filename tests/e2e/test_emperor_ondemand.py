@@ -5,6 +5,7 @@ the uwsgi protocol without one); after the vassal exits the Emperor waits again.
 
 from __future__ import annotations
 
+import signal
 import socket
 import struct
 import time
@@ -82,3 +83,8 @@ def test_vassal_starts_on_first_connection_and_answers_it(emperor, tmp_path):  #
     reply = raw_request(0, b"GET / HTTP/1.0\r\n\r\n", timeout=30, unix=str(web))
     assert reply.endswith(b"Hello, World!")
     wait_for(lambda: emp.log.count("vassal web.ini: started") == 2, what=emp.log)
+
+    # the Emperor stops: its on-demand sockets are closed and removed
+    emp.proc.send_signal(signal.SIGTERM)
+    assert emp.proc.wait(timeout=60) == 0
+    assert not web.exists() and not (sockets / "plain.socket").exists()
