@@ -73,6 +73,8 @@ class RequestLogger:
     def __init__(self, cfg, wid: int) -> None:
         fmt = cfg.get("log-format") or DEFAULT_FORMAT
         self.template, self.names = compile_format(fmt)
+        # one function per variable, chosen once: a line is one call per variable
+        self.getters = tuple(_GETTERS.get(name) or _by_name(name) for name in self.names)
         self.wid = wid
         self.pid = os.getpid()
         self.x_forwarded_for = cfg.log_x_forwarded_for
@@ -115,13 +117,10 @@ class RequestLogger:
         reqnum: int,
         total: int,
     ) -> str:
-        values = []
-        for name in self.names:
-            values.append(
-                self._value(
-                    name, environ, status, rsize, hsize, nheaders, start, end, reqnum, total
-                )
-            )
+        values = [
+            get(self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total)
+            for get in self.getters
+        ]
         if self.memory_report:
             vsz, rss = _memory("vsz"), _memory("rss")
             return (
@@ -192,11 +191,9 @@ class RequestLogger:
         if name == "cl":
             return environ.get("CONTENT_LENGTH", "") or 0
         if name == "vars":
-            return sum(1 for k in environ if k.isupper())
+            return _vars(environ)
         if name == "pktsize":
-            return sum(
-                len(k) + len(v) for k, v in environ.items() if k.isupper() and type(v) is str
-            )
+            return _pktsize(environ)
         if name == "switches":
             return 1
         if name == "core":
@@ -206,6 +203,71 @@ class RequestLogger:
         if name.startswith("var."):
             return environ.get(name[4:], "")
         return "-"
+
+
+def _vars(environ: dict) -> int:
+    """uWSGI's ``vars``: how many CGI variables (the upper-case keys)."""
+    return sum(map(str.isupper, environ))
+
+
+def _pktsize(environ: dict) -> int:
+    """uWSGI's ``pktsize``, approximated: the bytes of the CGI variables."""
+    size = 0
+    for k, v in environ.items():
+        if type(v) is str and k.isupper():
+            size += len(k) + len(v)
+    return size
+
+
+def _by_name(name: str):
+    """The slow path for a variable without its own getter (``var.NAME``, unknown)."""
+
+    def get(self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total):
+        return self._value(name, environ, status, rsize, hsize, nheaders, start, end, reqnum, total)
+
+    return get
+
+
+def _addr(s, e, st, rs, hs, nh, t0, t1, rq, tot):
+    if s.x_forwarded_for and e.get("HTTP_X_FORWARDED_FOR"):
+        return e["HTTP_X_FORWARDED_FOR"]
+    return e.get("REMOTE_ADDR", "")
+
+
+def _uri(s, e, st, rs, hs, nh, t0, t1, rq, tot):
+    uri = e.get("REQUEST_URI")
+    if uri is None:
+        uri = e.get("SCRIPT_NAME", "") + e.get("PATH_INFO", "")
+        if e.get("QUERY_STRING"):
+            uri += "?" + e["QUERY_STRING"]
+    return uri
+
+
+# the variables of the default line (and the common ones), each its own function;
+# the arguments are those of RequestLogger.line, with the logger first
+_GETTERS = {
+    "addr": _addr,
+    "uri": _uri,
+    "method": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("REQUEST_METHOD", ""),
+    "proto": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("SERVER_PROTOCOL", ""),
+    "status": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: st[:3],
+    "size": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rs,
+    "rsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rs,
+    "hsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: hs,
+    "headers": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: nh,
+    "msecs": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: int((t1 - t0) * 1000),
+    "micros": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: int((t1 - t0) * 1000000),
+    "pid": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: s.pid,
+    "wid": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: s.wid,
+    "reqnum": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rq,
+    "total": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: tot,
+    "ctime": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: time.ctime(t0),
+    "user": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("REMOTE_USER", ""),
+    "vars": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: _vars(e),
+    "pktsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: _pktsize(e),
+    "switches": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: 1,
+    "core": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: 0,
+}
 
 
 def _memory(which: str) -> int:
