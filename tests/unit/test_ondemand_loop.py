@@ -1,7 +1,7 @@
 """On-demand vassals: the socket name uWSGI 2.0 derives (directory, extension,
 exec), and the loop binding the socket, starting the vassal on its first
 connection with that socket, and watching it again when the vassal exits (with a
-launcher that starts no process). Real processes: tests/e2e/test_emperor_ondemand.py."""
+launcher that starts no process). Real processes: tests/e2e/test_emperor_ondemand.py (same subject)."""
 
 from __future__ import annotations
 
