@@ -9,6 +9,9 @@ on one core.
 
     python bench/micro.py            # all protocols
     python bench/micro.py http       # one (http, uwsgi, fastcgi)
+    python bench/micro.py --logged -n 6000 http 2>/dev/null
+                                     # with request logging on (lines to stderr),
+                                     # 6000 requests (for callgrind: run at two counts)
 
 The uwsgi and FastCGI requests are the bytes nginx sends (built in wire.py); the
 procmaster measured is this checkout's, whatever else is installed.
@@ -73,10 +76,15 @@ REQUESTS = {
 }
 
 
+LOGGED = False  # --logged: request logging on
+
+
 def make_cfg() -> Config:
-    """The configuration of one worker with logging off, through procmaster's own
-    option table (so new options get their defaults)."""
-    return load_config(["--processes", "1", "--disable-logging"])
+    """The configuration of one worker with logging off (on with ``--logged``),
+    through procmaster's own option table (so new options get their defaults)."""
+    return load_config(
+        ["--processes", "1"] if LOGGED else ["--processes", "1", "--disable-logging"]
+    )
 
 
 def run_protocol(proto: str, request: bytes, n: int) -> float:
@@ -148,11 +156,20 @@ def parse_python(n: int) -> float:
 
 
 def main() -> None:
-    which = sys.argv[1:] or list(REQUESTS)
+    global LOGGED
+    args = sys.argv[1:]
+    n = 100_000
+    if "--logged" in args:
+        args.remove("--logged")
+        LOGGED = True
+    if "-n" in args:
+        at = args.index("-n")
+        n = int(args[at + 1])
+        del args[at : at + 2]
+    which = args or list(REQUESTS)
     unknown = [p for p in which if p not in REQUESTS]
     if unknown:
         raise SystemExit(f"unknown protocol {', '.join(unknown)} (known: {', '.join(REQUESTS)})")
-    n = 100_000
     for proto in which:
         rate = run_protocol(proto, REQUESTS[proto], n // (1 if proto == "http" else 4))
         print(f"{proto:8s} parse+environ+app+framing: {rate:10,.0f} req/s on one core")

@@ -91,6 +91,10 @@ def _inherited_sockets(environ) -> list[tuple[socket.socket, bool]]:
     our pid, as sd_listen_fds(3) does: without it fds 3.. are not for us."""
     socks = []
     mine = environ.pop(FDS_ENV, None)
+    if not mine:
+        zero = _stdin_listener()
+        if zero is not None:  # an emperor's on-demand socket (uWSGI hands it as fd 0)
+            socks.append((zero, True))
     if mine:
         for entry in mine.split(","):
             fd, _, owner = entry.strip().partition(":")
@@ -107,6 +111,24 @@ def _inherited_sockets(environ) -> list[tuple[socket.socket, bool]]:
         for key in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
             environ.pop(key, None)
     return socks
+
+
+def _stdin_listener() -> socket.socket | None:
+    """fd 0 when it is a listening stream socket, else None (fd 0 untouched)."""
+    try:
+        if not stat.S_ISSOCK(os.fstat(0).st_mode):
+            return None
+        sock = socket.socket(fileno=0)
+    except OSError:
+        return None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+    except OSError:
+        listening = 0
+    if not listening or sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        return None
+    return sock
 
 
 def bind_all(cfg, environ=os.environ) -> list[Listener]:
@@ -156,6 +178,13 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
                     )
                 )
             inherited.clear()
+        for key, (sock, owned) in list(inherited.items()):
+            if sock.fileno() == 0:  # fd 0 named by no socket option: served as uWSGI does
+                del inherited[key]
+                sock.setblocking(False)
+                listeners.append(
+                    Listener("socket", _describe(sock), "uwsgi", "fd 0", sock, sock.family, owned)
+                )
     except BaseException:
         for listener in listeners:
             if listener.sock is not None and not listener.inherited:

@@ -40,6 +40,10 @@ kills the late, restarts the due and tells systemd once everything has started.
   immediate stop of every vassal.
 * **systemd.** With ``NOTIFY_SOCKET`` set, ``READY=1`` is sent once every vassal
   that can start has started (ready, or known broken); ``STOPPING=1`` on stop.
+* **On demand** (``emperor-on-demand-directory``/``-extension``/``-exec``): a
+  vassal with an on-demand socket is not started: its socket is bound and
+  watched here, and the vassal starts on the first connection with the socket
+  as its fd 0 (``ondemand``); when it exits, the socket is watched again.
 * **Stats.** ``emperor-stats = ADDRESS``: each connection gets one JSON document
   (every vassal's INI, pid, state, restarts, last start) and is closed.
 
@@ -71,6 +75,7 @@ from ..sockets import bind_stream
 from ..systemd import Notifier
 from ..watch import Watcher
 from .discovery import Signature, diff, discover
+from .ondemand import OnDemand, bind_on_demand, close_on_demand, socket_name
 from .spawn import Launcher
 from .vassal import STARTABLE, Vassal, VassalState
 
@@ -101,6 +106,11 @@ class Emperor:
             allow_root=cfg.emperor_tyrant_allow_root,
         )
         self.pidfile: str | None = cfg.emperor_pidfile
+        self.on_demand = OnDemand(
+            cfg.emperor_on_demand_directory,
+            cfg.emperor_on_demand_extension,
+            cfg.emperor_on_demand_exec,
+        )
         self.vassals: dict[str, Vassal] = {}  # path -> vassal
         self.leaving: list[Vassal] = []  # stopping, replaced or removed
         self.by_pid: dict[int, Vassal] = {}
@@ -267,10 +277,57 @@ class Emperor:
             vassal.send(EMPEROR_RELOAD)
 
     def start(self, vassal: Vassal) -> None:
+        if self.on_demand and self.arm(vassal):
+            return
         if self.stopping or not self.launcher.check(vassal):
             return
+        self.spawn(vassal)
+
+    def arm(self, vassal: Vassal) -> bool:
+        """An on-demand vassal: watch its socket (bound here) instead of starting
+        it. False when the vassal has no on-demand socket."""
+        if vassal.on_demand is None:
+            name = socket_name(vassal.path, self.on_demand)
+            if name is None:
+                return False
+            if self.stopping or not self.launcher.check(vassal):
+                return True
+            try:
+                vassal.on_demand = bind_on_demand(name)
+            except OSError as exc:
+                vassal.invalid(f"cannot bind its on-demand socket {name}: {exc.strerror}")
+                log(f"vassal {vassal.name}: cannot bind its on-demand socket {name}: {exc}")
+                return True
+            vassal.socket_name = name
+        if self.stopping:
+            return True
+        self.sel.register(vassal.on_demand, selectors.EVENT_READ, partial(self.wake, vassal))
+        vassal.state = VassalState.ON_DEMAND
+        log(f"vassal {vassal.name}: on demand: waiting for connections on {vassal.socket_name}")
+        return True
+
+    def wake(self, vassal: Vassal) -> None:
+        """The first connection on an on-demand socket: start the vassal with it."""
+        self.sel.unregister(vassal.on_demand)
+        if not self.launcher.check(vassal):
+            return  # logged; the file's next change arms it again
+        log(f"vassal {vassal.name}: connection on {vassal.socket_name}: starting it")
+        self.spawn(vassal, vassal.on_demand.fileno())  # type: ignore[union-attr]
+
+    def disarm(self, vassal: Vassal) -> None:
+        """Close and remove an on-demand socket (the file went, or we stop)."""
+        sock, vassal.on_demand = vassal.on_demand, None
+        if sock is None:
+            return
         try:
-            launched = self.launcher.launch(vassal)
+            self.sel.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        close_on_demand(sock)
+
+    def spawn(self, vassal: Vassal, stdin: int | None = None) -> None:
+        try:
+            launched = self.launcher.launch(vassal, stdin)
         except (OSError, subprocess.SubprocessError) as exc:
             log(f"vassal {vassal.name}: cannot start: {exc}")
             self.died(vassal, None)
@@ -299,6 +356,7 @@ class Emperor:
 
     def remove(self, vassal: Vassal, why: str) -> None:
         self.vassals.pop(vassal.path, None)
+        self.disarm(vassal)
         if vassal.proc is None:
             log(f"vassal {vassal.name}: removed ({why})")
             return
@@ -355,9 +413,10 @@ class Emperor:
             vassal.state = VassalState.STOPPED
             return
         delay = vassal.died(time.monotonic(), self.throttle, self.max_throttle)
+        again = "waiting for connections again" if vassal.on_demand else "starting it again"
         log(
             f"vassal {vassal.name} (pid {pid}) {how}; "
-            + (f"starting it again in {delay:.1f}s (throttle)" if delay else "starting it again")
+            + (f"{again} in {delay:.1f}s (throttle)" if delay else again)
         )
 
     def restart_due(self, now: float) -> None:
@@ -418,6 +477,8 @@ class Emperor:
             self.stop(vassal, signal.SIGTERM if signum == signal.SIGTERM else signal.SIGINT)
 
     def stopped(self) -> int:
+        for vassal in self.vassals.values():
+            self.disarm(vassal)
         if self.stats_sock is not None:
             self.stats_sock.close()
             if self.stats_path:

@@ -98,10 +98,13 @@ class Launcher:
             pass
         return st.st_uid, st.st_gid, groups
 
-    def launch(self, vassal: Vassal) -> tuple[subprocess.Popen, socket.socket] | None:
+    def launch(
+        self, vassal: Vassal, stdin: int | None = None
+    ) -> tuple[subprocess.Popen, socket.socket] | None:
         """Start the vassal's master: it and the emperor's end of its pipe
         (non-blocking), or None when emperor-tyrant refuses it (logged). Raises
-        ``OSError`` or ``subprocess.SubprocessError`` when it cannot start."""
+        ``OSError`` or ``subprocess.SubprocessError`` when it cannot start.
+        ``stdin``: an on-demand socket the vassal gets as its fd 0."""
         extra: dict = {}
         if self.tyrant:
             owner = self.owner(vassal)
@@ -124,7 +127,7 @@ class Launcher:
                 [sys.executable, "-m", "procmaster", *self.argv(vassal)],
                 cwd=os.path.dirname(vassal.real),
                 env=env,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL if stdin is None else stdin,
                 pass_fds=(child.fileno(),),
                 preexec_fn=in_child,
                 **extra,

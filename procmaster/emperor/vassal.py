@@ -47,6 +47,7 @@ class VassalState(Enum):
     STOPPED = "stopped"  # stopped because the emperor stops
     THROTTLED = "throttled"  # died; starts again at ``restart_at``
     INVALID = "invalid"  # its config does not load: tried again when the file changes
+    ON_DEMAND = "on-demand"  # its socket is bound here; started on the first connection
 
 
 # what may be started again by a change of the file or SIGHUP
@@ -83,6 +84,8 @@ class Vassal:
         self.kill_at = 0.0
         self.wait_for: Vassal | None = None  # a leaving vassal of the same file
         self.error: str | None = None
+        self.on_demand: socket.socket | None = None  # emperor-on-demand-*: bound here
+        self.socket_name: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -173,4 +176,5 @@ class Vassal:
             "last_start": round(self.last_start, 3) if self.last_start else None,
             "ready": self.state is VassalState.READY,
             "error": self.error,
+            "on_demand": self.socket_name,
         }

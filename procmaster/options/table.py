@@ -266,7 +266,9 @@ OPTIONS: tuple[Option, ...] = (
        aliases=("logformat",), group=_LOG, request_vars=True),
     _O("log-date", "bool-or-str", "prefix logs with the date, or with a strftime format "
        "(write %% for % in INI files)", aliases=("logdate",), default=False, bare=True,
-       group=_LOG),
+       group=_LOG, note="as uWSGI: 'ctime - ' or 'FORMAT - ' before procmaster's own "
+       "lines; request lines are not dated (uWSGI 2.0 does not date them either: use "
+       "%(ltime) or %(ftime) in log-format)"),
     _O("logto", "str", "log to the specified file", group=_LOG),
     _O("logto2", "str", "log to the specified file after privileges drop", group=_LOG,
        status=PARTIAL, note="the same as logto: procmaster does not drop privileges"),
@@ -279,12 +281,50 @@ OPTIONS: tuple[Option, ...] = (
        note="procmaster reopens the log on every reload"),
     _O("log-x-forwarded-for", "bool", "use the X-Forwarded-For header as the client "
        "address in request logs", default=False, group=_LOG),
-    _O("req-logger", "str", "set/append a request logger", multi=True, group=_LOG,
-       status=PARTIAL, note="file:PATH only (request lines go to that file); other "
-       "logger plugins are reported and ignored"),
-    _O("logger", "str", "set/append a logger", multi=True, group=_LOG,
-       status=PARTIAL, note="file:PATH only (the same as logto); other logger plugins "
-       "are reported and ignored"),
+    _O("req-logger", "logger", "set/append a request logger", multi=True, group=_LOG,
+       status=PARTIAL, note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH, "
+       "fd:N, stdio; other logger plugins (syslog, socket, udp, ...) are reported and ignored"),
+    _O("logger", "logger", "set/append a logger ([NAME ]PLUGIN[:ARGS])", multi=True,
+       group=_LOG, status=PARTIAL,
+       note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH (rotated past "
+       "maxsize), fd:N, stdio; a named logger gets only the lines log-route sends it; "
+       "other plugins (syslog, socket, udp, ...) are reported and ignored"),
+    _O("log-route", "log-route", "send log lines matching REGEX to the logger NAME: "
+       "log-route = NAME REGEX", multi=True, group=_LOG,
+       note="a routed line goes to every matching route's logger and to no other"),
+    _O("log-req-route", "log-route", "send request lines matching REGEX to the logger "
+       "NAME (a logger of logger, as uWSGI)", multi=True, group=_LOG),
+    _O("log-encoder", "log-encoder", "add an encoder to the log chain: "
+       "NAME[:LOGGER] [ARGS]", multi=True, group=_LOG,
+       note="prefix, suffix, nl, format, json (${msg}, ${msgnl}, ${unix}, ${millis}, "
+       "${micros}, ${strftime:FMT}), gzip, compress; as uWSGI, format and json add no "
+       "newline (add the nl encoder)"),
+    _O("log-req-encoder", "log-encoder", "add an encoder to the request log chain",
+       multi=True, group=_LOG),
+    _O("logformat-strftime", "bool", "apply log-date's strftime format to %(ftime) in "
+       "log-format", aliases=("log-format-strftime",), default=False, group=_LOG,
+       note="uWSGI 2.0's meaning: %(ftime) takes log-date's format (else it is %(ltime))"),
+    _O("log-master", "bool", "delegate logging to the master process", default=False,
+       group=_LOG, status=PARTIAL,
+       note="loggers, routes and encoders apply to every line procmaster writes, in the "
+       "process that writes it (the same files and lines as uWSGI's log master); the "
+       "app's raw stdout/stderr go to the plain log file unencoded"),
+    _O("log-zero", "bool", "log responses without body, even with disable-logging",
+       default=False, group=_LOG),
+    _O("log-slow", "int", "log requests slower than this many milliseconds, even with "
+       "disable-logging", default=0, min=0, group=_LOG),
+    _O("log-4xx", "bool", "log requests with a 4xx response, even with disable-logging",
+       default=False, group=_LOG),
+    _O("log-5xx", "bool", "log requests with a 5xx response, even with disable-logging",
+       default=False, group=_LOG),
+    _O("log-big", "size", "log responses with a body of at least this many bytes, even "
+       "with disable-logging", default=0, group=_LOG),
+    _O("log-sendfile", "bool", "log responses sent with sendfile, even with "
+       "disable-logging", default=False, bare=True, group=_LOG),
+    _O("log-ioerror", "bool", "log requests whose client went away during the response, "
+       "even with disable-logging", default=False, bare=True, group=_LOG,
+       note="uWSGI counts read and write errors; here a response cut by the client "
+       "(the write failed) is such a request"),
     _O("touch-logrotate", "path", "rotate the log when the file is touched", multi=True,
        group=_LOG, status=PARTIAL,
        note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened", watch="logrotate"),
@@ -444,9 +484,18 @@ OPTIONS: tuple[Option, ...] = (
        group=_OTHER),
     _O("emperor-tyrant-allow-root", "bool", "with emperor-tyrant, let root-owned vassal "
        "files run as root (a procmaster extension)", default=False, group=_OTHER),
-    _O("emperor-on-demand-directory", "path", "bind vassal sockets in the Emperor and start "
-       "a vassal on its first connection", aliases=("emperor-on-demand-dir",), group=_OTHER,
-       status=UNSUPPORTED, note=NOT_YET + "; every vassal starts at once"),
+    _O("emperor-on-demand-directory", "path", "bind each vassal's unix socket DIR/NAME.socket "
+       "(NAME: the vassal file's name up to its last dot) in the Emperor and start the vassal "
+       "on its first connection", aliases=("emperor-on-demand-dir",), group=_OTHER,
+       note="the vassal gets the socket as its fd 0 and serves it (with its socket option of "
+       "the same address, else with the uwsgi protocol); when it exits the Emperor waits for "
+       "the next connection"),
+    _O("emperor-on-demand-extension", "str", "on-demand vassals: the file VASSAL+EXT holds the "
+       "vassal's socket name (unix path or host:port)", aliases=("emperor-on-demand-ext",),
+       group=_OTHER),
+    _O("emperor-on-demand-exec", "str", "on-demand vassals: the first line this command prints "
+       "(run with the vassal's path as its argument) is the vassal's socket name",
+       group=_OTHER),
     _O("emperor-*", "str", "other Emperor and vassal options (emperor-freq, "
        "emperor-broodlord, vassals-include-before and the rest)",
        prefixes=("emperor-", "vassals-", "vassal-"), multi=True, group=_OTHER,

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import re
 
+from ..logs.encoders import Encoder, EncoderError
+from ..logs.sinks import LoggerError, parse_logger, parse_route
 from .model import Option
 
 TYPE_DOCS: dict[str, str] = {
@@ -41,6 +43,10 @@ TYPE_DOCS: dict[str, str] = {
     "mapping": "KEY=VALUE, e.g. /mountpoint=target",
     "ini": "FILE[:section] (an INI file, optionally naming its section)",
     "bool-or-str": "true/false, or a strftime format",
+    "logger": "[NAME ]PLUGIN[:ARGS]: file:PATH, file:logfile=PATH[,maxsize=BYTES]"
+    "[,backupname=PATH], fd:N, stdio",
+    "log-encoder": "NAME[:LOGGER] [ARGS]: prefix, suffix, nl, format, json, gzip, compress",
+    "log-route": "NAME REGEX (a logger's name, a regular expression)",
 }
 
 # the types whose values uWSGI 2.0 reads with atoi/strtoul: a word (true, on) is 0 there
@@ -148,6 +154,31 @@ def _bool_or_str(value: str) -> bool | str:
         return True
     if v in _FALSE:
         return False
+    return value
+
+
+def _logger(value: str) -> str:
+    """The shape of a logger; a plugin procmaster lacks is warned about at start."""
+    try:
+        parse_logger(value)
+    except LoggerError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _log_encoder(value: str) -> str:
+    try:
+        Encoder(value)
+    except EncoderError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _log_route(value: str) -> str:
+    try:
+        parse_route(value)
+    except LoggerError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -272,6 +303,9 @@ TYPES = {
     "mapping": _mapping,
     "ini": _ini,
     "bool-or-str": _bool_or_str,
+    "logger": _logger,
+    "log-encoder": _log_encoder,
+    "log-route": _log_route,
 }
 
 

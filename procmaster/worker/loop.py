@@ -62,7 +62,7 @@ from ..ipc import (
     encode_module,
     encode_ready,
 )
-from ..logs import RequestLogger, log
+from ..logs import log, request_logger
 from ..process import read_signals, signal_pipe
 from ..static import static_files
 from ..wsgi import SPOOL_THRESHOLD, base_environ
@@ -108,8 +108,8 @@ class Worker:
         self.stopping = False
         self.stop_deadline = 0.0
         self.requests = 0
-        self.logging = not cfg.disable_logging
-        self.req_log = RequestLogger(cfg, wid) if self.logging else None
+        self.req_log = request_logger(cfg, wid)  # None: no request is ever logged
+        self.logging = self.req_log is not None
         self.static = static_files(cfg)  # static-map & co: files served before the app
         threads = cfg.threads
         self.base_env = base_environ(

@@ -130,6 +130,20 @@ class Exchange(Response):
         elif not job.done:
             job.pool.cancel(job)  # its thread stops at its next chunk (it reads the body)
         log(f"{why} during response to {request_line(self.req.environ)} ({self.rsize} bytes sent)")
+        worker = self.conn.worker
+        if worker.logging and worker.req_log.ioerror:  # log-ioerror
+            line = worker.req_log.line(
+                self.req.environ,
+                self.status or "500",
+                self.rsize,
+                self.hsize,
+                len(self.headers or ()),
+                self.start,
+                time.time(),
+                worker.requests,
+                worker.scoreboard.total(),
+            )
+            log.write_request(line)
 
     # -- the head and the body ---------------------------------------------------
 
@@ -437,18 +451,22 @@ def request_finished(worker: Books, exchange: Exchange, status: str | None) -> N
     if worker.guard is not None and worker.recycle_reason is None:
         worker.recycle_reason = worker.guard.after_request(worker.requests)
     if worker.logging:
-        line = worker.req_log.line(
-            exchange.req.environ,
-            status or "500",
-            exchange.rsize,
-            exchange.hsize,
-            len(exchange.headers or ()),
-            exchange.start,
-            end,
-            worker.requests,
-            scoreboard.total(),
-        )
-        log.write_request(line)
+        req_log = worker.req_log
+        if req_log.every or req_log.wanted(
+            code, exchange.rsize, end - exchange.start, hasattr(exchange, "file_offset")
+        ):
+            line = req_log.line(
+                exchange.req.environ,
+                status or "500",
+                exchange.rsize,
+                exchange.hsize,
+                len(exchange.headers or ()),
+                exchange.start,
+                end,
+                worker.requests,
+                scoreboard.total(),
+            )
+            log.write_request(line)
 
 
 def threads_done(worker: AppHost) -> None:

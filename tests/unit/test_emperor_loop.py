@@ -34,7 +34,7 @@ class FakeLauncher:
             vassal.invalid("broken")
         return self.valid
 
-    def launch(self, vassal: Vassal):
+    def launch(self, vassal: Vassal, stdin: int | None = None):
         self.pid += 1
         ours, theirs = socket.socketpair()
         ours.setblocking(False)

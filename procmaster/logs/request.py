@@ -1,0 +1,280 @@
+"""One line per request: uWSGI's default line, ``log-format`` and which requests
+are logged.
+
+Theory of operation
+-------------------
+``RequestLogger`` is built once per worker. ``compile_format`` turns a
+``log-format`` into a ``str.format`` template and the names of its ``%(var)``
+variables, so a line costs one ``format`` call and one lookup per variable.
+``every`` is true unless ``disable-logging``; then ``wanted`` says whether this
+request is one of those uWSGI logs anyway: ``log-zero`` (no body), ``log-slow``
+(at least MS milliseconds), ``log-4xx``, ``log-5xx``, ``log-big`` (a body of at
+least BYTES), ``log-sendfile`` (sent with sendfile), ``log-ioerror`` (the client
+went away during the response). The worker asks ``wanted`` only when ``every``
+is false, so a plain logged request pays nothing for the conditions.
+
+``%(ftime)`` is ``%(ltime)`` unless ``logformat-strftime`` is set and ``log-date``
+holds a strftime format: then that format (uWSGI 2.0's meaning of
+``logformat-strftime``).
+
+Must not know: HTTP, WSGI, where the line is written (``Log.write_request``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+__all__ = ["DEFAULT_FORMAT", "RequestLogger", "compile_format", "request_logger"]
+
+
+_VAR = re.compile(r"%\(([a-zA-Z0-9_.\-]+)\)")
+
+# uWSGI's default request line (logging/logging.c, "[pid: ...|app: ...|req: ...]")
+DEFAULT_FORMAT = (
+    "[pid: %(pid)|app: 0|req: %(reqnum)/%(total)] %(addr) (%(user)) "
+    "{%(vars) vars in %(pktsize) bytes} [%(ctime)] %(method) %(uri) => "
+    "generated %(rsize) bytes in %(msecs) msecs (%(proto) %(status)) "
+    "%(headers) headers in %(hsize) bytes (%(switches) switches on core %(core))"
+)
+
+
+def compile_format(fmt: str) -> tuple[str, tuple[str, ...]]:
+    """``%(method) %(uri)`` -> (``"{0} {1}"``, ("method", "uri"))."""
+    names: list[str] = []
+
+    def repl(match: re.Match) -> str:
+        names.append(match.group(1))
+        return "{" + str(len(names) - 1) + "}"
+
+    template = _VAR.sub(repl, fmt.replace("{", "{{").replace("}", "}}"))
+    return template, tuple(names)
+
+
+def request_logger(cfg, wid: int) -> RequestLogger | None:
+    """The worker's request logger, or None when no request is ever logged."""
+    if cfg.disable_logging and not (
+        cfg.log_4xx
+        or cfg.log_5xx
+        or cfg.log_zero
+        or cfg.log_slow
+        or cfg.log_big
+        or cfg.log_sendfile
+        or cfg.log_ioerror
+    ):
+        return None
+    return RequestLogger(cfg, wid)
+
+
+class RequestLogger:
+    """Formats one line per request; the worker passes what it measured."""
+
+    def __init__(self, cfg, wid: int) -> None:
+        fmt = cfg.get("log-format") or DEFAULT_FORMAT
+        self.template, self.names = compile_format(fmt)
+        # one function per variable, chosen once: a line is one call per variable
+        self.getters = tuple(_GETTERS.get(name) or _by_name(name) for name in self.names)
+        self.wid = wid
+        self.pid = os.getpid()
+        self.x_forwarded_for = cfg.log_x_forwarded_for
+        self.memory_report = cfg.memory_report
+        self.every = not cfg.disable_logging
+        self.log_4xx = cfg.log_4xx
+        self.log_5xx = cfg.log_5xx
+        self.log_zero = cfg.log_zero
+        self.slow = cfg.log_slow  # milliseconds, 0: off
+        self.big = cfg.log_big  # bytes, 0: off
+        self.sendfile = cfg.log_sendfile
+        self.ioerror = cfg.log_ioerror
+        date = cfg.log_date
+        self.ftime = date if cfg.logformat_strftime and isinstance(date, str) else None
+
+    def wanted(self, code: str, rsize: int, seconds: float, sendfile: bool) -> bool:
+        """Under ``disable-logging``: is this request logged anyway (uWSGI's
+        conditional logging)? ``code`` is the status's three digits."""
+        if self.log_zero and rsize == 0:
+            return True
+        if self.slow and seconds * 1000 >= self.slow:
+            return True
+        if self.log_4xx and code[:1] == "4":
+            return True
+        if self.log_5xx and code[:1] == "5":
+            return True
+        if self.big and rsize >= self.big:
+            return True
+        return self.sendfile and sendfile
+
+    def line(
+        self,
+        environ: dict,
+        status: str,
+        rsize: int,
+        hsize: int,
+        nheaders: int,
+        start: float,
+        end: float,
+        reqnum: int,
+        total: int,
+    ) -> str:
+        values = [
+            get(self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total)
+            for get in self.getters
+        ]
+        if self.memory_report:
+            vsz, rss = _memory("vsz"), _memory("rss")
+            return (
+                f"{{address space usage: {vsz} bytes/{vsz >> 20}MB}} "
+                f"{{rss usage: {rss} bytes/{rss >> 20}MB}} " + self.template.format(*values) + "\n"
+            )
+        return self.template.format(*values) + "\n"
+
+    def _value(self, name, environ, status, rsize, hsize, nheaders, start, end, reqnum, total):
+        if name == "addr":
+            if self.x_forwarded_for and environ.get("HTTP_X_FORWARDED_FOR"):
+                return environ["HTTP_X_FORWARDED_FOR"]
+            return environ.get("REMOTE_ADDR", "")
+        if name == "method":
+            return environ.get("REQUEST_METHOD", "")
+        if name == "uri":
+            uri = environ.get("REQUEST_URI")
+            if uri is None:
+                uri = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+                if environ.get("QUERY_STRING"):
+                    uri += "?" + environ["QUERY_STRING"]
+            return uri
+        if name == "proto":
+            return environ.get("SERVER_PROTOCOL", "")
+        if name == "status":
+            return status[:3]
+        if name in ("size", "rsize"):
+            return rsize
+        if name == "hsize":
+            return hsize
+        if name == "headers":
+            return nheaders
+        if name == "msecs":
+            return int((end - start) * 1000)
+        if name == "micros":
+            return int((end - start) * 1000000)
+        if name == "pid":
+            return self.pid
+        if name == "wid":
+            return self.wid
+        if name == "reqnum":
+            return reqnum
+        if name == "total":
+            return total
+        if name == "ctime":
+            return time.ctime(start)
+        if name == "ltime":
+            return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(start))
+        if name == "ftime":
+            fmt = self.ftime or "%d/%b/%Y:%H:%M:%S %z"
+            return time.strftime(fmt, time.localtime(start))
+        if name == "secs":
+            return f"{end - start:.6f}"
+        if name == "time" or name == "epoch":
+            return int(start)
+        if name == "tmsecs":
+            return int(start * 1000)
+        if name == "tmicros":
+            return int(start * 1000000)
+        if name == "uagent":
+            return environ.get("HTTP_USER_AGENT", "")
+        if name == "referer":
+            return environ.get("HTTP_REFERER", "")
+        if name == "host":
+            return environ.get("HTTP_HOST", "")
+        if name == "user":
+            return environ.get("REMOTE_USER", "")
+        if name == "cl":
+            return environ.get("CONTENT_LENGTH", "") or 0
+        if name == "vars":
+            return _vars(environ)
+        if name == "pktsize":
+            return _pktsize(environ)
+        if name == "switches":
+            return 1
+        if name == "core":
+            return 0
+        if name == "rss" or name == "vsz":
+            return _memory(name)
+        if name.startswith("var."):
+            return environ.get(name[4:], "")
+        return "-"
+
+
+def _vars(environ: dict) -> int:
+    """uWSGI's ``vars``: how many CGI variables (the upper-case keys)."""
+    return sum(map(str.isupper, environ))
+
+
+def _pktsize(environ: dict) -> int:
+    """uWSGI's ``pktsize``, approximated: the bytes of the CGI variables."""
+    size = 0
+    for k, v in environ.items():
+        if type(v) is str and k.isupper():
+            size += len(k) + len(v)
+    return size
+
+
+def _by_name(name: str):
+    """The slow path for a variable without its own getter (``var.NAME``, unknown)."""
+
+    def get(self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total):
+        return self._value(name, environ, status, rsize, hsize, nheaders, start, end, reqnum, total)
+
+    return get
+
+
+def _addr(s, e, st, rs, hs, nh, t0, t1, rq, tot):
+    if s.x_forwarded_for and e.get("HTTP_X_FORWARDED_FOR"):
+        return e["HTTP_X_FORWARDED_FOR"]
+    return e.get("REMOTE_ADDR", "")
+
+
+def _uri(s, e, st, rs, hs, nh, t0, t1, rq, tot):
+    uri = e.get("REQUEST_URI")
+    if uri is None:
+        uri = e.get("SCRIPT_NAME", "") + e.get("PATH_INFO", "")
+        if e.get("QUERY_STRING"):
+            uri += "?" + e["QUERY_STRING"]
+    return uri
+
+
+# the variables of the default line (and the common ones), each its own function;
+# the arguments are those of RequestLogger.line, with the logger first
+_GETTERS = {
+    "addr": _addr,
+    "uri": _uri,
+    "method": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("REQUEST_METHOD", ""),
+    "proto": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("SERVER_PROTOCOL", ""),
+    "status": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: st[:3],
+    "size": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rs,
+    "rsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rs,
+    "hsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: hs,
+    "headers": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: nh,
+    "msecs": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: int((t1 - t0) * 1000),
+    "micros": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: int((t1 - t0) * 1000000),
+    "pid": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: s.pid,
+    "wid": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: s.wid,
+    "reqnum": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rq,
+    "total": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: tot,
+    "ctime": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: time.ctime(t0),
+    "user": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("REMOTE_USER", ""),
+    "vars": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: _vars(e),
+    "pktsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: _pktsize(e),
+    "switches": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: 1,
+    "core": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: 0,
+}
+
+
+def _memory(which: str) -> int:
+    try:
+        with open("/proc/self/statm") as fh:
+            vsz, rss = fh.read().split()[:2]
+    except OSError:
+        return 0
+    page = os.sysconf("SC_PAGE_SIZE")
+    return int(rss if which == "rss" else vsz) * page
