@@ -26,13 +26,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from email.utils import formatdate
 from functools import partial
 from urllib.parse import unquote_to_bytes
 
 import httptools
 
 from .base import ProtocolBase, ProtocolError, Request, Sink
+from .head import http_date, serialize_head, with_length
 
 __all__ = ["HTTPProtocol", "http_date", "serialize_head", "with_length"]
 
@@ -55,6 +55,8 @@ _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # Content-Length values from here on are absurd (and past a signed 64-bit offset)
 _MAX_LENGTH = 1 << 63
 
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
 # error status -> reason phrase of the answer to a bad request
 ERROR_REASONS = {
     400: "Bad Request",
@@ -66,18 +68,8 @@ ERROR_REASONS = {
     505: "HTTP Version Not Supported",
 }
 
-_date_cache = [0, ""]
 _head_cache: dict = {}
 _head_cache_second = [0]
-
-
-def http_date() -> str:
-    """The ``Date`` header value, recomputed at most once a second."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True)
-    return _date_cache[1]
 
 
 def _cgi_name(name: bytes) -> str | None:
@@ -115,29 +107,6 @@ def _split_host(host: str, default_port: str) -> tuple[str, str]:
     return name, port if colon and port else default_port
 
 
-def with_length(headers: list[tuple[str, str]], length: int | None) -> list[tuple[str, str]]:
-    """The app's headers plus ``Content-Length: length`` when the length is known
-    and the app framed nothing itself (a new list: the app's is never changed)."""
-    if length is None:
-        return headers
-    for name, _ in headers:
-        if len(name) in (14, 17) and name.lower() in ("content-length", "transfer-encoding"):
-            return headers
-    return [*headers, ("Content-Length", str(length))]
-
-
-def serialize_head(version: str, status: str, headers: list[tuple[str, str]]) -> bytes:
-    """``HTTP/1.1 200 OK`` + headers + blank line, as bytes.
-
-    Refuses (ValueError) a CR or LF inside the status or any header: that would let
-    an app's data split the response (header injection)."""
-    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
-    head = f"{version} {status}\r\n{lines}\r\n"
-    if head.count("\n") != len(headers) + 2 or head.count("\r") != len(headers) + 2:
-        raise ValueError("CR or LF inside a response status or header")
-    return head.encode("latin-1")
-
-
 class HTTPProtocol(ProtocolBase):
     """One HTTP connection. ``buffer_size`` bounds the request line plus headers
     (uWSGI's ``buffer-size``): past it the answer is 431 (414 when the request
@@ -165,6 +134,8 @@ class HTTPProtocol(ProtocolBase):
         "in_trailers",
         "error",
         "continue_pending",
+        "continue_deferred",
+        "unanswered",
         "server_name",
         "server_port",
         "chunked_out",
@@ -196,6 +167,10 @@ class HTTPProtocol(ProtocolBase):
         # what stopped the parser: our ProtocolError, or what the sink raised
         self.error: BaseException | None = None
         self.continue_pending = False
+        # a 100 Continue waiting for the answers to the requests before its own
+        self.continue_deferred = False
+        # requests whose head went to the sink and whose response has not ended
+        self.unanswered = 0
         self.chunked_out = False
         self.close_after = False
 
@@ -320,12 +295,17 @@ class HTTPProtocol(ProtocolBase):
         except BaseException as exc:
             self.error = exc  # feed() raises it as it is
             raise
+        self.unanswered += 1
         if (
             "HTTP_EXPECT" in env
             and version == "1.1"
             and env["HTTP_EXPECT"].lower() == "100-continue"
         ):
-            self.continue_pending = True
+            # interim responses go out in order: after the earlier responses
+            if self.unanswered == 1:
+                self.continue_pending = True
+            else:
+                self.continue_deferred = True
 
     def on_body(self, body: bytes) -> None:
         try:
@@ -341,6 +321,8 @@ class HTTPProtocol(ProtocolBase):
         self.head_limit = self.buffer_size
         self.url = b""
         self.in_trailers = False
+        # the body came without waiting for its 100: none is owed (RFC 9110 10.1.1)
+        self.continue_deferred = False
         req = self.req
         self.req = None
         if req is not None:
@@ -401,7 +383,7 @@ class HTTPProtocol(ProtocolBase):
             raise ProtocolError(message, status) from None
         if self.continue_pending:
             self.continue_pending = False
-            return b"HTTP/1.1 100 Continue\r\n\r\n"
+            return _CONTINUE
         return b""
 
     def eof(self) -> None:
@@ -488,7 +470,22 @@ class HTTPProtocol(ProtocolBase):
         return data
 
     def response_end(self, req: Request) -> bytes:
+        self.unanswered -= 1
+        if self.continue_deferred:
+            return self._end_then_continue(req)
         if self.chunked_out:
             self.chunked_out = False
             return b"0\r\n\r\n"
         return b""
+
+    def _end_then_continue(self, req: Request) -> bytes:
+        """The end of ``req``'s response, then the deferred ``100 Continue`` once
+        no earlier response is left (the connection staying open)."""
+        end = b"0\r\n\r\n" if self.chunked_out else b""
+        self.chunked_out = False
+        if not req.keep_alive:
+            self.continue_deferred = False
+        elif self.unanswered == 1:
+            self.continue_deferred = False
+            end += _CONTINUE
+        return end

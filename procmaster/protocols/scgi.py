@@ -39,7 +39,7 @@ Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raise
 from __future__ import annotations
 
 from .base import LengthBody, ProtocolError, Request, Sink
-from .http import serialize_head, with_length
+from .head import check_vars, serialize_head, status_version, with_length
 
 __all__ = ["SCGIProtocol", "parse_headers"]
 
@@ -137,11 +137,12 @@ class SCGIProtocol(LengthBody):
                 0,
             )
         environ = parse_headers(data[:size])
+        check_vars(environ, "SCGI")
         length = _content_length(environ["CONTENT_LENGTH"])
         req = Request(environ, False)
         req.content_length = length
         req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
-        req.version = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        req.version = status_version(environ)
         self._req = req
         self.sink.on_head(req)
         self._begin_body(req, length, memoryview(data)[size + 1 :])

@@ -25,7 +25,8 @@ is always False and the worker closes once the response is written.
 modifier1 selects what the packet is (as in uWSGI): 0 is a WSGI request; 30 is a
 WSGI request whose PATH_INFO still starts with SCRIPT_NAME, which is stripped
 (nginx's ``uwsgi_modifier1 30``); 100 is a ping, answered at once by ``feed()``
-with the 4-byte pong header. Anything else is refused with ``ProtocolError``.
+with the 4-byte pong header, after which the connection closes (``closing``).
+Anything else is refused with ``ProtocolError``.
 
 The response is what uWSGI writes on a ``socket``: a raw HTTP/1.x head (status
 line with the request's SERVER_PROTOCOL, HTTP/1.0 when there is none, as uWSGI;
@@ -43,7 +44,7 @@ from __future__ import annotations
 from struct import Struct
 
 from .base import LengthBody, ProtocolError, Request, Sink
-from .http import serialize_head, with_length
+from .head import check_vars, serialize_head, status_version, with_length
 
 __all__ = ["UwsgiProtocol", "MODIFIER_WSGI", "MODIFIER_WSGI_STRIP", "MODIFIER_PING"]
 
@@ -114,7 +115,7 @@ class UwsgiProtocol(LengthBody):
 
     BODY = _BODY
     DONE = _DONE
-    __slots__ = ("sink", "buffer_size", "_state", "_buf", "_req", "_left")
+    __slots__ = ("sink", "buffer_size", "_state", "_buf", "_req", "_left", "closing")
 
     def __init__(self, sink: Sink, *, buffer_size: int = 4096) -> None:
         self.sink = sink
@@ -124,6 +125,7 @@ class UwsgiProtocol(LengthBody):
         self._buf = b""  # HEAD: bytes of an incomplete packet
         self._req: Request | None = None
         self._left = 0  # BODY: body bytes still expected
+        self.closing = False  # a ping was answered: nothing more on this connection
 
     # -- input -------------------------------------------------------------
 
@@ -148,6 +150,7 @@ class UwsgiProtocol(LengthBody):
 
         if modifier1 == MODIFIER_PING:
             self._state = _DONE
+            self.closing = True  # uWSGI closes right after the pong
             return _PONG
         if modifier1 != MODIFIER_WSGI and modifier1 != MODIFIER_WSGI_STRIP:
             raise ProtocolError(
@@ -159,6 +162,7 @@ class UwsgiProtocol(LengthBody):
             raise ProtocolError("empty uwsgi packet: no request variables", 0)
 
         environ = parse_vars(data, 4, end)
+        check_vars(environ, "uwsgi")
         if modifier1 == MODIFIER_WSGI_STRIP:
             script_name = environ.get("SCRIPT_NAME")
             path_info = environ.get("PATH_INFO")
@@ -169,8 +173,8 @@ class UwsgiProtocol(LengthBody):
         req = Request(environ, False)
         req.content_length = length
         req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
-        # absent or empty: HTTP/1.0, as uWSGI 2.0 answers
-        req.version = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        # the status line's version: absent, empty or not HTTP/x.y gives HTTP/1.0
+        req.version = status_version(environ)
         self._req = req
         self.sink.on_head(req)
         self._begin_body(req, length, memoryview(data)[end:])

@@ -174,6 +174,11 @@ class Connection:
                 return
             if reply:
                 self.send(reply)
+                if self.proto.closing:  # the reply was the connection's last
+                    self.close_after = True
+                    if not self.out:
+                        self.shutdown_and_close()
+                    return
             if not self.got_head and worker.now > self.deadline:
                 # a head trickled in for longer than the header deadline
                 worker.timeouts["header"] += 1

@@ -33,11 +33,12 @@ from __future__ import annotations
 import errno
 import os
 import select
+import sys
 import time
 import traceback
 
 from ..logs import log
-from ..protocols import Request
+from ..protocols import HeadError, Request
 from ..wsgi import Response
 from .roles import AppHost, Books, Client
 
@@ -277,29 +278,35 @@ class Exchange(Response):
     # -- the end ------------------------------------------------------------------
 
     def app_error(self) -> None:
-        """The app raised: 500 if nothing was sent yet, else cut the connection."""
+        """The app raised (or its status or headers cannot go on the wire): 500
+        if nothing was sent yet, else cut the connection. Never raises: when even
+        the 500 cannot be written, the connection is closed."""
         conn = self.conn
         req = self.req
         worker = conn.worker
-        self.app_failed(worker, traceback.format_exc().rstrip())
+        self.app_failed(worker, error_details())
         self.close_result()
         if conn.closed:
             request_finished(worker, self, "500 Internal Server Error")
             return
-        if self.headers_sent:
-            conn.current = None
-            request_finished(worker, self, self.status or "500")
-            conn.close()
-            return
-        body = self.become_500()
-        self.send_head(len(body))
-        conn.send(conn.proto.response_body(req, body) + conn.proto.response_end(req))
-        self.rsize = len(body)
-        self.finish()
+        if not self.headers_sent:
+            try:
+                body = self.become_500()
+                self.send_head(len(body))
+                conn.send(conn.proto.response_body(req, body) + conn.proto.response_end(req))
+            except Exception as exc:
+                log(f"cannot answer {request_line(req.environ)} with a 500 ({exc}): closing")
+            else:
+                self.rsize = len(body)
+                self.finish()
+                return
+        conn.current = None
+        request_finished(worker, self, self.status or "500")
+        conn.close()
 
     def app_failed(self, worker: Books, details: str) -> None:
         """Log the app's error for this request and count it in the scoreboard."""
-        log(f"error in the app for {request_line(self.req.environ)}:\n{details}")
+        log(f"error in the app for {request_line(self.req.environ)}: {details}")
         worker.scoreboard.exception(worker.slot)
 
     def become_500(self) -> bytes:
@@ -314,6 +321,15 @@ class Exchange(Response):
         self.conn.current = None
         self.close_result()
         request_finished(self.conn.worker, self, self.status)
+
+
+def error_details() -> str:
+    """What to log of the exception being handled: a head the protocol refused
+    is the app's data, said in one line; anything else, the traceback."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, HeadError):
+        return f"{exc} -> 500"
+    return "\n" + traceback.format_exc().rstrip()
 
 
 def simple_response(conn: Client, req: Request, status: str, body: bytes) -> None:
@@ -377,15 +393,19 @@ def threads_done(worker: AppHost) -> None:
             continue
         proto = conn.proto
         if job.error is not None:
-            exchange.app_failed(worker, job.error)
+            exchange.app_failed(worker, "\n" + job.error)
             data = exchange.become_500()
         else:
             data = b"".join(job.chunks)
-        head = proto.response_head(req, exchange.status, exchange.headers, len(data))
-        exchange.headers_sent = True
-        exchange.hsize = len(head)
-        conn.send(head + proto.response_body(req, data) + proto.response_end(req))
-        exchange.rsize = len(data)
-        exchange.finish()
+        try:
+            head = proto.response_head(req, exchange.status, exchange.headers, len(data))
+        except Exception:
+            exchange.app_error()  # the app's status or headers: a 500
+        else:
+            exchange.headers_sent = True
+            exchange.hsize = len(head)
+            conn.send(head + proto.response_body(req, data) + proto.response_end(req))
+            exchange.rsize = len(data)
+            exchange.finish()
         if not conn.closed:
             after_exchange(conn, req)
