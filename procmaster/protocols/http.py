@@ -469,8 +469,7 @@ class HTTPProtocol(HTTPResponse):
 
     def eof(self) -> None:
         if self.collecting:
-            # as llhttp refuses a method it does not know when nothing more comes
-            raise ProtocolError("Invalid method encountered (cut by the close)", 400)
+            raise ProtocolError("connection closed in the middle of a request line", 0)
         if self.req is not None:
             raise ProtocolError("connection closed in the middle of a request", 0)
         if self.head_bytes or self.url:
