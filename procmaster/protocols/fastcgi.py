@@ -96,7 +96,7 @@ from .fastcgi_records import (
     unknown_type,
     values_result,
 )
-from .head import check_vars, serialize_head, with_length
+from .head import cached_head, check_vars
 
 # encode_pairs, parse_pairs and record stay importable from here (tests' clients)
 __all__ = ["FastCGIProtocol", "encode_pairs", "parse_pairs", "record"]
@@ -432,9 +432,7 @@ class FastCGIProtocol(ProtocolBase):
         if req.state is not _OPEN or req.aborted:
             return b""
         # the CGI head is an HTTP head whose "version" is "Status:"
-        return stdout_records(
-            req.rid, serialize_head("Status:", status, with_length(headers, length))
-        )
+        return stdout_records(req.rid, cached_head("Status:", status, headers, length))
 
     def response_body(self, req: Request, data: bytes) -> bytes:
         if not data or req.head_only or req.state is not _OPEN or req.aborted:

@@ -39,7 +39,7 @@ Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raise
 from __future__ import annotations
 
 from .base import LengthBody, ProtocolError, Request, Sink
-from .head import check_vars, serialize_head, status_version, with_length
+from .head import cached_head, check_vars, status_version
 
 __all__ = ["SCGIProtocol", "parse_headers"]
 
@@ -170,4 +170,4 @@ class SCGIProtocol(LengthBody):
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
-        return serialize_head("Status:", status, with_length(headers, length))
+        return cached_head("Status:", status, headers, length)

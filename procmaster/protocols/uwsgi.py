@@ -44,7 +44,7 @@ from __future__ import annotations
 from struct import Struct
 
 from .base import LengthBody, ProtocolError, Request, Sink
-from .head import check_vars, serialize_head, status_version, with_length
+from .head import cached_head, check_vars, status_version
 
 __all__ = ["UwsgiProtocol", "MODIFIER_WSGI", "MODIFIER_WSGI_STRIP", "MODIFIER_PING"]
 
@@ -59,9 +59,6 @@ _PONG = _HEADER.pack(MODIFIER_PING, 0, 1)  # uWSGI answers a ping with modifier2
 _HEAD = 0
 _BODY = 1
 _DONE = 2
-
-# (version, status, length, *headers) -> serialised head
-_HEADS: dict[tuple, bytes] = {}
 
 
 def parse_vars(data, start: int, end: int) -> dict:
@@ -203,15 +200,4 @@ class UwsgiProtocol(LengthBody):
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
-        # the same app answers the same way most of the time (no Date header here)
-        key = (req.version, status, length, *headers)
-        try:
-            return _HEADS[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable header value
-            return serialize_head(req.version, status, with_length(headers, length))
-        head = serialize_head(req.version, status, with_length(headers, length))
-        if len(_HEADS) < 512:
-            _HEADS[key] = head
-        return head
+        return cached_head(req.version, status, headers, length)
