@@ -53,8 +53,9 @@ Web server records, and what happens to them:
   record at eof, malformed pairs, oversized params) is a ``ProtocolError``.
 
 Responses are STDOUT records: the head in CGI form (``Status: 200 OK`` then the
-app's headers, no HTTP status line; written by the HTTP protocol's
-``serialize_head``, which refuses a CR or LF inside them with ``ValueError``),
+app's headers, no HTTP status line; written by ``head.cached_head``, whose gate
+refuses a CR or LF inside them with ``HeadError``; params holding CR, LF or NUL
+are refused, ``head.check_vars``),
 the body chunks as they come, then the end of the response (empty STDOUT +
 END_REQUEST); how they are framed is ``fastcgi_records.py``'s.
 

@@ -29,8 +29,10 @@ The response is what SCGI servers write and what both proxies parse: CGI-style
 headers with the status in a ``Status:`` header (``Status: 200 OK``, then the
 app's headers, a blank line), the body bytes as they are, nothing at the end.
 nginx would also take an HTTP status line, Apache's ``mod_proxy_scgi`` would
-not (it reads the head as CGI script output), so ``Status:`` it is. A CR or LF
-inside the status or a header is refused with ``ValueError`` (header injection).
+not (it reads the head as CGI script output), so ``Status:`` it is. The head
+goes through ``head.cached_head``, whose gate refuses a CR or LF inside the
+status or a header with ``HeadError`` (header injection); headers holding CR
+or LF are refused (``head.check_vars``).
 
 Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raises
 ``ProtocolError(status=0)`` (the worker just closes) and nothing else.

@@ -29,11 +29,13 @@ with the 4-byte pong header, after which the connection closes (``closing``).
 Anything else is refused with ``ProtocolError``.
 
 The response is what uWSGI writes on a ``socket``: a raw HTTP/1.x head (status
-line with the request's SERVER_PROTOCOL, HTTP/1.0 when there is none, as uWSGI;
-the app's headers; a blank line), the body bytes as they are, nothing at the
-end. nginx adds Date, Server and Connection itself, so neither do we. The head
-is written by the HTTP protocol's ``serialize_head``, which refuses with
-``ValueError`` a CR or LF that an app put inside its status or a header.
+line with the request's SERVER_PROTOCOL when it is ``HTTP/x.y``, else HTTP/1.0
+as uWSGI answers without one; the app's headers; a blank line), the body bytes
+as they are, nothing at the end. nginx adds Date, Server and Connection itself,
+so neither do we. The head goes through ``head.cached_head``, whose gate refuses
+with ``HeadError`` a CR, LF or other control character an app put inside its
+status or a header. A packet whose variables hold CR, LF or NUL is refused
+(``head.check_vars``): no HTTP field holds them, and they would forge log lines.
 
 Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raises
 ``ProtocolError(status=0)`` (the worker just closes) and nothing else.
