@@ -19,9 +19,9 @@ What a client or a proxy sends reaches a head only through the status line's
 version: HTTP takes it from its own table, uwsgi from ``SERVER_PROTOCOL``, which
 ``status_version`` passes only when it is ``HTTP/<digit>[.<digit>]``. What a
 proxy sends reaches the logs (request lines, the request log's variables):
-``check_vars`` refuses CR, LF and NUL in the names and values of a proxy's
-variables, which no HTTP field can hold (RFC 9110 5.5), so none ever reaches the
-environ, a log line or, through an app that echoes it, a head.
+``check_vars`` refuses CR, LF and NUL in the values of a proxy's variables,
+which no HTTP field can hold (RFC 9110 5.5), so none ever reaches the environ,
+a log line or, through an app that echoes it, a head.
 
 Must not know: sockets, ``os``, WSGI, logging, which protocol calls it.
 """
@@ -55,12 +55,12 @@ _TOKEN = re.compile(rf"[{_TCHAR}]+")
 _BAD_TEXT = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _VERSION = re.compile(r"HTTP/[0-9](?:\.[0-9])?")
 # what nginx and Apache send as SERVER_PROTOCOL: no regular expression for these
-_VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3.0"))
+KNOWN_VERSIONS = frozenset(("HTTP/1.0", "HTTP/1.1", "HTTP/2.0", "HTTP/3.0"))
 _BAD_VAR = re.compile("[\x00\r\n]")
 
 _date_cache = [0, ""]
 # (version, status, length, *headers) -> finished head (``cached_head``)
-_HEADS: dict[tuple, bytes] = {}
+HEADS: dict[tuple, bytes] = {}
 
 
 class HeadError(ValueError):
@@ -129,14 +129,14 @@ def cached_head(
     refused one) by (version, status, length, headers)."""
     key = (version, status, length, *headers)
     try:
-        return _HEADS[key]
+        return HEADS[key]
     except KeyError:
         pass
     except TypeError:  # an unhashable header value
         return serialize_head(version, status, with_length(headers, length))
     head = serialize_head(version, status, with_length(headers, length))
-    if len(_HEADS) < 512:
-        _HEADS[key] = head
+    if len(HEADS) < 512:
+        HEADS[key] = head
     return head
 
 
@@ -187,7 +187,7 @@ def status_version(environ: dict) -> str:
     ``SERVER_PROTOCOL`` when that is ``HTTP/<digit>[.<digit>]``, else (absent,
     empty, or anything else) ``HTTP/1.0``, as uWSGI answers without one."""
     version = environ.get("SERVER_PROTOCOL")
-    if version in _VERSIONS:
+    if version in KNOWN_VERSIONS:
         return version
     if version and _VERSION.fullmatch(version):
         return version
@@ -195,14 +195,16 @@ def status_version(environ: dict) -> str:
 
 
 def check_vars(environ: dict, protocol: str) -> None:
-    """Refuse (``ProtocolError``, close) a proxy's variables holding CR, LF or
-    NUL in a name or a value: no HTTP field can hold them (RFC 9110 5.5), and
-    they would forge log lines or, echoed by an app, split a response."""
-    text = "".join(environ.values()) + "".join(environ)
+    """Refuse (``ProtocolError``, close) a proxy's variables whose values hold
+    CR, LF or NUL: no HTTP field can hold them (RFC 9110 5.5), and they would
+    forge log lines or, echoed by an app, split a response (the head's gate
+    would refuse it). Names are the proxy's own (its params; HTTP_* from header
+    names it checked) and reach no log line; an app echoing one meets the gate."""
+    text = "".join(environ.values())
     if "\n" not in text and "\r" not in text and "\0" not in text:  # memchr: faster than re
         return
     for name, value in environ.items():
-        if _BAD_VAR.search(name) or _BAD_VAR.search(value):
+        if _BAD_VAR.search(value):
             raise ProtocolError(
                 f"invalid {protocol} request: variable {_short(name)} = {_short(value)} "
                 "holds CR, LF or NUL",

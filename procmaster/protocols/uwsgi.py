@@ -46,7 +46,7 @@ from __future__ import annotations
 from struct import Struct
 
 from .base import LengthBody, ProtocolError, Request, Sink
-from .head import cached_head, check_vars, status_version
+from .head import HEADS, KNOWN_VERSIONS, cached_head, check_vars, status_version
 
 __all__ = ["UwsgiProtocol", "MODIFIER_WSGI", "MODIFIER_WSGI_STRIP", "MODIFIER_PING"]
 
@@ -173,7 +173,8 @@ class UwsgiProtocol(LengthBody):
         req.content_length = length
         req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
         # the status line's version: absent, empty or not HTTP/x.y gives HTTP/1.0
-        req.version = status_version(environ)
+        version = environ.get("SERVER_PROTOCOL")
+        req.version = version if version in KNOWN_VERSIONS else status_version(environ)
         self._req = req
         self.sink.on_head(req)
         self._begin_body(req, length, memoryview(data)[end:])
@@ -202,4 +203,7 @@ class UwsgiProtocol(LengthBody):
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
-        return cached_head(req.version, status, headers, length)
+        try:  # the common case without a call: the same answer as before
+            return HEADS[(req.version, status, length, *headers)]
+        except (KeyError, TypeError):
+            return cached_head(req.version, status, headers, length)

@@ -215,6 +215,17 @@ def test_app_heads_that_would_split_are_a_500_over_http(procmaster):
         reply = exchange(ports["http"], http_request(target))
         assert reply.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), (target, reply)
         assert b"evil" not in reply
+    # hostile request fields over HTTP: refused by the parser, never echoed
+    for raw in (
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\rSet-Cookie: evil=1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\0\r\n\r\n",
+        b"GET /\r\nSet-Cookie: evil HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHTTP/1.1\r\nX: 1\r\nHost: x\r\n\r\n",
+        b"G\rET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ):
+        reply = exchange(ports["http"], raw)
+        assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n"), (raw, reply)
+        assert b"evil" not in reply
     server.wait_log("invalid response header X-A", 15)
     assert "invalid response status" in server.log
     assert in_flight.finish() == f"10 {pid}".encode()
