@@ -10,8 +10,17 @@ from __future__ import annotations
 import importlib
 
 from .base import ProtocolBase, ProtocolError, Request, Sink, WireProtocol
+from .head import HeadError
 
-__all__ = ["ProtocolBase", "ProtocolError", "Request", "Sink", "WireProtocol", "protocol_class"]
+__all__ = [
+    "HeadError",
+    "ProtocolBase",
+    "ProtocolError",
+    "Request",
+    "Sink",
+    "WireProtocol",
+    "protocol_class",
+]
 
 PROTOCOLS = {
     "http": ("http", "HTTPProtocol"),

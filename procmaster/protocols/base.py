@@ -44,6 +44,8 @@ What the worker must know of a protocol it asks the protocol class
 * ``proxied``: the CGI variables come from a proxy (uwsgi, FastCGI, SCGI), and
   ``complete_environ`` fills in what the proxy left out. Not proxied (HTTP): the
   environ is complete, and the client is the socket's peer;
+* ``closing`` (on the object, read only when ``feed()`` returned bytes): those
+  bytes are the connection's last (a uwsgi pong); the worker closes after them;
 * ``sendfile``: given a length, the body goes on the wire as it is (identity
   framing), so the worker may send a file with ``os.sendfile``.
 """
@@ -112,6 +114,9 @@ class ProtocolBase:
 
     __slots__ = ()
     name: str = ""
+    # set on a protocol object when the bytes ``feed()`` just returned end the
+    # connection (a uwsgi pong): the worker closes once they are written
+    closing = False
     proxied = True
     pipelined_errors = False
     sendfile = False
@@ -240,6 +245,7 @@ class WireProtocol(_Protocol):
     """What the worker calls. ``name`` is the protocol's name in logs and stats."""
 
     name: str
+    closing: bool
 
     def feed(self, data: bytes) -> bytes:
         """Parse ``data``; deliver events to the sink. Returns bytes the protocol

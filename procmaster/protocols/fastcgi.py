@@ -31,7 +31,10 @@ Web server records, and what happens to them:
   FCGI_KEEP_CONN flag; another role is answered (by ``feed()``) with
   END_REQUEST/FCGI_UNKNOWN_ROLE; a *different* id while a request is active is
   answered with END_REQUEST/FCGI_CANT_MPX_CONN and its records are then ignored
-  (not queued); the *same* id while active is a ``ProtocolError``.
+  (not queued); the *same* id while its request is complete but not yet
+  answered is answered the same way right after that request's END_REQUEST
+  (its records skipped meanwhile); the *same* id while its request is still
+  being received is a ``ProtocolError``.
 - PARAMS: gathered (pairs may straddle records) up to ``buffer_size`` (measured
   as uWSGI does, in uwsgi-encoded bytes) then decoded in one pass at the empty
   PARAMS record.
@@ -50,8 +53,9 @@ Web server records, and what happens to them:
   record at eof, malformed pairs, oversized params) is a ``ProtocolError``.
 
 Responses are STDOUT records: the head in CGI form (``Status: 200 OK`` then the
-app's headers, no HTTP status line; written by the HTTP protocol's
-``serialize_head``, which refuses a CR or LF inside them with ``ValueError``),
+app's headers, no HTTP status line; written by ``head.cached_head``, whose gate
+refuses a CR or LF inside them with ``HeadError``; params holding CR, LF or NUL
+are refused, ``head.check_vars``),
 the body chunks as they come, then the end of the response (empty STDOUT +
 END_REQUEST); how they are framed is ``fastcgi_records.py``'s.
 
@@ -93,7 +97,7 @@ from .fastcgi_records import (
     unknown_type,
     values_result,
 )
-from .http import serialize_head, with_length
+from .head import cached_head, check_vars
 
 # encode_pairs, parse_pairs and record stay importable from here (tests' clients)
 __all__ = ["FastCGIProtocol", "encode_pairs", "parse_pairs", "record"]
@@ -143,6 +147,7 @@ class FastCGIProtocol(ProtocolBase):
         "_phase",
         "_params",
         "_params_size",
+        "_dups",
     )
 
     @classmethod
@@ -173,6 +178,9 @@ class FastCGIProtocol(ProtocolBase):
         self._phase = _PH_PARAMS
         self._params: list[bytes] = []  # PARAMS content so far
         self._params_size = 0
+        # BEGIN_REQUESTs reusing the id of the complete request we have not yet
+        # answered: refused (CANT_MPX_CONN) right after its END_REQUEST
+        self._dups = 0
 
     # -- input -------------------------------------------------------------
 
@@ -261,7 +269,9 @@ class FastCGIProtocol(ProtocolBase):
             if not active:
                 self._kind = _SKIP
             elif self._phase != _PH_STDIN:
-                raise ProtocolError(self._out_of_order("STDIN", rid), 0)
+                if not self._dups:
+                    raise ProtocolError(self._out_of_order("STDIN", rid), 0)
+                self._kind = _SKIP  # the refused duplicate's
             elif clen:
                 self._kind = _STDIN
             else:
@@ -271,7 +281,9 @@ class FastCGIProtocol(ProtocolBase):
             if not active:
                 self._kind = _SKIP
             elif self._phase != _PH_PARAMS:
-                raise ProtocolError(self._out_of_order("PARAMS", rid), 0)
+                if not self._dups:
+                    raise ProtocolError(self._out_of_order("PARAMS", rid), 0)
+                self._kind = _SKIP  # the refused duplicate's
             elif clen:
                 size = self._params_size + clen
                 # raw pairs take at most twice their uwsgi-encoded size
@@ -337,9 +349,14 @@ class FastCGIProtocol(ProtocolBase):
         active = self._req
         if active is not None:
             if active.rid == rid:
-                raise ProtocolError(
-                    f"FastCGI BEGIN_REQUEST for request {rid}, which is already active", 0
-                )
+                if self._phase != _PH_DONE:
+                    raise ProtocolError(
+                        f"FastCGI BEGIN_REQUEST for request {rid}, which is already active", 0
+                    )
+                # the id of a complete request not answered yet: answer that one,
+                # then refuse this one (response_end); its records are skipped
+                self._dups += 1
+                return
             # we do not multiplex: refuse it, its records will be ignored
             out.append(end_request(rid, CANT_MPX_CONN))
             return
@@ -356,6 +373,7 @@ class FastCGIProtocol(ProtocolBase):
 
     def _params_done(self, req: Request) -> None:
         environ = parse_pairs(b"".join(self._params), self.buffer_size)
+        check_vars(environ, "FastCGI")
         self._params = []
         req.environ = environ
         req.content_length = _content_length(environ.get("CONTENT_LENGTH"))
@@ -415,9 +433,7 @@ class FastCGIProtocol(ProtocolBase):
         if req.state is not _OPEN or req.aborted:
             return b""
         # the CGI head is an HTTP head whose "version" is "Status:"
-        return stdout_records(
-            req.rid, serialize_head("Status:", status, with_length(headers, length))
-        )
+        return stdout_records(req.rid, cached_head("Status:", status, headers, length))
 
     def response_body(self, req: Request, data: bytes) -> bytes:
         if not data or req.head_only or req.state is not _OPEN or req.aborted:
@@ -433,4 +449,8 @@ class FastCGIProtocol(ProtocolBase):
             self._req = None
             if self._kind == _STDIN:
                 self._kind = _SKIP
+            if self._dups:
+                refusals = end_request(req.rid, CANT_MPX_CONN) * self._dups
+                self._dups = 0
+                return end_of_response(req.rid) + refusals
         return end_of_response(req.rid)

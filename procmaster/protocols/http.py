@@ -1,5 +1,5 @@
-"""HTTP/1.0 and HTTP/1.1 on ``http-socket``: request bytes in, CGI variables out;
-response head and body in, framed bytes out.
+"""HTTP/1.0 and HTTP/1.1 on ``http-socket``: request bytes in, CGI variables out
+(the response side is ``http_response.py``).
 
 Theory of operation
 -------------------
@@ -9,14 +9,21 @@ strict where request smuggling lives (``Content-Length`` with
 bad chunk sizes, bytes outside the token/field grammar) and it is C, which the
 micro-benchmark in ``bench/micro.py`` shows pays (figures in ``bench/RESULTS.md``).
 llhttp calls us back; the callbacks below build the CGI variables of one request
-at a time and hand them to the sink. What llhttp accepts but we must not (HTTP/0.9,
-oversized header blocks, headers with ``_`` that would alias others in the CGI
-namespace, trailers overriding headers) is checked here.
+at a time and hand them to the sink. What llhttp accepts but we must not is
+checked here: HTTP/0.9, oversized header blocks, headers with ``_`` that would
+alias others in the CGI namespace, trailer fields (never in the environ; the
+framing and routing ones refused, RFC 9110 6.5.1), ``Transfer-Encoding`` in an
+HTTP/1.0 request (RFC 9112 6.1), an asterisk-form target on a method other than
+OPTIONS (RFC 9112 3.2.4), userinfo in an absolute-form target (RFC 9110 4.2.4),
+more than one empty line before a request line (RFC 9112 2.2 asks to ignore at
+least one: one is ignored, more are a probe, refused as gunicorn does), CONNECT
+(a proxy's method: 501 with ``Allow``). What llhttp refuses but we must not: a
+method that is a token missing from llhttp's table (``-BLARGH``, RFC 9110 9.1:
+the app decides); ``_unknown_method`` parses its request with a stand-in method,
+off the hot path (it runs only after llhttp refused the read).
 
-Responses: ``serialize_head`` writes the status line and headers; the framing
-(``Content-Length`` as given, chunked when HTTP/1.1 and no length, close-delimited
-for HTTP/1.0) is decided once per response in ``response_head``. ``Date`` and
-``Server`` are added unless the app set them.
+Responses (the framing, the head cache, ``100 Continue`` in order, error
+replies) are ``http_response.py``'s; ``HTTPProtocol`` is an ``HTTPResponse``.
 
 Rules: no sockets, no ``os``, no WSGI, no logging (see ``base.py``).
 """
@@ -24,19 +31,23 @@ Rules: no sockets, no ``os``, no WSGI, no logging (see ``base.py``).
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
-from email.utils import formatdate
 from functools import partial
 from urllib.parse import unquote_to_bytes
 
 import httptools
 
-from .base import ProtocolBase, ProtocolError, Request, Sink
+from .base import ProtocolError, Request, Sink
+from .http_response import (
+    ALLOW,
+    CONTINUE,
+    ERROR_REASONS,
+    SERVER,
+    HTTPResponse,
+    MethodNotServed,
+)
 
-__all__ = ["HTTPProtocol", "http_date", "serialize_head", "with_length"]
-
-SERVER = "procmaster"
+__all__ = ["ALLOW", "ERROR_REASONS", "SERVER", "HTTPProtocol", "MethodNotServed"]
 
 # request header name (bytes, as sent) -> CGI variable name; filled lazily
 _CGI_NAMES: dict[bytes, str | None] = {
@@ -55,29 +66,12 @@ _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # Content-Length values from here on are absurd (and past a signed 64-bit offset)
 _MAX_LENGTH = 1 << 63
 
-# error status -> reason phrase of the answer to a bad request
-ERROR_REASONS = {
-    400: "Bad Request",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    505: "HTTP Version Not Supported",
-}
-
-_date_cache = [0, ""]
-_head_cache: dict = {}
-_head_cache_second = [0]
-
-
-def http_date() -> str:
-    """The ``Date`` header value, recomputed at most once a second."""
-    now = int(time.time())
-    if now != _date_cache[0]:
-        _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True)
-    return _date_cache[1]
+_CRLF = (13, 10)
+# RFC 9110 5.6.2 token: what a method may be
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_MAX_METHOD = 64
+# trailer fields that would change framing or routing (RFC 9110 6.5.1)
+_FORBIDDEN_TRAILERS = frozenset((b"content-length", b"transfer-encoding", b"trailer", b"host"))
 
 
 def _cgi_name(name: bytes) -> str | None:
@@ -115,30 +109,7 @@ def _split_host(host: str, default_port: str) -> tuple[str, str]:
     return name, port if colon and port else default_port
 
 
-def with_length(headers: list[tuple[str, str]], length: int | None) -> list[tuple[str, str]]:
-    """The app's headers plus ``Content-Length: length`` when the length is known
-    and the app framed nothing itself (a new list: the app's is never changed)."""
-    if length is None:
-        return headers
-    for name, _ in headers:
-        if len(name) in (14, 17) and name.lower() in ("content-length", "transfer-encoding"):
-            return headers
-    return [*headers, ("Content-Length", str(length))]
-
-
-def serialize_head(version: str, status: str, headers: list[tuple[str, str]]) -> bytes:
-    """``HTTP/1.1 200 OK`` + headers + blank line, as bytes.
-
-    Refuses (ValueError) a CR or LF inside the status or any header: that would let
-    an app's data split the response (header injection)."""
-    lines = "".join([f"{k}: {v}\r\n" for k, v in headers])
-    head = f"{version} {status}\r\n{lines}\r\n"
-    if head.count("\n") != len(headers) + 2 or head.count("\r") != len(headers) + 2:
-        raise ValueError("CR or LF inside a response status or header")
-    return head.encode("latin-1")
-
-
-class HTTPProtocol(ProtocolBase):
+class HTTPProtocol(HTTPResponse):
     """One HTTP connection. ``buffer_size`` bounds the request line plus headers
     (uWSGI's ``buffer-size``): past it the answer is 431 (414 when the request
     target alone is too long)."""
@@ -165,6 +136,13 @@ class HTTPProtocol(ProtocolBase):
         "in_trailers",
         "error",
         "continue_pending",
+        "continue_deferred",
+        "unanswered",
+        "idle",
+        "blank_lines",
+        "method",
+        "pending",
+        "collecting",
         "server_name",
         "server_port",
         "chunked_out",
@@ -196,6 +174,19 @@ class HTTPProtocol(ProtocolBase):
         # what stopped the parser: our ProtocolError, or what the sink raised
         self.error: BaseException | None = None
         self.continue_pending = False
+        # a 100 Continue waiting for the answers to the requests before its own
+        self.continue_deferred = False
+        # requests whose head went to the sink and whose response has not ended
+        self.unanswered = 0
+        # between requests: the next byte fed starts a request (or its empty lines)
+        self.idle = True
+        self.blank_lines = 0  # empty lines seen before the request line
+        # a method llhttp does not know (an unknown token), for the request being read
+        self.method: str | None = None
+        # the start of a request line llhttp may have to see again, and whether
+        # we are collecting a method llhttp does not know ourselves
+        self.pending = b""
+        self.collecting = False
         self.chunked_out = False
         self.close_after = False
 
@@ -207,22 +198,11 @@ class HTTPProtocol(ProtocolBase):
             cls, buffer_size=buffer_size, server_name=server_name, server_port=server_port
         )
 
-    @staticmethod
-    def error_reply(exc: ProtocolError) -> bytes | None:
-        """``413 Content Too Large`` & co, closing the connection; None when the
-        error has no status (a connection cut short: nobody to answer)."""
-        status = exc.status
-        if not status:
-            return None
-        reason = ERROR_REASONS.get(status, "Bad Request")
-        body = f"{status} {reason}\n".encode()
-        head = (
-            f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-        ).encode()
-        return head + body
-
     # -- llhttp callbacks -------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        # llhttp read the first byte of a request line: no longer between requests
+        self.idle = False
 
     def on_url(self, url: bytes) -> None:
         # llhttp may deliver the target in pieces when it spans feed() calls
@@ -234,7 +214,11 @@ class HTTPProtocol(ProtocolBase):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         if self.in_trailers:
-            return  # trailer fields never override the request's headers
+            # trailer fields never reach the environ; framing and routing ones
+            # are refused (RFC 9110 6.5.1: they must not be in a trailer)
+            if name.lower() in _FORBIDDEN_TRAILERS:
+                self._fail(ProtocolError(f"{name.decode('latin-1')} in a chunked trailer", 400))
+            return
         size = self.head_bytes = self.head_bytes + len(name) + len(value) + 4
         count = self.nheaders = self.nheaders + 1
         if size > self.head_limit or count > self.max_headers:
@@ -273,16 +257,22 @@ class HTTPProtocol(ProtocolBase):
             self._fail(ProtocolError(f"HTTP version {version} not supported", 505))
         env = self.env
         raw_url = self.url
-        url = raw_url if raw_url[:1] == b"/" else self._origin_form(raw_url)
-        path, sep, query = url.partition(b"?")
-        if b"#" in path:
+        method = parser.get_method()
+        if self.method is not None:
+            method_str = self.method  # a token llhttp does not know: the app decides
+        else:
+            method_str = _METHODS.get(method) or method.decode("latin-1")
+        if method_str == "CONNECT":
+            self._fail(MethodNotServed("CONNECT (a tunnel) is for proxies", 501))
+        url = raw_url if raw_url[:1] == b"/" else self._origin_form(raw_url, method_str)
+        if b"#" in url:  # neither the path nor the query may hold one (RFC 9112 3.2)
             self._fail(ProtocolError("fragment in request target", 400))
+        path, sep, query = url.partition(b"?")
         if b"%" in path:
             if _BAD_ESCAPE.search(path):
                 self._fail(ProtocolError("invalid percent-escape in request target", 400))
             path = unquote_to_bytes(path)
-        method = parser.get_method()
-        env["REQUEST_METHOD"] = method_str = _METHODS.get(method) or method.decode("latin-1")
+        env["REQUEST_METHOD"] = method_str
         env["SCRIPT_NAME"] = ""
         env["PATH_INFO"] = path.decode("latin-1")
         env["QUERY_STRING"] = query.decode("latin-1") if sep else ""
@@ -310,6 +300,9 @@ class HTTPProtocol(ProtocolBase):
                 self._fail(ProtocolError("absurd Content-Length", 400))
         elif "HTTP_TRANSFER_ENCODING" not in env:
             req.content_length = 0
+        elif version == "1.0":
+            # RFC 9112 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing
+            self._fail(ProtocolError("Transfer-Encoding in an HTTP/1.0 request", 400))
         elif env["HTTP_TRANSFER_ENCODING"].strip().lower() != "chunked":
             # llhttp accepts codings before a final chunked (``gzip, chunked``);
             # we decode none of them (RFC 9112 6.1: 501)
@@ -320,12 +313,17 @@ class HTTPProtocol(ProtocolBase):
         except BaseException as exc:
             self.error = exc  # feed() raises it as it is
             raise
+        self.unanswered += 1
         if (
             "HTTP_EXPECT" in env
             and version == "1.1"
             and env["HTTP_EXPECT"].lower() == "100-continue"
         ):
-            self.continue_pending = True
+            # interim responses go out in order: after the earlier responses
+            if self.unanswered == 1:
+                self.continue_pending = True
+            else:
+                self.continue_deferred = True
 
     def on_body(self, body: bytes) -> None:
         try:
@@ -341,6 +339,11 @@ class HTTPProtocol(ProtocolBase):
         self.head_limit = self.buffer_size
         self.url = b""
         self.in_trailers = False
+        self.idle = True
+        self.blank_lines = 0
+        self.method = None
+        # the body came without waiting for its 100: none is owed (RFC 9110 10.1.1)
+        self.continue_deferred = False
         req = self.req
         self.req = None
         if req is not None:
@@ -362,15 +365,20 @@ class HTTPProtocol(ProtocolBase):
         self.error = exc
         raise exc
 
-    def _origin_form(self, url: bytes) -> bytes:
+    def _origin_form(self, url: bytes, method: str) -> bytes:
         """absolute-form (``http://host/path``) -> origin-form; ``*`` for OPTIONS."""
         if url == b"*":
+            if method != "OPTIONS":  # RFC 9112 3.2.4: asterisk-form is for OPTIONS only
+                self._fail(ProtocolError(f"asterisk-form target with {method}", 400))
             return b"*"
         scheme, sep, rest = url.partition(b"://")
         if sep and scheme.lower() in (b"http", b"https"):
             slash = rest.find(b"/")
             # RFC 9112 3.2.2: the target's authority replaces the Host header
             authority = rest[:slash] if slash >= 0 else rest.partition(b"?")[0]
+            if b"@" in authority:
+                # RFC 9110 4.2.4: userinfo in an http(s) URI is to be treated as an error
+                self._fail(ProtocolError("userinfo in the request target", 400))
             self.env["HTTP_HOST"] = authority.decode("latin-1")
             return rest[slash:] if slash >= 0 else b"/"
         self._fail(ProtocolError("invalid request target", 400))
@@ -379,6 +387,15 @@ class HTTPProtocol(ProtocolBase):
     # -- WireProtocol -----------------------------------------------------------
 
     def feed(self, data: bytes) -> bytes:
+        idle = self.idle
+        if idle:
+            if self.collecting:  # the bytes of a method llhttp does not know
+                return self._unknown_method(self.pending + data)
+            if data and data[0] in _CRLF:
+                data = self._empty_lines(data)
+                if not data:
+                    return b""
+        unanswered = self.unanswered
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -391,104 +408,70 @@ class HTTPProtocol(ProtocolBase):
                 raise self.error from None
             if "after `Connection: close`" in str(exc):
                 # bytes after a request that closes the connection: never served
+                self.idle = False
                 return b""
             message = str(exc) or "malformed request"
+            if message.startswith("Invalid method") and unanswered == self.unanswered:
+                # the request line that starts this read (or the one before it
+                # began, ``pending``) has a method llhttp does not know
+                if idle:
+                    return self._unknown_method(data)
+                if self.pending:
+                    return self._unknown_method(self.pending + data)
             status = 400
             if "Pause on PRI" in message:
                 message, status = "HTTP/2 connection preface on an HTTP/1 socket", 505
             elif "Invalid HTTP version" in message:
                 status = 505
             raise ProtocolError(message, status) from None
+        if idle and not self.idle and not self.url and unanswered == self.unanswered:
+            # the read ended inside the method of the request line it started:
+            # kept, in case llhttp refuses the method once the rest comes
+            self.pending = data
         if self.continue_pending:
             self.continue_pending = False
-            return b"HTTP/1.1 100 Continue\r\n\r\n"
+            return CONTINUE
         return b""
 
+    def _empty_lines(self, data: bytes) -> bytes:
+        """Empty lines before a request line (``data`` starts with CR or LF):
+        RFC 9112 2.2 asks a server to ignore at least one; one is ignored, more
+        are a 400 (as gunicorn does: nothing sends several but a probe). What
+        is left for llhttp; empty lines may end one read and go on in the next."""
+        rest = data.lstrip(b"\r\n")
+        lines = self.blank_lines = self.blank_lines + data[: len(data) - len(rest)].count(b"\n")
+        if lines > 1:
+            raise ProtocolError("more than one empty line before the request line", 400)
+        return rest
+
+    def _unknown_method(self, data: bytes) -> bytes:
+        """A request line whose method is a token llhttp's table lacks (``-BLARGH``,
+        ``FROB`` ...): RFC 9110 9.1 leaves the method to the resource (the app),
+        so llhttp parses the request with a stand-in method and the app gets the
+        real one. ``data`` starts with the method: the request starts a read,
+        or its first bytes were kept (``pending``); a method cut by the end of a
+        read is collected until its space. Pipelined behind another request
+        in the same read, llhttp's refusal stands (it reports no offset). The
+        slow path: llhttp refused the read before this."""
+        method, sp, rest = data.partition(b" ")
+        if not _TOKEN.fullmatch(method) or len(method) > _MAX_METHOD:
+            raise ProtocolError("invalid method in the request line", 400)
+        self.parser = httptools.HttpRequestParser(self)
+        self.idle = True
+        if not sp:
+            self.collecting = True
+            self.pending = data
+            return b""
+        self.collecting = False
+        self.pending = b""
+        self.method = method.decode("latin-1")
+        return self.feed(b"POST " + rest)
+
     def eof(self) -> None:
+        if self.collecting:
+            raise ProtocolError("connection closed in the middle of a request line", 0)
         if self.req is not None:
             raise ProtocolError("connection closed in the middle of a request", 0)
         if self.head_bytes or self.url:
             if self.env.get("REQUEST_METHOD") is None:
                 raise ProtocolError("connection closed in the middle of a request head", 0)
-
-    def response_head(
-        self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
-    ) -> bytes:
-        # The same app answers the same way most of the time: the serialised head
-        # is cached per (request framing, status, headers, length), for one second
-        # (the Date header's resolution).
-        key = (req.version, req.keep_alive, req.head_only, status, length, *headers)
-        now = int(time.time())
-        if now != _head_cache_second[0]:
-            _head_cache.clear()
-            _head_cache_second[0] = now
-        try:
-            head, self.chunked_out, req.keep_alive = _head_cache[key]
-            return head
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable header value: no caching
-            return self._response_head(req, status, headers, length)
-        head = self._response_head(req, status, headers, length)
-        if len(_head_cache) < 512:
-            _head_cache[key] = (head, self.chunked_out, req.keep_alive)
-        return head
-
-    def _response_head(
-        self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None
-    ) -> bytes:
-        has_length = has_date = has_server = chunked = False
-        keep_alive = req.keep_alive
-        for name, value in headers:
-            n = len(name)  # compare lengths first: most headers are none of these
-            if n == 14:
-                if name.lower() == "content-length":
-                    has_length = True
-            elif n == 4:
-                if name.lower() == "date":
-                    has_date = True
-            elif n == 6:
-                if name.lower() == "server":
-                    has_server = True
-            elif n == 17:
-                if name.lower() == "transfer-encoding":
-                    chunked = "chunked" in value.lower()
-                    has_length = True
-            elif n == 10 and name.lower() == "connection" and value.lower() == "close":
-                keep_alive = False
-        extra = []
-        code = status[:3]
-        bodyless = code in ("204", "304") or code[0] == "1"
-        if not has_length and not bodyless:
-            if length is not None:
-                extra.append(("Content-Length", str(length)))
-            elif req.version == "1.1" and not req.head_only:
-                chunked = True
-                extra.append(("Transfer-Encoding", "chunked"))
-            elif not req.head_only:
-                keep_alive = False
-        self.chunked_out = chunked and not req.head_only
-        if req.version == "1.1":
-            if not keep_alive:
-                extra.append(("Connection", "close"))
-        elif keep_alive:
-            extra.append(("Connection", "keep-alive"))
-        if not has_date:
-            extra.append(("Date", http_date()))
-        if not has_server:
-            extra.append(("Server", SERVER))
-        req.keep_alive = keep_alive
-        return serialize_head("HTTP/" + req.version, status, headers + extra if extra else headers)
-
-    def response_body(self, req: Request, data: bytes) -> bytes:
-        if req.head_only or not data:
-            return b""
-        if self.chunked_out:
-            return b"%x\r\n%b\r\n" % (len(data), data)
-        return data
-
-    def response_end(self, req: Request) -> bytes:
-        if self.chunked_out:
-            self.chunked_out = False
-            return b"0\r\n\r\n"
-        return b""

@@ -29,8 +29,10 @@ The response is what SCGI servers write and what both proxies parse: CGI-style
 headers with the status in a ``Status:`` header (``Status: 200 OK``, then the
 app's headers, a blank line), the body bytes as they are, nothing at the end.
 nginx would also take an HTTP status line, Apache's ``mod_proxy_scgi`` would
-not (it reads the head as CGI script output), so ``Status:`` it is. A CR or LF
-inside the status or a header is refused with ``ValueError`` (header injection).
+not (it reads the head as CGI script output), so ``Status:`` it is. The head
+goes through ``head.cached_head``, whose gate refuses a CR or LF inside the
+status or a header with ``HeadError`` (header injection); headers holding CR
+or LF are refused (``head.check_vars``).
 
 Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raises
 ``ProtocolError(status=0)`` (the worker just closes) and nothing else.
@@ -39,7 +41,7 @@ Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raise
 from __future__ import annotations
 
 from .base import LengthBody, ProtocolError, Request, Sink
-from .http import serialize_head, with_length
+from .head import cached_head, check_vars, status_version
 
 __all__ = ["SCGIProtocol", "parse_headers"]
 
@@ -137,11 +139,12 @@ class SCGIProtocol(LengthBody):
                 0,
             )
         environ = parse_headers(data[:size])
+        check_vars(environ, "SCGI")
         length = _content_length(environ["CONTENT_LENGTH"])
         req = Request(environ, False)
         req.content_length = length
         req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
-        req.version = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        req.version = status_version(environ)
         self._req = req
         self.sink.on_head(req)
         self._begin_body(req, length, memoryview(data)[size + 1 :])
@@ -169,4 +172,4 @@ class SCGIProtocol(LengthBody):
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
-        return serialize_head("Status:", status, with_length(headers, length))
+        return cached_head("Status:", status, headers, length)

@@ -25,14 +25,17 @@ is always False and the worker closes once the response is written.
 modifier1 selects what the packet is (as in uWSGI): 0 is a WSGI request; 30 is a
 WSGI request whose PATH_INFO still starts with SCRIPT_NAME, which is stripped
 (nginx's ``uwsgi_modifier1 30``); 100 is a ping, answered at once by ``feed()``
-with the 4-byte pong header. Anything else is refused with ``ProtocolError``.
+with the 4-byte pong header, after which the connection closes (``closing``).
+Anything else is refused with ``ProtocolError``.
 
 The response is what uWSGI writes on a ``socket``: a raw HTTP/1.x head (status
-line with the request's SERVER_PROTOCOL, HTTP/1.0 when there is none, as uWSGI;
-the app's headers; a blank line), the body bytes as they are, nothing at the
-end. nginx adds Date, Server and Connection itself, so neither do we. The head
-is written by the HTTP protocol's ``serialize_head``, which refuses with
-``ValueError`` a CR or LF that an app put inside its status or a header.
+line with the request's SERVER_PROTOCOL when it is ``HTTP/x.y``, else HTTP/1.0
+as uWSGI answers without one; the app's headers; a blank line), the body bytes
+as they are, nothing at the end. nginx adds Date, Server and Connection itself,
+so neither do we. The head goes through ``head.cached_head``, whose gate refuses
+with ``HeadError`` a CR, LF or other control character an app put inside its
+status or a header. A packet whose variables hold CR, LF or NUL is refused
+(``head.check_vars``): no HTTP field holds them, and they would forge log lines.
 
 Rules for this file: no sockets, no ``os``, no WSGI, no logging. Bad input raises
 ``ProtocolError(status=0)`` (the worker just closes) and nothing else.
@@ -43,7 +46,7 @@ from __future__ import annotations
 from struct import Struct
 
 from .base import LengthBody, ProtocolError, Request, Sink
-from .http import serialize_head, with_length
+from .head import HEADS, KNOWN_VERSIONS, cached_head, check_vars, status_version
 
 __all__ = ["UwsgiProtocol", "MODIFIER_WSGI", "MODIFIER_WSGI_STRIP", "MODIFIER_PING"]
 
@@ -58,9 +61,6 @@ _PONG = _HEADER.pack(MODIFIER_PING, 0, 1)  # uWSGI answers a ping with modifier2
 _HEAD = 0
 _BODY = 1
 _DONE = 2
-
-# (version, status, length, *headers) -> serialised head
-_HEADS: dict[tuple, bytes] = {}
 
 
 def parse_vars(data, start: int, end: int) -> dict:
@@ -114,7 +114,7 @@ class UwsgiProtocol(LengthBody):
 
     BODY = _BODY
     DONE = _DONE
-    __slots__ = ("sink", "buffer_size", "_state", "_buf", "_req", "_left")
+    __slots__ = ("sink", "buffer_size", "_state", "_buf", "_req", "_left", "closing")
 
     def __init__(self, sink: Sink, *, buffer_size: int = 4096) -> None:
         self.sink = sink
@@ -124,6 +124,7 @@ class UwsgiProtocol(LengthBody):
         self._buf = b""  # HEAD: bytes of an incomplete packet
         self._req: Request | None = None
         self._left = 0  # BODY: body bytes still expected
+        self.closing = False  # a ping was answered: nothing more on this connection
 
     # -- input -------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class UwsgiProtocol(LengthBody):
 
         if modifier1 == MODIFIER_PING:
             self._state = _DONE
+            self.closing = True  # uWSGI closes right after the pong
             return _PONG
         if modifier1 != MODIFIER_WSGI and modifier1 != MODIFIER_WSGI_STRIP:
             raise ProtocolError(
@@ -159,6 +161,7 @@ class UwsgiProtocol(LengthBody):
             raise ProtocolError("empty uwsgi packet: no request variables", 0)
 
         environ = parse_vars(data, 4, end)
+        check_vars(environ, "uwsgi")
         if modifier1 == MODIFIER_WSGI_STRIP:
             script_name = environ.get("SCRIPT_NAME")
             path_info = environ.get("PATH_INFO")
@@ -169,8 +172,9 @@ class UwsgiProtocol(LengthBody):
         req = Request(environ, False)
         req.content_length = length
         req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
-        # absent or empty: HTTP/1.0, as uWSGI 2.0 answers
-        req.version = environ.get("SERVER_PROTOCOL") or "HTTP/1.0"
+        # the status line's version: absent, empty or not HTTP/x.y gives HTTP/1.0
+        version = environ.get("SERVER_PROTOCOL")
+        req.version = version if version in KNOWN_VERSIONS else status_version(environ)
         self._req = req
         self.sink.on_head(req)
         self._begin_body(req, length, memoryview(data)[end:])
@@ -199,15 +203,7 @@ class UwsgiProtocol(LengthBody):
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
-        # the same app answers the same way most of the time (no Date header here)
-        key = (req.version, status, length, *headers)
-        try:
-            return _HEADS[key]
-        except KeyError:
-            pass
-        except TypeError:  # an unhashable header value
-            return serialize_head(req.version, status, with_length(headers, length))
-        head = serialize_head(req.version, status, with_length(headers, length))
-        if len(_HEADS) < 512:
-            _HEADS[key] = head
-        return head
+        try:  # the common case without a call: the same answer as before
+            return HEADS[(req.version, status, length, *headers)]
+        except (KeyError, TypeError):
+            return cached_head(req.version, status, headers, length)

@@ -232,6 +232,11 @@ class Connection:
                 return False
             if reply:
                 self.send(reply)
+                if self.proto.closing:  # the reply was the connection's last
+                    self.close_after = True
+                    if not self.out:
+                        self.shutdown_and_close()
+                    return False
             if not rest or self.closed:
                 return not self.closed
             if self.ready:

@@ -39,11 +39,12 @@ from __future__ import annotations
 import errno
 import os
 import select
+import sys
 import time
 import traceback
 
 from ..logs import log
-from ..protocols import Request
+from ..protocols import HeadError, Request
 from ..wsgi import Response
 from .roles import AppHost, Books, Client
 
@@ -372,8 +373,10 @@ class Exchange(Response):
     # -- the end ------------------------------------------------------------------
 
     def app_error(self) -> None:
-        """The app raised: 500 if nothing was sent yet, else cut the connection."""
-        self.app_failed(self.conn.worker, traceback.format_exc().rstrip())
+        """The app raised (or its status or headers cannot go on the wire): 500
+        if nothing was sent yet, else cut the connection. Never raises: when even
+        the 500 cannot be written, the connection is closed."""
+        self.app_failed(self.conn.worker, error_details())
         self.close_result()
         self.failed()
 
@@ -385,20 +388,24 @@ class Exchange(Response):
         if conn.closed:
             request_finished(worker, self, "500 Internal Server Error")
             return
-        if self.headers_sent:
-            conn.current = None
-            request_finished(worker, self, self.status or "500")
-            conn.close()
-            return
-        body = self.become_500()
-        self.send_head(len(body))
-        conn.send(conn.proto.response_body(req, body) + conn.proto.response_end(req))
-        self.rsize = len(body)
-        self.finish()
+        if not self.headers_sent:
+            try:
+                body = self.become_500()
+                self.send_head(len(body))
+                conn.send(conn.proto.response_body(req, body) + conn.proto.response_end(req))
+            except Exception as exc:
+                log(f"cannot answer {request_line(req.environ)} with a 500 ({exc}): closing")
+            else:
+                self.rsize = len(body)
+                self.finish()
+                return
+        conn.current = None
+        request_finished(worker, self, self.status or "500")
+        conn.close()
 
     def app_failed(self, worker: Books, details: str) -> None:
         """Log the app's error for this request and count it in the scoreboard."""
-        log(f"error in the app for {request_line(self.req.environ)}:\n{details}")
+        log(f"error in the app for {request_line(self.req.environ)}: {details}")
         worker.scoreboard.exception(worker.slot)
 
     def become_500(self) -> bytes:
@@ -413,6 +420,15 @@ class Exchange(Response):
         self.conn.current = None
         self.close_result()
         request_finished(self.conn.worker, self, self.status)
+
+
+def error_details() -> str:
+    """What to log of the exception being handled: a head the protocol refused
+    is the app's data, said in one line; anything else, the traceback."""
+    exc = sys.exc_info()[1]
+    if isinstance(exc, HeadError):
+        return f"{exc} -> 500"
+    return "\n" + traceback.format_exc().rstrip()
 
 
 def simple_response(conn: Client, req: Request, status: str, body: bytes) -> None:
@@ -488,6 +504,9 @@ def threads_done(worker: AppHost) -> None:
                     exchange.req.body.close()
                 request_finished(worker, exchange, exchange.status or "500")
             continue
-        exchange.from_thread()
+        try:
+            exchange.from_thread()
+        except Exception:  # the app's status or headers cannot go on the wire: a 500
+            exchange.app_error()
         if conn.current is None and not conn.closed:
             after_exchange(conn, exchange.req)
