@@ -58,7 +58,7 @@ from ..ipc import (
 from ..logs import RequestLogger, log
 from ..process import read_signals, signal_pipe
 from ..protocols import protocol_class
-from ..static import static_files
+from ..routing.front import front_door
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .connection import Connection
 from .response import request_line, threads_done
@@ -142,7 +142,8 @@ class Worker:
         self.requests = 0
         self.logging = not cfg.disable_logging
         self.req_log = RequestLogger(cfg, wid) if self.logging else None
-        self.static = static_files(cfg)  # static-map & co: files served before the app
+        # route rules, add-header, static-map & co: asked before the app (None: nothing)
+        self.static = front_door(cfg, apps)
         threads = cfg.threads
         self.base_env = base_environ(
             multithread=threads > 1, multiprocess=cfg.processes > 1 or cfg.lazy_apps

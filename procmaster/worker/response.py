@@ -38,6 +38,7 @@ import traceback
 
 from ..logs import log
 from ..protocols import Request
+from ..routing.rules import DONOTLOG
 from ..wsgi import Response
 from .roles import AppHost, Books, Client
 
@@ -350,7 +351,7 @@ def request_finished(worker: Books, exchange: Exchange, status: str | None) -> N
     )
     if worker.guard is not None and worker.recycle_reason is None:
         worker.recycle_reason = worker.guard.after_request(worker.requests)
-    if worker.logging:
+    if worker.logging and DONOTLOG not in exchange.req.environ:
         line = worker.req_log.line(
             exchange.req.environ,
             status or "500",
