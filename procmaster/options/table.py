@@ -98,16 +98,16 @@ OPTIONS: tuple[Option, ...] = (
        status=UNSUPPORTED, blocking=True,
        note="TLS is not implemented; terminate TLS in a proxy (nginx) in front"),
     _O("http11-socket", "address", "bind an HTTP/1.1 keep-alive socket", multi=True,
-       group=_SOCK, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; use http-socket with http-keepalive"),
+       group=_SOCK, protocol="http",
+       note="the same as http-socket: procmaster keeps HTTP/1.1 connections alive on every "
+       "HTTP socket (idle timeout: http-keepalive)"),
     _O("raw-socket", "address", "bind a socket using the RAW protocol", multi=True,
        aliases=("puwsgi-socket", "fastcgi-nph-socket", "scgi-nph-socket", "shared-socket",
                 "undeferred-shared-socket"),
        group=_SOCK, status=UNSUPPORTED, blocking=True,
        note=NOT_YET + "; use uwsgi-socket, http-socket or fastcgi-socket"),
-    _O("protocol", "str", "force the protocol of sockets declared with 'socket'",
-       aliases=("socket-protocol",), group=_SOCK, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; declare the socket with http-socket, uwsgi-socket or fastcgi-socket"),
+    _O("protocol", "str", "the protocol of sockets declared with 'socket' (uwsgi, http, "
+       "http11, fastcgi, scgi)", aliases=("socket-protocol",), group=_SOCK),
     _O("listen", "int", "set the socket listen queue size (backlog)", short="l", default=100,
        min=1, group=_SOCK),
     _O("chmod-socket", "mode", "chmod unix sockets (bare: 666)", aliases=("chmod",),
@@ -296,6 +296,16 @@ OPTIONS: tuple[Option, ...] = (
        "max-worker-lifetime", default=0, group=_RELOAD),
     _O("reload-on-rss", "megabytes", "reload a worker whose RSS is above this many MB",
        default=0, group=_RELOAD, note="measured with psutil after each request"),
+    _O("limit-as", "megabytes", "limit each worker's address space (RLIMIT_AS) to this "
+       "many megabytes", default=0, group=_RELOAD,
+       note="set in each worker after the fork (uWSGI sets it in the master, which the "
+       "workers inherit): an allocation beyond it is a MemoryError in the app"),
+    _O("skip-atexit", "bool", "do not run Python atexit handlers when a worker exits "
+       "gracefully", default=False, group=_RELOAD),
+    _O("no-site", "bool", "do not import the site module", default=False, group=_APP,
+       status=UNSUPPORTED,
+       note="procmaster is a Python program, so site is imported before the config is "
+       "read; start it as python -S -m procmaster (with PYTHONPATH set) for the same effect"),
     _O("reload-on-as", "megabytes", "reload a worker whose address space is above this "
        "many MB", default=0, group=_RELOAD, note="measured with psutil after each request"),
     _O("evil-reload-on-rss", "megabytes", "have the master reload a worker whose RSS is "

@@ -29,6 +29,7 @@ protocol names. The master never imports this package (only the child runs it).
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import traceback
@@ -71,6 +72,8 @@ def worker_main(
         hooks = hooks_for(cfg)  # the master's (read before the fork)
         if not hooks.run("post-fork"):
             _hook_failed(master_pid)
+        if cfg.limit_as:
+            limit_address_space(cfg.limit_as)
         if apps is None:
             if not hooks.run("pre-app"):
                 _hook_failed(master_pid)
@@ -91,6 +94,15 @@ def worker_main(
     finally:
         sys.stdout.flush()
         os._exit(1)
+
+
+def limit_address_space(limit: int) -> None:
+    """``limit-as``: RLIMIT_AS for this worker (an allocation beyond it is a
+    MemoryError in the app)."""
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError) as exc:
+        log(f"warning: limit-as: cannot set RLIMIT_AS to {limit} bytes: {exc}")
 
 
 def _hook_failed(master_pid: int) -> None:

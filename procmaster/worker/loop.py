@@ -29,6 +29,7 @@ protocol names (a listener's protocol class says what the worker needs).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import errno
 import faulthandler
@@ -282,6 +283,8 @@ class Worker:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
             os._exit(1)
         self.log_timeouts()
+        if not self.cfg.skip_atexit:  # as uWSGI: a graceful exit runs the app's atexit
+            atexit._run_exitfuncs()
         os._exit(self.exit_code)
 
     def recycle(self) -> None:
