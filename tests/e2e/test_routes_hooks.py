@@ -131,8 +131,9 @@ def test_unix_signal_makes_sigint_a_graceful_stop(procmaster, tmp_path):
     app.write_text(
         "import time\n"
         "def application(env, sr):\n"
-        f"    open({str(started)!r}, 'w').close()\n"
-        "    time.sleep(1.5)\n"
+        "    if env['PATH_INFO'] == '/slow':\n"
+        f"        open({str(started)!r}, 'w').close()\n"
+        "        time.sleep(1.5)\n"
         "    sr('200 OK', [('Content-Length', '4')])\n"
         "    return [b'done']\n"
     )
@@ -146,7 +147,10 @@ def test_unix_signal_makes_sigint_a_graceful_stop(procmaster, tmp_path):
     got = {}
 
     def slow():
-        got["r"] = http_get(port, "/", timeout=20)
+        try:
+            got["r"] = http_get(port, "/slow", timeout=20)
+        except Exception as exc:  # shown by the assertion below
+            got["r"] = (repr(exc), None, server.log)
 
     t = threading.Thread(target=slow)
     t.start()
