@@ -10,12 +10,14 @@ without ``:``, is a ``HookError`` naming file:line, before anything runs). The
 master and the worker call ``run(phase)`` at the moments uWSGI runs them:
 
 =====================  ============================================================
-``asap``               the master, first thing (before the sockets are bound)
-``pre-jail``,          the master, before privileges are dropped (procmaster has
-``in-jail``,           no jail: they run there, in this order)
-``post-jail``,
+``asap``               the master, first thing
+``pre-jail``,          the master, then, in this order, before the sockets are bound
+``in-jail``,           (so they may make a unix socket's directory) and privileges
+``post-jail``,         dropped; procmaster has no jail
 ``as-root``
-``as-user``            the master, after privileges are dropped
+``as-user``            the master, after privileges are dropped (which procmaster
+                       does after binding, so privileged ports need no
+                       shared-socket: uWSGI runs these before binding)
 ``pre-app``/``post-app``  around loading the app (the master; each worker with
                        lazy-apps)
 ``master-start``       the master, once its workers are forked

@@ -144,13 +144,15 @@ class Master:
         except (HookError, RouteError, ValueError) as exc:
             log(f"error: {exc}")
             return EXIT_FATAL
-        listeners = hooks.run("asap") and bind_listeners(cfg, inherited is not None)
+        # as uWSGI: the as-root hooks before the sockets are bound (they may make
+        # the socket's directory); as-user once privileges are dropped
+        listeners = hooks.run_all("asap", "pre-jail", "in-jail", "post-jail", "as-root") and (
+            bind_listeners(cfg, inherited is not None)
+        )
         if not listeners:
             return EXIT_FATAL
         self.listeners[:] = listeners
         write_pidfiles(cfg, self.pid)
-        if not hooks.run_all("pre-jail", "in-jail", "post-jail", "as-root"):
-            return EXIT_FATAL
         code = prepare_master(cfg) or (0 if hooks.run("as-user") else EXIT_FATAL)
         if code:
             return code

@@ -393,7 +393,8 @@ OPTIONS: tuple[Option, ...] = (
        "call-PHASE = SYMBOL are short forms",
        prefixes=("hook-", "exec-", "call-"), multi=True, group=_BG, status=PARTIAL,
        note="run at uWSGI's moments (pre-jail, in-jail and post-jail run just before "
-       "as-root: there is no jail); actions exec, safeexec, cd/chdir, mkdir, putenv, unlink, "
+       "as-root: there is no jail; as-root runs before the sockets are bound, as-user "
+       "after them, where uWSGI runs both before); actions exec, safeexec, cd/chdir, mkdir, putenv, unlink, "
        "create, write(n), append(n), writefifo, chmod, sticky, chown, print/log, exit, "
        "wait_for_file/dir/fs, call/callret/callint/callintret (C symbols via ctypes), "
        "unix_signal:N gracefully_kill_them_all|kill_them_all|grace_them_all|reap_them_all "

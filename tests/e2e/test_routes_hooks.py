@@ -300,3 +300,14 @@ def test_atexit_handlers_run_on_a_graceful_exit_unless_skip_atexit(procmaster, t
         assert server.wait_exit() == 0
         made = sorted(p.name for p in tmp_path.glob(f"mark-{skip}.*"))
         assert made == ([] if skip == "true" else [f"mark-{skip}.{w}" for w in workers])
+
+
+def test_as_root_hooks_run_before_the_sockets_are_bound(procmaster, tmp_path):
+    """The common pattern: a hook makes the directory of the unix socket."""
+    sock = tmp_path / "run" / "app.sock"
+    path = ini(
+        tmp_path,
+        f"http-socket = {sock}\nmodule = testapp\nhook-as-root = mkdir:{tmp_path}/run\n",
+    )
+    server = procmaster("--ini", path, wait_unix=str(sock))
+    assert "bound" in server.log and (tmp_path / "run").is_dir()
