@@ -35,6 +35,12 @@ def _problems(cfg) -> list[str]:
         )
     if not (cfg.module or cfg.wsgi_file or cfg.mount):
         problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
+    known = set(_options.socket_options().values())
+    if cfg.protocol and cfg.protocol not in known | {"http11"}:  # as sockets.default_protocol
+        problems.append(
+            f"{cfg.origin('protocol')}: option 'protocol': {cfg.protocol!r} is not a protocol "
+            f"procmaster speaks ({', '.join(sorted(known))})"
+        )
     try:  # route, add-header and hook lines, read as the master reads them at start
         check_routes(cfg)
         Hooks.from_config(cfg.entries)
