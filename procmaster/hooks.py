@@ -99,7 +99,9 @@ class HookError(ValueError):
 
 
 class Hook:
-    __slots__ = ("phase", "action", "arg", "text", "where")
+    """One hook line; ``private`` (``!ACTION:``): its text is never logged."""
+
+    __slots__ = ("phase", "action", "arg", "text", "where", "private")
 
     def __init__(self, phase: str, action: str, arg: str, text: str, where: str) -> None:
         self.phase = phase
@@ -107,6 +109,7 @@ class Hook:
         self.arg = arg
         self.text = text
         self.where = where
+        self.private = False
 
 
 class Hooks:
@@ -139,7 +142,10 @@ class Hooks:
     def run(self, phase: str) -> bool:
         """Run the phase's hooks in order; False when one failed (fatal phases)."""
         for hook in self.by_phase.get(phase, ()):
-            log(f'running "{hook.action}:{hook.arg}" ({phase})...')
+            if hook.private:
+                log(f"running --- PRIVATE HOOK --- ({phase})...")
+            else:
+                log(f'running "{hook.action}:{hook.arg}" ({phase})...')
             try:
                 why = ACTIONS[hook.action](self, hook.arg)
             except OSError as exc:
@@ -147,7 +153,8 @@ class Hooks:
             except Exception as exc:  # a pycall target's own error
                 why = f"{type(exc).__name__}: {exc}"
             if why:
-                log(f"error: {hook.text} ({hook.where}) failed: {why}")
+                text = f"hook-{phase} (private)" if hook.private else hook.text
+                log(f"error: {text} ({hook.where}) failed: {why if not hook.private else 'error'}")
                 if phase != "as-user-atexit":
                     return False
         return True
@@ -198,20 +205,26 @@ def _parse(key: str, value: str, where: str) -> Hook | None:
             f"{where}: {text}: the hook phase {phase!r} is not supported "
             f"(supported: {', '.join(PHASES)})"
         )
+    private = False
     if implied is not None:
         action, arg = implied, value
     else:
         action, colon, arg = value.partition(":")
         if not colon:
             raise HookError(f"{where}: {text}: invalid hook syntax, must be ACTION:ARGS")
+        private = action.startswith("!")
         action = action.lstrip("!")
+        if private:
+            text = f"{key} = !{action}:..."
     if action not in ACTIONS:
         raise HookError(
             f"{where}: {text}: unknown hook action {action!r} (supported: {', '.join(ACTIONS)})"
         )
     if action in _NEEDS_SPACE and " " not in arg.strip():
         raise HookError(f"{where}: {text}: {action} takes two values: {_NEEDS_SPACE[action]}")
-    return Hook(phase, action, arg, text, where)
+    hook = Hook(phase, action, arg, text, where)
+    hook.private = private
+    return hook
 
 
 # -- actions: each returns None (done) or why it failed ----------------------------------

@@ -143,3 +143,10 @@ def test_accepting_phases_once_per_worker_and_worker_one(tmp_path):
         "a", "a1",
         "a",
     ]  # fmt: skip
+
+
+def test_a_private_hook_never_shows_its_text(tmp_path, capfd):
+    h = hooks(tmp_path, "hook-asap = !exec:echo s3cret-token >/dev/null; exit 4\n")
+    assert h.run("asap") is False
+    err = capfd.readouterr().err
+    assert "PRIVATE HOOK" in err and "failed" in err and "s3cret" not in err
