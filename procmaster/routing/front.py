@@ -79,20 +79,25 @@ class Front:
         self.extra = list(extra)
         self.apps = apps
         self.labels = {r.label: i for i, r in enumerate(rules) if r.label is not None}
+        # add-header with one app: the same wrapper for every request, made once
+        single = apps.single
+        self.plain = _Headers(single, self.extra, ()) if self.extra and single else None
 
     def match(self, env: dict) -> WSGIApp | None:
-        state = self.route(env) if self.rules else None
-        if state is not None and state.reply is not None:
-            app = state.reply
-        else:
-            app = self.static.match(env) if self.static is not None else None
-            if app is None and (state is None or not (state.add or state.delete)):
-                if not self.extra:
-                    return None
-        add = self.extra + state.add if state is not None else self.extra
-        delete = state.delete if state is not None else ()
+        static = self.static
+        if not self.rules:  # add-header alone
+            app = static.match(env) if static is not None else None
+            if app is None and self.plain is not None:
+                return self.plain
+            return _Headers(app or self._app(env), self.extra, ())
+        state = self.route(env)
+        app = state.reply
+        if app is None and static is not None:
+            app = static.match(env)
+        add = self.extra + state.add if state.add else self.extra
+        delete = state.delete
         if not add and not delete:
-            return app
+            return app  # None: the worker calls the app itself
         return _Headers(app or self._app(env), add, delete)
 
     def route(self, env: dict) -> _State:

@@ -317,3 +317,22 @@ def test_a_huge_uri_against_the_rules_is_quick(tmp_path):
     status, headers, _ = respond(door, environ(huge, REQUEST_URI=huge))
     assert status == "200 OK" and "X-M" not in headers
     assert time.perf_counter() - start < 2.0
+
+
+def test_add_header_alone_on_the_app_and_on_static_files(tmp_path):
+    (tmp_path / "a.txt").write_text("file")
+    door = front(tmp_path, f"add-header = X-Every: 1\nstatic-map = /s={tmp_path}\n")
+    status, headers, body = respond(door, environ("/"))
+    assert (status, headers["X-Every"], headers["X-App"], body) == ("200 OK", "1", "1", b"app")
+    env = environ("/s/a.txt")
+    app = door.match(env)
+    status, headers = [], {}
+
+    def start_response(s, h, exc_info=None):
+        status.append(s)
+        headers.update(h)
+
+    result = app(env, start_response)
+    assert status == ["200 OK"] and headers["X-Every"] == "1"
+    assert result.filelike.read() == b"file"  # still a file for sendfile
+    result.close()
