@@ -68,8 +68,12 @@ def test_a_respawned_worker_runs_accepting_again_but_not_the_once_hooks(procmast
     (first,) = server.worker_pids()
     assert http_get(port, "/pid")[2] == str(first).encode()
     psutil.Process(first).kill()
-    wait_for(lambda: server.worker_pids() and first not in server.worker_pids(), 20)
-    (new,) = server.worker_pids()
+
+    def respawned():
+        pids = server.worker_pids()
+        return pids if len(pids) == 1 and first not in pids else None
+
+    (new,) = wait_for(respawned, 20)
     # it serves only once its accepting hooks are done
     wait_for(lambda: _answer(port, "/pid") == str(new).encode(), 20)
     assert out.read_text().split() == ["accepting", "once", "one-once", "accepting"]
