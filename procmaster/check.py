@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 
 from . import options as _options
+from .hooks import Hooks
+from .routing.rules import check_routes
 
 __all__ = ["render_check"]
 
@@ -33,6 +35,17 @@ def _problems(cfg) -> list[str]:
         )
     if not (cfg.module or cfg.wsgi_file or cfg.mount):
         problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
+    known = set(_options.socket_options().values())
+    if cfg.protocol and cfg.protocol not in known | {"http11"}:  # as sockets.default_protocol
+        problems.append(
+            f"{cfg.origin('protocol')}: option 'protocol': {cfg.protocol!r} is not a protocol "
+            f"procmaster speaks ({', '.join(sorted(known))})"
+        )
+    try:  # route, add-header and hook lines, read as the master reads them at start
+        check_routes(cfg)
+        Hooks.from_config(cfg.entries)
+    except ValueError as exc:  # RouteError, HookError
+        problems.append(str(exc))
     return problems
 
 
@@ -61,17 +74,16 @@ def _watch_problems(cfg) -> list[str]:
 def render_check(cfg) -> tuple[str, bool]:
     """(report text, True when procmaster would start with ``cfg``)."""
     out = [cfg.as_ini(), ""]
-    seen: dict[str, list[str]] = {}
+    seen: dict[_options.Option, list[str]] = {}  # families (hook-*) have no BY_NAME entry
     for entry in cfg.entries:
         opt = _options.lookup(entry.key)
         if opt is None or entry.key in ("check", "ini"):
             continue
-        seen.setdefault(opt.name, []).append(entry.origin)
+        seen.setdefault(opt, []).append(entry.origin)
     by_status: dict[str, list[str]] = {status: [] for status in _HEADINGS}
-    for name, origins in seen.items():
-        opt = _options.BY_NAME[name]
+    for opt, origins in seen.items():
         note = f": {opt.note}" if opt.note else ""
-        by_status[opt.status].append(f"  {name} ({origins[0]}){note}")
+        by_status[opt.status].append(f"  {opt.name} ({origins[0]}){note}")
     out.append("migration report")
     for status, heading in _HEADINGS.items():
         rows = by_status[status]

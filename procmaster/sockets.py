@@ -55,11 +55,27 @@ def socket_specs(cfg) -> list[Listener]:
     """Every socket the config declares, in declaration order across options (the
     table says which options declare sockets and the protocol each one speaks)."""
     protocols = socket_options()
+    forced = default_protocol(cfg, set(protocols.values()))
     return [
-        Listener(e.key, e.value.strip(), protocols[e.key], e.origin)
+        Listener(
+            e.key, e.value.strip(), forced if e.key == "socket" else protocols[e.key], e.origin
+        )
         for e in cfg.entries
         if e.key in protocols
     ]
+
+
+def default_protocol(cfg, known: set[str]) -> str:
+    """What sockets declared with ``socket`` speak: uwsgi, or the ``protocol``
+    option's (``http11`` is ``http``). Raises ``SocketError`` for one we lack."""
+    name = cfg.protocol or "uwsgi"
+    name = "http" if name == "http11" else name
+    if name not in known:
+        raise SocketError(
+            f"{cfg.origin('protocol')}: option 'protocol': {name!r} is not a protocol "
+            f"procmaster speaks ({', '.join(sorted(known))})"
+        )
+    return name
 
 
 def _sockname_key(sock: socket.socket) -> tuple:
@@ -163,7 +179,11 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
             listeners.append(spec)
         if not specs and inherited:
             # socket activation with a config that names no socket: serve what we got
-            default = "uwsgi" if not cfg.get("http-socket") else "http"
+            default = (
+                "http"
+                if cfg.get("http-socket")
+                else default_protocol(cfg, set(socket_options().values()))
+            )
             for sock, from_systemd in inherited.values():
                 sock.setblocking(False)
                 listeners.append(

@@ -23,6 +23,13 @@ like any app's file response: a slow client holds its connection, not the worker
 
 Only ``GET`` and ``HEAD`` are served; other methods go to the app.
 
+Pre-compressed files (``static-gzip-all``, ``static-gzip-dir``/``-prefix``,
+``static-gzip-ext``/``-suffix``, ``static-gzip`` regexes, matched against the
+file's path): when the client's ``Accept-Encoding`` names ``br`` or ``gzip`` and
+``FILE.br`` or ``FILE.gz`` exists, that file is sent with ``Content-Encoding``
+and its own length, the ``Content-Type`` of ``FILE``, and ``Vary:
+Accept-Encoding`` (also when the plain file is sent, so caches keep both).
+
 Must not know: sockets, protocols, workers (it sees an environ, returns a WSGI app).
 """
 
@@ -30,13 +37,14 @@ from __future__ import annotations
 
 import mimetypes
 import os
+import re
 import stat
 from collections.abc import Callable
 from email.utils import formatdate, parsedate_to_datetime
 
 from .wsgi import FileWrapper
 
-__all__ = ["StaticFiles", "static_files"]
+__all__ = ["StaticFiles", "file_app", "static_files"]
 
 WSGIApp = Callable[[dict, Callable], object]
 
@@ -49,8 +57,42 @@ def static_files(cfg) -> StaticFiles | None:
         checks=list(cfg.static_check),
         index=list(cfg.static_index),
         safe=list(cfg.static_safe),
+        gzip=Precompressed(
+            cfg.static_gzip_all,
+            list(cfg.static_gzip_dir),
+            list(cfg.static_gzip_ext),
+            list(cfg.static_gzip),
+        ),
     )
     return files if files.rules else None
+
+
+def file_app(path: str) -> WSGIApp:
+    """A WSGI callable answering with the file at ``path`` (route ``static:``)."""
+    return _FileApp(path, None)
+
+
+class Precompressed:
+    """Which files may have a ``.br``/``.gz`` sibling to send instead."""
+
+    __slots__ = ("all", "dirs", "exts", "regexes")
+
+    def __init__(self, all: bool, dirs: list[str], exts: list[str], regexes: list[str]) -> None:
+        self.all = all
+        self.dirs = tuple(dirs)
+        self.exts = tuple(exts)
+        self.regexes = tuple(re.compile(r) for r in regexes)
+
+    def __bool__(self) -> bool:
+        return bool(self.all or self.dirs or self.exts or self.regexes)
+
+    def wanted(self, path: str) -> bool:
+        return (
+            self.all
+            or path.startswith(self.dirs)
+            or path.endswith(self.exts)
+            or any(r.search(path) for r in self.regexes)
+        )
 
 
 class StaticFiles:
@@ -63,6 +105,7 @@ class StaticFiles:
         checks: list[str] = (),
         index: list[str] = (),
         safe: list[str] = (),
+        gzip: Precompressed | None = None,
     ) -> None:
         # (url prefix, directory or file, append the whole path?)
         self.rules: list[tuple[str, str, bool]] = []
@@ -73,6 +116,7 @@ class StaticFiles:
             self.rules.append(("/", os.path.abspath(directory), True))
         self.index = [i for i in index if i]
         self.safe = [os.path.realpath(p) for p in safe]
+        self.gzip = gzip if gzip else None
 
     def match(self, environ: dict) -> WSGIApp | None:
         """A WSGI callable serving the file for this request, or None (the app's turn)."""
@@ -118,7 +162,8 @@ class StaticFiles:
         real = os.path.realpath(candidate)
         if not self._allowed(real, os.path.realpath(base)):
             return _forbidden
-        return _FileApp(real)
+        gzip = self.gzip
+        return _FileApp(real, gzip if gzip is not None and gzip.wanted(real) else None)
 
     def _allowed(self, real: str, base: str) -> bool:
         for root in (base, *self.safe):
@@ -138,14 +183,18 @@ def _forbidden(environ: dict, start_response: Callable) -> list[bytes]:
 class _FileApp:
     """Answers one request with one file."""
 
-    __slots__ = ("path",)
+    __slots__ = ("path", "gzip")
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, gzip: Precompressed | None) -> None:
         self.path = path
+        self.gzip = gzip  # set when a .br/.gz sibling may be sent
 
     def __call__(self, environ: dict, start_response: Callable) -> object:
+        path, encoding = self.path, None
+        if self.gzip is not None:
+            path, encoding = _encoded(path, environ.get("HTTP_ACCEPT_ENCODING", ""))
         try:
-            fh = open(self.path, "rb")
+            fh = open(path, "rb")
         except OSError:
             return _forbidden(environ, start_response)
         st = os.fstat(fh.fileno())
@@ -153,6 +202,10 @@ class _FileApp:
         mtime = int(st.st_mtime)
         ctype = mimetypes.guess_type(self.path)[0] or "application/octet-stream"
         headers = [("Content-Type", ctype), ("Last-Modified", formatdate(mtime, usegmt=True))]
+        if self.gzip is not None:
+            headers.append(("Vary", "Accept-Encoding"))
+            if encoding:
+                headers.append(("Content-Encoding", encoding))
         since = _http_date(environ.get("HTTP_IF_MODIFIED_SINCE"))
         if since is not None and mtime <= since:
             fh.close()
@@ -178,6 +231,32 @@ class _FileApp:
         headers.append(("Content-Length", str(length)))
         start_response(status, headers)
         return FileWrapper(fh)
+
+
+def _encoded(path: str, accept: str) -> tuple[str, str | None]:
+    """The ``.br`` or ``.gz`` sibling the client accepts and that exists (uWSGI
+    prefers br), else the file itself."""
+    if not accept:
+        return path, None
+    for token, suffix in (("br", ".br"), ("gzip", ".gz")):
+        if _accepts(accept, token):
+            candidate = path + suffix
+            try:
+                if stat.S_ISREG(os.stat(candidate).st_mode):
+                    return candidate, token
+            except OSError:
+                continue
+    return path, None
+
+
+def _accepts(accept: str, token: str) -> bool:
+    """``token`` listed in Accept-Encoding without ``q=0``."""
+    for item in accept.split(","):
+        name, _, params = item.partition(";")
+        if name.strip().lower() == token:
+            q = params.replace(" ", "").lower()
+            return not (q.startswith("q=0") and q.strip("q=0.") == "")
+    return False
 
 
 def _http_date(value: str | None) -> int | None:

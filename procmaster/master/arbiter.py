@@ -37,6 +37,7 @@ from .. import sockets as sockets_mod
 from ..app import AppLoadError, load_apps
 from ..control import MasterFifo
 from ..guards import GuardHooks, MasterGuards, initial_workers
+from ..hooks import HookError, hooks_for
 from ..ipc import (
     CWD_ENV,
     EXIT_APP_FAILED,
@@ -54,6 +55,7 @@ from ..ipc import (
 )
 from ..logs import log
 from ..process import process_name, read_signals, reap_children, set_process_name, signal_pipe
+from ..routing.rules import RouteError, check_routes
 from ..stats import StatsServer, StatsSource
 from ..systemd import Notifier
 from .reexec import FullReload
@@ -136,18 +138,28 @@ class Master:
         if not inherited:
             for line in cfg.warnings:
                 log(f"warning: {line}")
-        listeners = bind_listeners(cfg, inherited is not None)
-        if listeners is None:
+        try:  # hook-* and route lines: every syntax error before anything runs
+            hooks = self.hooks = hooks_for(cfg)
+            check_routes(cfg)
+        except (HookError, RouteError, ValueError) as exc:
+            log(f"error: {exc}")
+            return EXIT_FATAL
+        # as uWSGI: the as-root hooks before the sockets are bound (they may make
+        # the socket's directory); as-user once privileges are dropped
+        listeners = hooks.run_all("asap", "pre-jail", "in-jail", "post-jail", "as-root") and (
+            bind_listeners(cfg, inherited is not None)
+        )
+        if not listeners:
             return EXIT_FATAL
         self.listeners[:] = listeners
         write_pidfiles(cfg, self.pid)
-        code = prepare_master(cfg)
+        code = prepare_master(cfg) or (0 if hooks.run("as-user") else EXIT_FATAL)
         if code:
             return code
         if not self.lazy:
-            apps = load_app(cfg, inherited is not None)
-            if isinstance(apps, int):
-                return apps
+            apps = load_app(cfg, inherited is not None) if hooks.run("pre-app") else EXIT_FATAL
+            if isinstance(apps, int) or not hooks.run("post-app"):
+                return apps if isinstance(apps, int) else EXIT_FATAL
             self.apps = apps
         name = process_name(cfg, "master")
         if name:
@@ -165,6 +177,9 @@ class Master:
         self.daemons = daemons_mod.from_config(cfg, log)
         if self.daemons is not None:
             self.daemons.start()
+        if not hooks.run("master-start"):
+            self.exit_code = EXIT_FATAL
+            self.stop_now("hook-master-start failed")
         log(
             f"procmaster master pid {self.pid}: {self.table.processes} worker(s), "
             f"{'lazy apps (loaded in each worker)' if self.lazy else 'app preloaded'}"
@@ -292,7 +307,7 @@ class Master:
 
     def handle_signals(self) -> None:
         for signum in read_signals(self.signal_r):
-            action = SIGNAL_ACTIONS.get(signum)
+            action = SIGNAL_ACTIONS.get(self.hooks.signal_map.get(signum, signum))
             if action is not None:
                 action(self, signal.Signals(signum).name)
 
@@ -485,6 +500,7 @@ class Master:
         if self.cfg.get("vacuum"):
             sockets_mod.vacuum(self.listeners)
             remove_pidfiles(self.cfg, self.pid)
+        self.hooks.run("as-user-atexit")
         log("procmaster stopped")
         return self.exit_code
 

@@ -146,16 +146,16 @@ OPTIONS: tuple[Option, ...] = (
        status=UNSUPPORTED, blocking=True,
        note="TLS is not implemented; terminate TLS in a proxy (nginx) in front"),
     _O("http11-socket", "address", "bind an HTTP/1.1 keep-alive socket", multi=True,
-       group=_SOCK, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; use http-socket with http-keepalive"),
+       group=_SOCK, protocol="http",
+       note="the same as http-socket: procmaster keeps HTTP/1.1 connections alive on every "
+       "HTTP socket (idle timeout: http-keepalive)"),
     _O("raw-socket", "address", "bind a socket using the RAW protocol", multi=True,
        aliases=("puwsgi-socket", "fastcgi-nph-socket", "scgi-nph-socket", "shared-socket",
                 "undeferred-shared-socket"),
        group=_SOCK, status=UNSUPPORTED, blocking=True,
        note=NOT_YET + "; use uwsgi-socket, http-socket or fastcgi-socket"),
-    _O("protocol", "str", "force the protocol of sockets declared with 'socket'",
-       aliases=("socket-protocol",), group=_SOCK, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; declare the socket with http-socket, uwsgi-socket or fastcgi-socket"),
+    _O("protocol", "str", "the protocol of sockets declared with 'socket' (uwsgi, http, "
+       "http11, fastcgi, scgi)", aliases=("socket-protocol",), group=_SOCK),
     _O("listen", "int", "set the socket listen queue size (backlog)", short="l", default=100,
        min=1, group=_SOCK),
     _O("chmod-socket", "mode", "chmod unix sockets (bare: 666)", aliases=("chmod",),
@@ -255,10 +255,26 @@ OPTIONS: tuple[Option, ...] = (
        default=0, bare=1, group=_REQ),
     _O("limit-post", "size", "limit request bodies to this many bytes (0: no limit)",
        default=0, group=_REQ),
-    _O("route", "str", "add a routing rule (route, route-host, final-route, error-route, "
-       "response-route and the rest)", multi=True, group=_REQ,
-       prefixes=("route-", "final-route", "error-route", "response-route"),
-       status=UNSUPPORTED, blocking=True, note=NOT_YET + "; route in the proxy in front"),
+    _O("route-*", "str", "add a routing rule: route = REGEX ACTION:ARGS (PATH_INFO), "
+       "route-uri, route-host, route-qs, route-remote-addr, route-user-agent, route-referer, "
+       "route-remote-user, route-if = COND:ARGS ACTION:ARGS, route-if-not, route-run = "
+       "ACTION:ARGS, route-label = NAME",
+       aliases=("route",), prefixes=("route-",), multi=True, group=_REQ, status=PARTIAL,
+       note="run by the worker before static files and the app; actions: continue/last, "
+       "break[:STATUS], return:STATUS, log, donotlog, goto, addvar, addheader, delheader, "
+       "redirect(-302/-301/-permanent), rewrite(-last), basicauth(-next) (USER:PASS, or an "
+       "htpasswd file: {SHA} and crypt(3) hashes, not $apr1$), static(-next)/file, "
+       "setscriptname, setmethod, seturi, setpathinfo, setremoteaddr, setdocroot, "
+       "setscheme, setuser; $1..$9 and ${VAR}, ${qs[K]}, ${cookie[K]}; not: send, "
+       "cache and proxy actions (uwsgi:, http:), ${mime[]}/${time[]} vars, a bare break "
+       "(answers 500 instead of closing); a value from a capture is never re-expanded"),
+    _O("final-route", "str", "add a final, error or response routing rule "
+       "(final-route, error-route, response-route and their subjects)", multi=True,
+       group=_REQ, prefixes=("final-route", "error-route", "response-route"),
+       status=UNSUPPORTED, blocking=True, note=NOT_YET + "; route, route-if and route-run "
+       "are supported"),
+    _O("add-header", "str", "add a header to every response: add-header = Name: value",
+       multi=True, group=_REQ),
     # -- Logging -----------------------------------------------------------------
     _O("disable-logging", "bool", "disable request logging", short="L", default=False,
        group=_LOG),
@@ -369,6 +385,16 @@ OPTIONS: tuple[Option, ...] = (
        "max-worker-lifetime", default=0, group=_RELOAD),
     _O("reload-on-rss", "megabytes", "reload a worker whose RSS is above this many MB",
        default=0, group=_RELOAD, note="measured with psutil after each request"),
+    _O("limit-as", "megabytes", "limit each worker's address space (RLIMIT_AS) to this "
+       "many megabytes", default=0, group=_RELOAD,
+       note="set in each worker after the fork (uWSGI sets it in the master, which the "
+       "workers inherit): an allocation beyond it is a MemoryError in the app"),
+    _O("skip-atexit", "bool", "do not run Python atexit handlers when a worker exits "
+       "gracefully", default=False, group=_RELOAD),
+    _O("no-site", "bool", "do not import the site module", default=False, group=_APP,
+       status=UNSUPPORTED,
+       note="procmaster is a Python program, so site is imported before the config is "
+       "read; start it as python -S -m procmaster (with PYTHONPATH set) for the same effect"),
     _O("reload-on-as", "megabytes", "reload a worker whose address space is above this "
        "many MB", default=0, group=_RELOAD, note="measured with psutil after each request"),
     _O("evil-reload-on-rss", "megabytes", "have the master reload a worker whose RSS is "
@@ -399,6 +425,16 @@ OPTIONS: tuple[Option, ...] = (
        multi=True, group=_STATIC),
     _O("static-safe", "path", "allow static files under this path even outside the "
        "mapped directory", multi=True, group=_STATIC),
+    _O("static-gzip-all", "bool", "send FILE.gz (or FILE.br) instead of any static FILE "
+       "when the client accepts it", default=False, group=_STATIC),
+    _O("static-gzip-dir", "str", "send FILE.gz (or FILE.br) for static files whose path "
+       "starts with this directory/prefix", aliases=("static-gzip-prefix",), multi=True,
+       group=_STATIC),
+    _O("static-gzip-ext", "str", "send FILE.gz (or FILE.br) for static files with this "
+       "extension/suffix", aliases=("static-gzip-suffix",), multi=True, group=_STATIC),
+    _O("static-gzip", "str", "send FILE.gz (or FILE.br) for static files whose path "
+       "matches this regex", multi=True, group=_STATIC,
+       note="Python's re, searched anywhere in the file's path (as PCRE)"),
     # -- Master, control and stats ---------------------------------------------------
     _O("pidfile", "path", "write the master's pid to this file", group=_MASTER),
     _O("pidfile2", "path", "write the pidfile after privileges drop", group=_MASTER,
@@ -439,11 +475,25 @@ OPTIONS: tuple[Option, ...] = (
     _O("spooler", "path", "run a spooler on the specified directory", short="Q",
        multi=True, prefixes=("spooler-",), group=_BG, status=UNSUPPORTED, blocking=True,
        note=NOT_YET + "; use a task queue (e.g. Celery, RQ)"),
-    _O("hook-*", "str", "run hooks at a phase (hook-asap, hook-pre-app, hook-as-root and "
-       "the rest)",
-       prefixes=("hook-", "exec-", "call-", "mount-", "umount-"), multi=True, group=_BG,
+    _O("hook-*", "str", "run hooks at a phase: hook-PHASE = ACTION:ARGS (hook-asap, "
+       "hook-as-root, hook-as-user, hook-pre-app, hook-post-app, hook-master-start, "
+       "hook-post-fork, hook-accepting, hook-accepting1, hook-accepting-once, "
+       "hook-accepting1-once, hook-as-user-atexit ...); exec-PHASE = CMD and "
+       "call-PHASE = SYMBOL are short forms",
+       prefixes=("hook-", "exec-", "call-"), multi=True, group=_BG, status=PARTIAL,
+       note="run at uWSGI's moments (pre-jail, in-jail and post-jail run just before "
+       "as-root: there is no jail; as-root runs before the sockets are bound, as-user "
+       "after them, where uWSGI runs both before); actions exec, safeexec, cd/chdir, mkdir, putenv, unlink, "
+       "create, write(n), append(n), writefifo, chmod, sticky, chown, print/log, exit, "
+       "wait_for_file/dir/fs, call/callret/callint/callintret (C symbols via ctypes), "
+       "unix_signal:N gracefully_kill_them_all|kill_them_all|grace_them_all|reap_them_all "
+       "(master phases), pycall:module.function (a procmaster extension); not: the "
+       "emperor/vassal/mule/gateway phases, hook-touch, mount, hostname, alarm, rpc; a "
+       "failing hook stops the instance, as in uWSGI"),
+    _O("mount-*", "str", "mount or unmount filesystems at a phase (mount-PHASE, "
+       "umount-PHASE)", prefixes=("mount-", "umount-"), multi=True, group=_BG,
        status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; run the commands before starting procmaster (ExecStartPre)"),
+       note=NOT_YET + "; mount filesystems before starting procmaster (systemd mounts)"),
     # -- Privileges and daemonizing ----------------------------------------------------
     _O("uid", "str", "setuid to the specified user/uid", group=_PRIV,
        note="dropped after binding the sockets, before the app is loaded; running as "

@@ -30,11 +30,13 @@ protocol names. The master never imports this package (only the child runs it).
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import traceback
 
-from ..ipc import MASTER_ASKS, SIG_PRINT_REQUEST, SIG_STOP
+from ..hooks import hooks_for
+from ..ipc import EXIT_FATAL, MASTER_ASKS, SIG_PRINT_REQUEST, SIG_STOP
 from ..logs import log
 from ..process import die_with_parent, process_name, set_process_name
 from .connection import Connection
@@ -68,9 +70,20 @@ def worker_main(
         name = process_name(cfg, f"worker {wid}")
         if name:
             set_process_name(name)
+        hooks = hooks_for(cfg)  # the master's (read before the fork)
+        if not hooks.run("post-fork"):
+            _hook_failed(master_pid)
+        if cfg.limit_as:
+            limit_address_space(cfg.limit_as)
         if apps is None:
+            if not hooks.run("pre-app"):
+                _hook_failed(master_pid)
             apps = load_apps_here()
+            if not hooks.run("post-app"):
+                _hook_failed(master_pid)
         worker = Worker(wid, cfg, listeners, apps, ready_fd, scoreboard, slot)
+        if not hooks.run_accepting(wid):
+            _hook_failed(master_pid)
         worker.run_forever()
     except SystemExit as exc:
         os._exit(exc.code if isinstance(exc.code, int) else 1)
@@ -82,3 +95,22 @@ def worker_main(
     finally:
         sys.stdout.flush()
         os._exit(1)
+
+
+def limit_address_space(limit: int) -> None:
+    """``limit-as``: RLIMIT_AS for this worker (an allocation beyond it is a
+    MemoryError in the app)."""
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (OSError, ValueError) as exc:
+        log(f"warning: limit-as: cannot set RLIMIT_AS to {limit} bytes: {exc}")
+
+
+def _hook_failed(master_pid: int) -> None:
+    """A worker's hook failed: as uWSGI does, the whole instance stops (the
+    master is asked for an immediate stop) and this worker exits."""
+    try:
+        os.kill(master_pid, signal.SIGINT)
+    except OSError:
+        pass
+    os._exit(EXIT_FATAL)

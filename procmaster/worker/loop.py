@@ -38,6 +38,7 @@ protocol names (a listener's protocol class says what the worker needs).
 
 from __future__ import annotations
 
+import atexit
 import errno
 import faulthandler
 import os
@@ -64,7 +65,7 @@ from ..ipc import (
 )
 from ..logs import log, request_logger
 from ..process import read_signals, signal_pipe
-from ..static import static_files
+from ..routing.front import front_door
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .connection import Connection
 from .listener import WorkerListener, keepalive_timeout, setnodelay
@@ -110,7 +111,8 @@ class Worker:
         self.requests = 0
         self.req_log = request_logger(cfg, wid)  # None: no request is ever logged
         self.logging = self.req_log is not None
-        self.static = static_files(cfg)  # static-map & co: files served before the app
+        # route rules, add-header, static-map & co: asked before the app (None: nothing)
+        self.static = front_door(cfg, apps)
         threads = cfg.threads
         self.base_env = base_environ(
             multithread=threads > 1, multiprocess=cfg.processes > 1 or cfg.lazy_apps
@@ -264,6 +266,8 @@ class Worker:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
             os._exit(1)
         self.log_timeouts()
+        if not self.cfg.skip_atexit:  # as uWSGI: a graceful exit runs the app's atexit
+            atexit._run_exitfuncs()
         os._exit(self.exit_code)
 
     def wait_drained(self, conn: Client, deadline: float) -> bool:

@@ -45,6 +45,7 @@ import traceback
 
 from ..logs import log
 from ..protocols import HeadError, Request
+from ..routing.rules import DONOTLOG
 from ..wsgi import Response
 from .roles import AppHost, Books, Client
 
@@ -466,7 +467,7 @@ def request_finished(worker: Books, exchange: Exchange, status: str | None) -> N
     )
     if worker.guard is not None and worker.recycle_reason is None:
         worker.recycle_reason = worker.guard.after_request(worker.requests)
-    if worker.logging:
+    if worker.logging and DONOTLOG not in exchange.req.environ:
         req_log = worker.req_log
         if req_log.every or req_log.wanted(
             code, exchange.rsize, end - exchange.start, hasattr(exchange, "file_offset")

@@ -119,6 +119,7 @@ def test_socket_options_come_from_the_table():
         "socket": "uwsgi",
         "uwsgi-socket": "uwsgi",
         "http-socket": "http",
+        "http11-socket": "http",
         "fastcgi-socket": "fastcgi",
         "scgi-socket": "scgi",
         "http": "http",

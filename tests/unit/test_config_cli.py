@@ -131,7 +131,10 @@ def test_bool_flags(argv, expected):
 def test_no_prefix_does_not_shadow_real_options():
     cfg = load(["--no-orphans"], environ={})
     assert cfg.no_orphans is True
-    assert err(["--no-site"]) == "option '--no-site' is a uWSGI option procmaster does not support"
+    assert (
+        err(["--no-threads-wait"])
+        == "option '--no-threads-wait' is a uWSGI option procmaster does not support"
+    )
 
 
 def test_no_prefix_only_for_bools():

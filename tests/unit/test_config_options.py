@@ -228,7 +228,7 @@ def test_lazy_is_its_own_option_storing_into_lazy_apps():
 def test_families_cover_real_uwsgi_names_only():
     assert lookup("hook-asap").name == "hook-*"
     assert lookup("hook-pre-app").name == "hook-*"
-    assert lookup("route-host").name == "route"
+    assert lookup("route-host").name == "route-*"
     assert lookup("ifenv").name == "if-env"
     assert lookup("end-if").name == "endif"
     assert lookup("emperor-broodlord").name == "emperor-*"
