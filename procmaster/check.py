@@ -1,6 +1,24 @@
 """``procmaster --check site.ini``: the resolved configuration and a migration
 report (what procmaster does with each option the file uses), without starting.
 
+Theory of operation
+-------------------
+The verdict "would start" must hold when the start is tried, so ``--check``
+finds what the start would refuse, with the start's own words:
+
+* the config itself (no socket, no app), here;
+* the files the master opens before anything else (``logto``, ``logto2``,
+  ``daemonize``, ``logger``/``req-logger = file:PATH``): ``log_problems``, which
+  the start (``cli``) also calls first, so a missing log directory is one clear
+  line there too;
+* the paths of the app (``chdir``, ``virtualenv``, ``wsgi-file``): the app part's
+  ``path_problems``;
+* the app import itself, in a child process that does what a reload's check
+  does (``PROCMASTER_PROBE``: the same ``env``, ``chdir``, ``virtualenv`` and
+  ``pythonpath`` set-up, then the import), so nothing the app does at import
+  time happens in this process. It costs the app's import time;
+  ``--check-no-import`` leaves it out.
+
 Owns: the report's wording and the verdict "would start / would not start".
 Must not know: how anything is served; it reads the option table and the Config.
 """
@@ -8,10 +26,17 @@ Must not know: how anything is served; it reads the option table and the Config.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 from . import options as _options
+from .app import path_problems
+from .ipc import PROBE_ENV
 
-__all__ = ["render_check"]
+__all__ = ["IMPORT_TIMEOUT", "import_problems", "log_problems", "render_check"]
+
+IMPORT_TIMEOUT = 120.0  # seconds the app import may take in --check
+LOG_OPTIONS = ("logto", "logto2", "daemonize")
 
 _HEADINGS = {
     _options.FULL: "supported",
@@ -58,6 +83,97 @@ def _watch_problems(cfg) -> list[str]:
     return problems
 
 
+def _logger_path(value: str) -> str | None:
+    """The file of ``[name ]file:PATH`` or ``file:logfile=PATH,...``; None for
+    other loggers (the log part reports those)."""
+    head, sep, rest = value.strip().partition(" ")
+    if sep and ":" not in head:
+        value = rest.strip()  # a named logger
+    if not value.startswith("file:"):
+        return None
+    path = value[5:]
+    if path.startswith("logfile="):
+        path = path[8:].split(",", 1)[0]
+    return path or None
+
+
+def _file_problem(where: str, what: str, path: str) -> str | None:
+    if os.path.isdir(path):
+        return f"{where}: {what} {path!r} is a directory"
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            return f"{where}: {what} {path!r} is not writable"
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"{where}: cannot create {what} {path!r}: directory {directory!r} does not exist"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{where}: cannot create {what} {path!r}: directory {directory!r} is not writable"
+    return None
+
+
+def log_problems(cfg) -> list[str]:
+    """Log files the master could not open (relative paths: to the directory
+    procmaster starts in, as the master opens them before ``chdir``)."""
+    wanted: list[tuple[str, str]] = []
+    for option in LOG_OPTIONS:
+        value = cfg.get(option)
+        if value:
+            wanted.append((f"{cfg.origin(option)}: option '{option}'", value))
+    for option in ("logger", "req-logger"):
+        for index, value in enumerate(cfg.get(option) or []):
+            path = _logger_path(value)
+            if path:
+                wanted.append((f"{cfg.origin(option, index)}: option '{option}'", path))
+    problems = []
+    for where, path in wanted:
+        problem = _file_problem(where, "log file", path)
+        if problem and problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def import_problems(cfg, timeout: float = IMPORT_TIMEOUT) -> list[str]:
+    """Import the app in a child, as a worker would (``env``, ``chdir``,
+    ``virtualenv``, ``pythonpath``, then the import); its error, or nothing."""
+    env = dict(os.environ)
+    env[PROBE_ENV] = "1"
+    argv = [sys.executable, "-m", "procmaster", *cfg.argv]
+    try:
+        child = subprocess.run(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            text=True,
+            errors="replace",
+        )
+    except subprocess.TimeoutExpired:
+        return [f"the app import did not finish within {timeout:.0f}s (the start would wait)"]
+    except OSError as exc:
+        return [f"cannot run the app import check ({sys.executable}): {exc.strerror}"]
+    if child.returncode == 0:
+        return []
+    text = child.stdout.strip()  # the child's one message (cli._probe)
+    return [text or f"the app import check exited with status {child.returncode}"]
+
+
+def _start_problems(cfg) -> list[str]:
+    """Everything the start would refuse, in the order the start meets it."""
+    problems = _problems(cfg)
+    if cfg.emperor:
+        return problems
+    problems += log_problems(cfg)
+    if problems:
+        return problems
+    problems += path_problems(cfg)
+    if problems or cfg.get("check-no-import"):
+        return problems
+    return import_problems(cfg)
+
+
 def render_check(cfg) -> tuple[str, bool]:
     """(report text, True when procmaster would start with ``cfg``)."""
     out = [cfg.as_ini(), ""]
@@ -85,10 +201,11 @@ def render_check(cfg) -> tuple[str, bool]:
     if unwatchable:
         out.append(f" watched paths that do not work ({len(unwatchable)}):")
         out.extend(f"  {p}" for p in unwatchable)
-    problems = _problems(cfg)
+    problems = _start_problems(cfg)
     if problems:
         out.append(" procmaster would NOT start:")
-        out.extend(f"  {p}" for p in problems)
+        out.extend("  " + p.replace("\n", "\n  ") for p in problems)
     else:
-        out.append(" procmaster would start with this configuration.")
+        imported = "" if cfg.emperor or cfg.get("check-no-import") else " (the app imports)"
+        out.append(f" procmaster would start with this configuration{imported}.")
     return "\n".join(out) + "\n", not problems

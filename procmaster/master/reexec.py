@@ -28,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 
 from .. import sockets as sockets_mod
@@ -45,6 +46,8 @@ class FullReload:
         self.log = log
         self.inherited = ReexecState.decode(os.environ.pop(REEXEC_ENV, None))
         self.probe: subprocess.Popen | None = None
+        self.probe_out = None  # the probe's stdout: its error in one message
+        self.detail = ""  # the last probe's error message ("" when it passed)
         self.waiting: ReexecState | None = None  # an exec waiting for the daemons to stop
 
     def boards(self, nslots: int, cores: int) -> tuple[Scoreboard | None, Scoreboard]:
@@ -68,12 +71,14 @@ class FullReload:
         env = dict(os.environ)
         env[PROBE_ENV] = "1"
         try:
+            # a file, not a pipe: the probe never blocks on a master busy elsewhere
+            self.probe_out = tempfile.TemporaryFile()
             self.probe = subprocess.Popen(
                 [sys.executable, "-m", "procmaster", *self.argv],
                 env=env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=self.probe_out,
                 stderr=log_fd,
                 close_fds=True,
             )
@@ -95,6 +100,14 @@ class FullReload:
         if probe is None or probe.returncode is None:
             return None
         self.probe = None
+        self.detail = ""
+        if self.probe_out is not None:
+            try:
+                self.probe_out.seek(0)
+                self.detail = self.probe_out.read(8192).decode("utf-8", "replace").strip()
+            finally:
+                self.probe_out.close()
+                self.probe_out = None
         return probe.returncode == 0
 
     def kill_probe(self) -> None:
