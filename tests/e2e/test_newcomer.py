@@ -8,6 +8,7 @@ go on serving)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -147,3 +148,59 @@ def test_reload_wait_reports_done_and_aborted(procmaster, tmp_path):
 def test_wait_needs_reload(tmp_path):
     proc = run("--wait", cwd=tmp_path)
     assert proc.returncode == 1 and "--wait goes with --reload PIDFILE" in proc.stderr
+
+
+# -- a virtualenv install under systemd --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("unit", "extra"),
+    [("procmaster@.service", "procmaster@.socket"), ("procmaster-emperor.service", None)],
+)
+def test_systemd_units_with_procmaster_in_a_virtualenv(tmp_path, unit, extra):
+    """In a venv install /usr/local/bin/procmaster does not exist: the unit alone
+    fails `systemd-analyze verify`; with the shipped drop-in (its path set to the
+    venv) it passes, and the command it runs is the venv's procmaster."""
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        pytest.skip("systemd-analyze is not installed (Debian package 'systemd')")
+    if os.path.exists("/usr/local/bin/procmaster"):
+        pytest.skip("procmaster is installed in /usr/local/bin: no virtualenv case here")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    exe = venv / "bin" / "procmaster"  # what pip's console script would be
+    exe.write_text(f'#!/bin/sh\nPYTHONPATH={ROOT} exec {venv}/bin/python -m procmaster "$@"\n')
+    exe.chmod(0o755)
+    assert subprocess.run([str(exe), "--version"], capture_output=True).returncode == 0
+    units = tmp_path / "units"
+    units.mkdir()
+    shutil.copy(ROOT / "systemd" / unit, units)
+    names = [unit.replace("@.", "@site.")]
+    if extra:
+        shutil.copy(ROOT / "systemd" / extra, units)
+        names.append(extra.replace("@.", "@site."))
+
+    def verify() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [tool, "verify", *names], cwd=units, capture_output=True, text=True, timeout=60
+        )
+
+    bare = verify()
+    if "/usr/local/bin/procmaster" not in bare.stdout + bare.stderr:
+        pytest.skip(f"systemd-analyze cannot run here: {(bare.stdout + bare.stderr)[:300]}")
+    assert bare.returncode != 0  # the problem the drop-in solves
+
+    dropin = ROOT / "systemd" / "venv" / f"{unit}.d" / "venv.conf"
+    (units / f"{unit}.d").mkdir()
+    text = dropin.read_text().replace("/opt/procmaster/venv", str(venv))
+    (units / f"{unit}.d" / "venv.conf").write_text(text)
+    fixed = verify()
+    out = fixed.stdout + fixed.stderr
+    assert fixed.returncode == 0 and [ln for ln in out.splitlines() if "procmaster" in ln] == [], (
+        out
+    )
+    start = [ln for ln in text.splitlines() if ln.startswith("ExecStart=/")][0]
+    service = (ROOT / "systemd" / unit).read_text()
+    shipped = [ln for ln in service.splitlines() if ln.startswith("ExecStart=")][0]
+    # the same command line as the unit's, from the venv
+    assert start.replace(str(venv / "bin"), "/usr/local/bin") == shipped
