@@ -22,6 +22,10 @@ static files) just to learn a signal number.
   lines over a socketpair. Each line is encoded and decoded by the functions
   below; a partial line waits for its end, an unknown line is ignored.
 
+One file too: a master with a pidfile writes its last reload's outcome beside it
+(``ReloadStatus`` in ``PIDFILE.reload``), which ``procmaster --reload PIDFILE
+--wait`` reads.
+
 Must not know: what any process does with a message; sockets beyond their fd
 numbers and reading and writing the ends of a pipe; config values.
 """

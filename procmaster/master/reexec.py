@@ -7,7 +7,9 @@ interpreter. ``FullReload.start_probe`` first runs ``procmaster`` again with
 ``PROCMASTER_PROBE`` set: it loads the new config and app and exits (0: they
 load). The probe is a child of the master, so its exit wakes the master's loop
 through SIGCHLD like a worker's; ``reaped`` takes its status and ``result``
-hands it to the planner once. No polling.
+hands it to the planner once. No polling. The probe writes its error, as one
+message, to its stdout, an anonymous temporary file (never a pipe the probe
+could block on); ``detail`` is that message, for the reload's outcome.
 
 ``execute`` re-executes the master (same pid) with what the next image needs in
 its environment: the listening sockets (``sockets.export_fds``), the stats socket,

@@ -29,7 +29,9 @@ ones stay (in a chain, the replacements already up stay too).
 
 The planner does nothing itself: it is handed ``ReloadOps``, the few operations
 it needs (spawn a worker, stop one, start a generation, start the probe, exec),
-so it is tested without processes.
+so it is tested without processes. ``report`` (optional) is told when a request
+starts (``running``) and how it ended (``done``, or ``aborted`` with why), which
+the master writes beside its pidfile (``ipc.ReloadStatus``).
 
 Must not know: processes, signals, sockets, the scoreboard, config values.
 """
