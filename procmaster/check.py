@@ -180,8 +180,8 @@ def render_check(cfg) -> tuple[str, bool]:
     seen: dict[str, list[str]] = {}
     for entry in cfg.entries:
         opt = _options.lookup(entry.key)
-        if opt is None or entry.key in ("check", "ini"):
-            continue
+        if opt is None or opt.cli_only or entry.key == "ini":
+            continue  # (--check, --check-no-import ... are not the site's options)
         seen.setdefault(opt.name, []).append(entry.origin)
     by_status: dict[str, list[str]] = {status: [] for status in _HEADINGS}
     for name, origins in seen.items():
