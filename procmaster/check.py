@@ -13,11 +13,11 @@ finds what the start would refuse, with the start's own words:
   line there too;
 * the paths of the app (``chdir``, ``virtualenv``, ``wsgi-file``): the app part's
   ``path_problems``;
-* the app import itself, in a child process that does what a reload's check
-  does (``PROCMASTER_PROBE``: the same ``env``, ``chdir``, ``virtualenv`` and
+* the app import itself, in a forked child that does what the master does
+  before it forks its workers (the same ``env``, ``chdir``, ``virtualenv`` and
   ``pythonpath`` set-up, then the import), so nothing the app does at import
-  time happens in this process. It costs the app's import time;
-  ``--check-no-import`` leaves it out.
+  time happens in this process. It costs the app's import time (a fork, not a
+  new interpreter); ``--check-no-import`` leaves it out.
 
 Owns: the report's wording and the verdict "would start / would not start".
 Must not know: how anything is served; it reads the option table and the Config.
@@ -26,12 +26,14 @@ Must not know: how anything is served; it reads the option table and the Config.
 from __future__ import annotations
 
 import os
-import subprocess
+import select
+import signal
 import sys
+import time
 
 from . import options as _options
-from .app import path_problems
-from .ipc import PROBE_ENV
+from .app import AppLoadError, load_apps, path_problems, prepare_process
+from .ipc import describe_exit
 
 __all__ = ["IMPORT_TIMEOUT", "import_problems", "log_problems", "render_check"]
 
@@ -134,30 +136,53 @@ def log_problems(cfg) -> list[str]:
 
 
 def import_problems(cfg, timeout: float = IMPORT_TIMEOUT) -> list[str]:
-    """Import the app in a child, as a worker would (``env``, ``chdir``,
-    ``virtualenv``, ``pythonpath``, then the import); its error, or nothing."""
-    env = dict(os.environ)
-    env[PROBE_ENV] = "1"
-    argv = [sys.executable, "-m", "procmaster", *cfg.argv]
+    """Import the app in a forked child, as the master does before it forks its
+    workers (``env``, ``chdir``, ``virtualenv``, ``pythonpath``, then the import):
+    the error the start would give, or nothing. What the app prints while it is
+    imported goes nowhere (the real start shows it)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read_end)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            try:
+                prepare_process(cfg)
+                load_apps(cfg)
+                code = 0
+            except AppLoadError as exc:
+                os.write(write_end, str(exc).encode("utf-8", "replace"))
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt from the app
+                why = f"importing the app raised {type(exc).__name__}: {exc}"
+                os.write(write_end, why.encode("utf-8", "replace"))
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
     try:
-        child = subprocess.run(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=timeout,
-            text=True,
-            errors="replace",
-        )
-    except subprocess.TimeoutExpired:
-        return [f"the app import did not finish within {timeout:.0f}s (the start would wait)"]
-    except OSError as exc:
-        return [f"cannot run the app import check ({sys.executable}): {exc.strerror}"]
-    if child.returncode == 0:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return [f"the app import did not finish within {timeout:g}s (the start would wait)"]
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break  # the child exited (or closed the pipe)
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    status = os.waitpid(pid, 0)[1]
+    if os.waitstatus_to_exitcode(status) == 0:
         return []
-    text = child.stdout.strip()  # the child's one message (cli._probe)
-    return [text or f"the app import check exited with status {child.returncode}"]
+    text = b"".join(chunks).decode("utf-8", "replace").strip()
+    return [text or f"the app import check ended: {describe_exit(status)}"]
 
 
 def _start_problems(cfg) -> list[str]:

@@ -14,8 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from support import ROOT, free_port, http_get, wait_for
+
+from procmaster.check import import_problems
+from procmaster.config import load
 
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 ENV.pop("NOTIFY_SOCKET", None)
@@ -204,3 +208,21 @@ def test_systemd_units_with_procmaster_in_a_virtualenv(tmp_path, unit, extra):
     shipped = [ln for ln in service.splitlines() if ln.startswith("ExecStart=")][0]
     # the same command line as the unit's, from the venv
     assert start.replace(str(venv / "bin"), "/usr/local/bin") == shipped
+
+
+def test_import_check_deadline_and_exit_at_import(tmp_path, monkeypatch):
+    """An app whose import hangs is reported after the deadline (the child is
+    killed); one that calls sys.exit() at import time is reported, not obeyed."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hangs.py").write_text("import time\ntime.sleep(600)\n")
+    (tmp_path / "exits.py").write_text("import sys\nsys.exit(3)\n")
+    for module, words in (("hangs", "did not finish within 1s"), ("exits", "SystemExit: 3")):
+        ini = tmp_path / f"{module}.ini"
+        ini.write_text(f"[uwsgi]\nhttp-socket = 127.0.0.1:1\nchdir = %d\nmodule = {module}\n")
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        t0 = time.monotonic()
+        problems = import_problems(load(["--ini", str(ini)]), timeout=1)
+        assert len(problems) == 1 and words in problems[0], problems
+        assert time.monotonic() - t0 < 30
+        assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # reaped
+    assert os.getcwd() == str(tmp_path)  # the chdir happened in the child only
