@@ -34,6 +34,7 @@ import time
 from . import options as _options
 from .app import AppLoadError, load_apps, path_problems, prepare_process
 from .ipc import describe_exit
+from .privileges import PrivilegeError, drop_privileges
 
 __all__ = ["IMPORT_TIMEOUT", "import_problems", "log_problems", "render_check"]
 
@@ -137,7 +138,8 @@ def log_problems(cfg) -> list[str]:
 
 def import_problems(cfg, timeout: float = IMPORT_TIMEOUT) -> list[str]:
     """Import the app in a forked child, as the master does before it forks its
-    workers (``env``, ``chdir``, ``virtualenv``, ``pythonpath``, then the import):
+    workers (``uid``/``gid``, ``env``, ``chdir``, ``virtualenv``, ``pythonpath``,
+    then the import):
     the error the start would give, or nothing. What the app prints while it is
     imported goes nowhere (the real start shows it)."""
     sys.stdout.flush()
@@ -152,10 +154,11 @@ def import_problems(cfg, timeout: float = IMPORT_TIMEOUT) -> list[str]:
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             try:
+                drop_privileges(cfg)  # uid/gid first, as the master: the app as that user
                 prepare_process(cfg)
                 load_apps(cfg)
                 code = 0
-            except AppLoadError as exc:
+            except (AppLoadError, PrivilegeError) as exc:
                 os.write(write_end, str(exc).encode("utf-8", "replace"))
             except BaseException as exc:  # SystemExit, KeyboardInterrupt from the app
                 why = f"importing the app raised {type(exc).__name__}: {exc}"

@@ -55,6 +55,7 @@ CASES = {
     "daemonize": ("chdir = %d\nmodule = app\ndaemonize = %dlogs/d.log\n", "option 'daemonize'"),
     "module": ("chdir = %d\nmodule = no_such_site\n", "no module named 'no_such_site'"),
     "wsgi-file": ("chdir = %d\nwsgi-file = site.wsgi\n", "wsgi-file"),
+    "uid": ("chdir = %d\nmodule = app\nuid = no_such_user_x\n", "no such user 'no_such_user_x'"),
 }
 
 
