@@ -8,6 +8,7 @@ go on serving)."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -227,3 +228,23 @@ def test_import_check_deadline_and_exit_at_import(tmp_path, monkeypatch):
         assert time.monotonic() - t0 < 30
         assert {p.pid for p in psutil.Process().children(recursive=True)} <= before  # reaped
     assert os.getcwd() == str(tmp_path)  # the chdir happened in the child only
+
+
+def test_reload_wait_names_a_bad_new_config(procmaster, tmp_path):
+    """The reload's reason carries the new INI's error (file, line, option), and a
+    new log directory that does not exist, as the start would say it."""
+    port = free_port()
+    ini = site(tmp_path, f"chdir = %d\nmodule = app\npidfile = {tmp_path}/site.pid\n")
+    text = ini.read_text()
+    text = re.sub(r"http-socket = \S+", f"http-socket = 127.0.0.1:{port}", text)
+    ini.write_text(text)
+    server = procmaster(str(ini), wait_port=port)
+    ini.write_text(text + "processes = lots\n")
+    bad = run("--reload", f"{tmp_path}/site.pid", "--wait", cwd=tmp_path, timeout=120)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"{ini}:7: option 'processes': expected an integer, got 'lots'" in bad.stderr
+    ini.write_text(text + "logto = %dnodir/site.log\n")
+    bad = run("--reload", f"{tmp_path}/site.pid", "--wait", cwd=tmp_path, timeout=120)
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert f"option 'logto': cannot create log file '{tmp_path}/nodir/site.log'" in bad.stderr
+    assert http_get(port)[2] == b"v1" and server.proc.poll() is None
