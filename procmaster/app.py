@@ -24,7 +24,14 @@ import traceback
 from collections.abc import Callable
 from importlib.machinery import SourceFileLoader
 
-__all__ = ["AppLoadError", "Apps", "debugger_note", "load_apps", "prepare_process"]
+__all__ = [
+    "AppLoadError",
+    "Apps",
+    "debugger_note",
+    "load_apps",
+    "path_problems",
+    "prepare_process",
+]
 
 DEFAULT_CALLABLE = "application"
 
@@ -65,9 +72,7 @@ def prepare_process(cfg) -> None:
         try:
             os.chdir(cfg.chdir)
         except OSError as exc:
-            raise AppLoadError(
-                f"{cfg.origin('chdir')}: option 'chdir': cannot enter {cfg.chdir!r}: {exc.strerror}"
-            ) from None
+            raise AppLoadError(_chdir_error(cfg, exc.strerror)) from None
     if cfg.virtualenv:
         _activate_virtualenv(cfg)
     for entry in reversed(cfg.pythonpath):
@@ -81,19 +86,56 @@ def prepare_process(cfg) -> None:
         sys.path.insert(0, cwd)
 
 
+def _chdir_error(cfg, why: str) -> str:
+    return f"{cfg.origin('chdir')}: option 'chdir': cannot enter {cfg.chdir!r}: {why}"
+
+
+def _virtualenv_site(cfg, venv: str) -> tuple[str, str | None]:
+    """(the venv's site-packages for this Python, why it cannot be used or None)."""
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_dir = os.path.join(venv, "lib", version, "site-packages")
+    if os.path.isdir(site_dir):
+        return site_dir, None
+    where = f"{cfg.origin('virtualenv')}: option 'virtualenv'"
+    if not os.path.isdir(venv):
+        return site_dir, f"{where}: {venv!r} does not exist (python -m venv {venv} creates it)"
+    found = sorted(glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")))
+    hint = f" (it has {found[0]}: made with another Python?)" if found else ""
+    return site_dir, f"{where}: {venv!r} has no {site_dir!r}{hint}"
+
+
+def path_problems(cfg) -> list[str]:
+    """What ``prepare_process`` and ``load_apps`` would refuse about the paths of
+    ``cfg`` (``chdir``, ``virtualenv``, ``wsgi-file``), found without changing this
+    process: the same messages, for ``--check``."""
+    base = os.getcwd()
+    if cfg.chdir:
+        chdir = os.path.join(base, os.path.expanduser(cfg.chdir))
+        if not os.path.isdir(chdir):
+            why = "No such file or directory" if not os.path.exists(chdir) else "Not a directory"
+            return [_chdir_error(cfg, why)]  # everything else is relative to it
+        base = chdir
+    problems = []
+    if cfg.virtualenv:
+        venv = os.path.join(base, os.path.expanduser(cfg.virtualenv))
+        problem = _virtualenv_site(cfg, os.path.normpath(venv))[1]
+        if problem:
+            problems.append(problem)
+    if cfg.wsgi_file and not cfg.module:
+        path = os.path.normpath(os.path.join(base, cfg.wsgi_file))
+        if not os.path.isfile(path):
+            problems.append(f"{cfg.origin('wsgi-file')}: wsgi-file {path!r} does not exist")
+    return problems
+
+
 def _activate_virtualenv(cfg) -> None:
     """Use that environment's site-packages and prefix, as uWSGI's ``home`` does
     (it sets the interpreter's home: here the interpreter runs already, so we put
     the venv's site-packages first and set ``sys.prefix``)."""
     venv = os.path.abspath(os.path.expanduser(cfg.virtualenv))
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    site_dir = os.path.join(venv, "lib", version, "site-packages")
-    if not os.path.isdir(site_dir):
-        found = sorted(glob.glob(os.path.join(venv, "lib", "python3*", "site-packages")))
-        hint = f" (it has {found[0]}: made with another Python?)" if found else ""
-        raise AppLoadError(
-            f"{cfg.origin('virtualenv')}: option 'virtualenv': {venv!r} has no {site_dir!r}{hint}"
-        )
+    site_dir, problem = _virtualenv_site(cfg, venv)
+    if problem:
+        raise AppLoadError(problem)
     before = list(sys.path)
     site.addsitedir(site_dir)
     added = [p for p in sys.path if p not in before]
@@ -104,8 +146,55 @@ def _activate_virtualenv(cfg) -> None:
     os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
-def _import_failure(what: str, origin: str) -> AppLoadError:
-    return AppLoadError(f"{origin}: cannot load {what}:\n{traceback.format_exc().rstrip()}")
+# options that change where a module is looked for, and what each does
+WHERE_OPTIONS = (
+    "chdir (the directory the app is imported from)",
+    "pythonpath (a directory added to sys.path)",
+    "virtualenv (a virtualenv whose site-packages are used)",
+)
+
+
+def _user_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` from the first frame of the app's own code: the
+    frames of this module and of importlib before it are ours, not the user's."""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if (
+            name != __file__
+            and not name.startswith("<frozen importlib")
+            and (os.path.basename(os.path.dirname(name)) != "importlib")
+        ):
+            break
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb)).rstrip()
+
+
+def _import_failure(what: str, origin: str, exc: BaseException) -> AppLoadError:
+    return AppLoadError(f"{origin}: cannot load {what}:\n{_user_traceback(exc)}")
+
+
+def _not_found(module_name: str, exc: ModuleNotFoundError, origin: str) -> AppLoadError | None:
+    """The module itself (or its package) is not there: say where it was looked
+    for and which options change that. None when a module the app imports is
+    missing: that traceback is the user's."""
+    missing = exc.name or ""
+    if not missing or not (module_name == missing or module_name.startswith(missing + ".")):
+        return None
+    lines = [f"{origin}: cannot load module {module_name!r}: no module named {missing!r}"]
+    parent, _, child = missing.rpartition(".")
+    package = sys.modules.get(parent) if parent else None
+    if package is not None:
+        where = list(getattr(package, "__path__", []) or [])
+        lines.append(f"  package {parent!r} ({', '.join(where) or '?'}) has no module {child!r}")
+    else:
+        lines.append(
+            f"  looked for {missing.replace('.', '/')}.py or {missing.replace('.', '/')}/ in:"
+        )
+        lines.extend(f"    {entry or '(the working directory)'}" for entry in sys.path)
+    lines.append(f"  working directory: {os.getcwd()}")
+    lines.append("  set where it is looked for with: " + "; ".join(WHERE_OPTIONS))
+    return AppLoadError("\n".join(lines))
 
 
 def _load_module_spec(spec: str, default_callable: str, origin: str) -> Callable:
@@ -117,8 +206,13 @@ def _load_module_spec(spec: str, default_callable: str, origin: str) -> Callable
         attr = attr[:-2]
     try:
         module = importlib.import_module(module_name)
-    except Exception:
-        raise _import_failure(f"module {module_name!r}", origin) from None
+    except ModuleNotFoundError as exc:
+        raise (
+            _not_found(module_name, exc, origin)
+            or _import_failure(f"module {module_name!r}", origin, exc)
+        ) from None
+    except Exception as exc:
+        raise _import_failure(f"module {module_name!r}", origin, exc) from None
     return _callable_of(module, attr, call, spec, origin)
 
 
@@ -134,8 +228,8 @@ def _callable_of(module, attr: str, call: bool, spec: str, origin: str) -> Calla
     if call:
         try:
             obj = obj()
-        except Exception:
-            raise _import_failure(f"the app factory {attr}()", origin) from None
+        except Exception as exc:
+            raise _import_failure(f"the app factory {attr}()", origin, exc) from None
     if not callable(obj):
         raise AppLoadError(f"{origin}: {spec!r}: {attr!r} is not callable ({type(obj).__name__})")
     return obj
@@ -154,8 +248,8 @@ def _load_wsgi_file(path: str, default_callable: str, origin: str) -> Callable:
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
-    except Exception:
-        raise _import_failure(f"wsgi-file {path!r}", origin) from None
+    except Exception as exc:
+        raise _import_failure(f"wsgi-file {path!r}", origin, exc) from None
     attr = default_callable
     call = attr.endswith("()")
     return _callable_of(module, attr.rstrip("()"), call, path, origin)

@@ -1,6 +1,24 @@
 """``procmaster --check site.ini``: the resolved configuration and a migration
 report (what procmaster does with each option the file uses), without starting.
 
+Theory of operation
+-------------------
+The verdict "would start" must hold when the start is tried, so ``--check``
+finds what the start would refuse, with the start's own words:
+
+* the config itself (no socket, no app), here;
+* the files the master opens before anything else (``logto``, ``logto2``,
+  ``daemonize``, ``logger``/``req-logger = file:PATH``): ``log_problems``, which
+  the start (``cli``) also calls first, so a missing log directory is one clear
+  line there too;
+* the paths of the app (``chdir``, ``virtualenv``, ``wsgi-file``): the app part's
+  ``path_problems``;
+* the app import itself, in a forked child that does what the master does
+  before it forks its workers (the same ``env``, ``chdir``, ``virtualenv`` and
+  ``pythonpath`` set-up, then the import), so nothing the app does at import
+  time happens in this process. It costs the app's import time (a fork, not a
+  new interpreter); ``--check-no-import`` leaves it out.
+
 Owns: the report's wording and the verdict "would start / would not start".
 Must not know: how anything is served; it reads the option table and the Config.
 """
@@ -8,12 +26,22 @@ Must not know: how anything is served; it reads the option table and the Config.
 from __future__ import annotations
 
 import os
+import select
+import signal
+import sys
+import time
 
 from . import options as _options
+from .app import AppLoadError, load_apps, path_problems, prepare_process
 from .hooks import Hooks
+from .ipc import describe_exit
+from .privileges import PrivilegeError, drop_privileges
 from .routing.rules import check_routes
 
-__all__ = ["render_check"]
+__all__ = ["IMPORT_TIMEOUT", "import_problems", "log_problems", "render_check"]
+
+IMPORT_TIMEOUT = 120.0  # seconds the app import may take in --check
+LOG_OPTIONS = ("logto", "logto2", "daemonize")
 
 _HEADINGS = {
     _options.FULL: "supported",
@@ -71,14 +99,130 @@ def _watch_problems(cfg) -> list[str]:
     return problems
 
 
+def _logger_path(value: str) -> str | None:
+    """The file of ``[name ]file:PATH`` or ``file:logfile=PATH,...``; None for
+    other loggers (the log part reports those)."""
+    head, sep, rest = value.strip().partition(" ")
+    if sep and ":" not in head:
+        value = rest.strip()  # a named logger
+    if not value.startswith("file:"):
+        return None
+    path = value[5:]
+    if path.startswith("logfile="):
+        path = path[8:].split(",", 1)[0]
+    return path or None
+
+
+def _file_problem(where: str, what: str, path: str) -> str | None:
+    if os.path.isdir(path):
+        return f"{where}: {what} {path!r} is a directory"
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            return f"{where}: {what} {path!r} is not writable"
+        return None
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        return f"{where}: cannot create {what} {path!r}: directory {directory!r} does not exist"
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return f"{where}: cannot create {what} {path!r}: directory {directory!r} is not writable"
+    return None
+
+
+def log_problems(cfg) -> list[str]:
+    """Log files the master could not open (relative paths: to the directory
+    procmaster starts in, as the master opens them before ``chdir``)."""
+    wanted: list[tuple[str, str]] = []
+    for option in LOG_OPTIONS:
+        value = cfg.get(option)
+        if value:
+            wanted.append((f"{cfg.origin(option)}: option '{option}'", value))
+    for option in ("logger", "req-logger"):
+        for index, value in enumerate(cfg.get(option) or []):
+            path = _logger_path(value)
+            if path:
+                wanted.append((f"{cfg.origin(option, index)}: option '{option}'", path))
+    problems = []
+    for where, path in wanted:
+        problem = _file_problem(where, "log file", path)
+        if problem and problem not in problems:
+            problems.append(problem)
+    return problems
+
+
+def import_problems(cfg, timeout: float = IMPORT_TIMEOUT) -> list[str]:
+    """Import the app in a forked child, as the master does before it forks its
+    workers (``uid``/``gid``, ``env``, ``chdir``, ``virtualenv``, ``pythonpath``,
+    then the import):
+    the error the start would give, or nothing. What the app prints while it is
+    imported goes nowhere (the real start shows it)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            os.close(read_end)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            try:
+                drop_privileges(cfg)  # uid/gid first, as the master: the app as that user
+                prepare_process(cfg)
+                load_apps(cfg)
+                code = 0
+            except (AppLoadError, PrivilegeError) as exc:
+                os.write(write_end, str(exc).encode("utf-8", "replace"))
+            except BaseException as exc:  # SystemExit, KeyboardInterrupt from the app
+                why = f"importing the app raised {type(exc).__name__}: {exc}"
+                os.write(write_end, why.encode("utf-8", "replace"))
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return [f"the app import did not finish within {timeout:g}s (the start would wait)"]
+            chunk = os.read(read_end, 65536)
+            if not chunk:
+                break  # the child exited (or closed the pipe)
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+    status = os.waitpid(pid, 0)[1]
+    if os.waitstatus_to_exitcode(status) == 0:
+        return []
+    text = b"".join(chunks).decode("utf-8", "replace").strip()
+    return [text or f"the app import check ended: {describe_exit(status)}"]
+
+
+def _start_problems(cfg) -> list[str]:
+    """Everything the start would refuse, in the order the start meets it."""
+    problems = _problems(cfg)
+    if cfg.emperor:
+        return problems
+    problems += log_problems(cfg)
+    if problems:
+        return problems
+    problems += path_problems(cfg)
+    if problems or cfg.get("check-no-import"):
+        return problems
+    return import_problems(cfg)
+
+
 def render_check(cfg) -> tuple[str, bool]:
     """(report text, True when procmaster would start with ``cfg``)."""
     out = [cfg.as_ini(), ""]
     seen: dict[_options.Option, list[str]] = {}  # families (hook-*) have no BY_NAME entry
     for entry in cfg.entries:
         opt = _options.lookup(entry.key)
-        if opt is None or entry.key in ("check", "ini"):
-            continue
+        if opt is None or opt.cli_only or entry.key == "ini":
+            continue  # (--check, --check-no-import ... are not the site's options)
         seen.setdefault(opt, []).append(entry.origin)
     by_status: dict[str, list[str]] = {status: [] for status in _HEADINGS}
     for opt, origins in seen.items():
@@ -97,10 +241,11 @@ def render_check(cfg) -> tuple[str, bool]:
     if unwatchable:
         out.append(f" watched paths that do not work ({len(unwatchable)}):")
         out.extend(f"  {p}" for p in unwatchable)
-    problems = _problems(cfg)
+    problems = _start_problems(cfg)
     if problems:
         out.append(" procmaster would NOT start:")
-        out.extend(f"  {p}" for p in problems)
+        out.extend("  " + p.replace("\n", "\n  ") for p in problems)
     else:
-        out.append(" procmaster would start with this configuration.")
+        imported = "" if cfg.emperor or cfg.get("check-no-import") else " (the app imports)"
+        out.append(f" procmaster would start with this configuration{imported}.")
     return "\n".join(out) + "\n", not problems

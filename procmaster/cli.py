@@ -22,28 +22,75 @@ from .ipc import EXIT_APP_FAILED, EXIT_FATAL, PROBE_ENV, REEXEC_ENV
 
 __all__ = ["main"]
 
+BARE = (
+    "procmaster: nothing to run: give an INI file (procmaster site.ini) or options "
+    "(procmaster --http-socket :8000 --module app:application); see procmaster --help"
+)
+
 
 def _probe(cfg) -> int:
-    """Reload check, in a fresh interpreter: does the new config's app load?"""
+    """Reload check (and ``--check``'s import check), in a fresh interpreter: does
+    the new config's app load? The error goes to the log (stderr) and, as one
+    message, to stdout, which the caller reads; what the app prints while it is
+    imported goes nowhere (the real start prints it)."""
     from .app import AppLoadError, load_apps, prepare_process
+    from .check import log_problems
     from .logs import log
 
+    report = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    problems = log_problems(cfg)
     try:
+        if problems:
+            raise AppLoadError("\n".join(problems))
         prepare_process(cfg)
         load_apps(cfg)
     except AppLoadError as exc:
         log(f"error: {exc}")
+        os.write(report, f"{exc}\n".encode("utf-8", "replace"))
         return EXIT_APP_FAILED
     return 0
+
+
+def _reload_and_wait(cfg) -> int:
+    """``--reload PIDFILE --wait``: 0 once the new workers serve, else 1 and why."""
+    from .control import PidfileError, ReloadFailed, reload_and_wait
+
+    path = cfg.get("reload")
+    try:
+        pid, status = reload_and_wait(path, cfg.get("wait-timeout"))
+    except (PidfileError, ReloadFailed) as exc:
+        print(f"procmaster: --reload: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    print(f"procmaster: reload of master pid {pid} done ({status.detail})")
+    return 0
+
+
+def _start_problems(cfg) -> bool:
+    """Files the master opens first (the log): a clear error now, not a traceback
+    later (and before ``daemonize`` takes the terminal away)."""
+    from .check import log_problems
+
+    problems = log_problems(cfg)
+    for problem in problems:
+        print(f"procmaster: error: {problem}", file=sys.stderr)
+    return bool(problems)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command; returns the exit code."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv and not any(k.startswith("UWSGI_") for k in os.environ):
+        print(BARE, file=sys.stderr)
+        return EXIT_FATAL
     try:
         cfg = load(argv)
     except ConfigError as exc:
         print(f"procmaster: {exc}", file=sys.stderr)
+        if os.environ.get(PROBE_ENV):
+            print(exc)  # the probe's one message (see _probe)
         return EXIT_FATAL
     if cfg.get("help"):
         from .helpdoc import render_help
@@ -53,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.get("version"):
         print(f"procmaster {__version__}")
         return 0
+    if cfg.get("wait"):
+        if not cfg.get("reload"):
+            print("procmaster: --wait goes with --reload PIDFILE", file=sys.stderr)
+            return EXIT_FATAL
+        return _reload_and_wait(cfg)
     for command in ("reload", "stop", "chain-reload"):
         if cfg.get(command):
             from .control import PidfileError, signal_pidfile
@@ -77,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.get("show-config"):
         sys.stdout.write(cfg.as_ini())
         sys.stdout.flush()
+    if _start_problems(cfg):
+        return EXIT_FATAL
     if cfg.get("emperor"):
         from .emperor import run as run_emperor
 

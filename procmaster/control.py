@@ -16,6 +16,12 @@ touched file. This module never carries out anything itself.
 ``procmaster --reload/--stop/--chain-reload PIDFILE``: read the pid, check that it
 is a live procmaster master (a stale pidfile is a clear error, not a signal sent
 to whatever process has that pid now), send SIGHUP / SIGTERM / SIGURG.
+``--reload PIDFILE --wait``: the master writes each reload's outcome beside its
+pidfile (``ipc.ReloadStatus`` in ``PIDFILE.reload``, written whole when a reload
+starts and ends); ``wait_reload`` notes how many reloads the master had started
+before the signal and reads the file again (every 0.1 s: a short-lived command,
+not the master) until a later reload has ended, the master is gone, or the
+deadline passes.
 
 Must not know: how a reload or a stop is carried out (it asks the master).
 """
@@ -27,11 +33,21 @@ import os
 import selectors
 import signal
 import stat
+import time
 from collections.abc import Callable, Mapping
 
+from .ipc import RELOAD_ABORTED, RELOAD_DONE, ReloadStatus, reload_status_path
 from .logs import log
 
-__all__ = ["Letters", "MasterFifo", "PidfileError", "signal_pidfile", "PIDFILE_COMMANDS"]
+__all__ = [
+    "Letters",
+    "MasterFifo",
+    "PidfileError",
+    "ReloadFailed",
+    "reload_and_wait",
+    "signal_pidfile",
+    "PIDFILE_COMMANDS",
+]
 
 # command-line option -> (signal, what it asks)
 PIDFILE_COMMANDS = {
@@ -140,3 +156,43 @@ def signal_pidfile(command: str, path: str) -> int:
     except ProcessLookupError:
         raise PidfileError(f"stale pidfile {path!r}: process {pid} just exited") from None
     return pid
+
+
+class ReloadFailed(Exception):
+    """The reload asked for with ``--wait`` was aborted, or its outcome never came."""
+
+
+def reload_and_wait(path: str, timeout: float, poll: float = 0.1) -> tuple[int, ReloadStatus]:
+    """SIGHUP to the master named in ``path``, then wait for that reload's outcome:
+    (pid, the ``done`` status). Raises ``ReloadFailed`` (aborted: the reason;
+    master gone; no outcome within ``timeout``) or ``PidfileError``."""
+    status_path = reload_status_path(path)
+    before = ReloadStatus.read(status_path)
+    pid = read_pidfile(path)
+    seen = before.reloads if before is not None and before.pid == pid else 0
+    pid = signal_pidfile("reload", path)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = ReloadStatus.read(status_path)
+        if status is not None and status.pid == pid and status.reloads > seen:
+            if status.state == RELOAD_DONE:
+                return pid, status
+            if status.state == RELOAD_ABORTED:
+                raise ReloadFailed(
+                    f"reload of master pid {pid} aborted ({status.reason}): {status.detail}; "
+                    "the old workers go on serving"
+                )
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise ReloadFailed(f"master pid {pid} exited during the reload") from None
+        except PermissionError:
+            pass
+        if time.monotonic() >= deadline:
+            where = (
+                ""
+                if status is not None
+                else f" (no {status_path!r}: is the master's pidfile {path!r}?)"
+            )
+            raise ReloadFailed(f"no outcome of the reload within {timeout:g}s{where}")
+        time.sleep(poll)

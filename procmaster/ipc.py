@@ -22,6 +22,10 @@ static files) just to learn a signal number.
   lines over a socketpair. Each line is encoded and decoded by the functions
   below; a partial line waits for its end, an unknown line is ignored.
 
+One file too: a master with a pidfile writes its last reload's outcome beside it
+(``ReloadStatus`` in ``PIDFILE.reload``), which ``procmaster --reload PIDFILE
+--wait`` reads.
+
 Must not know: what any process does with a message; sockets beyond their fd
 numbers and reading and writing the ends of a pipe; config values.
 """
@@ -54,6 +58,11 @@ __all__ = [
     "STATS_FD_ENV",
     "LineReader",
     "ReexecState",
+    "RELOAD_ABORTED",
+    "RELOAD_DONE",
+    "RELOAD_RUNNING",
+    "ReloadStatus",
+    "reload_status_path",
     "ReadyMessage",
     "ModuleMessage",
     "EMPEROR_RELOAD",
@@ -184,6 +193,51 @@ class ReexecState:
                 old_slots=[int(n) for n in data.get("old_slots", [])],
             )
         except (ValueError, TypeError, AttributeError, IndexError):
+            return None
+
+
+# -- a reload's outcome, beside the pidfile ---------------------------------------------------
+RELOAD_RUNNING = "running"
+RELOAD_DONE = "done"  # the new workers serve
+RELOAD_ABORTED = "aborted"  # the old workers go on serving; ``detail`` says why
+
+
+def reload_status_path(pidfile: str) -> str:
+    """Where a master with ``pidfile`` writes its last reload's ``ReloadStatus``."""
+    return pidfile + ".reload"
+
+
+@dataclass
+class ReloadStatus:
+    """The last reload of a master: written whole (``pidfile.write_atomically``)
+    by the master when a reload starts and when it ends; read by
+    ``procmaster --reload PIDFILE --wait``. ``reloads`` counts the reloads this
+    master started (across its re-executions), so a waiter knows which one it sees."""
+
+    pid: int
+    reloads: int
+    state: str  # RELOAD_RUNNING, RELOAD_DONE or RELOAD_ABORTED
+    reason: str = ""  # what asked for it (SIGHUP, a touched file ...)
+    detail: str = ""  # why it was aborted (the new app's error), or what it did
+
+    def encode(self) -> bytes:
+        data = {k: getattr(self, k) for k in ("pid", "reloads", "state", "reason", "detail")}
+        return (json.dumps(data) + "\n").encode()
+
+    @classmethod
+    def read(cls, path: str) -> ReloadStatus | None:
+        """The status in ``path``; None when there is none or it is unreadable."""
+        try:
+            with open(path, "rb") as fh:
+                data = json.loads(fh.read(1 << 20))
+            return cls(
+                pid=int(data["pid"]),
+                reloads=int(data["reloads"]),
+                state=str(data["state"]),
+                reason=str(data.get("reason", "")),
+                detail=str(data.get("detail", "")),
+            )
+        except (OSError, ValueError, TypeError, KeyError):
             return None
 
 

@@ -66,6 +66,7 @@ from .startup import (
     prepare_master,
     remove_pidfiles,
     write_pidfiles,
+    write_reload_status,
 )
 from .triggers import EMPEROR_ACTIONS, FIFO_LETTERS, SIGNAL_ACTIONS, FileTriggers
 from .vassal import VassalLink
@@ -112,7 +113,8 @@ class Master:
             self.exec_master,
             self.notifier.reloading,
         )
-        self.planner = ReloadPlanner(ops, log, lazy=self.lazy)
+        report = partial(write_reload_status, cfg, self.pid, lambda: self.planner.reloads)
+        self.planner = ReloadPlanner(ops, log, lazy=self.lazy, report=report)
         self.files = FileTriggers()  # touch-reload, fs-reload, py-autoreload ...
         self.guards = MasterGuards(
             cfg,
@@ -449,7 +451,7 @@ class Master:
     def check_probe(self) -> None:
         ok = self.full.result()
         if ok is not None:
-            self.planner.probe_done(ok)
+            self.planner.probe_done(ok, self.full.detail)
 
     def exec_master(self, state: ReexecState) -> bool:
         """Re-execute once the attached daemons stopped (as uWSGI, they restart

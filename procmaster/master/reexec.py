@@ -7,7 +7,9 @@ interpreter. ``FullReload.start_probe`` first runs ``procmaster`` again with
 ``PROCMASTER_PROBE`` set: it loads the new config and app and exits (0: they
 load). The probe is a child of the master, so its exit wakes the master's loop
 through SIGCHLD like a worker's; ``reaped`` takes its status and ``result``
-hands it to the planner once. No polling.
+hands it to the planner once. No polling. The probe writes its error, as one
+message, to its stdout, an anonymous temporary file (never a pipe the probe
+could block on); ``detail`` is that message, for the reload's outcome.
 
 ``execute`` re-executes the master (same pid) with what the next image needs in
 its environment: the listening sockets (``sockets.export_fds``), the stats socket,
@@ -28,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 
 from .. import sockets as sockets_mod
@@ -45,6 +48,8 @@ class FullReload:
         self.log = log
         self.inherited = ReexecState.decode(os.environ.pop(REEXEC_ENV, None))
         self.probe: subprocess.Popen | None = None
+        self.probe_out = None  # the probe's stdout: its error in one message
+        self.detail = ""  # the last probe's error message ("" when it passed)
         self.waiting: ReexecState | None = None  # an exec waiting for the daemons to stop
 
     def boards(self, nslots: int, cores: int) -> tuple[Scoreboard | None, Scoreboard]:
@@ -69,12 +74,14 @@ class FullReload:
         env[PROBE_ENV] = "1"
         env[REEXEC_ENV] = ""  # read the config as the re-executed image will (if-reload)
         try:
+            # a file, not a pipe: the probe never blocks on a master busy elsewhere
+            self.probe_out = tempfile.TemporaryFile()
             self.probe = subprocess.Popen(
                 [sys.executable, "-m", "procmaster", *self.argv],
                 env=env,
                 cwd=self.cwd,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
+                stdout=self.probe_out,
                 stderr=log_fd,
                 close_fds=True,
             )
@@ -96,6 +103,14 @@ class FullReload:
         if probe is None or probe.returncode is None:
             return None
         self.probe = None
+        self.detail = ""
+        if self.probe_out is not None:
+            try:
+                self.probe_out.seek(0)
+                self.detail = self.probe_out.read(8192).decode("utf-8", "replace").strip()
+            finally:
+                self.probe_out.close()
+                self.probe_out = None
         return probe.returncode == 0
 
     def kill_probe(self) -> None:

@@ -29,7 +29,9 @@ ones stay (in a chain, the replacements already up stay too).
 
 The planner does nothing itself: it is handed ``ReloadOps``, the few operations
 it needs (spawn a worker, stop one, start a generation, start the probe, exec),
-so it is tested without processes.
+so it is tested without processes. ``report`` (optional) is told when a request
+starts (``running``) and how it ended (``done``, or ``aborted`` with why), which
+the master writes beside its pidfile (``ipc.ReloadStatus``).
 
 Must not know: processes, signals, sockets, the scoreboard, config values.
 """
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from ..ipc import ReexecState
+from ..ipc import RELOAD_ABORTED, RELOAD_DONE, RELOAD_RUNNING, ReexecState
 
 __all__ = ["Phase", "ReloadKind", "ReloadOps", "ReloadPlanner", "ReloadRequest", "WorkerView"]
 
@@ -135,9 +137,12 @@ class ReloadPlanner:
         log: Callable[[str], None],
         lazy: bool = False,
         clock: Callable[[], float] = time.time,
+        report: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self.ops = ops
         self.log = log
+        # (state, reason, detail) when a reload starts and ends (``ipc.ReloadStatus``)
+        self.report = report
         self.lazy = lazy
         self.clock = clock
         self.phase = Phase.IDLE
@@ -177,6 +182,7 @@ class ReloadPlanner:
         self.reloads += 1
         self.active = req
         self.t0 = self.clock()
+        self._report(RELOAD_RUNNING)
         self.ops.reloading(f"reloading ({req.reason})")
         self._start[req.kind](req)
 
@@ -189,7 +195,7 @@ class ReloadPlanner:
         self.log(f"reload requested ({req.reason}): checking the new configuration and app")
         self.phase = Phase.PROBING
         if not self.ops.start_probe(req):
-            self._finish()
+            self._finish(RELOAD_ABORTED, "the check of the new code could not start")
 
     def _start_workers(self, req: ReloadRequest) -> None:
         self.old_pids = [w.pid for w in self.ops.current()]
@@ -218,7 +224,7 @@ class ReloadPlanner:
 
     # -- a full reload across the exec ---------------------------------------------------
 
-    def probe_done(self, ok: bool) -> None:
+    def probe_done(self, ok: bool, detail: str = "") -> None:
         if self.phase is not Phase.PROBING or self.active is None:
             return
         if not ok:
@@ -226,7 +232,8 @@ class ReloadPlanner:
                 f"reload ({self.active.reason}) aborted: the new configuration or app does not "
                 "load (see above); the running workers go on serving"
             )
-            self._finish()
+            why = "the new configuration or app does not load"
+            self._finish(RELOAD_ABORTED, f"{why}: {detail}" if detail else why)
             return
         pending = self.pending
         state = ReexecState(
@@ -238,7 +245,7 @@ class ReloadPlanner:
         )
         self.phase = Phase.EXECUTING
         if not self.ops.exec_master(state):
-            self._finish()
+            self._finish(RELOAD_ABORTED, "the master could not re-execute itself")
 
     def adopt(self, state: ReexecState) -> None:
         """In the re-executed image: the reload goes on (the old workers wait for
@@ -293,7 +300,7 @@ class ReloadPlanner:
             f"reload ({reason}) done in {took:.2f}s: old workers "
             f"{sorted(self.old_pids) or '-'} stopping, new workers {sorted(w.pid for w in current)}"
         )
-        self._finish()
+        self._finish(RELOAD_DONE, f"new workers {sorted(w.pid for w in current)}")
 
     @property
     def replacing(self) -> bool:
@@ -304,7 +311,7 @@ class ReloadPlanner:
     def exec_failed(self) -> None:
         """The master could not re-execute itself: the old image goes on."""
         if self.phase is Phase.EXECUTING:
-            self._finish()
+            self._finish(RELOAD_ABORTED, "the master could not re-execute itself")
 
     def abort(self, why: str) -> None:
         if self.phase not in (Phase.STARTING, Phase.CHAINING):
@@ -312,9 +319,14 @@ class ReloadPlanner:
         self.ops.abandon_new(keep_ready=self.phase is Phase.CHAINING)
         reason = self.active.reason if self.active else "reload"
         self.log(f"reload ({reason}) aborted: {why}; the old workers go on serving")
-        self._finish()
+        self._finish(RELOAD_ABORTED, why)
 
-    def _finish(self) -> None:
+    def _report(self, state: str, detail: str = "") -> None:
+        if self.report is not None and self.active is not None:
+            self.report(state, self.active.reason, detail)
+
+    def _finish(self, state: str, detail: str = "") -> None:
+        self._report(state, detail)
         self.phase = Phase.IDLE
         self.active = None
         self.chain = []

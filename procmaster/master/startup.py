@@ -9,15 +9,25 @@ Must not know: workers, reloads, the loop.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 from .. import sockets as sockets_mod
 from ..app import AppLoadError, debugger_note, load_apps, prepare_process
-from ..ipc import EXIT_APP_FAILED, EXIT_FATAL
+from ..ipc import EXIT_APP_FAILED, EXIT_FATAL, ReloadStatus, reload_status_path
 from ..logs import log
-from ..pidfile import remove_pidfile, write_pidfile
+from ..pidfile import remove_pidfile, write_atomically, write_pidfile
 from ..privileges import PrivilegeError, drop_privileges
 from ..process import set_max_fd
 
-__all__ = ["bind_listeners", "load_app", "prepare_master", "remove_pidfiles", "write_pidfiles"]
+__all__ = [
+    "bind_listeners",
+    "load_app",
+    "prepare_master",
+    "remove_pidfiles",
+    "write_pidfiles",
+    "write_reload_status",
+]
 
 PIDFILE_OPTIONS = ("pidfile", "pidfile2", "safe-pidfile")
 
@@ -64,7 +74,32 @@ def remove_pidfiles(cfg, pid: int) -> None:
     for option in PIDFILE_OPTIONS:
         path = cfg.get(option)
         if path:
-            remove_pidfile(path, pid)
+            if remove_pidfile(path, pid):
+                _remove_status(reload_status_path(path), pid)
+
+
+def _remove_status(path: str, pid: int) -> None:
+    status = ReloadStatus.read(path)
+    if status is not None and status.pid == pid:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def write_reload_status(
+    cfg, pid: int, reloads: Callable[[], int], state: str, reason: str, detail: str
+) -> None:
+    """A reload's outcome beside each pidfile (``ipc.ReloadStatus``), written whole,
+    for ``procmaster --reload PIDFILE --wait``."""
+    for option in PIDFILE_OPTIONS:
+        path = cfg.get(option)
+        if path:
+            status = ReloadStatus(pid, reloads(), state, reason, detail)
+            try:
+                write_atomically(reload_status_path(path), status.encode())
+            except OSError as exc:
+                log(f"warning: cannot write {reload_status_path(path)!r}: {exc.strerror}")
 
 
 def prepare_master(cfg) -> int:

@@ -561,11 +561,23 @@ OPTIONS: tuple[Option, ...] = (
        default=False, cli_only=True, group=_CLI),
     _O("version", "bool", "print the procmaster version and exit", default=False,
        cli_only=True, group=_CLI),
-    _O("check", "ini", "read FILE[:section] like --ini, report errors and warnings, and "
-       "exit without starting (a procmaster extension); bare (--ini FILE --check): check "
-       "the configuration the other options give", cli_only=True, bare=True, group=_CLI),
+    _O("check", "ini", "read FILE[:section] like --ini, report errors and warnings, check "
+       "every path and import the app in a child process as a worker would (this costs the "
+       "app's import time; --check-no-import skips it), and exit without starting: "
+       "non-zero when procmaster would not start (a procmaster extension); bare "
+       "(--ini FILE --check): check the configuration the other options give",
+       cli_only=True, bare=True, group=_CLI),
+    _O("check-no-import", "bool", "with --check: do not import the app in a child "
+       "process (faster for an app slow to import; the import is then not checked)",
+       default=False, cli_only=True, group=_CLI),
     _O("reload", "path", "send a graceful reload (SIGHUP) to the master named in the "
        "pidfile, and exit", cli_only=True, group=_CLI),
+    _O("wait", "bool", "with --reload: wait for the reload's outcome (the master writes "
+       "it to PIDFILE.reload); exit 0 when the new workers serve, 1 with the reason "
+       "when the reload was aborted (a procmaster extension)", default=False,
+       cli_only=True, group=_CLI),
+    _O("wait-timeout", "seconds", "with --reload --wait: give up after this many seconds "
+       "(exit 1)", default=180, cli_only=True, group=_CLI),
     _O("stop", "path", "send a graceful stop (SIGTERM) to the master named in the "
        "pidfile, and exit", cli_only=True, group=_CLI,
        note="procmaster's SIGTERM is a graceful stop (uWSGI 2.0's --stop sends SIGINT)"),

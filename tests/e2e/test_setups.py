@@ -93,8 +93,9 @@ def test_flask_dev_behind_nginx(procmaster, tmp_path):
             10.0,
             what="the edited module to be served",
         )
+        # (the wait's deadline is the bound: the time it takes depends on the machine's
+        # load, since the reload first imports the new code in a fresh interpreter)
         edited_after = time.monotonic() - t0
-        assert edited_after < 2.0, f"the edit was served after {edited_after:.2f}s:\n{server.log}"
 
         # editing the template changes the page
         template = site / "templates" / "index.html"
@@ -102,7 +103,7 @@ def test_flask_dev_behind_nginx(procmaster, tmp_path):
         t0 = time.monotonic()
         wait_for(
             lambda: "<h1>Template edited: Edited: served from" in get_text(ngx.port, "/")[1],
-            2.0,
+            10.0,
             what="the edited template",
         )
         print(
@@ -133,13 +134,6 @@ def git(*args: str, cwd: Path) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
     ).stdout
-
-
-def commit_version(repo: Path, version: str) -> None:
-    app = (CONFIGS / "deploy" / "example-app" / "wsgi.py").read_text()
-    (repo / "wsgi.py").write_text(app.replace('VERSION = "1"', f'VERSION = "{version}"'))
-    git("add", "wsgi.py", cwd=repo)
-    git("commit", "-q", "-m", f"version {version}", cwd=repo)
 
 
 class Supervisord:
@@ -182,15 +176,14 @@ class Supervisord:
 
 
 def test_deploy_under_supervisord_behind_nginx(tmp_path):
+    """The README's production commands: setup.sh lays out DEPLOY_DIR, supervisord
+    runs procmaster, a new version is committed in work/ and pushed, deploy.sh
+    pulls, reloads and waits (exit 0, the new code served, no request failed); a
+    version with a syntax error makes deploy.sh fail with the reason while the old
+    workers go on serving."""
     port = free_port()
     conf = copy_config("deploy", tmp_path / "conf", {"127.0.0.1:3031": f"127.0.0.1:{port}"})
-    origin = tmp_path / "origin"
-    origin.mkdir()
-    git("init", "-q", "-b", "main", cwd=origin)
-    commit_version(origin, "1")
     deploy_dir = tmp_path / "srv"
-    deploy_dir.mkdir()
-    git("clone", "-q", str(origin), str(deploy_dir / "app"), cwd=tmp_path)
 
     # "procmaster" on PATH runs this checkout's procmaster
     bindir = tmp_path / "bin"
@@ -203,23 +196,51 @@ def test_deploy_under_supervisord_behind_nginx(tmp_path):
         DEPLOY_DIR=str(deploy_dir),
         PATH=f"{bindir}{os.pathsep}{env['PATH']}",
         PYTHONPATH=str(ROOT),
+        HOME=str(tmp_path),  # no global git identity: setup.sh gives work/ one
     )
     env.pop("NOTIFY_SOCKET", None)
+    setup = subprocess.run(
+        [str(conf / "setup.sh")], env=env, capture_output=True, text=True, check=True
+    )
+    assert "is ready" in setup.stdout
+    for part in ("origin.git", "app/.git", "work/.git", "log", "run"):
+        assert (deploy_dir / part).exists(), part
+    # the checkout tracks origin: git pull needs no argument
+    assert git("rev-parse", "--abbrev-ref", "@{u}", cwd=deploy_dir / "app").strip() == (
+        "origin/main"
+    )
+    again = subprocess.run([str(conf / "setup.sh")], env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr  # run twice: nothing is broken
 
-    # --check on the production INI: the quotes are reported
+    # --check on the production INI: the quotes are reported, the app imports
     check = subprocess.run(
         [sys.executable, "-m", "procmaster", "--check", str(conf / "production.ini")],
-        env=dict(env, APP_DIR=str(deploy_dir / "app")),
+        env=dict(env, APP_DIR=str(deploy_dir / "app"), RUN_DIR=str(deploy_dir / "run")),
         capture_output=True,
         text=True,
     )
     assert "quotes removed from 'touch-reload' value" in check.stdout, check.stdout
     assert "can never be watched" not in check.stdout
-    assert "procmaster would start" in check.stdout
+    assert "procmaster would start with this configuration (the app imports)" in check.stdout
 
     def log() -> str:
-        path = deploy_dir / "procmaster.log"
+        path = deploy_dir / "log" / "procmaster.log"
         return path.read_text() if path.exists() else ""
+
+    def push(version: str, code: str | None = None) -> None:
+        work = deploy_dir / "work"
+        text = (work / "wsgi.py").read_text()
+        text = text.replace(text.split("VERSION = ")[1].split("\n")[0], f'"{version}"')
+        (work / "wsgi.py").write_text(code or text)
+        subprocess.run(
+            ["git", "commit", "-qam", f"version {version}"], cwd=work, env=env, check=True
+        )
+        subprocess.run(["git", "push", "-q"], cwd=work, env=env, check=True)
+
+    def deploy() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(conf / "deploy.sh")], env=env, capture_output=True, text=True, timeout=200
+        )
 
     sup = Supervisord(conf / "supervisord.conf", env)
     try:
@@ -235,22 +256,26 @@ def test_deploy_under_supervisord_behind_nginx(tmp_path):
 
             ok = {b"version 1\n", b"version 2\n"}
             with Load(ngx.port, accept=lambda status, body: status == 200 and body in ok) as load:
-                commit_version(origin, "2")
-                out = subprocess.run(
-                    [str(conf / "deploy.sh")],
-                    env=env,
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                ).stdout
-                assert "deployed" in out
-                wait_for(lambda: b"version 2\n" in load.bodies, 20, what="version 2 served")
+                push("2")
+                done = deploy()
+                assert done.returncode == 0, done.stdout + done.stderr + log()
+                assert "deployed" in done.stdout and "the new workers serve it" in done.stdout
+                # deploy.sh returned: the reload is over, only version 2 answers
+                assert get_text(ngx.port, "/") == (200, "version 2\n")
                 load.more(200)
-                wait_for(lambda: get_text(ngx.port, "/") == (200, "version 2\n"), 10)
-                load.more(100)
             assert load.failures == [], load.failures[:5]
             assert load.bodies == ok
             print(f"{load.count} requests through nginx during the deploy, none failed")
+
+            pid = int((deploy_dir / "run" / "site.pid").read_text())
+            serving = sorted(p.pid for p in psutil.Process(pid).children())
+            push("3", code="def application(environ, start_response:\n")  # a syntax error
+            failed = deploy()
+            assert failed.returncode == 1, failed.stdout + failed.stderr
+            assert "FAILED" in failed.stderr and "SyntaxError" in failed.stderr, failed.stderr
+            assert "the old workers go on serving" in failed.stderr
+            assert get_text(ngx.port, "/") == (200, "version 2\n")
+            assert sorted(p.pid for p in psutil.Process(pid).children()) == serving
     finally:
         sup.stop()
 

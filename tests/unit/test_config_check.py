@@ -19,7 +19,8 @@ def test_every_watched_option_is_checked_in_declaration_order(tmp_path):
         f"touch-workers-reload = {missing}/d\n"
         f"touch-logrotate = {missing}/e\n"
     )
-    text, would_start = render_check(load(["--ini", str(ini)], environ={}))
+    # (the app import is --check's end-to-end business: tests/e2e/test_newcomer.py)
+    text, would_start = render_check(load(["--ini", str(ini), "--check-no-import"], environ={}))
     assert would_start
     lines = [line.strip() for line in text.splitlines() if "can never be watched" in line]
     assert [line.split(": option ")[0] for line in lines] == [f"{ini}:{n}" for n in (4, 5, 7, 8, 9)]
@@ -40,7 +41,7 @@ def test_relative_watched_paths_are_relative_to_chdir(tmp_path):
         f"[uwsgi]\nsocket = :3031\nmodule = app\nchdir = {tmp_path}/app\n"
         "touch-reload = reload.txt\ntouch-reload = missing/reload.txt\n"
     )
-    text, _ = render_check(load(["--ini", str(ini)], environ={}))
+    text, _ = render_check(load(["--ini", str(ini), "--check-no-import"], environ={}))
     lines = [line.strip() for line in text.splitlines() if "can never be watched" in line]
     assert lines == [
         f"{ini}:6: option 'touch-reload': '{tmp_path}/app/missing/reload.txt' can never be "

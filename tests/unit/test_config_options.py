@@ -136,9 +136,17 @@ def test_names_are_unique_and_real_uwsgi_names():
             assert n not in seen
             seen.add(n)
     # everything declared is a uWSGI option, except procmaster's own --check and
-    # --chain-reload PIDFILE, and the switch that lets emperor-tyrant run root-owned
-    # vassals (uWSGI always refuses them)
-    own = {"check", "chain-reload", "emperor-tyrant-allow-root"}
+    # --chain-reload PIDFILE, --check-no-import, --reload PIDFILE --wait [--wait-timeout],
+    # and the switch that lets emperor-tyrant run root-owned vassals (uWSGI always
+    # refuses them)
+    own = {
+        "check",
+        "check-no-import",
+        "chain-reload",
+        "wait",
+        "wait-timeout",
+        "emperor-tyrant-allow-root",
+    }
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []
 

@@ -1,9 +1,8 @@
 """A stand-in for your application, to try configs/deploy from a fresh clone:
-
-    mkdir -p $DEPLOY_DIR/app && cp configs/deploy/example-app/wsgi.py $DEPLOY_DIR/app/
-    git -C $DEPLOY_DIR/app init && git -C $DEPLOY_DIR/app add . && git -C $DEPLOY_DIR/app commit -m v1
-
-(deploy.sh pulls from the checkout's upstream: clone it from your repository instead.)
+configs/deploy/setup.sh commits it as version 1 of DEPLOY_DIR/origin.git (the
+stand-in for your repository) and clones that to DEPLOY_DIR/app (served) and
+DEPLOY_DIR/work (where you commit the next version). With your own application,
+clone your repository to DEPLOY_DIR/app instead: deploy.sh pulls from its upstream.
 """
 
 VERSION = "1"
