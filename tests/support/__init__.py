@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +80,33 @@ def raw_request(port: int, data: bytes, timeout: float = 5.0, unix: str | None =
         return b"".join(chunks)
     finally:
         s.close()
+
+
+class Background(threading.Thread):
+    """A thread whose failure fails the test: ``join()`` re-raises, in the test's
+    own thread, whatever the target raised (pytest only warns about an exception
+    left in a thread), and fails when the thread is still running at the deadline.
+    ``result`` holds what the target returned."""
+
+    def __init__(self, target, *args) -> None:
+        super().__init__(daemon=True)
+        self._target_fn = target
+        self._args = args
+        self.result = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self._target_fn(*self._args)
+        except BaseException as exc:  # handed to the test's thread by join()
+            self.error = exc
+
+    def join(self, timeout: float | None = 60.0) -> None:
+        super().join(timeout)
+        if self.is_alive():
+            raise AssertionError(f"{self._target_fn.__name__} still running after {timeout}s")
+        if self.error is not None:
+            raise self.error
 
 
 def remember_descendants(pid: int, known: set[int]) -> None:
