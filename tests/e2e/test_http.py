@@ -10,7 +10,7 @@ import socket
 import time
 
 import pytest
-from support import APPS, Server, free_port, http_get, raw_request, wait_for
+from support import APPS, ROOT, Server, free_port, http_get, raw_request, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("http")
     port = free_port()
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(APPS) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
     server = Server(
         [
             "--http-socket",

@@ -58,10 +58,14 @@ def http_get(
         conn.close()
 
 
-def raw_request(port: int, data: bytes, timeout: float = 5.0, unix: str | None = None) -> bytes:
-    """Send raw bytes, read until the server closes (or timeout)."""
+def raw_request(port: int, data: bytes, timeout: float = 10.0, unix: str | None = None) -> bytes:
+    """Send raw bytes and read until the server closes the connection. A close is
+    seen as ``recv() == b""`` (or a reset); a server that neither answers nor
+    closes within ``timeout`` seconds of silence fails the test (a request that
+    should end its connection and does not is a bug, never an answer)."""
     if unix:
         s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
         s.connect(unix)
     else:
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -72,8 +76,14 @@ def raw_request(port: int, data: bytes, timeout: float = 5.0, unix: str | None =
         while True:
             try:
                 chunk = s.recv(65536)
-            except (TimeoutError, ConnectionResetError):
+            except ConnectionResetError:
                 break
+            except TimeoutError:
+                got = b"".join(chunks)
+                raise AssertionError(
+                    f"the server did not close the connection within {timeout}s "
+                    f"(received {len(got)} bytes: {got[:300]!r})"
+                ) from None
             if not chunk:
                 break
             chunks.append(chunk)
