@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from support import Load, free_port, http_get, wait_for
+from support import Load, free_port, http_get, signal_pending, wait_for
 
 APP = """
 VERSION = {version!r}
@@ -236,14 +236,6 @@ def test_three_reloads_under_load_drop_nothing(procmaster, tmp_path, trigger):
     assert load.bodies >= {b"4"}
 
 
-def _signal_pending(pid: int, sig: int) -> bool:
-    """``sig`` is pending for ``pid`` (sent, its handler not yet run): /proc's masks."""
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.split(":", 1) for line in f if ":" in line)
-    mask = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
-    return bool(mask & (1 << (sig - 1)))
-
-
 def test_sighup_storm_coalesces(procmaster, tmp_path):
     """SIGHUPs that arrive while a reload runs are queued as one more reload, never
     one each: a burst delivered while the first reload is under way makes exactly two.
@@ -258,7 +250,7 @@ def test_sighup_storm_coalesces(procmaster, tmp_path):
         for _ in range(20):
             server.signal(signal.SIGHUP)
         server.wait_log("during a reload: queued", 30)
-        wait_for(lambda: not _signal_pending(server.pid, signal.SIGHUP), 30, what="SIGHUPs taken")
+        wait_for(lambda: not signal_pending(server.pid, signal.SIGHUP), 30, what="SIGHUPs taken")
         assert "reload (SIGHUP) done" not in server.log  # the check is still held
         gate.unlink()
         server.wait_log("reload (SIGHUP) done", 60, count=2)

@@ -92,6 +92,15 @@ def raw_request(port: int, data: bytes, timeout: float = 10.0, unix: str | None 
         s.close()
 
 
+def signal_pending(pid: int, sig: int) -> bool:
+    """``sig`` was sent to ``pid`` and its handler has not run yet (/proc's masks).
+    Once False, a Python process runs that handler before anything it does next."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    mask = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return bool(mask & (1 << (sig - 1)))
+
+
 class Background(threading.Thread):
     """A thread whose failure fails the test: ``join()`` re-raises, in the test's
     own thread, whatever the target raised (pytest only warns about an exception
