@@ -142,6 +142,8 @@ def kill_tree(proc: subprocess.Popen, known: set[int], grace: float = 0.0) -> No
     first when ``grace`` is given (a graceful stop, waited for that long), then
     SIGKILL to whatever is left, then reap ``proc``."""
     remember_descendants(proc.pid, known)
+    if not grace and os.environ.get("COVERAGE_PROCESS_CONFIG"):
+        grace = 3.0  # measured by tools/coverage.sh: a graceful stop writes the data
     if grace and proc.poll() is None:
         try:
             proc.send_signal(signal.SIGTERM)
