@@ -577,3 +577,81 @@ def test_tyrant_runs_each_vassal_as_its_file_owner(emperor, tmp_path):
         assert psutil.Process(worker_pid).uids().effective == nobody.pw_uid
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGQUIT])
+def test_sigint_and_sigquit_stop_every_vassal_at_once(emperor, tmp_path, sig):
+    """SIGINT/SIGQUIT: an immediate stop of every vassal (not the stop word and
+    its grace), then the emperor exits; no process of any vassal is left."""
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    ports = [free_port(), free_port()]
+    for name, port in zip("ab", ports, strict=True):
+        vassal_ini(vassals / f"{name}.ini", port, processes=2)
+    emp = emperor("--emperor", vassals)
+    emp.wait_log("ready", count=2, timeout=30)
+    everything = emp.descendants()
+    assert len(everything) >= 6  # 2 masters, 4 workers
+    emp.proc.send_signal(sig)
+    assert emp.proc.wait(30) == 0
+    assert f"{signal.Signals(sig).name}: immediate stop of every vassal" in emp.log
+    assert not [p for p in everything if alive(p)]
+    assert refused(ports[0]) and refused(ports[1])
+
+
+def test_a_vassal_that_will_not_stop_is_killed_after_the_mercy(emperor, tmp_path):
+    """A vassal told to stop that does not (here: its master is frozen with
+    SIGSTOP) is SIGKILLed once reload-mercy + 5 s have passed, said in the log;
+    the other vassal is left alone."""
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port, other = free_port(), free_port()
+    vassal_ini(vassals / "stuck.ini", port)
+    vassal_ini(vassals / "fine.ini", other)
+    emp = emperor("--emperor", vassals, "--reload-mercy", "1")
+    emp.wait_log("ready", count=2, timeout=30)
+    stuck = emp.master_pid("stuck.ini")
+    fine = emp.master_pid("fine.ini")
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        (vassals / "stuck.ini").unlink()
+        emp.wait_log(f"vassal stuck.ini (pid {stuck}) did not stop in time: SIGKILL", timeout=60)
+        assert time.monotonic() - t0 >= 5.5  # not before reload-mercy (1 s) + 5 s
+        wait_for(lambda: not alive(stuck), 30, what="the stuck vassal gone")
+    finally:
+        try:
+            os.kill(stuck, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    assert alive(fine) and serves(other)
+
+
+def test_inotify_queue_overflow_makes_a_full_rescan(emperor, tmp_path):
+    """When the kernel's inotify queue overflows (IN_Q_OVERFLOW), the events in it
+    are lost: the emperor re-reads the directory and finds a vassal whose own
+    event was dropped. The queue is made small for the emperor's inotify instance
+    (fs.inotify.max_queued_events is read when the instance is created, and
+    restored at once), the emperor frozen while 64 other names change."""
+    limit_file = Path("/proc/sys/fs/inotify/max_queued_events")
+    if os.geteuid() != 0:
+        pytest.skip("lowering fs.inotify.max_queued_events needs root")
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port = free_port()
+    saved = limit_file.read_text()
+    try:
+        limit_file.write_text("16")
+        emp = emperor("--emperor", vassals)
+        emp.wait_log("watching", timeout=30)
+    finally:
+        limit_file.write_text(saved)
+    os.kill(emp.pid, signal.SIGSTOP)
+    try:
+        for i in range(64):  # fills the queue: 16 events kept, then one overflow
+            (vassals / f"note-{i}.txt").write_text("x")
+        vassal_ini(vassals / "late.ini", port)  # its event is lost
+    finally:
+        os.kill(emp.pid, signal.SIGCONT)
+    emp.wait_log("vassal late.ini: started", timeout=30)
+    wait_for(lambda: serves(port), 30, what=f"late.ini serving:\n{emp.log}")
