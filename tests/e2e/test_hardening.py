@@ -46,15 +46,22 @@ def start(procmaster, *extra, processes: int = 2, env: dict | None = None):
 def timed_get(port: int, path: str = "/") -> float:
     """One normal request on a fresh connection; returns its duration."""
     t0 = time.monotonic()
-    status, _, body = http_get(port, path, timeout=5)
+    status, _, body = http_get(port, path, timeout=30)
     took = time.monotonic() - t0
     assert status == 200, (status, body[:100])
     return took
 
 
+# A normal request's bound while bad clients hold connections. A worker held by a
+# slow client would make it wait for the client's socket-timeout (60 s in the
+# tests that make this claim); 5 s is far from that and far above what a loaded
+# 2-core machine adds (1 s was exceeded there: a scheduling delay, not a hold).
+NORMAL_BOUND = 5.0
+
+
 def normal_requests(port: int, n: int = 20) -> list[float]:
     times = [timed_get(port) for _ in range(n)]
-    assert max(times) < 1.0, times
+    assert max(times) < NORMAL_BOUND, times
     return times
 
 
