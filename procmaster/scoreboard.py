@@ -192,30 +192,28 @@ class Scoreboard:
         _DOUBLE.pack_into(self.mem, base + _OFF_START, when)
         _STATUS_START.pack_into(self.mem, base + _OFF_STATUS, STATUS_BUSY)
 
-    def request_end(self, index: int) -> None:
-        """Count the request. (The instance's total is the sum of the slots, each
-        written by one writer: a shared counter would lose counts between workers.)"""
+    def request_done(self, index: int, status: int, tx: int, seconds: float) -> None:
+        """Count a finished request: bytes sent, time taken, status class and
+        histogram first, the request count and the idle status last, so that a
+        reader (stats, metrics) that sees the request counted sees its class and its
+        bucket too. (The instance's total is the sum of the slots, each written by
+        one writer: a shared counter would lose counts between workers.)"""
         base = HEADER_SIZE + index * SLOT_SIZE
-        self.requests += 1
         mem = self.mem
-        _STATUS_REQS.pack_into(mem, base + _OFF_STATUS, STATUS_IDLE, self.requests)
-        _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
-
-    def response(self, index: int, status: int, tx: int, seconds: float) -> None:
-        """After ``request_end``: bytes sent, time taken, status class, histogram
-        (two ``pack_into``: tx, rt and the classes are one run of the slot)."""
-        base = HEADER_SIZE + index * SLOT_SIZE
         self.tx += tx
         self.rt_us += int(seconds * 1e6)
         classes = self.classes
         cls = status // 100 - 1
         if 0 <= cls < 5:
             classes[cls] += 1
-        _TAIL.pack_into(self.mem, base + _OFF_TX, self.tx, self.rt_us, *classes)
+        _TAIL.pack_into(mem, base + _OFF_TX, self.tx, self.rt_us, *classes)
         b = bisect_left(BUCKETS, seconds)
         buckets = self.buckets
         buckets[b] += 1
-        _QUAD.pack_into(self.mem, base + _OFF_BUCKETS + 8 * b, buckets[b])
+        _QUAD.pack_into(mem, base + _OFF_BUCKETS + 8 * b, buckets[b])
+        self.requests += 1
+        _STATUS_REQS.pack_into(mem, base + _OFF_STATUS, STATUS_IDLE, self.requests)
+        _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
 
     def exception(self, index: int) -> None:
         base = HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC

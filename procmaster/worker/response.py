@@ -456,10 +456,9 @@ def after_exchange(conn: Client, req: Request) -> None:
 def request_finished(worker: Books, exchange: Exchange, status: str | None) -> None:
     """The accounting of one response: scoreboard, guards, the request log."""
     scoreboard = worker.scoreboard
-    scoreboard.request_end(worker.slot)
     end = time.time()
     code = status[:3] if status else "500"
-    scoreboard.response(
+    scoreboard.request_done(
         worker.slot,
         int(code) if code.isdigit() else 500,
         exchange.rsize + exchange.hsize,

@@ -5,6 +5,7 @@ Routes (PATH_INFO):
   /pid         the worker pid
   /sleep?s=N   sleeps N seconds in ``stuck_handler`` (harakiri-verbose logs that frame)
   /alloc?mb=N  keeps N MiB allocated for the life of the worker (a leak), then answers
+               (after ``hold=S`` seconds more, when given: a request still busy)
   /threads     JSON: wsgi.multithread and the thread's name
 """
 
@@ -38,6 +39,7 @@ def application(environ, start_response):
         block = bytearray(int(q.get("mb", "1")) * 1024 * 1024)
         block[::4096] = b"x" * len(block[::4096])  # touch every page: resident
         LEAK.append(block)
+        time.sleep(float(q.get("hold", "0")))
         return _text(start_response, str(os.getpid()).encode())
     if path == "/threads":
         info = {

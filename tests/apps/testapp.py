@@ -19,6 +19,7 @@ Routes (PATH_INFO):
   /sleep?s=N   sleeps N seconds, then answers
   /pid         the worker pid
   /close-log?path=  a generator whose close() appends a line to a file
+  /path/...    the PATH_INFO it got, as a JSON string (how the path was decoded)
 """
 
 import json
@@ -138,6 +139,8 @@ def raw_app(environ, start_response):
         return ClosingIterable([b"x" * 65536 for _ in range(n)], q["path"])
     if path == "/head":
         return _text(start_response, b"body that HEAD must not send")
+    if path.startswith("/path/"):
+        return _text(start_response, json.dumps(path).encode())
     return _text(start_response, b"not found", "404 Not Found")
 
 

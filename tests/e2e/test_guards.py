@@ -120,10 +120,28 @@ def test_max_worker_lifetime(procmaster):
 
 
 def test_evil_reload_on_rss_kills_at_once(procmaster):
+    """The master measures the workers and SIGKILLs one over evil-reload-on-rss at
+    once, even in the middle of a request (reload-on-rss, the worker's own check,
+    would finish the request first); the log names evil-reload-on-rss."""
     server, port = start(procmaster, "--processes", "1", "--evil-reload-on-rss", "100")
-    pid = int(http_get(port, "/alloc?mb=150")[2])
-    server.wait_log("over evil-reload-on-rss", timeout=5)
-    wait_for(lambda: get_pid(port) != pid, what="a new worker")
+    pid = get_pid(port)
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    try:
+        s.sendall(b"GET /alloc?mb=150&hold=120 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = s.recv(65536)  # the worker dies mid-request: a close, no answer
+        except ConnectionResetError:
+            answer = b""
+    finally:
+        s.close()
+    assert answer == b""
+    log = server.wait_log(f"worker 1 (pid {pid}) killed by signal 9 (SIGKILL)", timeout=30)
+    assert re.search(
+        rf"worker 1 \(pid {pid}\) rss \d+ MB is over evil-reload-on-rss \(100 MB\): killing it",
+        log,
+    ), log
+    assert "reload-on-rss: rss" not in log  # not the worker's own after-request check
+    wait_for(lambda: get_pid(port) != pid, 30, what="a new worker")
 
 
 def test_import_error_with_lazy_apps_backs_off_and_healthy_workers_serve(procmaster, tmp_path):

@@ -21,7 +21,7 @@ import time
 
 import psutil
 import pytest
-from support import free_port, http_get, wait_for
+from support import Background, free_port, http_get, signal_pending, wait_for
 
 MiB = 1 << 20
 
@@ -46,15 +46,22 @@ def start(procmaster, *extra, processes: int = 2, env: dict | None = None):
 def timed_get(port: int, path: str = "/") -> float:
     """One normal request on a fresh connection; returns its duration."""
     t0 = time.monotonic()
-    status, _, body = http_get(port, path, timeout=5)
+    status, _, body = http_get(port, path, timeout=30)
     took = time.monotonic() - t0
     assert status == 200, (status, body[:100])
     return took
 
 
+# A normal request's bound while bad clients hold connections. A worker held by a
+# slow client would make it wait for the client's socket-timeout (60 s in the
+# tests that make this claim); 5 s is far from that and far above what a loaded
+# 2-core machine adds (1 s was exceeded there: a scheduling delay, not a hold).
+NORMAL_BOUND = 5.0
+
+
 def normal_requests(port: int, n: int = 20) -> list[float]:
     times = [timed_get(port) for _ in range(n)]
-    assert max(times) < 1.0, times
+    assert max(times) < NORMAL_BOUND, times
     return times
 
 
@@ -103,7 +110,7 @@ def test_40_trickling_clients_do_not_slow_normal_requests(procmaster):
             sent[0] = pos
             stop.wait(0.02)
 
-    t = threading.Thread(target=trickle, daemon=True)
+    t = Background(trickle)  # a trickler the server cut off fails the test at join
     t.start()
     try:
         wait_for(lambda: sent[0] > 20, 5, what="trickling under way")
@@ -398,7 +405,7 @@ def _serves(port: int) -> bool:
 
 def test_log_file_that_cannot_grow_keeps_serving_and_says_so_once(procmaster, tmp_path):
     logfile = tmp_path / "site.log"
-    server, port = start(procmaster, "--logto", str(logfile), processes=1)
+    server, port = start(procmaster, "--logto", str(logfile), processes=2)
     normal_requests(port, 3)
     limit = logfile.stat().st_size + 2000
     # SIGXFSZ: Python starts with it ignored, so a write past the limit gets EFBIG
@@ -407,20 +414,26 @@ def test_log_file_that_cannot_grow_keeps_serving_and_says_so_once(procmaster, tm
     for _ in range(100):
         assert http_get(port, "/", timeout=5)[0] == 200
     assert logfile.stat().st_size <= limit
+
+    def notices(pid: int) -> int:
+        return sum(1 for ln in server.log.splitlines() if f"pid {pid}): cannot write the log" in ln)
+
     server.signal(signal.SIGUSR1)  # the master writes its statistics to the log
-    wait_for(
-        lambda: (
-            "cannot write the log" in server.log and server.log.count("cannot write the log") >= 2
-        ),
-        10,
-        what="the notice of master and worker",
-    )
+    wait_for(lambda: notices(server.pid) >= 1, 30, what="the master's notice")
+    # once more: the statistics fail to be written again, and nothing more is said.
+    # To know the master has acted on this SIGUSR1, it is followed (once taken) by a
+    # SIGTTOU, whose effect is visible: one worker fewer.
     for _ in range(50):
         assert http_get(port, "/", timeout=5)[0] == 200
     server.signal(signal.SIGUSR1)
-    notices = [ln for ln in server.log.splitlines() if "cannot write the log" in ln]
-    assert len(notices) == 2, notices  # once per process: the master and its worker
-    assert any(f"pid {server.pid})" in ln for ln in notices)
+    wait_for(lambda: not signal_pending(server.pid, signal.SIGUSR1), 30, what="SIGUSR1 taken")
+    workers = server.worker_pids()
+    server.signal(signal.SIGTTOU)
+    wait_for(lambda: len(server.worker_pids()) == 1, 30, what="one worker fewer")
+    assert notices(server.pid) == 1  # the master said it once, not once per failed write
+    # the workers' request lines overflowed the limit too: each said it at most once
+    workers_said = [notices(pid) for pid in workers]
+    assert max(workers_said) == 1 and sum(workers_said) >= 1, workers_said
 
 
 # -- faults ----------------------------------------------------------------------------

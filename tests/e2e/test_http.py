@@ -10,7 +10,7 @@ import socket
 import time
 
 import pytest
-from support import APPS, Server, free_port, http_get, raw_request, wait_for
+from support import APPS, ROOT, Server, free_port, http_get, raw_request, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def site(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("http")
     port = free_port()
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(APPS) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
     server = Server(
         [
             "--http-socket",
@@ -248,12 +248,15 @@ def test_environ_values(site):
 
 
 def test_percent_encoded_path_reaches_app_as_latin1(site):
+    """PEP 3333: PATH_INFO is the percent-decoded path, its bytes as latin-1 (each
+    byte one character: %ff is \xff, UTF-8's two bytes of "é" are two characters)."""
     raw = raw_request(
-        site.port, b"GET /env%ff%20x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        site.port,
+        b"GET /path/%ff%20x%C3%A9/%2541 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     status, headers, body = split_response(raw)
-    # /env\xff x is not a route: the app answers 404, but the path it saw is the decoded one
-    assert status.startswith("HTTP/1.1 404")
+    assert status.startswith("HTTP/1.1 200")
+    assert json.loads(body) == "/path/\xff x\xc3\xa9/%41"
 
 
 def test_underscore_headers_dropped(site):

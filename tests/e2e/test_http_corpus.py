@@ -63,10 +63,18 @@ class Reader:
         self.eof = False
 
     def fill(self) -> bool:
+        """More bytes (True), or the server closed (False: ``recv() == b""`` or a
+        reset). Silence until the socket's timeout fails the test: a timeout is
+        never taken for a close."""
         try:
             chunk = self.sock.recv(65536)
-        except (ConnectionResetError, TimeoutError):
+        except ConnectionResetError:
             chunk = b""
+        except TimeoutError:
+            raise AssertionError(
+                f"no answer and no close within {self.sock.gettimeout()}s "
+                f"(unread: {self.buf[:300]!r})"
+            ) from None
         if not chunk:
             self.eof = True
             return False
@@ -101,7 +109,7 @@ class Reader:
 def test_corpus_case_end_to_end(corpus_site, name):
     data = (DATA / f"{name}.http").read_bytes()
     want = json.loads((DATA / f"{name}.json").read_text())
-    s = socket.create_connection(("127.0.0.1", corpus_site.port), timeout=5)
+    s = socket.create_connection(("127.0.0.1", corpus_site.port), timeout=15)
     try:
         s.sendall(data)
         reader = Reader(s)

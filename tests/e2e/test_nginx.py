@@ -797,11 +797,33 @@ def test_over_buffer_size_names_the_size_and_the_option(plain):
 
 # -- at the end: nothing went wrong behind the scenes ---------------------------------
 
+TRAFFIC = ("get", "head", "post-10k", "streamed", "30-cookies", "not-found")
+
+
+def serve_through_every_upstream(stack: Stack) -> None:
+    """Requests of every kind through nginx on every upstream, each answered as
+    the direct request is: the checks below look at real traffic also when they
+    run alone (after the whole file, they look at everything above too)."""
+    served = stack.server.log.count("[pid: ")
+    for upstream in UPSTREAMS:
+        for case in TRAFFIC:
+            assert stack.request(stack.ports[upstream], case) == direct(stack, case), (
+                upstream,
+                case,
+            )
+    # every request reached procmaster (one request log line each)
+    wait_for(
+        lambda: stack.server.log.count("[pid: ") >= served + len(UPSTREAMS) * len(TRAFFIC),
+        30,
+        what="the request log lines of the traffic",
+    )
+
 
 def test_no_upstream_errors_and_no_worker_died(stack):
-    """Runs late in this file: over everything the stack served above, no
+    """Over everything the stack served (at least the traffic made here), no
     request went unanswered, nginx logged no upstream error, and procmaster
     logged no dead worker and no traceback."""
+    serve_through_every_upstream(stack)
     assert not stack.stuck, "requests never answered:\n" + "\n".join(stack.stuck)
     errors = [
         line
@@ -818,6 +840,7 @@ def test_no_upstream_errors_and_no_worker_died(stack):
 def test_complete_responses_are_not_logged_as_cut_short(stack):
     """nginx closes its side of a uwsgi (or non-kept FastCGI) connection once it
     has the whole response; that is no "client disconnected during response"."""
+    serve_through_every_upstream(stack)
     cut = [
         line
         for server in stack.servers

@@ -11,12 +11,17 @@ import threading
 import time
 
 import pytest
-from support import Load, free_port, http_get, wait_for
+from support import Load, free_port, http_get, signal_pending, wait_for
 
 APP = """
 VERSION = {version!r}
+import os
 import time
 from urllib.parse import parse_qs
+
+# a test holds a reload's check (which imports this module) here until it opens the gate
+while os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "reload-gate")):
+    time.sleep(0.02)
 
 def application(environ, start_response):
     if environ["PATH_INFO"] == "/sleep":
@@ -233,19 +238,27 @@ def test_three_reloads_under_load_drop_nothing(procmaster, tmp_path, trigger):
 
 def test_sighup_storm_coalesces(procmaster, tmp_path):
     """SIGHUPs that arrive while a reload runs are queued as one more reload, never
-    one each: a burst sent once the first reload is under way makes exactly two."""
+    one each: a burst delivered while the first reload is under way makes exactly two.
+    The first reload's check is held (the app's import waits on a gate file) until
+    the master has taken every SIGHUP of the burst, so no timing decides the count."""
     server, port, _ = start_site(procmaster, tmp_path, "", lazy=False)
+    gate = tmp_path / "reload-gate"
     with Load(port) as load:
+        gate.write_text("closed")
         server.signal(signal.SIGHUP)
-        # the reload is under way once the master says it is checking the new config
         server.wait_log("reload requested (SIGHUP): checking", 30)
         for _ in range(20):
             server.signal(signal.SIGHUP)
+        server.wait_log("during a reload: queued", 30)
+        wait_for(lambda: not signal_pending(server.pid, signal.SIGHUP), 30, what="SIGHUPs taken")
+        assert "reload (SIGHUP) done" not in server.log  # the check is still held
+        gate.unlink()
         server.wait_log("reload (SIGHUP) done", 60, count=2)
         wait_for(lambda: len(server.worker_pids()) == 2, 30, what="2 workers")
         load.more(100)
     assert load.failures == []
-    assert "during a reload: queued" in server.log
+    assert server.log.count("during a reload: queued") == 1
+    assert server.log.count("reload requested (SIGHUP): checking") == 2
     assert server.log.count("reload (SIGHUP) done") == 2
 
 

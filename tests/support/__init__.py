@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -57,10 +58,14 @@ def http_get(
         conn.close()
 
 
-def raw_request(port: int, data: bytes, timeout: float = 5.0, unix: str | None = None) -> bytes:
-    """Send raw bytes, read until the server closes (or timeout)."""
+def raw_request(port: int, data: bytes, timeout: float = 10.0, unix: str | None = None) -> bytes:
+    """Send raw bytes and read until the server closes the connection. A close is
+    seen as ``recv() == b""`` (or a reset); a server that neither answers nor
+    closes within ``timeout`` seconds of silence fails the test (a request that
+    should end its connection and does not is a bug, never an answer)."""
     if unix:
         s = socket.socket(socket.AF_UNIX)
+        s.settimeout(timeout)
         s.connect(unix)
     else:
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -71,14 +76,56 @@ def raw_request(port: int, data: bytes, timeout: float = 5.0, unix: str | None =
         while True:
             try:
                 chunk = s.recv(65536)
-            except (TimeoutError, ConnectionResetError):
+            except ConnectionResetError:
                 break
+            except TimeoutError:
+                got = b"".join(chunks)
+                raise AssertionError(
+                    f"the server did not close the connection within {timeout}s "
+                    f"(received {len(got)} bytes: {got[:300]!r})"
+                ) from None
             if not chunk:
                 break
             chunks.append(chunk)
         return b"".join(chunks)
     finally:
         s.close()
+
+
+def signal_pending(pid: int, sig: int) -> bool:
+    """``sig`` was sent to ``pid`` and its handler has not run yet (/proc's masks).
+    Once False, a Python process runs that handler before anything it does next."""
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    mask = int(fields["SigPnd"], 16) | int(fields["ShdPnd"], 16)
+    return bool(mask & (1 << (sig - 1)))
+
+
+class Background(threading.Thread):
+    """A thread whose failure fails the test: ``join()`` re-raises, in the test's
+    own thread, whatever the target raised (pytest only warns about an exception
+    left in a thread), and fails when the thread is still running at the deadline.
+    ``result`` holds what the target returned."""
+
+    def __init__(self, target, *args) -> None:
+        super().__init__(daemon=True)
+        self._target_fn = target
+        self._args = args
+        self.result = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self._target_fn(*self._args)
+        except BaseException as exc:  # handed to the test's thread by join()
+            self.error = exc
+
+    def join(self, timeout: float | None = 60.0) -> None:
+        super().join(timeout)
+        if self.is_alive():
+            raise AssertionError(f"{self._target_fn.__name__} still running after {timeout}s")
+        if self.error is not None:
+            raise self.error
 
 
 def remember_descendants(pid: int, known: set[int]) -> None:
@@ -95,6 +142,8 @@ def kill_tree(proc: subprocess.Popen, known: set[int], grace: float = 0.0) -> No
     first when ``grace`` is given (a graceful stop, waited for that long), then
     SIGKILL to whatever is left, then reap ``proc``."""
     remember_descendants(proc.pid, known)
+    if not grace and os.environ.get("COVERAGE_PROCESS_CONFIG"):
+        grace = 3.0  # measured by tools/coverage.sh: a graceful stop writes the data
     if grace and proc.poll() is None:
         try:
             proc.send_signal(signal.SIGTERM)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from procmaster import scoreboard
 from procmaster.scoreboard import STATUS_FREE, STATUS_IDLE, STATUS_STARTING, Scoreboard
 
 
@@ -29,7 +30,7 @@ def test_harakiri_is_counted_and_carried_by_claim():
     board.claim(2, 11, harakiri=2)  # the respawned worker of that id
     slot = board.read(2)
     assert slot.harakiri == 2 and slot.pid == 11 and slot.status == STATUS_STARTING
-    board.request_end(2)
+    board.request_done(2, 200, 10, 0.001)
     assert board.read(2).harakiri == 2  # the worker's own writes leave it alone
 
 
@@ -52,7 +53,30 @@ def test_set_pid_keeps_what_the_worker_wrote_already():
     board = Scoreboard(2)
     board.claim(0, harakiri=1)
     board.worker_ready(0, 55)  # the child ran first and served
-    board.request_end(0)
+    board.request_done(0, 200, 10, 0.001)
     board.set_pid(0, 55)
     slot = board.read(0)
     assert (slot.pid, slot.requests, slot.harakiri, slot.status) == (55, 1, 1, STATUS_IDLE)
+
+
+def test_a_counted_request_is_seen_with_its_status_class_and_bucket(monkeypatch):
+    """The stats and /metrics read a slot while its worker writes it: the request
+    count is written last, so whoever sees a request counted sees its class and its
+    histogram bucket (never ``requests`` ahead of ``5xx``)."""
+    board = Scoreboard(1)
+    board.claim(0, 7)
+    seen = []
+    real = scoreboard._STATUS_REQS
+
+    class Spy:
+        def pack_into(self, mem, offset, status, requests):
+            slot = board.read(0)
+            seen.append((requests, sum(slot.classes), sum(slot.buckets), slot.tx))
+            real.pack_into(mem, offset, status, requests)
+
+    monkeypatch.setattr(scoreboard, "_STATUS_REQS", Spy())
+    board.request_done(0, 503, 100, 0.2)
+    board.request_done(0, 404, 50, 0.001)
+    assert seen == [(1, 1, 1, 100), (2, 2, 2, 150)]
+    slot = board.read(0)
+    assert slot.requests == 2 and slot.classes == (0, 0, 0, 1, 1) and slot.status == STATUS_IDLE
