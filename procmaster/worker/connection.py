@@ -34,6 +34,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import tempfile
 import time
 from collections import deque
 
@@ -125,7 +126,15 @@ class Connection:
         body = req.body
         if body is None:
             body = req.body = Body(self.worker.spool_threshold)
-        body.write(data)
+        try:
+            body.write(data)
+        except OSError as exc:  # the spool directory is full, missing or not ours
+            where = tempfile.gettempdir()
+            self.refused = ProtocolError(
+                f"cannot spool the request body to {where}: {exc.strerror or exc}", 500
+            )
+            body.close()
+            return
         # socket-timeout between body bytes, not for the whole body
         self.deadline = self.worker.now + self.worker.socket_timeout
         limit = self.worker.limit_post

@@ -250,3 +250,27 @@ def test_chmod_socket_applies_to_the_stats_unix_socket(procmaster, tmp_path):
     server.signal(signal.SIGHUP)  # taken over by the next image, mode kept
     server.wait_log("reload (SIGHUP) done", 60)
     assert stat.S_IMODE(os.lstat(path).st_mode) == 0o660
+
+
+def _post(port: int, size: int) -> tuple[int, bytes]:
+    status, _, body = http_get(port, "/", method="POST", body=b"u" * size, timeout=30)
+    return status, body
+
+
+def test_request_body_that_cannot_be_spooled_is_a_500_not_a_dead_worker(procmaster, tmp_path):
+    """A body over the spool threshold (1 MiB) goes to a temporary file: when the
+    disk is full (the write fails; RLIMIT_FSIZE stands in for a full disk, as
+    ``python bench/faults.py fulldisk`` does with a full tmpfs), the request gets a
+    500 and one log line; the worker lives on and serves the next request."""
+    port = free_port()
+    server = procmaster(
+        "--http-socket", f"127.0.0.1:{port}", *APP, "--processes", "1", wait_port=port
+    )
+    [worker] = server.worker_pids()
+    resource.prlimit(worker, resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+    assert _post(port, 3 << 20)[0] == 500
+    server.wait_log("cannot spool the request body to ")
+    assert server.log.count("File too large") == 1
+    assert _post(port, 1000)[0] == 200 and server.worker_pids() == [worker]
+    assert _post(port, 3 << 20)[0] == 500
+    assert "internal error" not in server.log and server.worker_pids() == [worker]
