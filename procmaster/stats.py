@@ -279,13 +279,17 @@ class StatsServer:
         self,
         address: str,
         http: bool,
-        source: StatsSource,
+        source: StatsSource | None,
         sel: selectors.BaseSelector,
         mode: int | None = None,
+        document: Callable[[], bytes] | None = None,
     ) -> None:
+        """``source``: the master's numbers (JSON, and /metrics with ``http``); or
+        ``document``: what every client gets instead (the emperor's stats)."""
         self.address = address
         self.http = http
         self.source = source
+        self.document = document if document is not None else lambda: render_json(source)
         self.sel = sel
         family, addr = sockaddr(address)
         self.path = addr if family == socket.AF_UNIX and not addr.startswith("\0") else None
@@ -402,7 +406,7 @@ class StatsServer:
             if self.http:
                 self.sel.register(conn, selectors.EVENT_READ, lambda c=client: self.on_read(c))
             else:
-                self.reply(client, render_json(self.source))
+                self.reply(client, self.document())
 
     def pause(self, exc: OSError) -> None:
         """No descriptor for a new client: stop accepting for ``ACCEPT_PAUSE``."""
@@ -434,11 +438,11 @@ class StatsServer:
         self.sel.unregister(client.sock)
         parts = client.inbuf.split(b"\r\n", 1)[0].split()
         path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
-        if path.partition("?")[0] == "/metrics":
+        if path.partition("?")[0] == "/metrics" and self.source is not None:
             body = render_metrics(self.source)
             ctype = "text/plain; version=0.0.4; charset=utf-8"
         else:
-            body = render_json(self.source)
+            body = self.document()
             ctype = "application/json"
         head = (
             f"HTTP/1.0 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"

@@ -274,3 +274,38 @@ def test_request_body_that_cannot_be_spooled_is_a_500_not_a_dead_worker(procmast
     assert _post(port, 1000)[0] == 200 and server.worker_pids() == [worker]
     assert _post(port, 3 << 20)[0] == 500
     assert "internal error" not in server.log and server.worker_pids() == [worker]
+
+
+def test_emperor_stats_out_of_descriptors_does_not_spin(procmaster, tmp_path):
+    """The emperor at its descriptor limit: its stats socket says so once and does
+    not spin; with descriptors free again it answers."""
+    port, sport = free_port(), free_port()
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    (vassals / "app.ini").write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmodule = testapp\nprocesses = 1\n"
+    )
+    server = procmaster(
+        "--emperor", str(vassals), "--emperor-stats", f"127.0.0.1:{sport}",
+        cwd=tmp_path, wait_port=port, timeout=30,
+    )  # fmt: skip
+    used = len(os.listdir(f"/proc/{server.pid}/fd"))
+    soft, hard = resource.prlimit(server.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (used, hard))
+    socks = _idle_clients(sport, 5)
+    try:
+        server.wait_log("stats server: accept: Too many open files", 20)
+        cpu = _cpu(server.pid)
+        time.sleep(3)  # measuring the emperor's CPU over an interval
+        assert _cpu(server.pid) - cpu < 1.0
+        assert server.log.count("stats server: accept") == 1
+    finally:
+        for s in socks:
+            s.close()
+    resource.prlimit(server.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    s = socket.create_connection(("127.0.0.1", sport), timeout=10)
+    with s:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    assert b'"vassals"' in data
