@@ -129,11 +129,7 @@ class Connection:
         try:
             body.write(data)
         except OSError as exc:  # the spool directory is full, missing or not ours
-            where = tempfile.gettempdir()
-            self.refused = ProtocolError(
-                f"cannot spool the request body to {where}: {exc.strerror or exc}", 500
-            )
-            body.close()
+            self.spool_failed(body, exc)
             return
         # socket-timeout between body bytes, not for the whole body
         self.deadline = self.worker.now + self.worker.socket_timeout
@@ -144,7 +140,22 @@ class Connection:
 
     def on_end(self, req: Request) -> None:
         if self.refused is None:
+            body = req.body
+            if body is not None:
+                try:
+                    body.finish()
+                except OSError as exc:
+                    self.spool_failed(body, exc)
+                    return
             self.ready.append(req)
+
+    def spool_failed(self, body: Body, exc: OSError) -> None:
+        """The body could not be written to its temporary file: a 500, logged."""
+        where = tempfile.gettempdir()
+        self.refused = ProtocolError(
+            f"cannot spool the request body to {where}: {exc.strerror or exc}", 500
+        )
+        body.close()
 
     # -- reading ------------------------------------------------------------------
 

@@ -309,3 +309,30 @@ def test_emperor_stats_out_of_descriptors_does_not_spin(procmaster, tmp_path):
         while chunk := s.recv(65536):
             data += chunk
     assert b'"vassals"' in data
+
+
+def test_request_body_whose_last_bytes_cannot_be_spooled(procmaster):
+    """The disk fills with the body's last few bytes, still in the spool file's
+    buffer when the body ends: a 500 and one line, never an internal error."""
+    port = free_port()
+    server = procmaster(
+        "--http-socket", f"127.0.0.1:{port}", *APP, "--processes", "1", wait_port=port
+    )  # fmt: skip
+    [worker] = server.worker_pids()
+    first = (1 << 20) + 1  # over the spool threshold: written to the file at once
+    resource.prlimit(worker, resource.RLIMIT_FSIZE, (first + 50, first + 50))
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    with s:
+        s.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (first + 100)
+            + b"u" * first
+        )
+        time.sleep(0.5)  # the last bytes arrive alone (buffered in the spool file)
+        s.sendall(b"u" * 100)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 500 "), reply[:200]
+    server.wait_log("cannot spool the request body to ")
+    assert "internal error" not in server.log
+    assert _post(port, 1000)[0] == 200 and server.worker_pids() == [worker]
