@@ -15,6 +15,7 @@ import pytest
 from processes import ROOT, tree_env
 from scenarios import SCENARIOS
 from servers import ALL_SERVERS, BASELINE, round_order, with_baseline, with_tree
+from soak import slope
 from wire import fastcgi_request, scgi_request, uwsgi_packet
 from wrk import parse_wrk
 
@@ -135,3 +136,9 @@ def test_wire_bytes_are_one_whole_request(cls, data: bytes) -> None:
     assert sink.environ["REQUEST_METHOD"] == "GET"
     assert sink.environ["PATH_INFO"] == "/hello"
     assert sink.environ["QUERY_STRING"] == "x=1"
+
+
+def test_soak_slope_is_least_squares() -> None:
+    assert slope([(0, 1), (1, 3), (2, 5)]) == pytest.approx(2.0)
+    assert slope([(0, 7), (1, 7)]) == 0.0
+    assert slope([(0, 1)]) == 0.0

@@ -3,7 +3,9 @@
 Theory of operation
 -------------------
 ``master-fifo = PATH`` (repeatable; the first is the active one, as in uWSGI): the
-master creates the FIFO if needed and opens it read-write and non-blocking (so a
+master creates the FIFO afresh with mode 0600 (``open_fifo``: a planted one,
+another user's or one others may write, or a symlink, is refused with the
+reason) and opens it read-write and non-blocking (so a
 writer closing it is no end-of-file that would make the selector spin), and the
 master's selector calls ``MasterFifo.on_readable``. Each byte written is one
 command, run in order; whitespace is skipped and an unknown letter is logged and
@@ -38,12 +40,14 @@ from collections.abc import Callable, Mapping
 
 from .ipc import RELOAD_ABORTED, RELOAD_DONE, ReloadStatus, reload_status_path
 from .logs import log
+from .process import is_procmaster_argv
 
 __all__ = [
     "Letters",
     "MasterFifo",
     "PidfileError",
     "ReloadFailed",
+    "open_fifo",
     "reload_and_wait",
     "signal_pidfile",
     "PIDFILE_COMMANDS",
@@ -60,6 +64,47 @@ PIDFILE_COMMANDS = {
 Letters = Mapping[str, tuple[str, Callable[[str], None]]]
 
 
+def open_fifo(path: str) -> int:
+    """Create the FIFO ``path`` afresh (mode 0600, owned by us) and open it
+    read-write, non-blocking. What is already there is replaced only when it is a
+    FIFO of our own that nobody else may write; a symlink, another kind of file, a
+    FIFO owned by someone else or writable by others is refused (anyone who can
+    write to it could stop or reload the server). Raises ``OSError``."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if stat.S_ISLNK(st.st_mode):
+            raise OSError(errno.EEXIST, f"{path} is a symlink; refusing to follow it")
+        if not stat.S_ISFIFO(st.st_mode):
+            raise OSError(errno.EEXIST, f"{path} exists and is not a FIFO")
+        if st.st_uid != os.geteuid():
+            raise OSError(
+                errno.EPERM,
+                f"{path} is a FIFO owned by uid {st.st_uid}, not by us (uid "
+                f"{os.geteuid()}): remove it or choose another path",
+            )
+        if st.st_mode & 0o022:
+            raise OSError(
+                errno.EPERM,
+                f"{path} is a FIFO others may write to (mode {stat.S_IMODE(st.st_mode):04o}):"
+                " remove it or choose another path",
+            )
+        os.unlink(path)  # ours and private: made afresh below
+    os.mkfifo(path, 0o600)  # EEXIST if something was planted in between: refused
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISFIFO(st.st_mode) or st.st_uid != os.geteuid():
+            raise OSError(errno.EPERM, f"{path} was replaced while it was being created")
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 class MasterFifo:
     """The active master FIFO, registered in the master's selector."""
 
@@ -67,12 +112,7 @@ class MasterFifo:
         self.path = path
         self.letters = letters
         self.sel = sel
-        try:
-            if not stat.S_ISFIFO(os.stat(path).st_mode):
-                raise OSError(errno.EEXIST, f"{path} exists and is not a FIFO")
-        except FileNotFoundError:
-            os.mkfifo(path, 0o600)
-        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.fd = open_fifo(path)
         sel.register(self.fd, selectors.EVENT_READ, self.on_readable)
 
     def close(self) -> None:
@@ -122,13 +162,15 @@ def read_pidfile(path: str) -> int:
 
 
 def _is_procmaster(pid: int) -> bool | None:
-    """True/False from the process's command line; None if it cannot be read."""
+    """True/False from the shape of the process's command line (``procmaster.process.
+    is_procmaster_argv``: ``-m procmaster``, our re-exec, the entry script; the word
+    anywhere else does not count); None if it cannot be read."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             argv = fh.read().split(b"\0")
     except OSError:
         return None
-    return any(b"procmaster" in arg for arg in argv)
+    return is_procmaster_argv(argv[:-1] if argv and argv[-1] == b"" else argv)
 
 
 def signal_pidfile(command: str, path: str) -> int:

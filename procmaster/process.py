@@ -2,7 +2,19 @@
 ``setrlimit``: die with its parent (``PR_SET_PDEATHSIG``: a worker with its
 master, a vassal with its emperor), carry a name (``PR_SET_NAME``: ``procname``,
 ``auto-procname``), reap orphaned descendants (``PR_SET_CHILD_SUBREAPER``: the
-emperor) and raise its descriptor limit (``max-fd``).
+emperor) and raise its descriptor limit (``max-fd``); and how it runs procmaster
+again (``procmaster_command``: a reload's re-exec and check, a vassal).
+
+Running procmaster again loads the package this process was loaded from, whatever
+the working directory: ``python -m procmaster`` would put the working directory
+first on ``sys.path``, so a ``procmaster.py`` or ``procmaster/`` planted there (the
+start directory, a vassal's INI directory) would run, as root, on the next reload.
+The command is ``python -c BOOTSTRAP PACKAGE_PARENT ARGS...``: the bootstrap puts
+the installed package's parent directory first on ``sys.path``, drops the working
+directory (``''``) and imports ``procmaster.cli``; ``PYTHONPATH``, site and user site stay as they were
+(a venv or a ``PYTHONPATH`` install keeps working; Python 3.10 has no ``-P``, and
+``-I`` would drop them). The app's directory is added later by the app loader,
+after procmaster's own modules are bound to their package.
 
 Must not know: which kind of process it is beyond the role name it is given.
 """
@@ -13,9 +25,13 @@ import ctypes
 import os
 import resource
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 
 __all__ = [
+    "BOOTSTRAP",
+    "is_procmaster_argv",
+    "procmaster_command",
     "become_subreaper",
     "read_signals",
     "signal_pipe",
@@ -30,6 +46,45 @@ __all__ = [
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
+
+# ``python -c BOOTSTRAP PACKAGE_PARENT ARGS...``: procmaster from PACKAGE_PARENT only
+BOOTSTRAP = (
+    "import sys; p = sys.argv.pop(1); sys.path[:] = [p, *(x for x in sys.path if x)]; "
+    "from procmaster.cli import main; sys.exit(main())"
+)
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INTERPRETER_ARG_OPTIONS = (b"-X", b"-W", b"-Q")  # options of python that take a value
+
+
+def procmaster_command(args: Iterable[str]) -> list[str]:
+    """The command line running procmaster with ``args`` from the package this
+    process runs, never from the working directory (see the module's docstring)."""
+    return [sys.executable, "-c", BOOTSTRAP, _PACKAGE_PARENT, *args]
+
+
+def is_procmaster_argv(argv: list[bytes]) -> bool:
+    """Whether a command line (``/proc/PID/cmdline`` split at NULs) runs procmaster:
+    ``python [options] -m procmaster``, ``python -c BOOTSTRAP`` (our own re-exec)
+    or the ``procmaster`` entry script; never because the word appears in an
+    argument (``pytest --cov=procmaster``, a path in a venv named so)."""
+    if not argv:
+        return False
+    if os.path.basename(argv[0]) == b"procmaster":
+        return True
+    i = 1
+    while i < len(argv):
+        arg = argv[i]
+        if arg == b"-m":
+            return argv[i + 1 : i + 2] == [b"procmaster"]
+        if arg == b"-c":
+            return argv[i + 1 : i + 2] == [BOOTSTRAP.encode()]
+        if arg in _INTERPRETER_ARG_OPTIONS:
+            i += 2
+            continue
+        if not arg.startswith(b"-") or arg == b"-":
+            return os.path.basename(arg) == b"procmaster"  # the script python runs
+        i += 1
+    return False
 
 
 def set_process_name(name: str) -> None:

@@ -348,10 +348,11 @@ def sockaddr(text: str) -> tuple[int, object]:
     return socket.AF_INET, (addr.host or "0.0.0.0", addr.port)
 
 
-def bind_stream(text: str, backlog: int = 64) -> socket.socket:
+def bind_stream(text: str, backlog: int = 64, mode: int | None = None) -> socket.socket:
     """A listening stream socket (close-on-exec, non-blocking) for a service of the
     master or the emperor (stats, emperor-stats): a stale unix socket file is
-    replaced. Raises ``ValueError`` (bad address) or ``OSError``."""
+    replaced; a unix socket file gets ``mode`` (``chmod-socket``) before it listens.
+    Raises ``ValueError`` (bad address) or ``OSError``."""
     family, addr = sockaddr(text)
     sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
@@ -361,6 +362,8 @@ def bind_stream(text: str, backlog: int = 64) -> socket.socket:
         else:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(addr)
+        if mode is not None and family == socket.AF_UNIX and not addr.startswith("\0"):
+            os.chmod(addr, mode)
         sock.listen(backlog)
         sock.setblocking(False)
     except OSError:

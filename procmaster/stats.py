@@ -15,7 +15,10 @@ kernel (``TCP_INFO`` of each listening TCP socket for its accept queue,
 ``/proc/PID/statm`` for memory) and a few counters of the master (respawns,
 reloads); serving stats never asks a worker anything, so it costs the request path
 nothing. Sockets are non-blocking: a slow stats client holds an fd, never the
-master.
+master, and only for ``CLIENT_TIMEOUT``; at most ``MAX_CLIENTS`` are open at once
+(the oldest goes for a new one), and a master out of descriptors pauses accepting
+with one log line instead of spinning (see ``StatsServer``). A unix stats socket
+gets ``chmod-socket``'s mode.
 
 What it reads of the master is a ``StatsSource``: the workers' slots, the
 listening sockets, the respawn and reload counters and the start directory,
@@ -28,11 +31,13 @@ Must not know: how workers are run, reloads are done, or requests are served.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import selectors
 import socket
 import struct
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -66,6 +71,10 @@ class StatsSource:
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 _TCP_INFO_HEAD = struct.Struct("<8B6I")  # ..., rto, ato, snd_mss, rcv_mss, unacked, sacked
 MAX_REQUEST = 8192
+CLIENT_TIMEOUT = 10.0  # seconds a stats client has to send its request and read the answer
+MAX_CLIENTS = 32  # stats clients open at once; a new one drops the oldest
+ACCEPT_PAUSE = 1.0  # seconds without accepting when there is no descriptor for a client
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def listen_queue(sock: socket.socket) -> tuple[int, int]:
@@ -246,32 +255,54 @@ def render_metrics(source: StatsSource) -> bytes:
 
 
 class _Client:
-    __slots__ = ("sock", "inbuf", "out", "server")
+    __slots__ = ("sock", "inbuf", "out", "deadline")
 
-    def __init__(self, sock: socket.socket, server: StatsServer) -> None:
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
-        self.server = server
         self.inbuf = b""
         self.out = b""
+        self.deadline = deadline
 
 
 class StatsServer:
-    """A listening socket in the master's selector; each event calls a method."""
+    """A listening socket in the master's selector; each event calls a method.
+
+    Bounded whatever clients do: each connection has ``CLIENT_TIMEOUT`` to send its
+    request and read the answer (``tick`` drops it after), at most ``MAX_CLIENTS``
+    are open (a new one drops the oldest), and when ``accept`` fails for want of
+    descriptors (EMFILE, ENFILE) the listening socket leaves the selector for
+    ``ACCEPT_PAUSE`` (clients wait in the kernel's queue) instead of waking the
+    loop again at once; that episode is said in one log line. The master's loop
+    waits at most until ``deadline()`` and calls ``tick`` after each wake-up."""
 
     def __init__(
-        self, address: str, http: bool, source: StatsSource, sel: selectors.BaseSelector
+        self,
+        address: str,
+        http: bool,
+        source: StatsSource | None,
+        sel: selectors.BaseSelector,
+        mode: int | None = None,
+        document: Callable[[], bytes] | None = None,
     ) -> None:
+        """``source``: the master's numbers (JSON, and /metrics with ``http``); or
+        ``document``: what every client gets instead (the emperor's stats)."""
         self.address = address
         self.http = http
         self.source = source
+        self.document = document if document is not None else lambda: render_json(source)
         self.sel = sel
         family, addr = sockaddr(address)
         self.path = addr if family == socket.AF_UNIX and not addr.startswith("\0") else None
         sock = self._inherited(address)
         if sock is None:
-            sock = bind_stream(address)
+            sock = bind_stream(address, mode=mode)
+        elif self.path and mode is not None:
+            os.chmod(self.path, mode)  # chmod-socket may have changed with the reload
         sock.setblocking(False)
         self.sock = sock
+        self.clients: dict[int, _Client] = {}  # by fd, oldest first
+        self.resume_at: float | None = None  # accepting paused (no descriptors) until
+        self.starved = False  # in an episode of accept failing for want of descriptors
         sel.register(sock, selectors.EVENT_READ, self.on_accept)
 
     def _inherited(self, address: str) -> socket.socket | None:
@@ -304,20 +335,56 @@ class StatsServer:
         environ[STATS_FD_ENV] = f"{self.sock.fileno()}:{self.address}"
 
     def close_in_child(self) -> None:
-        """In a forked worker: drop the listening socket (the master alone serves)."""
+        """In a forked worker: drop the listening socket and the clients (the
+        master alone serves)."""
+        for client in self.clients.values():
+            client.sock.close()
+        self.clients.clear()
         self.sock.close()
 
     def close(self) -> None:
-        try:
-            self.sel.unregister(self.sock)
-        except (KeyError, ValueError):
-            pass
+        for client in list(self.clients.values()):
+            self.drop(client)
+        if self.resume_at is None:
+            try:
+                self.sel.unregister(self.sock)
+            except (KeyError, ValueError):
+                pass
         self.sock.close()
         if self.path:
             try:
                 os.unlink(self.path)
             except OSError:
                 pass
+
+    def shed(self) -> int:
+        """Close every client (the master needs descriptors); how many."""
+        clients = list(self.clients.values())
+        for client in clients:
+            self.drop(client)
+        return len(clients)
+
+    # -- deadlines --------------------------------------------------------------------
+
+    def deadline(self) -> float | None:
+        """When ``tick`` has something to do: a client's time is up, or accepting
+        resumes."""
+        first = next(iter(self.clients.values()), None)
+        due = [d for d in (self.resume_at, first and first.deadline) if d is not None]
+        return min(due) if due else None
+
+    def tick(self, now: float) -> None:
+        """Drop the clients whose time is up; accept again after a pause."""
+        while self.clients:
+            client = next(iter(self.clients.values()))
+            if client.deadline > now:
+                break
+            self.drop(client)
+        if self.resume_at is not None and now >= self.resume_at:
+            self.resume_at = None
+            self.sel.register(self.sock, selectors.EVENT_READ, self.on_accept)
+
+    # -- events -----------------------------------------------------------------------
 
     def on_accept(self) -> None:
         for _ in range(16):
@@ -326,14 +393,32 @@ class StatsServer:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                log(f"stats server: accept: {exc.strerror}")
-                return
+                if exc.errno in _OUT_OF_DESCRIPTORS:
+                    self.pause(exc)
+                    return
+                continue  # ECONNABORTED and the like: that one client is gone
+            self.starved = False
+            if len(self.clients) >= MAX_CLIENTS:
+                self.drop(next(iter(self.clients.values())))
             conn.setblocking(False)
-            client = _Client(conn, self)
+            client = _Client(conn, time.monotonic() + CLIENT_TIMEOUT)
+            self.clients[conn.fileno()] = client
             if self.http:
                 self.sel.register(conn, selectors.EVENT_READ, lambda c=client: self.on_read(c))
             else:
-                self.reply(client, render_json(self.source))
+                self.reply(client, self.document())
+
+    def pause(self, exc: OSError) -> None:
+        """No descriptor for a new client: stop accepting for ``ACCEPT_PAUSE``."""
+        if not self.starved:
+            self.starved = True
+            log(
+                f"stats server: accept: {exc.strerror}: not accepting stats clients for "
+                f"{ACCEPT_PAUSE:g}s at a time until descriptors are free "
+                f"({len(self.clients)} stats client(s) open)"
+            )
+        self.sel.unregister(self.sock)
+        self.resume_at = time.monotonic() + ACCEPT_PAUSE
 
     def on_read(self, client: _Client) -> None:
         try:
@@ -353,11 +438,11 @@ class StatsServer:
         self.sel.unregister(client.sock)
         parts = client.inbuf.split(b"\r\n", 1)[0].split()
         path = parts[1].decode("latin-1") if len(parts) > 1 else "/"
-        if path.partition("?")[0] == "/metrics":
+        if path.partition("?")[0] == "/metrics" and self.source is not None:
             body = render_metrics(self.source)
             ctype = "text/plain; version=0.0.4; charset=utf-8"
         else:
-            body = render_json(self.source)
+            body = self.document()
             ctype = "application/json"
         head = (
             f"HTTP/1.0 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
@@ -380,11 +465,12 @@ class StatsServer:
             return
         except OSError:
             pass
-        if registered:
-            self.sel.unregister(client.sock)
-        self.drop(client, registered=False)
+        self.drop(client, registered=registered)
 
     def drop(self, client: _Client, registered: bool = True) -> None:
+        fd = client.sock.fileno()
+        if self.clients.get(fd) is client:
+            del self.clients[fd]
         if registered:
             try:
                 self.sel.unregister(client.sock)

@@ -113,6 +113,12 @@ class Body:
             self.file.write(self.buf)
             self.buf = bytearray()
 
+    def finish(self) -> None:
+        """The whole body arrived: what is still buffered goes to the spool file
+        now, so a full disk raises ``OSError`` here, in the reader."""
+        if self.file is not None:
+            self.file.flush()
+
     def stream(self):
         """A file object positioned at the start of the body."""
         if self.file is not None:
@@ -122,9 +128,12 @@ class Body:
         return io.BytesIO(self.buf)
 
     def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        file, self.file = self.file, None
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass  # a full disk: what was still buffered goes with the file
 
 
 def url_scheme(environ: dict) -> str:

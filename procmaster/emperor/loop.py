@@ -45,7 +45,9 @@ kills the late, restarts the due and tells systemd once everything has started.
   watched here, and the vassal starts on the first connection with the socket
   as its fd 0 (``ondemand``); when it exits, the socket is watched again.
 * **Stats.** ``emperor-stats = ADDRESS``: each connection gets one JSON document
-  (every vassal's INI, pid, state, restarts, last start) and is closed.
+  (every vassal's INI, pid, state, restarts, last start) and is closed; served by
+  ``procmaster.stats.StatsServer`` as the master's are (a deadline per client, a cap
+  on clients, accepting paused with one log line when out of descriptors).
 
 Must not know: protocols, WSGI, workers (a vassal is just ``procmaster --ini``).
 """
@@ -56,7 +58,6 @@ import json
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import time
 import traceback
@@ -71,7 +72,7 @@ from ..ipc import (
 from ..logs import log
 from ..pidfile import remove_pidfile, write_pidfile
 from ..process import become_subreaper, read_signals, reap_children, send_signal, signal_pipe
-from ..sockets import bind_stream
+from ..stats import StatsServer
 from ..systemd import Notifier
 from ..watch import Watcher
 from .discovery import Signature, diff, discover
@@ -122,8 +123,7 @@ class Emperor:
         self.scan_first = 0.0
         self.stopping = False
         self.notified_ready = False
-        self.stats_sock: socket.socket | None = None
-        self.stats_path: str | None = None
+        self.stats_server: StatsServer | None = None
 
     # -- start-up ----------------------------------------------------------------------
 
@@ -158,16 +158,19 @@ class Emperor:
         self.sel.register(self.signal_r, selectors.EVENT_READ, self.handle_signals)
 
     def setup_stats(self, address: str) -> str | None:
+        """``emperor-stats``: the master's bounded stats server (deadlines, a cap on
+        clients, a pause when out of descriptors), serving this emperor's document."""
         try:
-            sock = bind_stream(address, 16)
+            self.stats_server = StatsServer(
+                address,
+                False,
+                None,
+                self.sel,
+                document=lambda: json.dumps(self.stats(), indent=1).encode() + b"\n",
+            )
         except (OSError, ValueError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             return f"cannot bind {address}: {why}"
-        name = sock.getsockname()
-        if sock.family == socket.AF_UNIX and isinstance(name, str) and name[:1] not in ("", "\0"):
-            self.stats_path = name
-        self.stats_sock = sock
-        self.sel.register(sock, selectors.EVENT_READ, self.handle_stats)
         return None
 
     # -- the loop ---------------------------------------------------------------------------
@@ -178,6 +181,8 @@ class Emperor:
                 key.data()  # the handler registered with the descriptor
             self.reap()
             now = time.monotonic()
+            if self.stats_server is not None:
+                self.stats_server.tick(now)
             if self.scan_due and now >= self.scan_due and not self.stopping:
                 self.scan()
             self.kill_late(now)
@@ -194,6 +199,9 @@ class Emperor:
             )
             if self.scan_due:
                 deadlines.append(self.scan_due)
+        stats_due = self.stats_server and self.stats_server.deadline()
+        if stats_due:
+            deadlines.append(stats_due)
         if not deadlines:
             return None
         return max(0.0, min(deadlines) - time.monotonic())
@@ -449,20 +457,6 @@ class Emperor:
             "leaving": [v.stats() for v in self.leaving],
         }
 
-    def handle_stats(self) -> None:
-        while True:
-            try:
-                conn, _ = self.stats_sock.accept()  # type: ignore[union-attr]
-            except OSError:  # BlockingIOError too: every waiting connection answered
-                return
-            try:
-                conn.settimeout(1.0)
-                conn.sendall(json.dumps(self.stats(), indent=1).encode() + b"\n")
-            except OSError:
-                pass
-            finally:
-                conn.close()
-
     # -- stopping --------------------------------------------------------------------------------------
 
     def stop_all(self, signum: int) -> None:
@@ -479,13 +473,8 @@ class Emperor:
     def stopped(self) -> int:
         for vassal in self.vassals.values():
             self.disarm(vassal)
-        if self.stats_sock is not None:
-            self.stats_sock.close()
-            if self.stats_path:
-                try:
-                    os.unlink(self.stats_path)
-                except OSError:
-                    pass
+        if self.stats_server is not None:
+            self.stats_server.close()
         if self.pidfile:
             remove_pidfile(self.pidfile, self.pid)
         if self.watcher is not None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from ..config import ConfigError, load
 from ..ipc import EMPEROR_FD_ENV, PRIVATE_ENV
 from ..logs import log
-from ..process import die_with_parent
+from ..process import die_with_parent, procmaster_command
 from .vassal import Vassal
 
 __all__ = ["Launcher"]
@@ -124,7 +124,7 @@ class Launcher:
         sys.stderr.flush()
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "procmaster", *self.argv(vassal)],
+                procmaster_command(self.argv(vassal)),
                 cwd=os.path.dirname(vassal.real),
                 env=env,
                 stdin=subprocess.DEVNULL if stdin is None else stdin,

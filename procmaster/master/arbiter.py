@@ -109,7 +109,7 @@ class Master:
         ops = TableOps(
             self.table,
             self.mercy,
-            lambda request: self.full.start_probe(log.fd),
+            lambda request: self.full.start_probe(log.fd, self.shed_clients),
             self.exec_master,
             self.notifier.reloading,
         )
@@ -209,7 +209,9 @@ class Master:
                     listeners=self.listeners,
                     cwd=self.start_cwd,
                 )
-                self.stats = StatsServer(cfg.get("stats"), cfg.stats_http, source, self.sel)
+                self.stats = StatsServer(
+                    cfg.get("stats"), cfg.stats_http, source, self.sel, cfg.get("chmod-socket")
+                )
             else:
                 StatsServer.forget_inherited()
         except (OSError, ValueError) as exc:
@@ -223,6 +225,10 @@ class Master:
                 self.fifo = MasterFifo(fifos[0], letters, self.sel)
         except OSError as exc:
             log(f"warning: {cfg.origin('master-fifo', 0)}: cannot open {fifos[0]!r}: {exc}")
+
+    def shed_clients(self) -> int:
+        """Out of descriptors for a reload's check: close the stats clients."""
+        return self.stats.shed() if self.stats is not None else 0
 
     def adopt(self, state: ReexecState) -> None:
         """Workers of our previous image (before a reload's exec): they keep their
@@ -279,8 +285,11 @@ class Master:
                 return self.shutdown_done()
 
     def after_wakeup(self) -> None:
-        for action, reason in self.files.due(time.monotonic()):
+        now = time.monotonic()
+        for action, reason in self.files.due(now):
             action(self, reason)
+        if self.stats is not None:
+            self.stats.tick(now)
         self.reap_workers()
         self.check_probe()
         self.table.murder()
@@ -300,6 +309,7 @@ class Master:
             self.files.deadline(),
             self.guards.next_deadline(),
             self.notifier.deadline(),
+            self.stats and self.stats.deadline(),
         ]
         daemons = self.daemons
         if daemons is not None and (daemons.halted or not self.stopping):

@@ -11,7 +11,8 @@ hands it to the planner once. No polling. The probe writes its error, as one
 message, to its stdout, an anonymous temporary file (never a pipe the probe
 could block on); ``detail`` is that message, for the reload's outcome.
 
-``execute`` re-executes the master (same pid) with what the next image needs in
+Both run the installed package, never a ``procmaster`` in the working directory
+(``procmaster.process.procmaster_command``). ``execute`` re-executes the master (same pid) with what the next image needs in
 its environment: the listening sockets (``sockets.export_fds``), the stats socket,
 and an ``ipc.ReexecState`` with the reload's state, the old workers and their
 scoreboard slots and the scoreboard's memory fd. In the next image ``inherited``
@@ -26,6 +27,7 @@ Must not know: what a worker does, how the reload goes on after the exec.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -35,6 +37,7 @@ from collections.abc import Callable, Iterable
 
 from .. import sockets as sockets_mod
 from ..ipc import PROBE_ENV, REEXEC_ENV, ReexecState
+from ..process import procmaster_command
 from ..scoreboard import Scoreboard
 from .workers import WorkerProc
 
@@ -69,26 +72,42 @@ class FullReload:
 
     # -- the probe -------------------------------------------------------------------
 
-    def start_probe(self, log_fd: int) -> bool:
+    def start_probe(self, log_fd: int, shed: Callable[[], int] | None = None) -> bool:
+        """Start the check. Out of descriptors (EMFILE, ENFILE), ``shed`` may free
+        some (it closes the master's own service clients, returns how many), and
+        the check is tried once more; else the reload fails with one line."""
         env = dict(os.environ)
         env[PROBE_ENV] = "1"
         env[REEXEC_ENV] = ""  # read the config as the re-executed image will (if-reload)
-        try:
-            # a file, not a pipe: the probe never blocks on a master busy elsewhere
-            self.probe_out = tempfile.TemporaryFile()
-            self.probe = subprocess.Popen(
-                [sys.executable, "-m", "procmaster", *self.argv],
-                env=env,
-                cwd=self.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=self.probe_out,
-                stderr=log_fd,
-                close_fds=True,
-            )
-        except OSError as exc:
-            self.log(f"reload failed: cannot start the check: {exc}")
-            return False
-        return True
+        for attempt in (1, 2):
+            try:
+                # a file, not a pipe: the probe never blocks on a master busy elsewhere
+                self.probe_out = tempfile.TemporaryFile()
+                self.probe = subprocess.Popen(
+                    procmaster_command(self.argv),
+                    env=env,
+                    cwd=self.cwd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=self.probe_out,
+                    stderr=log_fd,
+                    close_fds=True,
+                )
+                return True
+            except OSError as exc:
+                if self.probe_out is not None:
+                    self.probe_out.close()
+                    self.probe_out = None
+                starved = exc.errno in (errno.EMFILE, errno.ENFILE)
+                freed = shed() if starved and shed is not None and attempt == 1 else 0
+                if freed:
+                    self.log(
+                        f"reload: out of descriptors ({exc.strerror}); closed {freed} "
+                        "stats client(s) to start the check"
+                    )
+                    continue
+                self.log(f"reload failed: cannot start the check: {exc}; still serving")
+                return False
+        return False  # pragma: no cover - the loop returns
 
     def reaped(self, pid: int, status: int) -> bool:
         """True when ``pid`` was the probe (the master's ``waitpid`` reaped it)."""
@@ -151,7 +170,7 @@ class FullReload:
         sys.stdout.flush()
         sys.stderr.flush()
         try:
-            os.execve(sys.executable, [sys.executable, "-m", "procmaster", *self.argv], env)
+            os.execve(sys.executable, procmaster_command(self.argv), env)
         except OSError as exc:  # pragma: no cover - the interpreter is there
             self.log(f"reload failed: cannot re-execute: {exc}")
             signal.set_wakeup_fd(wakeup, warn_on_full_buffer=False)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import tempfile
 import time
 from collections import deque
 
@@ -157,9 +158,8 @@ class Connection:
             self.receiving = req
         try:
             body.write(data)
-        except OSError as exc:  # no descriptor or no disk for the spool file
-            self.refused = ProtocolError(f"cannot store the request body: {exc}", 500)
-            body.close()
+        except OSError as exc:  # no descriptor, or the spool directory full, missing or not ours
+            self.spool_failed(body, exc)
             return
         # socket-timeout between body bytes, not for the whole body
         self.deadline = self.worker.now + self.worker.socket_timeout
@@ -172,7 +172,22 @@ class Connection:
         self.receiving = None
         self.got_head = False  # the next bytes are the next request's head
         if self.refused is None:
+            body = req.body
+            if body is not None:
+                try:
+                    body.finish()
+                except OSError as exc:
+                    self.spool_failed(body, exc)
+                    return
             self.ready.append(req)
+
+    def spool_failed(self, body: Body, exc: OSError) -> None:
+        """The body could not be written to its temporary file: a 500, logged."""
+        where = tempfile.gettempdir()
+        self.refused = ProtocolError(
+            f"cannot spool the request body to {where}: {exc.strerror or exc}", 500
+        )
+        body.close()
 
     # -- reading ------------------------------------------------------------------
 

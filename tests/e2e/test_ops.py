@@ -544,9 +544,22 @@ def test_pidfiles_and_pidfile_commands(procmaster, tmp_path):
     result = pm_command("--stop", pidfile)
     assert result.returncode == 1
     assert f"stale pidfile '{pidfile}': no process {dead.pid} is running" in result.stderr
-    Path(pidfile).write_text(f"{os.getpid()}\n")  # alive, but not procmaster
-    result = pm_command("--reload", pidfile)
-    assert result.returncode == 1 and "is not procmaster" in result.stderr
+    # alive, but not procmaster, even with the word in its command line (as
+    # ``pytest --cov=procmaster`` has it): a clear error, and it is not signalled
+    sleeper = "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)"
+    other = subprocess.Popen(
+        [sys.executable, "-c", sleeper, "--cov=procmaster", "/venv/procmaster/bin"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert other.stdout.readline() == b"up\n"  # its command line is in place
+        Path(pidfile).write_text(f"{other.pid}\n")
+        result = pm_command("--reload", pidfile)
+        assert result.returncode == 1 and "is not procmaster" in result.stderr
+        assert other.poll() is None  # not signalled
+    finally:
+        other.kill()
+        other.wait()
 
 
 # -- master FIFO -----------------------------------------------------------------------------
