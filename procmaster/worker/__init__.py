@@ -7,7 +7,8 @@ returns. The parts, from the socket to the app and back::
 
     loop.py        the Worker: epoll, accept, signals, deadlines, graceful stop, recycle
     listener.py    what the worker keeps of a listening socket (its protocol's capabilities)
-    connection.py  one connection: reading, the protocol's sink, the write queue, linger
+    connection.py  one connection: reading, the write queue, linger
+    sink.py        the protocol's sink: a request's head, body (stored as it arrives), end
     glue.py        a complete request -> environ -> the app (here or in the threads)
     response.py    the response on its way out: pump, back-pressure, sendfile, errors
     roles.py       what each part needs of another (typing Protocols; imports none of them)

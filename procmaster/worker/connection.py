@@ -20,8 +20,9 @@ answered. A body is fed whole (it is stored as it arrives, not parsed ahead).
 What the connection waits for is asked of epoll in one place (``rearm``), only
 when it changes.
 
-The worker's policy on a request (``limit-post``) is checked here, as a sink,
-and never raised into the parser: a refused request is recorded in
+The worker's policy on a request (``limit-post``) is checked in the protocol's
+sink (``sink.RequestSink``, the part of a connection that takes a request's
+head, body and end), never raised into the parser: a refused request is recorded in
 ``refused`` and the connection ignores the protocol's further events; once
 ``feed()`` returned, the refusal is handled like a protocol error (``fail``):
 answered where the protocol class can (``error_reply``), else the connection
@@ -47,16 +48,15 @@ from __future__ import annotations
 import os
 import select
 import socket
-import tempfile
 import time
 from collections import deque
 
 from ..logs import log
 from ..protocols import ProtocolError, Request
-from ..wsgi import Body
 from .glue import run
 from .response import HIGH_WATER
 from .roles import Host, InFlight, Listener
+from .sink import RequestSink
 
 __all__ = ["Connection"]
 
@@ -69,7 +69,7 @@ LINGER_SECONDS = 2.0  # how long an error reply's connection drains what the cli
 FEED_SLICE = 4096
 
 
-class Connection:
+class Connection(RequestSink):
     """One client connection; the protocol's sink."""
 
     __slots__ = (
@@ -132,62 +132,6 @@ class Connection:
         self.receiving: Request | None = None
 
     # -- Sink: events from the protocol ------------------------------------------
-
-    def on_head(self, req: Request) -> None:
-        if self.refused is not None:
-            return
-        worker = self.worker
-        self.got_head = True  # the header deadline is met; the body gets its own
-        self.deadline = worker.now + worker.socket_timeout
-        limit = worker.limit_post
-        if limit and req.content_length is not None and req.content_length > limit:
-            self.refused = ProtocolError(
-                f"request body of {req.content_length} bytes over limit-post", 413
-            )
-            return
-        if req.content_length != 0:
-            req.body = Body(worker.spool_threshold)
-            self.receiving = req
-
-    def on_body(self, req: Request, data: bytes) -> None:
-        if self.refused is not None:
-            return
-        body = req.body
-        if body is None:
-            body = req.body = Body(self.worker.spool_threshold)
-            self.receiving = req
-        try:
-            body.write(data)
-        except OSError as exc:  # no descriptor, or the spool directory full, missing or not ours
-            self.spool_failed(body, exc)
-            return
-        # socket-timeout between body bytes, not for the whole body
-        self.deadline = self.worker.now + self.worker.socket_timeout
-        limit = self.worker.limit_post
-        if limit and body.size > limit:
-            self.refused = ProtocolError(f"request body over limit-post ({limit} bytes)", 413)
-            body.close()
-
-    def on_end(self, req: Request) -> None:
-        self.receiving = None
-        self.got_head = False  # the next bytes are the next request's head
-        if self.refused is None:
-            body = req.body
-            if body is not None:
-                try:
-                    body.finish()
-                except OSError as exc:
-                    self.spool_failed(body, exc)
-                    return
-            self.ready.append(req)
-
-    def spool_failed(self, body: Body, exc: OSError) -> None:
-        """The body could not be written to its temporary file: a 500, logged."""
-        where = tempfile.gettempdir()
-        self.refused = ProtocolError(
-            f"cannot spool the request body to {where}: {exc.strerror or exc}", 500
-        )
-        body.close()
 
     # -- reading ------------------------------------------------------------------
 
