@@ -25,16 +25,22 @@ __all__ = ["main"]
 
 def _probe(cfg) -> int:
     """Reload check, in a fresh interpreter: does the new config's app load?"""
+    from . import api
     from .app import AppLoadError, load_apps, prepare_process
     from .logs import log
 
     try:
         prepare_process(cfg)
+        api.install(api.Runtime.for_probe(cfg))  # the app may import uwsgi, as in the master
         load_apps(cfg)
     except AppLoadError as exc:
         log(f"error: {exc}")
         return EXIT_APP_FAILED
-    return 0
+    # the app's exit hooks (atexit) belong to the processes that serve it, not to
+    # this check: leave without running them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from functools import partial
 from itertools import zip_longest
 
+from .. import api
 from .. import daemons as daemons_mod
 from .. import sockets as sockets_mod
 from ..app import AppLoadError, load_apps
@@ -144,6 +145,8 @@ class Master:
         code = prepare_master(cfg)
         if code:
             return code
+        # the uwsgi module, for the app imported here or in the workers
+        api.install(api.Runtime.for_master(cfg, self.table.board, inherited is not None))
         if not self.lazy:
             apps = load_app(cfg, inherited is not None)
             if isinstance(apps, int):

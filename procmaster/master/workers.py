@@ -178,7 +178,7 @@ class WorkerTable:
             )
             self.respawn_at[wid] = time.monotonic() + NO_SLOT_RETRY
             return
-        self.board.claim(slot, harakiri=self.harakiris.get(wid, 0))
+        self.board.claim(slot, harakiri=self.harakiris.get(wid, 0), wid=wid)
         pid = self.fork(wid, slot)
         self.board.set_pid(slot, pid)
         self.procs[pid] = WorkerProc(wid, pid, slot, self.generation, self.board)

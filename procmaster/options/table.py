@@ -162,10 +162,10 @@ OPTIONS: tuple[Option, ...] = (
        group=_PROC, note="also how long workers must stay idle before one is stopped"),
     _O("max-fd", "int", "set the maximum number of file descriptors (raising the hard "
        "limit needs root)", min=1, group=_PROC),
-    _O("locks", "int", "create the specified number of shared locks", default=0,
-       group=_PROC, status=ACCEPTED,
-       note="uWSGI's lock API (uwsgi.lock) does not exist in procmaster; use "
-       "multiprocessing or file locks in the app"),
+    _O("locks", "int", "create the specified number of shared locks (uwsgi.lock(N); "
+       "lock 0 always exists)", default=0, min=0, group=_PROC),
+    _O("skip-atexit", "bool", "do not run the app's atexit handlers when a worker stops",
+       default=False, group=_PROC),
     _O("gevent", "text", "run the gevent loop engine with the specified number of async "
        "cores", group=_PROC, prefixes=("gevent-",), status=UNSUPPORTED,
        note="no gevent loop and no threads instead: each worker's event loop reads many "

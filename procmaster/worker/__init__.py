@@ -33,6 +33,7 @@ import signal
 import sys
 import traceback
 
+from .. import api
 from ..ipc import MASTER_ASKS, SIG_PRINT_REQUEST, SIG_STOP
 from ..logs import log
 from ..process import die_with_parent, process_name, set_process_name
@@ -67,6 +68,9 @@ def worker_main(
         name = process_name(cfg, f"worker {wid}")
         if name:
             set_process_name(name)
+        runtime = api.current()
+        if runtime is not None:
+            runtime.enter_worker(wid, slot)  # uwsgi.post_fork_hook, before a lazy app loads
         if apps is None:
             apps = load_apps_here()
         worker = Worker(wid, cfg, listeners, apps, ready_fd, scoreboard, slot)

@@ -41,6 +41,7 @@ import time
 import traceback
 from fcntl import F_SETFL, fcntl
 
+from .. import api
 from ..appthreads import AppThreads
 from ..guards import worker_guard
 from ..ipc import (
@@ -200,6 +201,7 @@ class Worker:
     def handle_signals(self) -> None:
         for signum in read_signals(self.signal_r):
             if signum in (signal.SIGINT, signal.SIGQUIT):
+                self.leave()
                 os._exit(0)
             if signum in (signal.SIGHUP, SIG_STOP):
                 self.begin_stop()
@@ -281,7 +283,14 @@ class Worker:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
             os._exit(1)
         self.log_timeouts()
+        self.leave()
         os._exit(self.exit_code)
+
+    def leave(self) -> None:
+        """Asked to stop: the app's exit hooks (``uwsgi.atexit``, ``atexit``) run."""
+        runtime = api.current()
+        if runtime is not None:
+            runtime.exiting()
 
     def recycle(self) -> None:
         """A guard's limit was reached: finish what is in flight, then exit to be replaced."""

@@ -1,0 +1,174 @@
+"""The ``uwsgi`` module an app imports: uWSGI 2.0's names, answered by procmaster.
+
+Theory of operation
+-------------------
+``build(runtime)`` makes a fresh module object named ``uwsgi`` whose functions read
+the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
+Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
+(``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
+not run (the cache, the spooler, mules, the signal framework, WebSockets through
+this API) is absent rather than faked: calling it raises AttributeError, which is
+what an app that probes with ``hasattr`` expects.
+
+How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
+version (uWSGI has no such name).
+
+Must not know: sockets, protocols, the worker's loop, the option table.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+import types
+from typing import Any
+
+from .. import __version__
+from ..logs import log as _log
+from ..process import set_process_name
+from ..scoreboard import STATUS_FREE, STATUS_NAMES
+from .runtime import Runtime
+
+__all__ = ["build", "opt_dict"]
+
+VERSION = "2.0.31"  # the uWSGI release whose API this module follows
+SPOOL_OK, SPOOL_RETRY, SPOOL_IGNORE = -2, -1, 0
+
+
+def opt_dict(entries: list) -> dict[str, Any]:
+    """``uwsgi.opt``: each option as given, in order, the last value of a repeated
+    one winning; values as bytes, a flag given on the command line as True."""
+    out: dict[str, Any] = {}
+    for entry in entries:
+        value = entry.value
+        if value == "true" and entry.origin == "command line":
+            out[entry.key] = True
+        else:
+            out[entry.key] = str(value).encode("utf-8", "surrogateescape")
+    return out
+
+
+def build(rt: Runtime) -> types.ModuleType:
+    """A new ``uwsgi`` module bound to ``rt``."""
+    cfg = rt.cfg
+    mod = types.ModuleType("uwsgi", "uWSGI 2.0's Python API, as procmaster serves it")
+    board = rt.scoreboard
+
+    def worker_id() -> int:
+        return rt.wid
+
+    def mule_id() -> int:
+        return 0
+
+    def masterpid() -> int:
+        return rt.master_pid
+
+    def total_requests() -> int:
+        return board.total() if board is not None else 0
+
+    def request_id() -> int:
+        if board is None or rt.slot < 0:
+            return 0
+        return board.read(rt.slot).requests
+
+    def reload() -> bool:
+        """Ask the master for a graceful reload (as SIGHUP does)."""
+        os.kill(rt.master_pid, signal.SIGHUP)
+        return True
+
+    def stop() -> bool:
+        """Ask the master to stop now (as SIGQUIT does)."""
+        os.kill(rt.master_pid, signal.SIGQUIT)
+        return True
+
+    def is_a_reload() -> bool:
+        return rt.is_reload
+
+    def log(message: object) -> bool:
+        _log(str(message))
+        return True
+
+    def setprocname(name: str) -> None:
+        set_process_name(str(name))
+
+    def workers() -> tuple:
+        """One dict per live worker, with uWSGI's keys."""
+        if board is None:
+            return ()
+        now = int(time.time())
+        out = []
+        for index in range(board.nslots):
+            slot = board.read(index)
+            if slot.status == STATUS_FREE or not slot.pid:
+                continue
+            out.append(
+                {
+                    "id": board.wid(index),
+                    "pid": slot.pid,
+                    "requests": slot.requests,
+                    "delta_requests": 0,
+                    "signals": 0,
+                    "exceptions": slot.exceptions,
+                    "status": STATUS_NAMES.get(slot.status, "idle").encode(),
+                    "rss": 0,
+                    "vsz": 0,
+                    "running_time": slot.rt_us,
+                    "last_spawn": int(slot.spawned_at),
+                    "respawn_count": 0,
+                    "tx": slot.tx,
+                    "avg_rt": slot.rt_us // slot.requests if slot.requests else 0,
+                    "apps": (),
+                    "uptime": max(0, now - int(slot.spawned_at)),
+                }
+            )
+        return tuple(sorted(out, key=lambda w: w["id"]))
+
+    locks = rt.locks
+
+    def lock(n: int = 0) -> None:
+        locks.lock(n)
+
+    def unlock(n: int = 0) -> None:
+        locks.unlock(n)
+
+    def is_locked(n: int = 0) -> bool:
+        return locks.is_locked(n)
+
+    threads = cfg.threads if cfg.threads and cfg.threads > 1 else 1
+    names: dict[str, Any] = {
+        "version": VERSION.encode(),
+        "version_info": (2, 0, 31, 0, b""),
+        "procmaster": __version__,
+        "hostname": socket.gethostname().encode(),
+        "numproc": cfg.processes,
+        "cores": threads,
+        "has_threads": int(bool(cfg.enable_threads or threads > 1)),
+        "buffer_size": cfg.buffer_size,
+        "started_on": rt.started_on,
+        "opt": opt_dict(cfg.entries),
+        "magic_table": {},
+        "SPOOL_OK": SPOOL_OK,
+        "SPOOL_RETRY": SPOOL_RETRY,
+        "SPOOL_IGNORE": SPOOL_IGNORE,
+        "post_fork_hook": None,
+        "atexit": None,
+        "worker_id": worker_id,
+        "mule_id": mule_id,
+        "masterpid": masterpid,
+        "total_requests": total_requests,
+        "request_id": request_id,
+        "reload": reload,
+        "stop": stop,
+        "is_a_reload": is_a_reload,
+        "log": log,
+        "setprocname": setprocname,
+        "workers": workers,
+        "lock": lock,
+        "unlock": unlock,
+        "is_locked": is_locked,
+        "i_am_the_spooler": lambda: False,
+    }
+    mod.__dict__.update(names)
+    return mod

@@ -1,0 +1,98 @@
+"""What the ``uwsgi`` module knows about the process it runs in, and when its hooks run.
+
+Theory of operation
+-------------------
+The master makes one ``Runtime`` before it loads the app (so ``import uwsgi`` works
+while a preloaded app is imported) and installs it (``procmaster.api.install``).
+A forked worker inherits it and calls ``enter_worker``: from then on the facts are
+the worker's (its id, its scoreboard slot), and uWSGI's ``post_fork_hook`` runs
+there, before a lazy app is imported (as in uWSGI, a ``@postfork`` registered by
+a lazy app's own import runs only in later forks, which there are none of).
+``exiting`` runs ``uwsgi.atexit`` and then Python's ``atexit`` handlers (unless
+``skip-atexit``) when a worker leaves on a request to stop: gracefully or on
+``SIGINT``/``SIGQUIT``. A worker killed by harakiri or ``SIGKILL`` runs neither.
+
+Must not know: sockets, protocols, the worker's loop, how the master reloads (it
+asks with a signal, as ``procmaster --reload`` does).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+from ..logs import log
+from .locks import Locks
+
+__all__ = ["Runtime", "current"]
+
+_current: Runtime | None = None
+
+
+def current() -> Runtime | None:
+    """The runtime installed in this process (None outside procmaster's own processes)."""
+    return _current
+
+
+class Runtime:
+    """The facts of one procmaster process, as the ``uwsgi`` module reports them."""
+
+    def __init__(
+        self, cfg: Any, scoreboard: Any, master_pid: int, started_on: int, is_reload: bool
+    ) -> None:
+        self.cfg = cfg
+        self.scoreboard = scoreboard
+        self.master_pid = master_pid
+        self.started_on = started_on
+        self.is_reload = is_reload
+        self.locks = Locks(cfg.locks + 1)
+        self.role = "master"
+        self.wid = 0
+        self.slot = -1
+        self.module: Any = None  # the ``uwsgi`` module object (api.install sets it)
+
+    @classmethod
+    def for_master(cls, cfg: Any, scoreboard: Any, is_reload: bool) -> Runtime:
+        return cls(cfg, scoreboard, os.getpid(), int(time.time()), is_reload)
+
+    @classmethod
+    def for_probe(cls, cfg: Any) -> Runtime:
+        """In a reload's check of the new app (a child of the master)."""
+        return cls(cfg, None, os.getppid(), int(time.time()), True)
+
+    def activate(self) -> None:
+        global _current
+        _current = self
+
+    # -- in a worker -------------------------------------------------------------
+
+    def enter_worker(self, wid: int, slot: int) -> None:
+        """In a freshly forked worker: become that worker, run the post-fork hook."""
+        self.role = "worker"
+        self.wid = wid
+        self.slot = slot
+        self.locks.after_fork()
+        hook = getattr(self.module, "post_fork_hook", None)
+        if callable(hook):
+            try:
+                hook()
+            except Exception:
+                log(
+                    f"worker {wid}: uwsgi.post_fork_hook failed:\n{traceback.format_exc().rstrip()}"
+                )
+
+    def exiting(self) -> None:
+        """A worker leaving on request: ``uwsgi.atexit``, then Python's atexit handlers."""
+        hook = getattr(self.module, "atexit", None)
+        if callable(hook):
+            try:
+                hook()
+            except Exception:
+                log(f"worker {self.wid}: uwsgi.atexit failed:\n{traceback.format_exc().rstrip()}")
+        if not self.cfg.skip_atexit:
+            atexit._run_exitfuncs()
+        sys.stdout.flush()
