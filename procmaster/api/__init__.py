@@ -12,7 +12,9 @@ an installed uWSGI left on ``sys.path``. Nowhere else (``procmaster --check``'s
 own process, a test importing procmaster) does ``import uwsgi`` succeed.
 
 Parts: ``runtime`` (the process's facts and hooks), ``face`` (the module's
-functions), ``decorators``, ``locks`` (user locks across processes).
+functions), ``decorators``, ``locks`` (user locks across processes), ``cache``
+(one shared-memory cache) and ``caches`` (an instance's caches, kept across a
+reload).
 
 Must not know: sockets, protocols, the worker's loop, the master's reload plan.
 """
@@ -26,10 +28,11 @@ import sys
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
+from .caches import CacheConfigError
 from .face import build
 from .runtime import Runtime, current
 
-__all__ = ["Runtime", "current", "install"]
+__all__ = ["CacheConfigError", "Runtime", "current", "install"]
 
 _DECORATORS = os.path.join(os.path.dirname(__file__), "decorators.py")
 

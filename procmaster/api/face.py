@@ -6,8 +6,8 @@ Theory of operation
 the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
 Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
 (``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
-not run (the cache, the spooler, mules, the signal framework, WebSockets through
-this API) is absent rather than faked: calling it raises AttributeError, which is
+not run (the spooler, mules, the signal framework, WebSockets through this API)
+is absent rather than faked: calling it raises AttributeError, which is
 what an app that probes with ``hasattr`` expects.
 
 How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
@@ -136,6 +136,53 @@ def build(rt: Runtime) -> types.ModuleType:
     def is_locked(n: int = 0) -> bool:
         return locks.is_locked(n)
 
+    caches = rt.caches
+
+    def cache_get(key: object, cache: object = None) -> bytes | None:
+        c = caches.get(cache)
+        return c.get(key) if c is not None else None
+
+    def cache_exists(key: object, cache: object = None) -> bool | None:
+        c = caches.get(cache)
+        return True if c is not None and c.exists(key) else None
+
+    def cache_set(key: object, value: object, expires: int = 0, cache: object = None):
+        c = caches.get(cache)
+        return True if c is not None and c.set(key, value, expires) else None
+
+    def cache_update(key: object, value: object, expires: int = 0, cache: object = None):
+        c = caches.get(cache)
+        return True if c is not None and c.set(key, value, expires, update=True) else None
+
+    def cache_del(key: object, cache: object = None) -> bool | None:
+        c = caches.get(cache)
+        return True if c is not None and c.delete(key) else None
+
+    def cache_clear(cache: object = None) -> bool | None:
+        c = caches.get(cache)
+        if c is None:
+            return None
+        c.clear()
+        return True
+
+    def cache_keys(cache: object = None) -> list[bytes]:
+        c = caches.get(cache)
+        if c is None:
+            raise ValueError("no local uWSGI cache available")
+        return c.keys()
+
+    def cache_num(key: object, cache: object = None) -> int:
+        c = caches.get(cache)
+        return c.num(key) if c is not None else 0
+
+    def _math(op: str, default: int):
+        def apply(key: object, amount: int = default, expires: int = 0, cache: object = None):
+            c = caches.get(cache)
+            return True if c is not None and c.math(key, op, int(amount), expires) else None
+
+        apply.__name__ = f"cache_{op}"
+        return apply
+
     threads = cfg.threads if cfg.threads and cfg.threads > 1 else 1
     names: dict[str, Any] = {
         "version": VERSION.encode(),
@@ -169,6 +216,18 @@ def build(rt: Runtime) -> types.ModuleType:
         "unlock": unlock,
         "is_locked": is_locked,
         "i_am_the_spooler": lambda: False,
+        "cache_get": cache_get,
+        "cache_exists": cache_exists,
+        "cache_set": cache_set,
+        "cache_update": cache_update,
+        "cache_del": cache_del,
+        "cache_clear": cache_clear,
+        "cache_keys": cache_keys,
+        "cache_num": cache_num,
+        "cache_inc": _math("inc", 1),
+        "cache_dec": _math("dec", 1),
+        "cache_mul": _math("mul", 2),
+        "cache_div": _math("div", 2),
     }
     mod.__dict__.update(names)
     return mod

@@ -26,6 +26,7 @@ import traceback
 from typing import Any
 
 from ..logs import log
+from .caches import Caches
 from .locks import Locks
 
 __all__ = ["Runtime", "current"]
@@ -42,7 +43,13 @@ class Runtime:
     """The facts of one procmaster process, as the ``uwsgi`` module reports them."""
 
     def __init__(
-        self, cfg: Any, scoreboard: Any, master_pid: int, started_on: int, is_reload: bool
+        self,
+        cfg: Any,
+        scoreboard: Any,
+        master_pid: int,
+        started_on: int,
+        is_reload: bool,
+        role_is_master: bool = True,
     ) -> None:
         self.cfg = cfg
         self.scoreboard = scoreboard
@@ -50,6 +57,11 @@ class Runtime:
         self.started_on = started_on
         self.is_reload = is_reload
         self.locks = Locks(cfg.locks + 1)
+        if role_is_master:
+            self.caches = Caches.from_config(cfg)
+        else:  # a reload's check: the config must be right, the live caches stay untouched
+            Caches.specs(cfg)
+            self.caches = Caches([], 3600.0)
         self.role = "master"
         self.wid = 0
         self.slot = -1
@@ -62,7 +74,7 @@ class Runtime:
     @classmethod
     def for_probe(cls, cfg: Any) -> Runtime:
         """In a reload's check of the new app (a child of the master)."""
-        return cls(cfg, None, os.getppid(), int(time.time()), True)
+        return cls(cfg, None, os.getppid(), int(time.time()), True, role_is_master=False)
 
     def activate(self) -> None:
         global _current

@@ -39,6 +39,7 @@ from ..app import AppLoadError, load_apps
 from ..control import MasterFifo
 from ..guards import GuardHooks, MasterGuards, initial_workers
 from ..ipc import (
+    CACHE_FDS_ENV,
     CWD_ENV,
     EXIT_APP_FAILED,
     EXIT_FATAL,
@@ -127,6 +128,7 @@ class Master:
         self.emperor = VassalLink.from_environ()  # this master is a vassal of an emperor
         self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
         self.stats: StatsServer | None = None
+        self.runtime: api.Runtime | None = None  # what the uwsgi module knows (and the caches)
         self.fifo: MasterFifo | None = None
 
     # -- start-up ------------------------------------------------------------------
@@ -145,8 +147,13 @@ class Master:
         code = prepare_master(cfg)
         if code:
             return code
-        # the uwsgi module, for the app imported here or in the workers
-        api.install(api.Runtime.for_master(cfg, self.table.board, inherited is not None))
+        # the uwsgi module (and its caches), for the app imported here or in the workers
+        try:
+            self.runtime = api.Runtime.for_master(cfg, self.table.board, inherited is not None)
+        except api.CacheConfigError as exc:
+            log(f"error: {exc}")
+            return EXIT_FATAL
+        api.install(self.runtime)
         if not self.lazy:
             apps = load_app(cfg, inherited is not None)
             if isinstance(apps, int):
@@ -269,6 +276,8 @@ class Master:
             action(self, reason)
         self.reap_workers()
         self.check_probe()
+        if self.runtime is not None:
+            self.runtime.caches.tick()
         self.table.murder()
         self.guards.check()
         if not self.stopping:
@@ -286,6 +295,7 @@ class Master:
             self.files.deadline(),
             self.guards.next_deadline(),
             self.notifier.deadline(),
+            self.runtime.caches.next_deadline() if self.runtime is not None else None,
         ]
         daemons = self.daemons
         if daemons is not None and (daemons.halted or not self.stopping):
@@ -449,7 +459,10 @@ class Master:
 
     def reexec(self) -> None:
         table = self.table
+        if self.runtime is not None:  # the caches' memory goes to the next image with the env
+            self.runtime.caches.export(os.environ)
         self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
+        os.environ.pop(CACHE_FDS_ENV, None)
         self.planner.exec_failed()  # still here: the exec failed
 
     def daemons_stopped(self) -> bool:
@@ -485,6 +498,8 @@ class Master:
                 listener.sock.close()
             except OSError:
                 pass
+        if self.runtime is not None:
+            self.runtime.caches.close()
         if self.cfg.get("vacuum"):
             sockets_mod.vacuum(self.listeners)
             remove_pidfiles(self.cfg, self.pid)

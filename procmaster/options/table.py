@@ -402,12 +402,24 @@ OPTIONS: tuple[Option, ...] = (
        "emperor-broodlord, vassals-include-before and the rest)",
        prefixes=("emperor-", "vassals-", "vassal-"), multi=True, group=_OTHER,
        status=UNSUPPORTED, blocking=True, note=NOT_YET + "; the options above are supported"),
-    _O("cache2", "str", "create a shared cache (keyval syntax)", multi=True,
-       prefixes=("cache-",), group=_OTHER, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; the uwsgi.cache_* API does not exist: use Redis or memcached"),
-    _O("cache", "int", "create a shared cache with this many items", group=_OTHER,
-       status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; the uwsgi.cache_* API does not exist: use Redis or memcached"),
+    _O("cache2", "str", "create a shared cache: name=NAME,items=N[,blocksize=BYTES,"
+       "keysize=BYTES,purge_lru=1,store=FILE,store_sync=SECONDS] (uwsgi.cache_*)",
+       multi=True, group=_OTHER, status=PARTIAL,
+       note="local caches only: no udp sync between servers (nodes=, udp=), no bitmap "
+       "mode (a value takes one block of blocksize bytes)"),
+    _O("cache", "int", "create the 'default' shared cache with this many items (uWSGI's "
+       "older spelling of cache2)", default=0, min=0, group=_OTHER),
+    _O("cache-blocksize", "size", "the largest value the 'cache' option's cache holds",
+       default=65536, min=8, group=_OTHER),
+    _O("cache-store", "path", "keep the 'cache' option's cache in this file (it survives "
+       "restarts)", group=_OTHER),
+    _O("cache-store-sync", "int", "flush the cache store to disk every N seconds",
+       default=0, min=0, group=_OTHER),
+    _O("cache-expire-freq", "seconds", "sweep expired cache items every N seconds",
+       default=3, group=_OTHER),
+    _O("cache-*", "str", "other cache options (cache-udp-server, cache-udp-node, "
+       "cache-sync and the rest)", prefixes=("cache-",), multi=True, group=_OTHER,
+       status=UNSUPPORTED, note="caches are local to one server: no udp sync"),
     # -- Command line ---------------------------------------------------------------------
     _O("help", "bool", "show this help and exit", aliases=("usage",), short="h",
        default=False, cli_only=True, group=_CLI),
