@@ -95,7 +95,7 @@ def test_every_cache_call_answers_as_uwsgi_does(instance):
     ours = instance("procmaster", *CACHES).get("/sequence")
     theirs = instance("uwsgi", *CACHES).get("/sequence")
     assert len(ours) == len(theirs) > 30
-    for mine, reference in zip(ours, theirs):
+    for mine, reference in zip(ours, theirs, strict=True):
         if reference[0] == "intval":  # the same TypeError, worded for the argument
             assert mine[1].startswith("TypeError: a bytes-like object is required")
             continue
