@@ -155,7 +155,7 @@ def test_a_worker_killed_while_using_the_cache_does_not_wedge_it(instance):
             victim = inst.get("/pid")
             os.kill(victim, signal.SIGKILL)
             wait_for(
-                lambda: victim not in {inst.get("/pid") for _ in range(4)},
+                lambda v=victim: v not in {inst.get("/pid") for _ in range(4)},
                 30,
                 what="the killed worker replaced",
             )
