@@ -440,6 +440,7 @@ class Cache:
             "full": head[8],
             "blocksize": self.blocksize,
             "keysize": self.keysize,
+            "hashsize": self.hashsize,
         }
 
     def sync(self) -> None:

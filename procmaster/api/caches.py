@@ -94,6 +94,10 @@ class Caches:
             name = name.decode("utf-8", "replace")
         return self.by_name.get(str(name))
 
+    def stats(self) -> list[dict]:
+        """Each cache's figures, for the stats server."""
+        return [c.stats() for c in self.list]
+
     def export(self, env: dict[str, str]) -> None:
         """Before a reload's exec: hand the memory of each cache to the next image."""
         fds = {c.name: c.inheritable() for c in self.list if c.spec.store is None}

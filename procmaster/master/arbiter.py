@@ -128,7 +128,7 @@ class Master:
         self.emperor = VassalLink.from_environ()  # this master is a vassal of an emperor
         self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
         self.stats: StatsServer | None = None
-        self.runtime: api.Runtime | None = None  # what the uwsgi module knows (and the caches)
+        self.runtime: api.Runtime  # what the uwsgi module knows, and the caches (set by run)
         self.fifo: MasterFifo | None = None
 
     # -- start-up ------------------------------------------------------------------
@@ -201,6 +201,7 @@ class Master:
                     reloads=lambda: self.planner.reloads,
                     listeners=self.listeners,
                     cwd=self.start_cwd,
+                    caches=self.runtime.caches.stats,
                 )
                 self.stats = StatsServer(cfg.get("stats"), cfg.stats_http, source, self.sel)
             else:
@@ -276,8 +277,7 @@ class Master:
             action(self, reason)
         self.reap_workers()
         self.check_probe()
-        if self.runtime is not None:
-            self.runtime.caches.tick()
+        self.runtime.caches.tick()
         self.table.murder()
         self.guards.check()
         if not self.stopping:
@@ -295,7 +295,7 @@ class Master:
             self.files.deadline(),
             self.guards.next_deadline(),
             self.notifier.deadline(),
-            self.runtime.caches.next_deadline() if self.runtime is not None else None,
+            self.runtime.caches.next_deadline(),
         ]
         daemons = self.daemons
         if daemons is not None and (daemons.halted or not self.stopping):
@@ -459,8 +459,7 @@ class Master:
 
     def reexec(self) -> None:
         table = self.table
-        if self.runtime is not None:  # the caches' memory goes to the next image with the env
-            self.runtime.caches.export(os.environ)
+        self.runtime.caches.export(os.environ)  # the caches' memory goes with the env
         self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
         os.environ.pop(CACHE_FDS_ENV, None)
         self.planner.exec_failed()  # still here: the exec failed
@@ -498,8 +497,7 @@ class Master:
                 listener.sock.close()
             except OSError:
                 pass
-        if self.runtime is not None:
-            self.runtime.caches.close()
+        self.runtime.caches.close()
         if self.cfg.get("vacuum"):
             sockets_mod.vacuum(self.listeners)
             remove_pidfiles(self.cfg, self.pid)

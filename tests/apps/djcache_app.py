@@ -31,9 +31,15 @@ def put(request):
 
 
 def get(request):
-    return JsonResponse({"value": cache.get(request.GET["key"]), "pid": os.getpid(),
-                         "backend": type(cache._cache).__name__ if hasattr(cache, "_cache")
-                         else type(cache).__name__})
+    return JsonResponse(
+        {
+            "value": cache.get(request.GET["key"]),
+            "pid": os.getpid(),
+            "backend": type(cache._cache).__name__
+            if hasattr(cache, "_cache")
+            else type(cache).__name__,
+        }
+    )
 
 
 def add(request):

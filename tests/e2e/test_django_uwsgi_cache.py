@@ -41,10 +41,10 @@ def test_the_django_cache_is_shared_by_every_worker(procmaster, tmp_path):
 
 
 def test_outside_a_server_the_package_falls_back_because_import_uwsgi_fails():
-    code = ("import djcache_app, uwsgicache\n"
-            "print(uwsgicache.UWSGICache.__module__)")
+    code = "import djcache_app, uwsgicache\nprint(uwsgicache.UWSGICache.__module__)"
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.stdout.strip() == "django.core.cache.backends.locmem", out.stderr

@@ -192,3 +192,30 @@ def test_without_a_cache_the_calls_answer_as_uwsgi_does(instance):
     inst = instance("procmaster")
     assert inst.get("/get?key=x") == "None"
     assert inst.get("/set?key=x&value=1") is None
+
+
+def test_stats_show_each_cache(instance):
+    stats_port = free_port()
+    inst = instance(
+        "procmaster",
+        "--cache2",
+        "name=c,items=20,blocksize=64",
+        "--stats",
+        f"127.0.0.1:{stats_port}",
+        "--stats-http",
+    )
+    inst.get("/set?key=a&value=1")
+    inst.get("/get?key=a")
+    inst.get("/get?key=missing")
+
+    def document() -> dict:
+        status, _, body = http_get(stats_port, "/", timeout=10)
+        return json.loads(body)
+
+    caches = document()["caches"]
+    assert [(c["name"], c["items"], c["max_items"], c["hits"], c["miss"]) for c in caches] == [
+        ("c", 1, 19, 1, 1)
+    ]
+    status, _, metrics = http_get(stats_port, "/metrics", timeout=10)
+    assert b'procmaster_cache_items{cache="c"} 1' in metrics
+    assert b'procmaster_cache_hits_total{cache="c"} 1' in metrics
