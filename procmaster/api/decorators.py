@@ -12,9 +12,16 @@ Each decorator keeps uWSGI's documented behaviour:
   processes of the instance).
 * ``@thread``: run each call in a new daemon thread.
 
-Decorators for subsystems procmaster does not run (timers, cron, signals, the
-spooler, mules) are not defined: ``from uwsgidecorators import timer`` fails at
-import, where the app author sees it, rather than later.
+* ``@signal(n, target="")``: ``func(n)`` handles uWSGI signal ``n``.
+* ``@timer(seconds, target="")``, ``@rbtimer(...)``: ``func(signum)`` runs every
+  ``seconds`` (on a free signal number; ``signum=`` picks one).
+* ``@cron(minute, hour, day, month, weekday, target="")``: at those times (-1 any,
+  -N every N).
+* ``@filemon(path, target="")``: when ``path`` changes.
+
+Decorators for subsystems procmaster does not run (the spooler, mules) are not
+defined: ``from uwsgidecorators import spool`` fails at import, where the app
+author sees it, rather than later.
 
 Must not know: anything but the ``uwsgi`` module it decorates for.
 """
@@ -28,7 +35,18 @@ from typing import Any
 
 import uwsgi  # served by procmaster.api in procmaster's processes only
 
-__all__ = ["atexit", "lock", "postfork", "thread"]
+__all__ = [
+    "atexit",
+    "cron",
+    "filemon",
+    "get_free_signal",
+    "lock",
+    "postfork",
+    "rbtimer",
+    "signal",
+    "thread",
+    "timer",
+]
 
 _postfork: list[Callable[[], Any]] = []
 _atexit: list[Callable[[], Any]] = []
@@ -99,3 +117,77 @@ def thread(func: Callable[..., Any]) -> Callable[..., Any]:
         return func
 
     return start
+
+
+def get_free_signal() -> int:
+    """The lowest signal number without a handler in this process."""
+    for num in range(256):
+        if not uwsgi.signal_registered(num):
+            return num
+    raise ValueError("every uWSGI signal number has a handler")
+
+
+class signal:  # noqa: N801 - uWSGI's name
+    """``@signal(n, target="")``: the function handles uWSGI signal ``n``."""
+
+    def __init__(self, num: int, **kwargs: Any) -> None:
+        self.num = num
+        self.target = kwargs.get("target", "")
+
+    def __call__(self, func: Callable[[int], Any]) -> Callable[[int], Any]:
+        uwsgi.register_signal(self.num, self.target, func)
+        return func
+
+
+class timer:  # noqa: N801 - uWSGI's name
+    """``@timer(seconds, target="", signum=None)``: ``func(signum)`` every ``seconds``."""
+
+    def __init__(self, seconds: float, **kwargs: Any) -> None:
+        self.seconds = seconds
+        self.num = kwargs.get("signum", get_free_signal())
+        self.target = kwargs.get("target", "")
+
+    def __call__(self, func: Callable[[int], Any]) -> Callable[[int], Any]:
+        uwsgi.register_signal(self.num, self.target, func)
+        uwsgi.add_timer(self.num, self.seconds)
+        return func
+
+
+class rbtimer(timer):  # noqa: N801 - uWSGI's name
+    """``@rbtimer(seconds, target="", signum=None)``: as ``timer`` (procmaster's timers
+    are all kept by the master's loop)."""
+
+    def __call__(self, func: Callable[[int], Any]) -> Callable[[int], Any]:
+        uwsgi.register_signal(self.num, self.target, func)
+        uwsgi.add_rb_timer(self.num, self.seconds)
+        return func
+
+
+class cron:  # noqa: N801 - uWSGI's name
+    """``@cron(minute, hour, day, month, weekday, target="")``."""
+
+    def __init__(
+        self, minute: int, hour: int, day: int, month: int, weekday: int, **kwargs: Any
+    ) -> None:
+        self.when = (minute, hour, day, month, weekday)
+        self.num = kwargs.get("signum", get_free_signal())
+        self.target = kwargs.get("target", "")
+
+    def __call__(self, func: Callable[[int], Any]) -> Callable[[int], Any]:
+        uwsgi.register_signal(self.num, self.target, func)
+        uwsgi.add_cron(self.num, *self.when)
+        return func
+
+
+class filemon:  # noqa: N801 - uWSGI's name
+    """``@filemon(path, target="")``: ``func(signum)`` when ``path`` changes."""
+
+    def __init__(self, path: str, **kwargs: Any) -> None:
+        self.path = path
+        self.num = kwargs.get("signum", get_free_signal())
+        self.target = kwargs.get("target", "")
+
+    def __call__(self, func: Callable[[int], Any]) -> Callable[[int], Any]:
+        uwsgi.register_signal(self.num, self.target, func)
+        uwsgi.add_file_monitor(self.num, self.path)
+        return func

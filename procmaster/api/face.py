@@ -6,8 +6,8 @@ Theory of operation
 the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
 Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
 (``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
-not run (the spooler, mules, the signal framework, WebSockets through this API)
-is absent rather than faked: calling it raises AttributeError, which is
+not run (the spooler, mules, WebSockets through this API) is absent rather than
+faked: calling it raises AttributeError, which is
 what an app that probes with ``hasattr`` expects.
 
 How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
@@ -19,10 +19,10 @@ Must not know: sockets, protocols, the worker's loop, the option table.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import time
 import types
+from signal import SIGHUP, SIGQUIT
 from typing import Any
 
 from .. import __version__
@@ -75,12 +75,12 @@ def build(rt: Runtime) -> types.ModuleType:
 
     def reload() -> bool:
         """Ask the master for a graceful reload (as SIGHUP does)."""
-        os.kill(rt.master_pid, signal.SIGHUP)
+        os.kill(rt.master_pid, SIGHUP)
         return True
 
     def stop() -> bool:
         """Ask the master to stop now (as SIGQUIT does)."""
-        os.kill(rt.master_pid, signal.SIGQUIT)
+        os.kill(rt.master_pid, SIGQUIT)
         return True
 
     def is_a_reload() -> bool:
@@ -183,6 +183,26 @@ def build(rt: Runtime) -> types.ModuleType:
         apply.__name__ = f"cache_{op}"
         return apply
 
+    signals = rt.signals
+
+    def register_signal(num: int, target: str, func: Any) -> None:
+        signals.register(num, target, func)
+
+    def signal(num: int, remote: object = None) -> None:
+        signals.raise_signal(num)
+
+    def add_timer(num: int, seconds: float) -> None:
+        signals.add("timer", num, seconds)
+
+    def add_rb_timer(num: int, seconds: float, iterations: int = 0) -> None:
+        signals.add("timer", num, seconds, int(iterations))
+
+    def add_cron(num: int, minute: int, hour: int, day: int, month: int, weekday: int) -> None:
+        signals.add("cron", num, minute, hour, day, month, weekday)
+
+    def add_file_monitor(num: int, path: str) -> None:
+        signals.add("monitor", num, str(path))
+
     threads = cfg.threads if cfg.threads and cfg.threads > 1 else 1
     names: dict[str, Any] = {
         "version": VERSION.encode(),
@@ -216,6 +236,14 @@ def build(rt: Runtime) -> types.ModuleType:
         "unlock": unlock,
         "is_locked": is_locked,
         "i_am_the_spooler": lambda: False,
+        "register_signal": register_signal,
+        "signal": signal,
+        "signal_registered": lambda num: True if signals.registered(num) else None,
+        "signal_received": lambda: signals.received,
+        "add_timer": add_timer,
+        "add_rb_timer": add_rb_timer,
+        "add_cron": add_cron,
+        "add_file_monitor": add_file_monitor,
         "cache_get": cache_get,
         "cache_exists": cache_exists,
         "cache_set": cache_set,

@@ -28,6 +28,7 @@ from typing import Any
 from ..logs import log
 from .caches import Caches
 from .locks import Locks
+from .signals import Hub, Local
 
 __all__ = ["Runtime", "current"]
 
@@ -62,6 +63,11 @@ class Runtime:
         else:  # a reload's check: the config must be right, the live caches stay untouched
             Caches.specs(cfg)
             self.caches = Caches([], 3600.0)
+        self.signals = Local()
+        self.hub: Hub | None = None  # the master's side of the signal framework
+        if role_is_master:
+            self.hub = Hub(self.signals, lambda: ())
+            self.signals.hub = self.hub
         self.role = "master"
         self.wid = 0
         self.slot = -1
@@ -88,6 +94,9 @@ class Runtime:
         self.wid = wid
         self.slot = slot
         self.locks.after_fork()
+        if self.hub is not None:
+            self.hub.enter_worker(wid)
+            self.hub = None
         hook = getattr(self.module, "post_fork_hook", None)
         if callable(hook):
             try:
@@ -96,6 +105,27 @@ class Runtime:
                 log(
                     f"worker {wid}: uwsgi.post_fork_hook failed:\n{traceback.format_exc().rstrip()}"
                 )
+
+    # -- in the master ------------------------------------------------------------
+
+    def before_fork(self, wid: int) -> None:
+        """Just before the master forks worker ``wid``: its signal channel exists."""
+        if self.hub is not None:
+            self.hub.channel(wid)
+
+    def tick(self) -> None:
+        """From the master's loop: timers, cron, file monitors, cache upkeep."""
+        if self.hub is not None:
+            self.hub.tick()
+        self.caches.tick()
+
+    def next_deadline(self) -> float | None:
+        due = [
+            d
+            for d in (self.caches.next_deadline(), self.hub.next_deadline() if self.hub else None)
+            if d is not None
+        ]
+        return min(due) if due else None
 
     def exiting(self) -> None:
         """A worker leaving on request: ``uwsgi.atexit``, then Python's atexit handlers."""

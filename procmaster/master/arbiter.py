@@ -61,6 +61,7 @@ from ..systemd import Notifier
 from .reexec import FullReload
 from .reload import ReloadPlanner, ReloadRequest
 from .startup import (
+    attach_api,
     bind_listeners,
     load_app,
     prepare_master,
@@ -102,7 +103,7 @@ class Master:
         processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         ceiling = worker_ceiling(max(processes, cfg.processes))
         self.old_board, board = self.full.boards(3 * ceiling + 8, cfg.threads)
-        fork = forker(self._run_worker, HANDLED_SIGNALS)
+        fork = forker(self._run_worker, HANDLED_SIGNALS, lambda wid: self.runtime.before_fork(wid))
         self.table = WorkerTable(board, fork, log, processes, ceiling)
         self.mercy = cfg.worker_reload_mercy
         ops = TableOps(
@@ -154,6 +155,7 @@ class Master:
             log(f"error: {exc}")
             return EXIT_FATAL
         api.install(self.runtime)
+        attach_api(self.runtime, self.sel, self.table)
         if not self.lazy:
             apps = load_app(cfg, inherited is not None)
             if isinstance(apps, int):
@@ -277,7 +279,7 @@ class Master:
             action(self, reason)
         self.reap_workers()
         self.check_probe()
-        self.runtime.caches.tick()
+        self.runtime.tick()
         self.table.murder()
         self.guards.check()
         if not self.stopping:
@@ -295,7 +297,7 @@ class Master:
             self.files.deadline(),
             self.guards.next_deadline(),
             self.notifier.deadline(),
-            self.runtime.caches.next_deadline(),
+            self.runtime.next_deadline(),
         ]
         daemons = self.daemons
         if daemons is not None and (daemons.halted or not self.stopping):

@@ -9,6 +9,8 @@ Must not know: workers, reloads, the loop.
 
 from __future__ import annotations
 
+import selectors
+
 from .. import sockets as sockets_mod
 from ..app import AppLoadError, debugger_note, load_apps, prepare_process
 from ..ipc import EXIT_APP_FAILED, EXIT_FATAL
@@ -16,8 +18,16 @@ from ..logs import log
 from ..pidfile import remove_pidfile, write_pidfile
 from ..privileges import PrivilegeError, drop_privileges
 from ..process import set_max_fd
+from ..scoreboard import STATUS_IDLE
 
-__all__ = ["bind_listeners", "load_app", "prepare_master", "remove_pidfiles", "write_pidfiles"]
+__all__ = [
+    "attach_api",
+    "bind_listeners",
+    "load_app",
+    "prepare_master",
+    "remove_pidfiles",
+    "write_pidfiles",
+]
 
 PIDFILE_OPTIONS = ("pidfile", "pidfile2", "safe-pidfile")
 
@@ -95,3 +105,18 @@ def load_app(cfg, inherited: bool):
         if note:
             log(note)
     return apps
+
+
+def attach_api(runtime, sel: selectors.BaseSelector, table) -> None:
+    """The uwsgi module's master side: signal channels read in the master's
+    selector, signals routed to the current workers (idle ones first)."""
+    board = table.board
+
+    def workers() -> list[tuple[int, bool]]:
+        return [(w.wid, board.read(w.slot).status == STATUS_IDLE) for w in table.current()]
+
+    def register(sock, handler) -> None:
+        sel.register(sock, selectors.EVENT_READ, handler)
+
+    runtime.hub.workers = workers
+    runtime.hub.attach(register)

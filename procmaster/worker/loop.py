@@ -250,6 +250,11 @@ class Worker:
         by_fd = self.by_fd
         signal_r = self.signal_r
         pool_fd = self.pool.fileno() if self.pool is not None else -2
+        runtime = api.current()
+        usignals = runtime.signals if runtime is not None and runtime.signals.sock else None
+        usignal_fd = usignals.sock.fileno() if usignals is not None else -2
+        if usignals is not None:  # uWSGI signals from the master (uwsgi.register_signal)
+            self.epoll.register(usignal_fd, EPOLLIN)
         next_sweep = time.monotonic() + 1.0
         try:
             while True:
@@ -275,6 +280,10 @@ class Worker:
                         self.handle_signals()
                     elif fd == pool_fd:
                         threads_done(self)
+                    elif fd == usignal_fd:
+                        usignals.on_readable()
+                        if usignals.sock is None:
+                            usignal_fd = -2
                 if self.recycle_reason is not None and not self.stopping:
                     self.recycle()
                 if self.stopping and (not conns or now > self.stop_deadline):
