@@ -41,7 +41,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-__all__ = ["CronJob", "Daemons", "parse_cron", "from_config"]
+__all__ = ["CronJob", "Daemons", "cron_due", "parse_cron", "from_config"]
 
 QUICK_DEATH = 1.0  # seconds: a daemon that dies sooner is restarted with back-off
 PIDFILE_CHECK = 1.0  # seconds between smart-attach-daemon pidfile checks
@@ -72,12 +72,14 @@ class CronJob(_Proc):
 
     def due(self, t: time.struct_time) -> bool:
         """Does the job run in the minute ``t`` (local time)?"""
-        minute, hour, day, month, weekday = self.fields
-        values = (t.tm_min, t.tm_hour, t.tm_mday, t.tm_mon, (t.tm_wday + 1) % 7)
-        return all(
-            _field_matches(f, v)
-            for f, v in zip((minute, hour, day, month, weekday), values, strict=True)
-        )
+        return cron_due(self.fields, t)
+
+
+def cron_due(fields: tuple[int, ...], t: time.struct_time) -> bool:
+    """Whether uWSGI cron fields (minute, hour, day, month, weekday; -1 any, -N
+    every N; weekday 0 is Sunday) match the minute ``t`` (local time)."""
+    values = (t.tm_min, t.tm_hour, t.tm_mday, t.tm_mon, (t.tm_wday + 1) % 7)
+    return all(_field_matches(f, v) for f, v in zip(fields, values, strict=True))
 
 
 def _field_matches(field: int, value: int) -> bool:

@@ -35,6 +35,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..daemons import cron_due
 from ..logs import log
 
 __all__ = ["Hub", "Local", "cron_due"]
@@ -46,20 +47,6 @@ def _check(num: object) -> int:
     if not isinstance(num, int) or not 0 <= num <= MAX_SIGNAL:
         raise ValueError(f"uWSGI signal numbers are 0..{MAX_SIGNAL}, not {num!r}")
     return num
-
-
-def cron_due(spec: tuple[int, int, int, int, int], tm: time.struct_time) -> bool:
-    """Whether a cron entry (minute, hour, day, month, weekday) fires at ``tm``."""
-    now = (tm.tm_min, tm.tm_hour, tm.tm_mday, tm.tm_mon, (tm.tm_wday + 1) % 7)
-    for want, have in zip(spec, now, strict=True):
-        if want == -1:
-            continue
-        if want < -1:
-            if have % -want:
-                return False
-        elif want != have:
-            return False
-    return True
 
 
 class Local:
