@@ -19,15 +19,24 @@ Each decorator keeps uWSGI's documented behaviour:
   -N every N).
 * ``@filemon(path, target="")``: when ``path`` changes.
 
-Decorators for subsystems procmaster does not run (the spooler, mules) are not
-defined: ``from uwsgidecorators import spool`` fails at import, where the app
-author sees it, rather than later.
+* ``@spool`` / ``@spool(pass_arguments=True)``, ``@spoolforever``, ``@spoolraw``:
+  ``func.spool(...)`` (or calling ``func``) queues a task for the spooler; the
+  spooler calls ``func`` with the task's arguments as a dict of strings (or, with
+  ``pass_arguments``, with the original arguments, pickled in between). ``@spool``
+  then removes the task, ``@spoolforever`` keeps it to run again, ``@spoolraw``
+  does what ``func`` returns (``uwsgi.SPOOL_OK``, ``SPOOL_RETRY``, ``SPOOL_IGNORE``).
+  The keys ``spooler``, ``priority``, ``at`` and ``body`` steer the spooler.
+
+Decorators for subsystems procmaster does not run (mules) are not defined:
+``from uwsgidecorators import mulefunc`` fails at import, where the app author
+sees it, rather than later.
 
 Must not know: anything but the ``uwsgi`` module it decorates for.
 """
 
 from __future__ import annotations
 
+import pickle
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -191,3 +200,77 @@ class filemon:  # noqa: N801 - uWSGI's name
         uwsgi.register_signal(self.num, self.target, func)
         uwsgi.add_file_monitor(self.num, self.path)
         return func
+
+
+# -- the spooler ---------------------------------------------------------------------
+
+_spool_functions: dict[str, _Spooled] = {}
+_STEERING = ("spooler", "priority", "at", "body")
+
+
+def _as_bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+def _run_spooled(task: dict) -> Any:
+    """``uwsgi.spooler``: run the task with the function that spooled it."""
+    name = task.get(b"ud_spool_func")
+    spooled = _spool_functions.get(name.decode("utf-8", "replace")) if name else None
+    if spooled is None:
+        uwsgi.log(f"spooler: no @spool function named {name!r} here: task kept")
+        return uwsgi.SPOOL_RETRY
+    if spooled.pass_arguments:
+        args = pickle.loads(task.get(b"args", pickle.dumps(())))
+        kwargs = pickle.loads(task.get(b"kwargs", pickle.dumps({})))
+        result = spooled.func(*args, **kwargs)
+    else:
+        decoded: dict[str, Any] = {}
+        for key, value in task.items():
+            text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+            decoded[text] = value.decode("utf-8", "replace")  # body too, as uWSGI's
+        result = spooled.func(decoded)
+    code = task.get(b"ud_spool_ret")
+    return result if code is None else int(code)
+
+
+class _Spooled:
+    """A function the spooler runs; ``spool(...)`` (or a call) queues it."""
+
+    def __init__(self, func: Callable[..., Any], code: int | None, pass_arguments: bool) -> None:
+        self.func = func
+        self.code = code
+        self.pass_arguments = pass_arguments
+        wraps(func)(self)
+        _spool_functions[func.__name__] = self
+        uwsgi.spooler = _run_spooled
+
+    def spool(self, *args: Any, **kwargs: Any) -> bytes:
+        task: dict[bytes, bytes] = {b"ud_spool_func": self.func.__name__.encode()}
+        if self.code is not None:
+            task[b"ud_spool_ret"] = str(self.code).encode()
+        steering = {k: kwargs.pop(k) for k in _STEERING if k in kwargs}
+        if self.pass_arguments:
+            task[b"args"] = pickle.dumps(args)
+            task[b"kwargs"] = pickle.dumps(kwargs)
+        else:
+            for arg in args:
+                kwargs = {**dict(arg), **kwargs}
+            task.update({_as_bytes(k): _as_bytes(v) for k, v in kwargs.items()})
+        task.update({k.encode(): _as_bytes(v) for k, v in steering.items()})
+        return uwsgi.spool(task)
+
+    __call__ = spool
+
+
+def _spool_decorator(code: int | None):
+    def decorate(func: Callable[..., Any] | None = None, pass_arguments: bool = False):
+        if func is None:
+            return lambda f: _Spooled(f, code, pass_arguments)
+        return _Spooled(func, code, pass_arguments)
+
+    return decorate
+
+
+spool = _spool_decorator(uwsgi.SPOOL_OK)
+spoolforever = _spool_decorator(uwsgi.SPOOL_RETRY)
+spoolraw = _spool_decorator(None)

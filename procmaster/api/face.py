@@ -6,8 +6,7 @@ Theory of operation
 the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
 Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
 (``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
-not run (the spooler, mules, WebSockets through this API) is absent rather than
-faked: calling it raises AttributeError, which is
+not run (mules, WebSockets through this API) is absent rather than faked: calling it raises AttributeError, which is
 what an app that probes with ``hasattr`` expects.
 
 How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
@@ -30,6 +29,7 @@ from ..logs import log as _log
 from ..process import set_process_name
 from ..scoreboard import STATUS_FREE, STATUS_NAMES
 from .runtime import Runtime
+from .spool_files import encode_task, write_task
 
 __all__ = ["build", "opt_dict"]
 
@@ -203,6 +203,35 @@ def build(rt: Runtime) -> types.ModuleType:
     def add_file_monitor(num: int, path: str) -> None:
         signals.add("monitor", num, str(path))
 
+    spool_dirs = rt.spool_dirs()
+
+    def spool(*args: dict, **kwargs: bytes) -> bytes:
+        """Queue a task for a spooler; the task file's path (bytes)."""
+        task: dict = {}
+        for arg in args:
+            if not isinstance(arg, dict):
+                raise ValueError("uwsgi.spool() takes a dict (or keyword arguments)")
+            task.update(arg)
+        task.update({k.encode() if isinstance(k, str) else k: v for k, v in kwargs.items()})
+        data = encode_task(task)
+        target = task.get(b"spooler")
+        if target is not None:
+            directory = os.path.abspath(target.decode("utf-8", "surrogateescape"))
+            if directory not in spool_dirs:
+                raise ValueError(f"no spooler on {directory!r} in this instance")
+        elif spool_dirs:
+            directory = spool_dirs[0]
+        else:
+            raise ValueError("no spooler configured (set 'spooler = DIR')")
+        priority = task.get(b"priority")
+        if priority is not None and priority.isdigit():
+            directory = os.path.join(directory, priority.decode())
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        try:
+            return write_task(directory, data).encode("utf-8", "surrogateescape")
+        except OSError as exc:
+            raise ValueError(f"unable to spool job: {directory}: {exc.strerror or exc}") from None
+
     threads = cfg.threads if cfg.threads and cfg.threads > 1 else 1
     names: dict[str, Any] = {
         "version": VERSION.encode(),
@@ -235,7 +264,10 @@ def build(rt: Runtime) -> types.ModuleType:
         "lock": lock,
         "unlock": unlock,
         "is_locked": is_locked,
-        "i_am_the_spooler": lambda: False,
+        "i_am_the_spooler": lambda: rt.role == "spooler",
+        "spool": spool,
+        "send_to_spooler": spool,
+        "spooler": None,
         "register_signal": register_signal,
         "signal": signal,
         "signal_registered": lambda num: True if signals.registered(num) else None,

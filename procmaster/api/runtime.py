@@ -69,6 +69,7 @@ class Runtime:
             self.hub = Hub(self.signals, lambda: ())
             self.signals.hub = self.hub
         self.role = "master"
+        self.spooler_dir = ""
         self.wid = 0
         self.slot = -1
         self.module: Any = None  # the ``uwsgi`` module object (api.install sets it)
@@ -126,6 +127,21 @@ class Runtime:
             if d is not None
         ]
         return min(due) if due else None
+
+    def enter_spooler(self, directory: str) -> None:
+        """In a freshly forked spooler process."""
+        self.role = "spooler"
+        self.wid = 0
+        self.slot = -1
+        self.spooler_dir = directory
+        self.locks.after_fork()
+        if self.hub is not None:
+            self.hub.enter_worker(0)
+            self.hub = None
+
+    def spool_dirs(self) -> list[str]:
+        """The spooler directories, absolute (``spooler`` options, in order)."""
+        return [os.path.abspath(d) for d in self.cfg.spooler]
 
     def exiting(self) -> None:
         """A worker leaving on request: ``uwsgi.atexit``, then Python's atexit handlers."""

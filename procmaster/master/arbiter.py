@@ -35,13 +35,11 @@ from itertools import zip_longest
 from .. import api
 from .. import daemons as daemons_mod
 from .. import sockets as sockets_mod
-from ..app import AppLoadError, load_apps
 from ..control import MasterFifo
 from ..guards import GuardHooks, MasterGuards, initial_workers
 from ..ipc import (
     CACHE_FDS_ENV,
     CWD_ENV,
-    EXIT_APP_FAILED,
     EXIT_FATAL,
     SIG_PAUSE,
     SIG_PRINT_REQUEST,
@@ -58,11 +56,13 @@ from ..logs import log
 from ..process import process_name, read_signals, reap_children, set_process_name, signal_pipe
 from ..stats import StatsServer, StatsSource
 from ..systemd import Notifier
+from .children import ForkedChildren
 from .reexec import FullReload
 from .reload import ReloadPlanner, ReloadRequest
 from .startup import (
     attach_api,
     bind_listeners,
+    extra_processes,
     load_app,
     prepare_master,
     remove_pidfiles,
@@ -80,7 +80,7 @@ HANDLED_SIGNALS = tuple(SIGNAL_ACTIONS)
 DAEMON_MERCY = 5.0  # seconds attached daemons get to stop before SIGKILL
 
 
-class Master:
+class Master(ForkedChildren):
     def __init__(self, cfg, worker_main: WorkerEntry) -> None:
         log.configure(cfg)
         self.cfg = cfg
@@ -174,7 +174,7 @@ class Master:
             self.adopt(inherited)
         for wid in range(1, self.table.processes + 1):
             self.table.spawn(wid)
-        self.daemons = daemons_mod.from_config(cfg, log)
+        self.daemons = extra_processes(cfg, self.runtime, self._fork_spooler)
         if self.daemons is not None:
             self.daemons.start()
         log(
@@ -231,38 +231,6 @@ class Master:
                 continue
             self.table.adopt(pid, wid, slot if board is not None else -1, board)
         self.planner.adopt(state)
-
-    def _run_worker(self, wid: int, slot: int) -> None:
-        """In the forked child: drop the master's fds, become worker ``wid``."""
-        try:
-            signal.set_wakeup_fd(-1)
-            self.sel.close()
-            os.close(self.signal_r)
-            os.close(self.ready_r)
-            for part in (self.stats, self.fifo):
-                if part is not None:
-                    part.close_in_child()
-        except OSError:
-            pass
-        self.worker_main(
-            wid,
-            self.cfg,
-            self.listeners,
-            self.apps,
-            self.ready_w,
-            self.table.board,
-            slot,
-            self.pid,
-            self._lazy_loader,
-        )
-
-    def _lazy_loader(self):
-        """Runs in a worker (lazy-apps): import the app there."""
-        try:
-            return load_apps(self.cfg)
-        except AppLoadError as exc:
-            log(f"error: {exc}")
-            os._exit(EXIT_APP_FAILED)
 
     # -- the loop ------------------------------------------------------------------
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import selectors
 
+from .. import daemons as daemons_mod
 from .. import sockets as sockets_mod
+from ..api.spoolers import Spoolers
 from ..app import AppLoadError, debugger_note, load_apps, prepare_process
 from ..ipc import EXIT_APP_FAILED, EXIT_FATAL
 from ..logs import log
@@ -120,3 +122,17 @@ def attach_api(runtime, sel: selectors.BaseSelector, table) -> None:
 
     runtime.hub.workers = workers
     runtime.hub.attach(register)
+
+
+def extra_processes(cfg, runtime, fork_spooler):
+    """What the master runs besides workers: attach-daemon/cron (``daemons``) and
+    the spoolers (``api``), as one group, or None when there is none."""
+    members = []
+    daemons = daemons_mod.from_config(cfg, log)
+    if daemons is not None:
+        members.append(daemons)
+    if cfg.spooler:
+        members.append(Spoolers(runtime.spool_dirs(), cfg.spooler_processes, fork_spooler, log))
+    if not members:
+        return None
+    return members[0] if len(members) == 1 else daemons_mod.Group(members)

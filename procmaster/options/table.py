@@ -347,9 +347,21 @@ OPTIONS: tuple[Option, ...] = (
     _O("mule", "text", "add a mule (a process for background work)", multi=True, bare="",
        prefixes=("mule-",), aliases=("mules", "farm"), group=_BG, status=UNSUPPORTED,
        blocking=True, note=NOT_YET + "; run background work as its own service"),
-    _O("spooler", "path", "run a spooler on the specified directory", short="Q",
-       multi=True, prefixes=("spooler-",), group=_BG, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; use a task queue (e.g. Celery, RQ)"),
+    _O("spooler", "path", "run a spooler on the specified directory (uwsgi.spool, @spool)",
+       short="Q", multi=True, group=_BG),
+    _O("spooler-processes", "int", "spooler processes per spooler directory", default=1,
+       min=1, group=_BG),
+    _O("spooler-frequency", "seconds", "how often a spooler looks for tasks to retry (a "
+       "new task starts at once)", default=30, group=_BG),
+    _O("spooler-ordered", "bool", "run spooler tasks in the order of their names",
+       default=False, group=_BG),
+    _O("spooler-max-tasks", "int", "replace a spooler process after this many tasks",
+       default=0, min=0, group=_BG),
+    _O("spooler-harakiri", "int", "end a spooler task (and its process) after this many "
+       "seconds; the task runs again later", default=0, min=0, group=_BG),
+    _O("spooler-*", "str", "other spooler options (spooler-chdir, spooler-external, "
+       "spooler-quiet and the rest)", prefixes=("spooler-",), multi=True, group=_BG,
+       status=UNSUPPORTED, note="the spooler options above are supported"),
     _O("hook-*", "str", "run hooks at a phase (hook-asap, hook-pre-app, hook-as-root and "
        "the rest)",
        prefixes=("hook-", "exec-", "call-", "mount-", "umount-"), multi=True, group=_BG,

@@ -194,8 +194,8 @@ def test_bad_value_on_the_command_line():
 
 
 def test_blocking_unsupported_on_the_command_line():
-    assert err(["--spooler", "/tmp/spool"]).startswith(
-        "option '--spooler' is not supported: not implemented yet"
+    assert err(["--mule", "tasks.py"]).startswith(
+        "option '--mule' is not supported: not implemented yet"
     )
 
 
