@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from . import options as _options
+from .api import service_problems
 
 __all__ = ["render_check"]
 
@@ -33,6 +34,7 @@ def _problems(cfg) -> list[str]:
         )
     if not (cfg.module or cfg.wsgi_file or cfg.mount):
         problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
+    problems += service_problems(cfg, cfg.chdir or os.getcwd())  # caches, spoolers, mules
     return problems
 
 

@@ -33,7 +33,7 @@ def _probe(cfg) -> int:
         prepare_process(cfg)
         api.install(api.Runtime.for_probe(cfg))  # the app may import uwsgi, as in the master
         load_apps(cfg)
-    except api.CacheConfigError as exc:
+    except api.CONFIG_ERRORS as exc:
         log(f"error: {exc}")
         return EXIT_FATAL
     except AppLoadError as exc:

@@ -30,9 +30,13 @@ from types import ModuleType
 
 from .caches import CacheConfigError
 from .face import build
-from .runtime import Runtime, current
+from .mules import MuleConfigError
+from .runtime import Runtime, SpoolConfigError, current, service_problems
 
-__all__ = ["CacheConfigError", "Runtime", "current", "install"]
+__all__ = ["CONFIG_ERRORS", "Runtime", "current", "install", "service_problems"]
+
+# what a config can get wrong about the services (the message names file:line)
+CONFIG_ERRORS = (CacheConfigError, MuleConfigError, SpoolConfigError)
 
 _DECORATORS = os.path.join(os.path.dirname(__file__), "decorators.py")
 

@@ -27,9 +27,9 @@ Each decorator keeps uWSGI's documented behaviour:
   does what ``func`` returns (``uwsgi.SPOOL_OK``, ``SPOOL_RETRY``, ``SPOOL_IGNORE``).
   The keys ``spooler``, ``priority``, ``at`` and ``body`` steer the spooler.
 
-Decorators for subsystems procmaster does not run (mules) are not defined:
-``from uwsgidecorators import mulefunc`` fails at import, where the app author
-sees it, rather than later.
+* ``@mulefunc`` / ``@mulefunc(target)``: calling the function anywhere but in a
+  mule queues the call (pickled) for a programmed mule (any, mule ``target`` or
+  farm ``target``), which runs it; ``mule_msg_dispatcher`` is the hook that does.
 
 Must not know: anything but the ``uwsgi`` module it decorates for.
 """
@@ -274,3 +274,57 @@ def _spool_decorator(code: int | None):
 spool = _spool_decorator(uwsgi.SPOOL_OK)
 spoolforever = _spool_decorator(uwsgi.SPOOL_RETRY)
 spoolraw = _spool_decorator(None)
+
+
+# -- mules -------------------------------------------------------------------------------
+
+_mule_functions: dict[str, Callable[..., Any]] = {}
+
+
+def mule_msg_dispatcher(message: bytes) -> Any:
+    """``uwsgi.mule_msg_hook`` of a programmed mule: run a queued ``@mulefunc`` call."""
+    try:
+        call = pickle.loads(message)
+    except Exception:  # noqa: BLE001 - not one of ours: said, not fatal
+        uwsgi.log(f"mule {uwsgi.mule_id()}: a message that is not a @mulefunc call")
+        return None
+    if not isinstance(call, dict) or call.get("service") != "uwsgi_mulefunc":
+        return None
+    func = _mule_functions.get(call.get("func"))
+    if func is None:
+        uwsgi.log(f"mule {uwsgi.mule_id()}: no @mulefunc named {call.get('func')!r} here")
+        return None
+    return func(*call.get("args", ()), **call.get("kwargs", {}))
+
+
+class mulefunc:  # noqa: N801 - uWSGI's name
+    """``@mulefunc`` or ``@mulefunc(target)``: calls run in a mule."""
+
+    def __init__(self, arg: Any = None) -> None:
+        self.target: Any = None
+        self.func: Callable[..., Any] | None = None
+        if callable(arg):
+            self._bind(arg)
+        else:
+            self.target = arg
+
+    def _bind(self, func: Callable[..., Any]) -> None:
+        self.func = func
+        wraps(func)(self)
+        _mule_functions[func.__name__] = func
+        uwsgi.mule_msg_hook = mule_msg_dispatcher
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.func is None:
+            self._bind(args[0])
+            return self
+        if uwsgi.mule_id():
+            return self.func(*args, **kwargs)
+        call = {
+            "service": "uwsgi_mulefunc",
+            "func": self.func.__name__,
+            "args": args,
+            "kwargs": kwargs,
+        }
+        uwsgi.mule_msg(pickle.dumps(call), self.target)
+        return None  # as uWSGI's: the call is queued, its result stays in the mule

@@ -6,7 +6,8 @@ Theory of operation
 the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
 Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
 (``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
-not run (mules, WebSockets through this API) is absent rather than faked: calling it raises AttributeError, which is
+not run (WebSockets through this API, RPC, the legacy async loop) is absent
+rather than faked: calling it raises AttributeError, which is
 what an app that probes with ``hasattr`` expects.
 
 How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
@@ -28,6 +29,7 @@ from .. import __version__
 from ..logs import log as _log
 from ..process import set_process_name
 from ..scoreboard import STATUS_FREE, STATUS_NAMES
+from .mules import get_message
 from .runtime import Runtime
 from .spool_files import encode_task, write_task
 
@@ -60,7 +62,7 @@ def build(rt: Runtime) -> types.ModuleType:
         return rt.wid
 
     def mule_id() -> int:
-        return 0
+        return rt.mule_id
 
     def masterpid() -> int:
         return rt.master_pid
@@ -232,6 +234,36 @@ def build(rt: Runtime) -> types.ModuleType:
         except OSError as exc:
             raise ValueError(f"unable to spool job: {directory}: {exc.strerror or exc}") from None
 
+    queues = rt.queues
+
+    def mule_msg(msg: object, target: object = None) -> bool:
+        """Queue ``msg`` (bytes or str) for mule ``target`` (id), a farm (name) or any
+        programmed mule (None); False when that queue is full or does not exist."""
+        data = msg.encode() if isinstance(msg, str) else bytes(msg)  # type: ignore[arg-type]
+        return queues.send(data, target)
+
+    def mule_get_msg(
+        signals: bool = True, farms: bool = True, buffer_size: int = 65536, timeout: float = -1
+    ) -> bytes | None:
+        if rt.mule_id == 0:
+            raise ValueError("uwsgi.mule_get_msg() can be called only in a mule")
+        return get_message(queues.readers(rt.mule_id, farms), timeout)
+
+    def farm_msg(farm: str | bytes, msg: object) -> None:
+        mule_msg(msg, farm)  # uWSGI's answers None
+
+    def farm_get_msg() -> bytes | None:
+        if rt.mule_id == 0:
+            raise ValueError("uwsgi.farm_get_msg() can be called only in a mule")
+        readers = [queues.farm[n][1] for n in queues.farms_of(rt.mule_id)]
+        return get_message(readers, 0) if readers else None
+
+    def in_farm(name: object = None) -> bool | None:
+        mine = queues.farms_of(rt.mule_id)
+        if isinstance(name, bytes):
+            name = name.decode("utf-8", "replace")
+        return True if (mine if name is None else str(name) in mine) else None
+
     threads = cfg.threads if cfg.threads and cfg.threads > 1 else 1
     names: dict[str, Any] = {
         "version": VERSION.encode(),
@@ -266,6 +298,12 @@ def build(rt: Runtime) -> types.ModuleType:
         "is_locked": is_locked,
         "i_am_the_spooler": lambda: rt.role == "spooler",
         "spool": spool,
+        "mule_msg": mule_msg,
+        "mule_get_msg": mule_get_msg,
+        "farm_msg": farm_msg,
+        "farm_get_msg": farm_get_msg,
+        "in_farm": in_farm,
+        "mule_msg_hook": None,
         "send_to_spooler": spool,
         "spooler": None,
         "register_signal": register_signal,

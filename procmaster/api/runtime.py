@@ -28,11 +28,37 @@ from typing import Any
 from ..logs import log
 from .caches import Caches
 from .locks import Locks
+from .mules import Queues, mule_table
 from .signals import Hub, Local
 
-__all__ = ["Runtime", "current"]
+__all__ = ["Runtime", "SpoolConfigError", "current", "service_problems"]
 
 _current: Runtime | None = None
+
+
+class SpoolConfigError(ValueError):
+    """A spooler directory that cannot be used (it must exist, as in uWSGI)."""
+
+
+def check_spoolers(cfg: Any, base: str) -> None:
+    for directory in cfg.spooler:
+        if not os.path.isdir(os.path.join(base, directory)):
+            raise SpoolConfigError(
+                f"{cfg.origin('spooler')}: spooler = {directory}: no such directory "
+                f"(from {base}); create it first"
+            )
+
+
+def service_problems(cfg: Any, base: str) -> list[str]:
+    """What would stop the caches, spoolers or mules from starting (for --check),
+    relative paths taken from ``base``; nothing is created."""
+    problems = []
+    for check in (Caches.specs, lambda c: mule_table(c, base), lambda c: check_spoolers(c, base)):
+        try:
+            check(cfg)
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def current() -> Runtime | None:
@@ -58,6 +84,10 @@ class Runtime:
         self.started_on = started_on
         self.is_reload = is_reload
         self.locks = Locks(cfg.locks + 1)
+        mules, farms = mule_table(cfg)
+        self.queues = Queues(mules, farms) if role_is_master else Queues([], {})
+        check_spoolers(cfg, os.getcwd())
+        self.mule_id = 0
         if role_is_master:
             self.caches = Caches.from_config(cfg)
         else:  # a reload's check: the config must be right, the live caches stay untouched
@@ -138,6 +168,12 @@ class Runtime:
         if self.hub is not None:
             self.hub.enter_worker(0)
             self.hub = None
+
+    def enter_mule(self, mule_id: int) -> None:
+        """In a freshly forked mule."""
+        self.enter_spooler("")
+        self.role = "mule"
+        self.mule_id = mule_id
 
     def spool_dirs(self) -> list[str]:
         """The spooler directories, absolute (``spooler`` options, in order)."""

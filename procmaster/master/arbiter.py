@@ -151,7 +151,7 @@ class Master(ForkedChildren):
         # the uwsgi module (and its caches), for the app imported here or in the workers
         try:
             self.runtime = api.Runtime.for_master(cfg, self.table.board, inherited is not None)
-        except api.CacheConfigError as exc:
+        except api.CONFIG_ERRORS as exc:
             log(f"error: {exc}")
             return EXIT_FATAL
         api.install(self.runtime)
@@ -174,7 +174,7 @@ class Master(ForkedChildren):
             self.adopt(inherited)
         for wid in range(1, self.table.processes + 1):
             self.table.spawn(wid)
-        self.daemons = extra_processes(cfg, self.runtime, self._fork_spooler)
+        self.daemons = extra_processes(cfg, self.runtime, self._fork_spooler, self._fork_mule)
         if self.daemons is not None:
             self.daemons.start()
         log(

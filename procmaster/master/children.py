@@ -1,5 +1,5 @@
 """What a child the master forks does first: drop the master's descriptors, then
-become a worker or a spooler process.
+become a worker, a spooler process or a mule.
 
 Theory of operation
 -------------------
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
+from ..api.mules import run_mule
 from ..api.spooler import run_spooler
 from ..app import AppLoadError, load_apps
 from ..ipc import EXIT_APP_FAILED
@@ -58,12 +60,25 @@ class ForkedChildren:
         )
 
     def _fork_spooler(self, directory: str) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
             self._child_cleanup()
             if self.apps is None:
                 self.apps = self._lazy_loader()
             run_spooler(self.runtime, directory, self.pid)
+        return pid
+
+    def _fork_mule(self, mule_id: int) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._child_cleanup()
+            if self.apps is None:
+                self.apps = self._lazy_loader()
+            run_mule(self.runtime, mule_id, self.pid)
         return pid
 
     def _lazy_loader(self):

@@ -13,7 +13,7 @@ import selectors
 
 from .. import daemons as daemons_mod
 from .. import sockets as sockets_mod
-from ..api.spoolers import Spoolers
+from ..api.kept import KeptProcesses
 from ..app import AppLoadError, debugger_note, load_apps, prepare_process
 from ..ipc import EXIT_APP_FAILED, EXIT_FATAL
 from ..logs import log
@@ -124,15 +124,21 @@ def attach_api(runtime, sel: selectors.BaseSelector, table) -> None:
     runtime.hub.attach(register)
 
 
-def extra_processes(cfg, runtime, fork_spooler):
-    """What the master runs besides workers: attach-daemon/cron (``daemons``) and
-    the spoolers (``api``), as one group, or None when there is none."""
+def extra_processes(cfg, runtime, fork_spooler, fork_mule):
+    """What the master runs besides workers: attach-daemon/cron (``daemons``), the
+    spoolers and the mules (``api``), as one group, or None when there is none."""
     members = []
     daemons = daemons_mod.from_config(cfg, log)
     if daemons is not None:
         members.append(daemons)
-    if cfg.spooler:
-        members.append(Spoolers(runtime.spool_dirs(), cfg.spooler_processes, fork_spooler, log))
+    spoolers = [
+        (f"spooler {d}", d) for d in runtime.spool_dirs() for _ in range(cfg.spooler_processes)
+    ]
+    if spoolers:
+        members.append(KeptProcesses(spoolers, fork_spooler, log))
+    mules = [(f"mule {mid}", mid) for mid in range(1, len(runtime.queues.mules) + 1)]
+    if mules:
+        members.append(KeptProcesses(mules, fork_mule, log))
     if not members:
         return None
     return members[0] if len(members) == 1 else daemons_mod.Group(members)

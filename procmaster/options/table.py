@@ -344,9 +344,14 @@ OPTIONS: tuple[Option, ...] = (
        multi=True, group=_BG,
        note="uWSGI's syntax: -1 is any, -N is every N; checked by the master each minute; "
        "a run still going when its next time comes is not started twice"),
-    _O("mule", "text", "add a mule (a process for background work)", multi=True, bare="",
-       prefixes=("mule-",), aliases=("mules", "farm"), group=_BG, status=UNSUPPORTED,
-       blocking=True, note=NOT_YET + "; run background work as its own service"),
+    _O("mule", "text", "add a mule: a process that runs this script, or (no value) waits "
+       "for @mulefunc calls and uwsgi.mule_msg messages", multi=True, bare="", group=_BG),
+    _O("mules", "int", "add this many programmed mules", default=0, min=0, group=_BG),
+    _O("farm", "str", "group mules under a name: farm = NAME:1,2 (uwsgi.mule_msg(msg, NAME))",
+       multi=True, group=_BG),
+    _O("mule-*", "str", "other mule options (mule-harakiri, mule-reload-mercy and the rest)",
+       prefixes=("mule-",), multi=True, group=_BG, status=UNSUPPORTED,
+       note="mules are kept alive and stopped with the master; these knobs are not read"),
     _O("spooler", "path", "run a spooler on the specified directory (uwsgi.spool, @spool)",
        short="Q", multi=True, group=_BG),
     _O("spooler-processes", "int", "spooler processes per spooler directory", default=1,

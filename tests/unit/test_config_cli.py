@@ -194,8 +194,8 @@ def test_bad_value_on_the_command_line():
 
 
 def test_blocking_unsupported_on_the_command_line():
-    assert err(["--mule", "tasks.py"]).startswith(
-        "option '--mule' is not supported: not implemented yet"
+    assert err(["--raw-socket", "127.0.0.1:9000"]).startswith(
+        "option '--raw-socket' is not supported: not implemented yet"
     )
 
 

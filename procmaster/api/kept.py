@@ -1,20 +1,21 @@
-"""The master's spooler processes: ``spooler = DIR`` (repeatable) x ``spooler-processes``.
+"""Processes the master keeps besides workers that run the app: spoolers and mules.
 
 Theory of operation
 -------------------
 ``Spoolers`` has the interface of the master's other extra processes
 (``procmaster.daemons.Daemons``): ``start``, ``tick``, ``next_deadline``,
 ``reaped``, ``begin_stop``, ``stopped``, ``halted``, so the master runs it beside
-them. Each (directory, index) slot has at most one process, forked through
-the ``fork`` callable the master gives (the child drops the master's
-descriptors and runs ``spooler.run_spooler``). A process that exits is forked
+them. Each slot (a spooler directory and index, a mule id) has at most one
+process, forked through the ``fork`` callable the master gives with the slot's
+argument (the child drops the master's descriptors and runs
+``spooler.run_spooler`` or ``mules.run_mule``). A process that exits is forked
 again: at once when it lived a second or more (``spooler-max-tasks`` ends them on
 purpose), else after a back-off that doubles up to 30 seconds, said in the log.
 ``begin_stop`` sends SIGTERM (the current task finishes) and SIGKILL after the
 mercy; before a reload's exec the master stops them and its next image starts
 new ones, so no task is run by two images at once.
 
-Must not know: the ``uwsgi`` module, workers, sockets, what a task does.
+Must not know: the ``uwsgi`` module, workers, sockets, what a task or a mule does.
 """
 
 from __future__ import annotations
@@ -27,37 +28,37 @@ from collections.abc import Callable
 from ..ipc import describe_exit
 from ..process import send_signal
 
-__all__ = ["Spoolers"]
+__all__ = ["KeptProcesses"]
 
 QUICK_DEATH = 1.0
 MAX_BACKOFF = 30.0
 
 
 class _Slot:
-    __slots__ = ("directory", "index", "pid", "started", "restart_at", "backoff")
+    __slots__ = ("label", "arg", "pid", "started", "restart_at", "backoff")
 
-    def __init__(self, directory: str, index: int) -> None:
-        self.directory = directory
-        self.index = index
+    def __init__(self, label: str, arg: object) -> None:
+        self.label = label  # "spooler /var/spool", "mule 2"
+        self.arg = arg
         self.pid = 0
         self.started = 0.0
         self.restart_at: float | None = None
         self.backoff = 0.0
 
 
-class Spoolers:
-    """Spooler processes kept by the master (see the module docstring)."""
+class KeptProcesses:
+    """Processes kept by the master (see the module docstring): ``slots`` is a list of
+    (label, argument for ``fork``)."""
 
     def __init__(
         self,
-        directories: list[str],
-        processes: int,
-        fork: Callable[[str], int],
+        slots: list[tuple[str, object]],
+        fork: Callable[[object], int],
         log: Callable[[str], None],
     ) -> None:
         self.fork = fork
         self.log = log
-        self.slots = [_Slot(d, i) for d in directories for i in range(max(1, processes))]
+        self.slots = [_Slot(label, arg) for label, arg in slots]
         self.halted = False
         self.kill_at: float | None = None
         self.mercy = 0.0
@@ -72,9 +73,9 @@ class Spoolers:
     def _spawn(self, slot: _Slot) -> None:
         slot.restart_at = None
         try:
-            slot.pid = self.fork(slot.directory)
+            slot.pid = self.fork(slot.arg)
         except OSError as exc:
-            self.log(f"spooler {slot.directory}: cannot fork: {exc}; trying again in 1s")
+            self.log(f"{slot.label}: cannot fork: {exc}; trying again in 1s")
             slot.restart_at = time.monotonic() + 1.0
             return
         slot.started = time.monotonic()
@@ -105,14 +106,13 @@ class Spoolers:
                     slot.backoff = 0.0
                     if code != 0:
                         self.log(
-                            f"spooler {slot.directory} (pid {pid}) "
-                            f"{describe_exit(status)}; starting another"
+                            f"{slot.label} (pid {pid}) {describe_exit(status)}; starting another"
                         )
                     self._spawn(slot)
                 else:
                     slot.backoff = min(max(slot.backoff * 2, 1.0), MAX_BACKOFF)
                     self.log(
-                        f"spooler {slot.directory} (pid {pid}) {describe_exit(status)} "
+                        f"{slot.label} (pid {pid}) {describe_exit(status)} "
                         f"after {lived:.1f}s; starting another in {slot.backoff:g}s"
                     )
                     slot.restart_at = time.monotonic() + slot.backoff
@@ -140,6 +140,6 @@ class Spoolers:
         if self.pids() and self.kill_at is not None and time.monotonic() >= self.kill_at:
             self.kill_at = None
             for pid in self.pids():
-                self.log(f"spooler pid {pid} did not stop within {self.mercy:g}s: SIGKILL")
+                self.log(f"pid {pid} did not stop within {self.mercy:g}s: SIGKILL")
                 send_signal(pid, signal.SIGKILL)
         return not self.pids()
