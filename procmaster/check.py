@@ -32,6 +32,7 @@ import sys
 import time
 
 from . import options as _options
+from .api import service_problems
 from .app import AppLoadError, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
@@ -74,6 +75,7 @@ def _problems(cfg) -> list[str]:
         Hooks.from_config(cfg.entries)
     except ValueError as exc:  # RouteError, HookError
         problems.append(str(exc))
+    problems += service_problems(cfg, cfg.chdir or os.getcwd())  # caches, spoolers, mules
     return problems
 
 

@@ -33,6 +33,7 @@ def _probe(cfg) -> int:
     the new config's app load? The error goes to the log (stderr) and, as one
     message, to stdout, which the caller reads; what the app prints while it is
     imported goes nowhere (the real start prints it)."""
+    from . import api
     from .app import AppLoadError, load_apps, prepare_process
     from .check import log_problems
     from .logs import log
@@ -46,12 +47,20 @@ def _probe(cfg) -> int:
         if problems:
             raise AppLoadError("\n".join(problems))
         prepare_process(cfg)
+        api.install(api.Runtime.for_probe(cfg))  # the app may import uwsgi, as in the master
         load_apps(cfg)
+    except api.CONFIG_ERRORS as exc:
+        log(f"error: {exc}")
+        return EXIT_FATAL
     except AppLoadError as exc:
         log(f"error: {exc}")
         os.write(report, f"{exc}\n".encode("utf-8", "replace"))
         return EXIT_APP_FAILED
-    return 0
+    # the app's exit hooks (atexit) belong to the processes that serve it, not to
+    # this check: leave without running them
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _reload_and_wait(cfg) -> int:

@@ -41,7 +41,7 @@ import subprocess
 import time
 from collections.abc import Callable
 
-__all__ = ["CronJob", "Daemons", "parse_cron", "from_config"]
+__all__ = ["CronJob", "Daemons", "Group", "cron_due", "parse_cron", "from_config"]
 
 QUICK_DEATH = 1.0  # seconds: a daemon that dies sooner is restarted with back-off
 PIDFILE_CHECK = 1.0  # seconds between smart-attach-daemon pidfile checks
@@ -72,12 +72,14 @@ class CronJob(_Proc):
 
     def due(self, t: time.struct_time) -> bool:
         """Does the job run in the minute ``t`` (local time)?"""
-        minute, hour, day, month, weekday = self.fields
-        values = (t.tm_min, t.tm_hour, t.tm_mday, t.tm_mon, (t.tm_wday + 1) % 7)
-        return all(
-            _field_matches(f, v)
-            for f, v in zip((minute, hour, day, month, weekday), values, strict=True)
-        )
+        return cron_due(self.fields, t)
+
+
+def cron_due(fields: tuple[int, ...], t: time.struct_time) -> bool:
+    """Whether uWSGI cron fields (minute, hour, day, month, weekday; -1 any, -N
+    every N; weekday 0 is Sunday) match the minute ``t`` (local time)."""
+    values = (t.tm_min, t.tm_hour, t.tm_mday, t.tm_mon, (t.tm_wday + 1) % 7)
+    return all(_field_matches(f, v) for f, v in zip(fields, values, strict=True))
 
 
 def _field_matches(field: int, value: int) -> bool:
@@ -350,3 +352,37 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+class Group:
+    """Several sets of extra processes (``Daemons``, the spoolers ...) behind the one
+    interface the master calls: each call goes to every member."""
+
+    def __init__(self, members: list) -> None:
+        self.members = members
+
+    @property
+    def halted(self) -> bool:
+        return all(m.halted for m in self.members)
+
+    def start(self) -> None:
+        for m in self.members:
+            m.start()
+
+    def tick(self) -> None:
+        for m in self.members:
+            m.tick()
+
+    def next_deadline(self) -> float | None:
+        due = [d for d in (m.next_deadline() for m in self.members) if d is not None]
+        return min(due) if due else None
+
+    def reaped(self, pid: int, status: int) -> bool:
+        return any(m.reaped(pid, status) for m in self.members)
+
+    def begin_stop(self, mercy: float = 5.0, smart: bool = True) -> None:
+        for m in self.members:
+            m.begin_stop(mercy, smart=smart)
+
+    def stopped(self) -> bool:
+        return all([m.stopped() for m in self.members])

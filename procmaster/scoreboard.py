@@ -44,7 +44,9 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NBUCKETS = len(BUCKETS) + 1
 _SLOT = struct.Struct(f"<iiqqddqqq5q{_NBUCKETS}q")
 SLOT_SIZE = 256
-assert _SLOT.size <= SLOT_SIZE
+_WID = struct.Struct("<i")  # the worker id the master gave the slot's worker (after _SLOT)
+_OFF_WID = (_SLOT.size + 7) // 8 * 8
+assert _OFF_WID + _WID.size <= SLOT_SIZE
 _HEADER = struct.Struct("<q")  # total requests of the instance
 HEADER_SIZE = 64
 
@@ -135,7 +137,8 @@ class Scoreboard:
 
     # -- written by the master ------------------------------------------------------
 
-    def claim(self, index: int, pid: int = 0, harakiri: int = 0) -> None:
+    def claim(self, index: int, pid: int = 0, harakiri: int = 0, wid: int = 0) -> None:
+        _WID.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_WID, wid)
         _SLOT.pack_into(
             self.mem,
             HEADER_SIZE + index * SLOT_SIZE,
@@ -267,6 +270,10 @@ class Scoreboard:
         _, length = _CORE.unpack_from(self.mem, base)
         raw = self.mem[base + _CORE.size : base + _CORE.size + min(length, DESC_MAX)]
         return raw.decode("latin-1")
+
+    def wid(self, index: int) -> int:
+        """The worker id of slot ``index``'s worker (0: none recorded)."""
+        return _WID.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_WID)[0]
 
     def total(self) -> int:
         mem = self.mem

@@ -39,7 +39,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import __version__
 from .ipc import STATS_FD_ENV
@@ -66,6 +66,8 @@ class StatsSource:
     reloads: Callable[[], int]  # reloads started by this master image
     listeners: Sequence  # objects with ``sock``, ``address``, ``proto``
     cwd: str
+    # one dict per shared cache (name, items, max_items, hits, misses, full, ...)
+    caches: Callable[[], list[dict]] = field(default=lambda: [])
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -179,6 +181,23 @@ def stats_document(source: StatsSource) -> dict:
         "locks": [],
         "sockets": sockets,
         "workers": workers,
+        "caches": [
+            {
+                "name": c["name"],
+                "hash": "crc32",
+                "hashsize": c["hashsize"],
+                "keysize": c["keysize"],
+                "max_items": c["max_items"],
+                "blocks": c["max_items"],
+                "blocksize": c["blocksize"],
+                "items": c["items"],
+                "hits": c["hits"],
+                "miss": c["misses"],
+                "full": c["full"],
+                "last_modified_at": 0,
+            }
+            for c in source.caches()
+        ],
     }
 
 
@@ -247,6 +266,19 @@ def render_metrics(source: StatsSource) -> bytes:
     family("procmaster_listen_queue_max", "gauge", "Size of a socket's accept queue.")
     for address, max_queue in family_max:
         out.append(f'procmaster_listen_queue_max{{socket="{_esc(address)}"}} {max_queue}')
+    caches = source.caches()
+    if caches:
+        family("procmaster_cache_items", "gauge", "Items in each shared cache.")
+        for c in caches:
+            out.append(f'procmaster_cache_items{{cache="{_esc(c["name"])}"}} {c["items"]}')
+        for key, what in (
+            ("hits", "Cache lookups that found the key."),
+            ("misses", "Cache lookups that did not."),
+            ("full", "Items refused because the cache was full."),
+        ):
+            family(f"procmaster_cache_{key}_total", "counter", what)
+            for c in caches:
+                out.append(f'procmaster_cache_{key}_total{{cache="{_esc(c["name"])}"}} {c[key]}')
     family("procmaster_worker_rss_bytes", "gauge", "Resident memory of each worker.")
     for wid, pid, _ in slots:
         rss, _vsz = _memory(pid)

@@ -32,15 +32,15 @@ from collections.abc import Callable
 from functools import partial
 from itertools import zip_longest
 
+from .. import api
 from .. import daemons as daemons_mod
 from .. import sockets as sockets_mod
-from ..app import AppLoadError, load_apps
 from ..control import MasterFifo
 from ..guards import GuardHooks, MasterGuards, initial_workers
 from ..hooks import HookError, hooks_for
 from ..ipc import (
+    CACHE_FDS_ENV,
     CWD_ENV,
-    EXIT_APP_FAILED,
     EXIT_FATAL,
     SIG_PAUSE,
     SIG_PRINT_REQUEST,
@@ -58,10 +58,13 @@ from ..process import process_name, read_signals, reap_children, set_process_nam
 from ..routing.rules import RouteError, check_routes
 from ..stats import StatsServer, StatsSource
 from ..systemd import Notifier
+from .children import ForkedChildren
 from .reexec import FullReload
 from .reload import ReloadPlanner, ReloadRequest
 from .startup import (
+    attach_api,
     bind_listeners,
+    extra_processes,
     load_app,
     prepare_master,
     remove_pidfiles,
@@ -80,7 +83,7 @@ HANDLED_SIGNALS = tuple(SIGNAL_ACTIONS)
 DAEMON_MERCY = 5.0  # seconds attached daemons get to stop before SIGKILL
 
 
-class Master:
+class Master(ForkedChildren):
     def __init__(self, cfg, worker_main: WorkerEntry) -> None:
         log.configure(cfg)
         self.cfg = cfg
@@ -103,7 +106,7 @@ class Master:
         processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         ceiling = worker_ceiling(max(processes, cfg.processes))
         self.old_board, board = self.full.boards(3 * ceiling + 8, cfg.threads)
-        fork = forker(self._run_worker, HANDLED_SIGNALS)
+        fork = forker(self._run_worker, HANDLED_SIGNALS, lambda wid: self.runtime.before_fork(wid))
         self.table = WorkerTable(board, fork, log, processes, ceiling)
         self.mercy = cfg.worker_reload_mercy
         ops = TableOps(
@@ -130,6 +133,7 @@ class Master:
         self.emperor = VassalLink.from_environ()  # this master is a vassal of an emperor
         self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
         self.stats: StatsServer | None = None
+        self.runtime: api.Runtime  # what the uwsgi module knows, and the caches (set by run)
         self.fifo: MasterFifo | None = None
 
     # -- start-up ------------------------------------------------------------------
@@ -158,6 +162,14 @@ class Master:
         code = prepare_master(cfg) or (0 if hooks.run("as-user") else EXIT_FATAL)
         if code:
             return code
+        # the uwsgi module (and its caches), for the app imported here or in the workers
+        try:
+            self.runtime = api.Runtime.for_master(cfg, self.table.board, inherited is not None)
+        except api.CONFIG_ERRORS as exc:
+            log(f"error: {exc}")
+            return EXIT_FATAL
+        api.install(self.runtime)
+        attach_api(self.runtime, self.sel, self.table)
         if not self.lazy:
             apps = load_app(cfg, inherited is not None) if hooks.run("pre-app") else EXIT_FATAL
             if isinstance(apps, int) or not hooks.run("post-app"):
@@ -176,7 +188,7 @@ class Master:
             self.adopt(inherited)
         for wid in range(1, self.table.processes + 1):
             self.table.spawn(wid)
-        self.daemons = daemons_mod.from_config(cfg, log)
+        self.daemons = extra_processes(cfg, self.runtime, self._fork_spooler, self._fork_mule)
         if self.daemons is not None:
             self.daemons.start()
         if not hooks.run("master-start"):
@@ -208,6 +220,7 @@ class Master:
                     reloads=lambda: self.planner.reloads,
                     listeners=self.listeners,
                     cwd=self.start_cwd,
+                    caches=self.runtime.caches.stats,
                 )
                 self.stats = StatsServer(
                     cfg.get("stats"), cfg.stats_http, source, self.sel, cfg.get("chmod-socket")
@@ -242,38 +255,6 @@ class Master:
             self.table.adopt(pid, wid, slot if board is not None else -1, board)
         self.planner.adopt(state)
 
-    def _run_worker(self, wid: int, slot: int) -> None:
-        """In the forked child: drop the master's fds, become worker ``wid``."""
-        try:
-            signal.set_wakeup_fd(-1)
-            self.sel.close()
-            os.close(self.signal_r)
-            os.close(self.ready_r)
-            for part in (self.stats, self.fifo):
-                if part is not None:
-                    part.close_in_child()
-        except OSError:
-            pass
-        self.worker_main(
-            wid,
-            self.cfg,
-            self.listeners,
-            self.apps,
-            self.ready_w,
-            self.table.board,
-            slot,
-            self.pid,
-            self._lazy_loader,
-        )
-
-    def _lazy_loader(self):
-        """Runs in a worker (lazy-apps): import the app there."""
-        try:
-            return load_apps(self.cfg)
-        except AppLoadError as exc:
-            log(f"error: {exc}")
-            os._exit(EXIT_APP_FAILED)
-
     # -- the loop ------------------------------------------------------------------
 
     def loop(self) -> int:
@@ -292,6 +273,7 @@ class Master:
             self.stats.tick(now)
         self.reap_workers()
         self.check_probe()
+        self.runtime.tick()
         self.table.murder()
         self.guards.check()
         if not self.stopping:
@@ -310,6 +292,7 @@ class Master:
             self.guards.next_deadline(),
             self.notifier.deadline(),
             self.stats and self.stats.deadline(),
+            self.runtime.next_deadline(),
         ]
         daemons = self.daemons
         if daemons is not None and (daemons.halted or not self.stopping):
@@ -473,7 +456,9 @@ class Master:
 
     def reexec(self) -> None:
         table = self.table
+        self.runtime.caches.export(os.environ)  # the caches' memory goes with the env
         self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
+        os.environ.pop(CACHE_FDS_ENV, None)
         self.planner.exec_failed()  # still here: the exec failed
 
     def daemons_stopped(self) -> bool:
@@ -509,6 +494,7 @@ class Master:
                 listener.sock.close()
             except OSError:
                 pass
+        self.runtime.caches.close()
         if self.cfg.get("vacuum"):
             sockets_mod.vacuum(self.listeners)
             remove_pidfiles(self.cfg, self.pid)

@@ -10,18 +10,24 @@ Must not know: workers, reloads, the loop.
 from __future__ import annotations
 
 import os
+import selectors
 from collections.abc import Callable
 
+from .. import daemons as daemons_mod
 from .. import sockets as sockets_mod
+from ..api.kept import KeptProcesses
 from ..app import AppLoadError, debugger_note, load_apps, prepare_process
 from ..ipc import EXIT_APP_FAILED, EXIT_FATAL, ReloadStatus, reload_status_path
 from ..logs import log
 from ..pidfile import remove_pidfile, write_atomically, write_pidfile
 from ..privileges import PrivilegeError, drop_privileges
 from ..process import set_max_fd
+from ..scoreboard import STATUS_IDLE
 
 __all__ = [
+    "attach_api",
     "bind_listeners",
+    "extra_processes",
     "load_app",
     "prepare_master",
     "remove_pidfiles",
@@ -130,3 +136,38 @@ def load_app(cfg, inherited: bool):
         if note:
             log(note)
     return apps
+
+
+def attach_api(runtime, sel: selectors.BaseSelector, table) -> None:
+    """The uwsgi module's master side: signal channels read in the master's
+    selector, signals routed to the current workers (idle ones first)."""
+    board = table.board
+
+    def workers() -> list[tuple[int, bool]]:
+        return [(w.wid, board.read(w.slot).status == STATUS_IDLE) for w in table.current()]
+
+    def register(sock, handler) -> None:
+        sel.register(sock, selectors.EVENT_READ, handler)
+
+    runtime.hub.workers = workers
+    runtime.hub.attach(register)
+
+
+def extra_processes(cfg, runtime, fork_spooler, fork_mule):
+    """What the master runs besides workers: attach-daemon/cron (``daemons``), the
+    spoolers and the mules (``api``), as one group, or None when there is none."""
+    members = []
+    daemons = daemons_mod.from_config(cfg, log)
+    if daemons is not None:
+        members.append(daemons)
+    spoolers = [
+        (f"spooler {d}", d) for d in runtime.spool_dirs() for _ in range(cfg.spooler_processes)
+    ]
+    if spoolers:
+        members.append(KeptProcesses(spoolers, fork_spooler, log))
+    mules = [(f"mule {mid}", mid) for mid in range(1, len(runtime.queues.mules) + 1)]
+    if mules:
+        members.append(KeptProcesses(mules, fork_mule, log))
+    if not members:
+        return None
+    return members[0] if len(members) == 1 else daemons_mod.Group(members)

@@ -43,11 +43,17 @@ NO_SLOT_RETRY = 1.0  # seconds before trying again to spawn when the scoreboard 
 YOUNG = 1.0  # seconds: a worker that dies sooner died young
 
 
-def forker(run_child: Callable[[int, int], None], blocked: tuple[int, ...]):
+def forker(
+    run_child: Callable[[int, int], None],
+    blocked: tuple[int, ...],
+    before: Callable[[int], None] | None = None,
+):
     """The ``fork`` of a ``WorkerTable``: (worker id, slot) -> the child's pid; the
-    child runs ``run_child`` and never returns."""
+    child runs ``run_child`` and never returns. ``before(wid)`` runs just before."""
 
     def fork(wid: int, slot: int) -> int:
+        if before is not None:
+            before(wid)
         sys.stdout.flush()
         sys.stderr.flush()
         # the child inherits the mask: a SIGTERM that arrives before the worker has
@@ -178,7 +184,7 @@ class WorkerTable:
             )
             self.respawn_at[wid] = time.monotonic() + NO_SLOT_RETRY
             return
-        self.board.claim(slot, harakiri=self.harakiris.get(wid, 0))
+        self.board.claim(slot, harakiri=self.harakiris.get(wid, 0), wid=wid)
         pid = self.fork(wid, slot)
         self.board.set_pid(slot, pid)
         self.procs[pid] = WorkerProc(wid, pid, slot, self.generation, self.board)

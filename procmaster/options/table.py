@@ -211,10 +211,8 @@ OPTIONS: tuple[Option, ...] = (
        group=_PROC, note="also how long workers must stay idle before one is stopped"),
     _O("max-fd", "int", "set the maximum number of file descriptors (raising the hard "
        "limit needs root)", min=1, group=_PROC),
-    _O("locks", "int", "create the specified number of shared locks", default=0,
-       group=_PROC, status=ACCEPTED,
-       note="uWSGI's lock API (uwsgi.lock) does not exist in procmaster; use "
-       "multiprocessing or file locks in the app"),
+    _O("locks", "int", "create the specified number of shared locks (uwsgi.lock(N); "
+       "lock 0 always exists)", default=0, min=0, group=_PROC),
     _O("gevent", "text", "run the gevent loop engine with the specified number of async "
        "cores", group=_PROC, prefixes=("gevent-",), status=UNSUPPORTED,
        note="no gevent loop and no threads instead: each worker's event loop reads many "
@@ -469,12 +467,29 @@ OPTIONS: tuple[Option, ...] = (
        multi=True, group=_BG,
        note="uWSGI's syntax: -1 is any, -N is every N; checked by the master each minute; "
        "a run still going when its next time comes is not started twice"),
-    _O("mule", "text", "add a mule (a process for background work)", multi=True, bare="",
-       prefixes=("mule-",), aliases=("mules", "farm"), group=_BG, status=UNSUPPORTED,
-       blocking=True, note=NOT_YET + "; run background work as its own service"),
-    _O("spooler", "path", "run a spooler on the specified directory", short="Q",
-       multi=True, prefixes=("spooler-",), group=_BG, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; use a task queue (e.g. Celery, RQ)"),
+    _O("mule", "text", "add a mule: a process that runs this script, or (no value) waits "
+       "for @mulefunc calls and uwsgi.mule_msg messages", multi=True, bare="", group=_BG),
+    _O("mules", "int", "add this many programmed mules", default=0, min=0, group=_BG),
+    _O("farm", "str", "group mules under a name: farm = NAME:1,2 (uwsgi.mule_msg(msg, NAME))",
+       multi=True, group=_BG),
+    _O("mule-*", "str", "other mule options (mule-harakiri, mule-reload-mercy and the rest)",
+       prefixes=("mule-",), multi=True, group=_BG, status=UNSUPPORTED,
+       note="mules are kept alive and stopped with the master; these knobs are not read"),
+    _O("spooler", "path", "run a spooler on the specified directory (uwsgi.spool, @spool)",
+       short="Q", multi=True, group=_BG),
+    _O("spooler-processes", "int", "spooler processes per spooler directory", default=1,
+       min=1, group=_BG),
+    _O("spooler-frequency", "seconds", "how often a spooler looks for tasks to retry (a "
+       "new task starts at once)", default=30, group=_BG),
+    _O("spooler-ordered", "bool", "run spooler tasks in the order of their names",
+       default=False, group=_BG),
+    _O("spooler-max-tasks", "int", "replace a spooler process after this many tasks",
+       default=0, min=0, group=_BG),
+    _O("spooler-harakiri", "int", "end a spooler task (and its process) after this many "
+       "seconds; the task runs again later", default=0, min=0, group=_BG),
+    _O("spooler-*", "str", "other spooler options (spooler-chdir, spooler-external, "
+       "spooler-quiet and the rest)", prefixes=("spooler-",), multi=True, group=_BG,
+       status=UNSUPPORTED, note="the spooler options above are supported"),
     _O("hook-*", "str", "run hooks at a phase: hook-PHASE = ACTION:ARGS (hook-asap, "
        "hook-as-root, hook-as-user, hook-pre-app, hook-post-app, hook-master-start, "
        "hook-post-fork, hook-accepting, hook-accepting1, hook-accepting-once, "
@@ -550,12 +565,24 @@ OPTIONS: tuple[Option, ...] = (
        "emperor-broodlord, vassals-include-before and the rest)",
        prefixes=("emperor-", "vassals-", "vassal-"), multi=True, group=_OTHER,
        status=UNSUPPORTED, blocking=True, note=NOT_YET + "; the options above are supported"),
-    _O("cache2", "str", "create a shared cache (keyval syntax)", multi=True,
-       prefixes=("cache-",), group=_OTHER, status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; the uwsgi.cache_* API does not exist: use Redis or memcached"),
-    _O("cache", "int", "create a shared cache with this many items", group=_OTHER,
-       status=UNSUPPORTED, blocking=True,
-       note=NOT_YET + "; the uwsgi.cache_* API does not exist: use Redis or memcached"),
+    _O("cache2", "str", "create a shared cache: name=NAME,items=N[,blocksize=BYTES,"
+       "keysize=BYTES,purge_lru=1,store=FILE,store_sync=SECONDS] (uwsgi.cache_*)",
+       multi=True, group=_OTHER, status=PARTIAL,
+       note="local caches only: no udp sync between servers (nodes=, udp=), no bitmap "
+       "mode (a value takes one block of blocksize bytes)"),
+    _O("cache", "int", "create the 'default' shared cache with this many items (uWSGI's "
+       "older spelling of cache2)", default=0, min=0, group=_OTHER),
+    _O("cache-blocksize", "size", "the largest value the 'cache' option's cache holds",
+       default=65536, min=8, group=_OTHER),
+    _O("cache-store", "path", "keep the 'cache' option's cache in this file (it survives "
+       "restarts)", group=_OTHER),
+    _O("cache-store-sync", "int", "flush the cache store to disk every N seconds",
+       default=0, min=0, group=_OTHER),
+    _O("cache-expire-freq", "seconds", "sweep expired cache items every N seconds",
+       default=3, group=_OTHER),
+    _O("cache-*", "str", "other cache options (cache-udp-server, cache-udp-node, "
+       "cache-sync and the rest)", prefixes=("cache-",), multi=True, group=_OTHER,
+       status=UNSUPPORTED, note="caches are local to one server: no udp sync"),
     # -- Command line ---------------------------------------------------------------------
     _O("help", "bool", "show this help and exit", aliases=("usage",), short="h",
        default=False, cli_only=True, group=_CLI),

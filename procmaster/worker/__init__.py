@@ -36,6 +36,7 @@ import signal
 import sys
 import traceback
 
+from .. import api
 from ..hooks import hooks_for
 from ..ipc import EXIT_FATAL, MASTER_ASKS, SIG_PRINT_REQUEST, SIG_STOP
 from ..logs import log
@@ -76,6 +77,9 @@ def worker_main(
             _hook_failed(master_pid)
         if cfg.limit_as:
             limit_address_space(cfg.limit_as)
+        runtime = api.current()
+        if runtime is not None:
+            runtime.enter_worker(wid, slot)  # uwsgi.post_fork_hook, before a lazy app loads
         if apps is None:
             if not hooks.run("pre-app"):
                 _hook_failed(master_pid)

@@ -38,7 +38,6 @@ protocol names (a listener's protocol class says what the worker needs).
 
 from __future__ import annotations
 
-import atexit
 import errno
 import faulthandler
 import os
@@ -49,6 +48,7 @@ import time
 import traceback
 from fcntl import F_SETFL, fcntl
 
+from .. import api
 from ..appthreads import AppThreads
 from ..guards import worker_guard
 from ..ipc import (
@@ -172,6 +172,7 @@ class Worker:
     def handle_signals(self) -> None:
         for signum in read_signals(self.signal_r):
             if signum in (signal.SIGINT, signal.SIGQUIT):
+                self.leave()
                 os._exit(0)
             if signum in (signal.SIGHUP, SIG_STOP):
                 self.begin_stop()
@@ -233,6 +234,11 @@ class Worker:
         by_fd = self.by_fd
         signal_r = self.signal_r
         pool_fd = self.pool.fileno() if self.pool is not None else -2
+        runtime = api.current()
+        usignals = runtime.signals if runtime is not None and runtime.signals.sock else None
+        usignal_fd = usignals.sock.fileno() if usignals is not None else -2
+        if usignals is not None:  # uWSGI signals from the master (uwsgi.register_signal)
+            self.epoll.register(usignal_fd, EPOLLIN)
         self.next_sweep = time.monotonic() + 1.0
         try:
             while True:
@@ -258,6 +264,10 @@ class Worker:
                         self.handle_signals()
                     elif fd == pool_fd:
                         threads_done(self)
+                    elif fd == usignal_fd:
+                        usignals.on_readable()
+                        if usignals.sock is None:
+                            usignal_fd = -2
                 if self.recycle_reason is not None and not self.stopping:
                     self.recycle()
                 if self.stopping and (not conns or now > self.stop_deadline):
@@ -266,8 +276,7 @@ class Worker:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
             os._exit(1)
         self.log_timeouts()
-        if not self.cfg.skip_atexit:  # as uWSGI: a graceful exit runs the app's atexit
-            atexit._run_exitfuncs()
+        self.leave()
         os._exit(self.exit_code)
 
     def wait_drained(self, conn: Client, deadline: float) -> bool:
@@ -306,6 +315,12 @@ class Worker:
         finally:
             self.nested -= 1
         return True
+
+    def leave(self) -> None:
+        """Asked to stop: the app's exit hooks (``uwsgi.atexit``, ``atexit``) run."""
+        runtime = api.current()
+        if runtime is not None:
+            runtime.exiting()
 
     def recycle(self) -> None:
         """A guard's limit was reached: finish what is in flight, then exit to be replaced."""

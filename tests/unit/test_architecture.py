@@ -210,7 +210,7 @@ FLOORS = {
     4: "cli __main__",
     3: "master worker emperor",
     2: "sockets watch app static appthreads guards stats control daemons privileges check helpdoc "
-    "hooks routing",
+    "hooks routing api",
     1: "options config ipc protocols wsgi scoreboard pidfile process logs systemd daemonize",
 }
 FLOOR_OF = {f"procmaster.{p}": floor for floor, parts in FLOORS.items() for p in parts.split()}

@@ -197,8 +197,8 @@ def test_bad_value_on_the_command_line():
 
 
 def test_blocking_unsupported_on_the_command_line():
-    assert err(["--spooler", "/tmp/spool"]).startswith(
-        "option '--spooler' is not supported: not implemented yet"
+    assert err(["--raw-socket", "127.0.0.1:9000"]).startswith(
+        "option '--raw-socket' is not supported: not implemented yet"
     )
 
 

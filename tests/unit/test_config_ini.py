@@ -556,8 +556,8 @@ def test_uwsgi_option_not_supported_is_reported_as_such(in_tmp):
 
 
 def test_blocking_unsupported_option_is_an_error(in_tmp):
-    msg = error(in_tmp, "[uwsgi]\nspooler = /tmp/spool\n")
-    assert msg.startswith("site.ini:2: option 'spooler' is not supported: ")
+    msg = error(in_tmp, "[uwsgi]\nraw-socket = 127.0.0.1:9000\n")
+    assert msg.startswith("site.ini:2: option 'raw-socket' is not supported: ")
     assert error(in_tmp, "[uwsgi]\nmount-asap = proc none /proc\n").startswith(
         "site.ini:2: option 'mount-asap' is not supported: "
     )

@@ -1,0 +1,68 @@
+"""uWSGI's Python API for apps written for uWSGI: ``import uwsgi``, ``uwsgidecorators``.
+
+Theory of operation
+-------------------
+uWSGI's ``uwsgi`` module exists only inside uWSGI's processes; apps use an
+ImportError to tell whether they run under it. So here: ``install(runtime)``
+puts a finder first on ``sys.meta_path`` of procmaster's own master (before the
+app is loaded) and, through the fork, of its workers. It serves two names:
+``uwsgi`` (``face.build``: one module per process, bound to the runtime) and
+``uwsgidecorators`` (``decorators``), ahead of any ``uwsgidecorators.py`` that
+an installed uWSGI left on ``sys.path``. Nowhere else (``procmaster --check``'s
+own process, a test importing procmaster) does ``import uwsgi`` succeed.
+
+Parts: ``runtime`` (the process's facts and hooks), ``face`` (the module's
+functions), ``decorators``, ``locks`` (user locks across processes), ``cache``
+(one shared-memory cache) and ``caches`` (an instance's caches, kept across a
+reload).
+
+Must not know: sockets, protocols, the worker's loop, the master's reload plan.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+from importlib.machinery import ModuleSpec
+from types import ModuleType
+
+from .caches import CacheConfigError
+from .face import build
+from .mules import MuleConfigError
+from .runtime import Runtime, SpoolConfigError, current, service_problems
+
+__all__ = ["CONFIG_ERRORS", "Runtime", "current", "install", "service_problems"]
+
+# what a config can get wrong about the services (the message names file:line)
+CONFIG_ERRORS = (CacheConfigError, MuleConfigError, SpoolConfigError)
+
+_DECORATORS = os.path.join(os.path.dirname(__file__), "decorators.py")
+
+
+class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Serves ``uwsgi`` and ``uwsgidecorators`` in this process."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> ModuleSpec | None:
+        if name == "uwsgi":
+            return ModuleSpec(name, self, origin="procmaster")
+        if name == "uwsgidecorators":
+            return importlib.util.spec_from_file_location(name, _DECORATORS)
+        return None
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        return self.runtime.module
+
+    def exec_module(self, module: ModuleType) -> None:
+        pass
+
+
+def install(runtime: Runtime) -> None:
+    """Make ``import uwsgi`` and ``import uwsgidecorators`` work in this process."""
+    runtime.module = build(runtime)
+    runtime.activate()
+    sys.meta_path.insert(0, _Finder(runtime))

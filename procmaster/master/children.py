@@ -1,0 +1,90 @@
+"""What a child the master forks does first: drop the master's descriptors, then
+become a worker, a spooler process or a mule.
+
+Theory of operation
+-------------------
+``ForkedChildren`` is the part of ``Master`` that runs in a forked child, kept
+apart so the loop in ``arbiter`` reads in one sitting. A worker child calls the
+worker's entry point the master was given (it never imports the worker); a
+spooler child runs ``api.spooler``. Both load a lazy app themselves (a load
+failure ends the child with ``EXIT_APP_FAILED``, which the master's back-off
+handles).
+
+Must not know: the worker's code, HTTP, WSGI, what a spooler task does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from ..api.mules import run_mule
+from ..api.spooler import run_spooler
+from ..app import AppLoadError, load_apps
+from ..ipc import EXIT_APP_FAILED
+from ..logs import log
+
+__all__ = ["ForkedChildren"]
+
+
+class ForkedChildren:
+    """Mixed into ``Master``: the fork children's side (uses the master's attributes)."""
+
+    def _child_cleanup(self) -> None:
+        """In a forked child (worker, spooler): drop the master's descriptors."""
+        try:
+            signal.set_wakeup_fd(-1)
+            self.sel.close()
+            os.close(self.signal_r)
+            os.close(self.ready_r)
+            for part in (self.stats, self.fifo):
+                if part is not None:
+                    part.close_in_child()
+        except OSError:
+            pass
+
+    def _run_worker(self, wid: int, slot: int) -> None:
+        """In the forked child: drop the master's fds, become worker ``wid``."""
+        self._child_cleanup()
+        self.worker_main(
+            wid,
+            self.cfg,
+            self.listeners,
+            self.apps,
+            self.ready_w,
+            self.table.board,
+            slot,
+            self.pid,
+            self._lazy_loader,
+        )
+
+    def _fork_spooler(self, directory: str) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._child_cleanup()
+            if self.apps is None:
+                self.apps = self._lazy_loader()
+            run_spooler(self.runtime, directory, self.pid)
+        return pid
+
+    def _fork_mule(self, mule_id: int) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self._child_cleanup()
+            if self.apps is None:
+                self.apps = self._lazy_loader()
+            run_mule(self.runtime, mule_id, self.pid)
+        return pid
+
+    def _lazy_loader(self):
+        """Runs in a worker (lazy-apps): import the app there."""
+        try:
+            return load_apps(self.cfg)
+        except AppLoadError as exc:
+            log(f"error: {exc}")
+            os._exit(EXIT_APP_FAILED)

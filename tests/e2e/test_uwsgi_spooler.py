@@ -1,0 +1,217 @@
+"""The spooler: uwsgi.spool and the @spool decorators, spooler processes supervised by
+the master, tasks that survive reloads, stops, kills and a full disk. The same app
+runs under uWSGI 2.0 where it is installed: its behaviour is the reference."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from support import APPS, ROOT, free_port, http_get, kill_tree, remember_descendants, wait_for
+
+UWSGI = shutil.which("uwsgi")
+KINDS = [
+    "procmaster",
+    pytest.param(
+        "uwsgi",
+        marks=pytest.mark.skipif(
+            UWSGI is None, reason="uWSGI is not installed (.ci/run installs it)"
+        ),
+    ),
+]
+
+
+class Instance:
+    def __init__(self, kind: str, tmp: Path, spool: Path, *extra: str, processes: int = 2):
+        self.kind = kind
+        self.port = free_port()
+        self.results = tmp / "results.jsonl"
+        self.log_path = tmp / f"{kind}-{self.port}.log"
+        env = dict(os.environ)
+        env["SPOOL_RESULTS"] = str(self.results)
+        env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
+        env.pop("NOTIFY_SOCKET", None)
+        common = [
+            "--master",
+            "--processes",
+            str(processes),
+            "--module",
+            "uwsgi_spool_app",
+            "--http-socket",
+            f"127.0.0.1:{self.port}",
+            "--spooler",
+            str(spool),
+            "--spooler-frequency",
+            "1",
+            *extra,
+        ]
+        if kind == "uwsgi":
+            argv = [UWSGI, "--pythonpath", str(APPS), "--die-on-term", *common]
+        else:
+            argv = [sys.executable, "-m", "procmaster", *common]
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=tmp,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self.known = {self.proc.pid}
+        wait_for(self.answers, 30, what=f"{kind} to answer:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def answers(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.kind} exited:\n{self.log()}")
+        try:
+            return http_get(self.port, "/", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def get(self, path: str) -> bytes:
+        status, _, body = http_get(self.port, path, timeout=60)
+        assert status == 200, body
+        return body
+
+    def records(self, kind: str | None = None) -> list[dict]:
+        try:
+            lines = self.results.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        out = [json.loads(line) for line in lines if line.strip()]
+        return [r for r in out if kind is None or r["kind"] == kind]
+
+    def spooler_pids(self) -> list[int]:
+        out = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "spooler" in child.name():
+                    out.append(child.pid)
+            except psutil.Error:
+                pass
+        return out
+
+    def stop(self) -> None:
+        remember_descendants(self.proc.pid, self.known)
+        kill_tree(self.proc, self.known)
+        self.log_file.close()
+
+
+@pytest.fixture
+def instance(tmp_path):
+    started: list[Instance] = []
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+
+    def start(kind: str, *extra: str, processes: int = 2) -> Instance:
+        inst = Instance(kind, tmp_path, spool, *extra, processes=processes)
+        started.append(inst)
+        return inst
+
+    start.spool = spool
+    yield start
+    for inst in started:
+        inst.stop()
+
+
+def task_files(spool: Path) -> list[Path]:
+    return [p for p in spool.rglob("uwsgi_spoolfile_on_*")]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_spooled_task_runs_in_the_spooler_with_its_arguments(instance, kind):
+    inst = instance(kind)
+    name = inst.get("/task?n=1")
+    assert Path(name.decode()).name.startswith("uwsgi_spoolfile_on_")
+    wait_for(lambda: inst.records("task"), 20, what=f"the task to run:\n{inst.log()}")
+    (rec,) = inst.records("task")
+    assert rec["spooler"] is True and rec["wid"] == 0 and rec["n"] == "1"
+    assert rec["keys"] == ["body", "n", "ud_spool_func", "ud_spool_ret"]
+    assert rec["body"] == "the body"
+    wait_for(lambda: not task_files(instance.spool), 20, what="the task file removed")
+    inst.get("/typed")
+    wait_for(lambda: inst.records("typed"), 20, what="the typed task")
+    assert inst.records("typed")[0]["number"] == 7
+    assert inst.records("typed")[0]["items"] == [1, "two"]
+    assert inst.get("/raw").startswith(b"ValueError: spooler callable dictionary must contain")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_retry_and_failure_keep_the_task_ok_removes_it(instance, kind):
+    inst = instance(kind)
+    inst.get("/flaky")
+    wait_for(lambda: len(inst.records("flaky")) >= 2, 30, what=f"a retry:\n{inst.log()}")
+    assert [r["first"] for r in inst.records("flaky")][:2] == [True, False]
+    wait_for(lambda: not task_files(instance.spool), 20, what="the flaky task removed")
+    inst.get("/failing")
+    wait_for(lambda: len(inst.records("failing")) >= 2, 30, what="the failing task retried")
+    assert len(task_files(instance.spool)) == 1
+    assert "this task always fails" in inst.log()
+
+
+def test_a_task_for_later_waits_for_its_time(instance):
+    inst = instance("procmaster")
+    at = int(time.time()) + 3
+    inst.get(f"/later?at={at}")
+    wait_for(lambda: inst.records("task"), 30, what="the task for later")
+    assert time.time() >= at
+
+
+def test_no_task_is_lost_across_reloads_stops_and_a_killed_spooler(instance, tmp_path):
+    total = 1000
+    inst = instance("procmaster", "--spooler-processes", "2")
+    inst.get("/many?start=0&count=250")
+    inst.proc.send_signal(signal.SIGHUP)  # a graceful reload while tasks run
+    inst.get("/many?start=250&count=250")
+    wait_for(lambda: len(inst.spooler_pids()) == 2, 30, what=f"two spoolers:\n{inst.log()}")
+    inst.get("/many?start=500&count=250")
+    os.kill(inst.spooler_pids()[0], signal.SIGKILL)
+    inst.get("/many?start=750&count=250")
+    inst.proc.send_signal(signal.SIGTERM)  # a graceful stop: tasks left stay on disk
+    assert inst.proc.wait(60) == 0, inst.log()
+    again = instance("procmaster", "--spooler-processes", "2")
+    wait_for(lambda: not task_files(instance.spool), 120, what=f"every task done:\n{again.log()}")
+    done = [int(r["n"]) for r in again.records("task")]
+    assert sorted(set(done)) == list(range(total))
+    repeated = len(done) - len(set(done))
+    assert repeated <= 1, f"{repeated} tasks ran twice (only one task was killed mid-run)"
+
+
+def test_a_full_disk_refuses_the_task_whole_and_the_app_goes_on(instance, tmp_path):
+    spool = instance.spool
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(spool)], capture_output=True
+        ).returncode
+        != 0
+    ):
+        pytest.fail("mounting a small tmpfs needs root (the tests run as root in CI)")
+    try:
+        inst = instance("procmaster", processes=1)
+        filler = spool / "filler"
+        with open(filler, "wb") as f:
+            try:
+                f.write(b"x" * (1 << 20))
+            except OSError:
+                pass
+        status, _, body = http_get(inst.port, "/task?n=full", timeout=30)
+        assert status == 500  # spool() raised ValueError: the app did not catch it
+        assert "unable to spool job" in inst.log() and "No space left" in inst.log()
+        assert not task_files(spool) and not list(spool.glob(".tmp-*"))
+        filler.unlink()
+        assert inst.get("/task?n=after")
+        wait_for(lambda: inst.records("task"), 20, what="a task once there is room")
+    finally:
+        subprocess.run(["umount", "-l", str(spool)], capture_output=True)
