@@ -32,7 +32,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 
 from .. import sockets as sockets_mod
@@ -82,7 +81,10 @@ class FullReload:
         for attempt in (1, 2):
             try:
                 # a file, not a pipe: the probe never blocks on a master busy elsewhere
-                self.probe_out = tempfile.TemporaryFile()
+                # (a memfd: out of descriptors it fails with EMFILE, which tempfile hides)
+                self.probe_out = os.fdopen(
+                    os.memfd_create("procmaster-check-out", os.MFD_CLOEXEC), "w+b"
+                )
                 self.probe = subprocess.Popen(
                     procmaster_command(self.argv),
                     env=env,
