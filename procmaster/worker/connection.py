@@ -277,30 +277,38 @@ class Connection(RequestSink):
         answered."""
         worker = self.worker
         ready = self.ready
-        while self.current is None and not self.closed:
-            if not ready:
-                if not self.pending:
-                    break
-                data, self.pending = self.pending, b""
-                if not self.take(data):
-                    return
-                continue
-            if self.out_size > HIGH_WATER and not self.flush():
-                break  # on_writable() goes on once the socket took it
-            req = ready.popleft()
-            if worker.stopping:
-                req.keep_alive = False
-            if req.aborted:  # FastCGI ABORT_REQUEST before the app ran: just end it
-                self.send(self.proto.response_end(req))
-                self.request_done(req)
-                continue
-            run(worker, self, req)
-            if self.current is None:
-                self.request_done(req)
-        # (a response in progress waits for EPOLLOUT to go on: only on_writable
-        # may drain what it queued, or nothing would resume it)
-        if self.out and self.current is None:
-            self.flush()
+        while True:
+            while self.current is None and not self.closed:
+                if not ready:
+                    if not self.pending:
+                        break
+                    data, self.pending = self.pending, b""
+                    if not self.take(data):
+                        return
+                    continue
+                if self.out_size > HIGH_WATER and not self.flush():
+                    break  # on_writable() goes on once the socket took it
+                req = ready.popleft()
+                if worker.stopping:
+                    req.keep_alive = False
+                if req.aborted:  # FastCGI ABORT_REQUEST before the app ran: just end it
+                    self.send(self.proto.response_end(req))
+                    self.request_done(req)
+                    continue
+                run(worker, self, req)
+                if self.current is None:
+                    self.request_done(req)
+            # (a response in progress waits for EPOLLOUT to go on: only on_writable
+            # may drain what it queued, or nothing would resume it)
+            if (
+                self.current is None
+                and self.out
+                and self.flush()  # the client read meanwhile: all of it is out
+                and (ready or self.pending)
+                and not self.closed
+            ):
+                continue  # so the next request goes now: nothing else would start it
+            break
         self.rearm()
 
     def request_done(self, req: Request) -> None:

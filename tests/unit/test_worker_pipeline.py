@@ -31,6 +31,8 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     if environ["PATH_INFO"] == "/big":
         return [b"x" * BIG]
+    if environ["PATH_INFO"] == "/huge":
+        return [b"x" * (2 * BIG)]
     if environ["PATH_INFO"] == "/stream":
         return (b"s" * BIG for _ in range(4))
     return [b"ok"]
@@ -185,3 +187,38 @@ def test_a_streamed_response_goes_on_when_the_socket_drains_at_once(connect, mon
             break
         conn.on_writable()
     assert conn.current is None and not conn.out  # the whole response went out
+
+
+def test_requests_wait_then_go_when_the_last_flush_drains_everything(connect, monkeypatch):
+    # each response: the first write takes half (over the high-water mark), the
+    # flush before the next request takes nothing (the socket is full: the loop
+    # stops), the flush on the way out takes the rest (the client read meanwhile).
+    # The next request must then run: with nothing queued no EPOLLOUT comes, and
+    # a connection with ready requests reads nothing (seen as a stall under load)
+    conn, client = connect()
+    n = 4
+    client.sendall(request("/huge") * n)
+    data = os.read(conn.fd, 65536)
+    fake = SimpleNamespace(**{k: getattr(os, k) for k in ("close", "dup")})
+    fake.read = lambda fd, size: data
+    step = {"i": 0}
+
+    def take(buf):
+        i = step["i"] % 3
+        step["i"] += 1
+        if i == 1:
+            raise BlockingIOError  # the socket is full
+        return len(buf) // 2 if i == 0 else len(buf)
+
+    fake.write = lambda fd, buf: take(buf)
+    fake.writev = lambda fd, bufs: take(b"".join(bytes(b) for b in bufs))
+    monkeypatch.setattr(connection_module, "os", fake)
+    conn.on_readable()
+    for _ in range(50):  # whatever the loop would deliver: EPOLLOUT only if asked for
+        if not conn.ready and not conn.out and conn.current is None:
+            break
+        if not conn.mask & select.EPOLLOUT:
+            break
+        conn.on_writable()
+    assert len(calls) == n, (len(calls), len(conn.ready), conn.mask)
+    assert not conn.ready and not conn.out
