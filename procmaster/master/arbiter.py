@@ -139,6 +139,9 @@ class Master(ForkedChildren):
     # -- start-up ------------------------------------------------------------------
 
     def run(self) -> int:
+        # started as a shell's background job, SIGINT is ignored: it means "stop now"
+        # here from the first moment, the app's import included (our handler is set later)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         cfg = self.cfg
         inherited = self.full.inherited
         if not inherited:

@@ -9,11 +9,13 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
 import psutil
-from support import free_port, http_get, wait_for
+from support import APPS, ROOT, free_port, http_get, kill_tree, wait_for
 
 APP = "guards_app:application"
 
@@ -135,6 +137,29 @@ def test_attached_daemons_stop_without_blocking_the_master(procmaster, tmp_path)
     print(f"slowest stats answer during the reload: {worst:.2f}s")
     assert "did not stop within 5s: SIGKILL" in server.log
     assert worst < 3.0  # the master kept answering while the daemon had its 5 s
+
+
+def test_sigint_stops_a_master_started_with_sigint_ignored(tmp_path):
+    # a shell's background job (``procmaster ... &`` without job control) starts
+    # with SIGINT ignored, and Python then leaves it ignored: SIGINT must still stop
+    # the master while the app imports (before its own handlers are set)
+    port = free_port()
+    env = dict(os.environ, SLOWSTART_SECONDS="30")
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
+    log = tmp_path / "master.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "procmaster", "--http-socket", f"127.0.0.1:{port}",
+             "--module", "slowstart"],
+            env=env, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "bound" in log.read_text(), 30, what="the socket bound")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) != 22, log.read_text()
+    finally:
+        kill_tree(proc, {proc.pid})
 
 
 def test_ctrl_c_during_the_app_import_is_no_app_failure(procmaster):
