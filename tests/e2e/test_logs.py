@@ -123,11 +123,20 @@ def test_log_maxsize_rotation_loses_no_line(procmaster, tmp_path):
     # the request log line is written after the response, and a rotation may be
     # renaming a file while it is read (a line seen twice, or not at all, for a
     # moment): wait until one reading finds every line exactly once
-    wait_for(
-        lambda: sorted(lines()) == sorted(expected),
-        60,
-        what=f"every request line exactly once ({len(expected)})",
-    )
+    def differences() -> str:
+        seen = lines()
+        missing = sorted(expected - set(seen))
+        twice = sorted({x for x in seen if seen.count(x) > 1})
+        return f"missing {len(missing)} {missing[:5]}, twice {len(twice)} {twice[:5]}"
+
+    try:
+        wait_for(
+            lambda: sorted(lines()) == sorted(expected),
+            60,
+            what=f"every request line exactly once ({len(expected)})",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {differences()}") from None
     backups = [p for p in tmp_path.glob("site.log.*")]
     assert len(backups) >= 3
     assert all(p.stat().st_size < 4 * 1024 + 4096 for p in backups)

@@ -175,9 +175,13 @@ def test_no_task_is_lost_across_reloads_stops_and_a_killed_spooler(instance, tmp
     inst.get("/many?start=0&count=250")
     inst.proc.send_signal(signal.SIGHUP)  # a graceful reload while tasks run
     inst.get("/many?start=250&count=250")
-    wait_for(lambda: len(inst.spooler_pids()) == 2, 30, what=f"two spoolers:\n{inst.log()}")
+    # the spoolers stop before the reload's exec and start again in the new image
+    wait_for(lambda: "reload (SIGHUP) done" in inst.log(), 60, what=f"the reload:\n{inst.log()}")
+    pids = wait_for(
+        lambda: len(p := inst.spooler_pids()) == 2 and p, 30, what=f"two spoolers:\n{inst.log()}"
+    )
     inst.get("/many?start=500&count=250")
-    os.kill(inst.spooler_pids()[0], signal.SIGKILL)
+    os.kill(pids[0], signal.SIGKILL)
     inst.get("/many?start=750&count=250")
     inst.proc.send_signal(signal.SIGTERM)  # a graceful stop: tasks left stay on disk
     assert inst.proc.wait(60) == 0, inst.log()
