@@ -128,11 +128,17 @@ def backup_name(path: str, backupname: str | None) -> str:
 
 def rotate_shared(fd: int, path: str, backupname: str | None, maxsize: int) -> bool:
     """Past ``maxsize``: rename the file (once across every process writing it,
-    under an ``flock``; only if ``path`` still names the file ``fd`` is). True
-    when the caller must reopen ``path``. Raises ``OSError``."""
+    under a lock on the file; only if ``path`` still names the file ``fd`` is).
+    True when the caller must reopen ``path``. Raises ``OSError``.
+
+    The lock is a POSIX record lock (``lockf``), held per process: the workers
+    share the master's open file description of the log, and ``flock`` (held per
+    description) would let two of them rotate at once, the second renaming the
+    new file over the first one's backup. A ``PATH.<epoch>`` backup is never
+    overwritten either: it is made with ``link`` (which fails on an existing name)."""
     if os.fstat(fd).st_size < maxsize:
         return False
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    fcntl.lockf(fd, fcntl.LOCK_EX)
     try:
         mine = os.fstat(fd)
         try:
@@ -140,10 +146,25 @@ def rotate_shared(fd: int, path: str, backupname: str | None, maxsize: int) -> b
         except FileNotFoundError:
             there = None
         if there is not None and (there.st_ino, there.st_dev) == (mine.st_ino, mine.st_dev):
-            os.replace(path, backup_name(path, backupname))
+            if backupname:
+                os.replace(path, backupname)
+            else:
+                _move_aside(path)
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
     return True
+
+
+def _move_aside(path: str) -> None:
+    """Rename ``path`` to a ``PATH.<epoch>[.N]`` name that does not exist yet."""
+    while True:
+        candidate = backup_name(path, None)
+        try:
+            os.link(path, candidate)
+        except FileExistsError:
+            continue  # taken meanwhile: the next number
+        os.unlink(path)
+        return
 
 
 def open_append(path: str) -> int:
