@@ -138,7 +138,7 @@ def test_names_are_unique_and_real_uwsgi_names():
     # everything declared is a uWSGI option, except procmaster's own --check and
     # --chain-reload PIDFILE, --check-no-import, --reload PIDFILE --wait [--wait-timeout],
     # and the switch that lets emperor-tyrant run root-owned vassals (uWSGI always
-    # refuses them)
+    # refuses them), and asgi
     own = {
         "check",
         "check-no-import",
@@ -146,6 +146,7 @@ def test_names_are_unique_and_real_uwsgi_names():
         "wait",
         "wait-timeout",
         "emperor-tyrant-allow-root",
+        "asgi",  # an ASGI app (uWSGI never shipped ASGI)
     }
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []

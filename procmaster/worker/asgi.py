@@ -1,0 +1,463 @@
+"""The ASGI runner: a worker whose loop is asyncio, serving one ASGI 3 app
+(``asgi = module:app``) over the same listeners and wire protocols as the WSGI
+worker.
+
+Theory of operation
+-------------------
+The master forks this worker exactly as a WSGI one (``worker_main`` picks the
+class from the config) and sees it only through the scoreboard, the ready pipe
+and signals, so reloads, guards, cheaper and stats do not change.
+
+Start-up: signals, then the app's ``lifespan`` startup (``asgi_lifespan``; a
+failure logs the app's message and exits ``EXIT_FATAL``, which the master
+answers with its crash back-off), then the listening sockets are served
+(asyncio servers on duplicates of the inherited sockets, so a pause can close
+them and a resume reopen them), then the ready line.
+
+Each connection is an ``asgi_http.AsgiConnection``; a request's head starts
+its task (``start``: the scope from the protocol's CGI variables). The
+scoreboard's slot is busy while requests are in flight (``inflight``, also
+written to the slot for stats); with ``harakiri`` a tick every quarter of it
+(at most a second) rewrites the slot's start time (a heartbeat) and cancels a
+request task older than ``harakiri`` (``HARAKIRI`` in the log, a 500 or a cut
+connection): the master's harakiri then fires only when the loop itself stopped
+ticking for ``harakiri`` seconds (a sync call stuck in an async app), and kills
+the worker as it does a WSGI one.
+
+Once a second ``sweep`` closes connections past their deadlines (the WSGI
+worker's kinds: header, read, write, keep-alive), reports new modules for
+py-autoreload and asks the guards (max-requests is asked after each request):
+a guard's reason starts a graceful stop that exits ``EXIT_RECYCLE``.
+
+Graceful stop (``SIGHUP``/``SIG_STOP``): stop accepting, let the requests in
+flight finish (their responses say ``Connection: close``), close idle
+connections after a moment, then the lifespan ``shutdown``; all of it within
+``worker-reload-mercy``. ``SIGINT``/``SIGQUIT`` exit at once.
+
+Must not know: other workers, reloads (it is told to stop), config files,
+protocol names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import faulthandler
+import os
+import signal
+import sys
+import time
+import traceback
+
+from .. import api
+from ..guards import worker_guard
+from ..ipc import (
+    EXIT_FATAL,
+    EXIT_RECYCLE,
+    MASTER_ASKS,
+    SIG_DUMP_STACKS,
+    SIG_PAUSE,
+    SIG_PRINT_REQUEST,
+    SIG_REOPEN_LOG,
+    SIG_RESUME,
+    SIG_STOP,
+    encode_module,
+    encode_ready,
+)
+from ..logs import log, request_logger
+from ..wsgi import url_scheme
+from .asgi_http import ASGI_VERSION, AsgiConnection, HttpExchange
+from .asgi_lifespan import Lifespan
+from .listener import WorkerListener, keepalive_timeout
+from .response import request_line
+
+__all__ = ["AsgiWorker", "http_scope"]
+
+IDLE_CLOSE_WHEN_DRAINING = 1.0
+SHUTDOWN_MINIMUM = 0.5  # seconds the lifespan shutdown gets even when the requests used the mercy
+
+
+class AsgiWorker:
+    """The ASGI worker. ``run_forever`` never returns: it exits the process."""
+
+    def __init__(
+        self, wid: int, cfg, listeners, apps, ready_fd: int, scoreboard, slot: int
+    ) -> None:
+        self.wid = wid
+        self.cfg = cfg
+        self.app = apps.single
+        self.ready_fd = ready_fd
+        self.scoreboard = scoreboard
+        self.slot = slot
+        self.who = f"worker {wid} (pid {os.getpid()})"
+        self.listeners = [WorkerListener(listener, cfg) for listener in listeners]
+        self.servers: list[asyncio.AbstractServer] = []
+        self.conns: set[AsgiConnection] = set()
+        self.inflight: set[HttpExchange] = set()
+        self.socket_timeout = cfg.socket_timeout
+        self.keepalive_timeout = keepalive_timeout(cfg.http_keepalive)
+        self.limit_post = cfg.limit_post
+        self.stopping = False
+        self.paused = False
+        self.stop_deadline = 0.0
+        self.requests = 0
+        self.req_log = request_logger(cfg, wid)
+        self.harakiri = float(cfg.harakiri or 0)
+        self.tick_every = min(1.0, self.harakiri / 4) if self.harakiri else 1.0
+        self.next_sweep = 0.0
+        self.guard = worker_guard(cfg, wid)
+        self.recycle_reason: str | None = None
+        self.exit_code = 0
+        self.state: dict = {}
+        self.timeouts = {"header": 0, "read": 0, "write": 0, "keepalive": 0}
+        self.autoreload = cfg.py_autoreload > 0
+        self.modules_seen: set[str] = set()
+        self.nmodules = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.done: asyncio.Event | None = None
+
+    # -- the process -------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        loop = self.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            code = loop.run_until_complete(self.main())
+        except Exception:
+            log(f"{self.who} internal error:\n{traceback.format_exc()}")
+            os._exit(1)
+        self.log_timeouts()
+        self.leave()
+        sys.stdout.flush()
+        os._exit(code)
+
+    async def main(self) -> int:
+        loop = self.loop
+        self.done = asyncio.Event()
+        self.setup_signals()
+        lifespan = Lifespan(self.app, loop, self.state, self.who)
+        why = await lifespan.startup()
+        if why is not None:
+            log(f"{self.who}: ASGI lifespan startup failed: {why}")
+            return EXIT_FATAL
+        if not self.stopping:
+            await self.listen()
+        os.write(self.ready_fd, encode_ready(os.getpid()))
+        if self.autoreload:
+            self.report_modules()
+        else:
+            os.close(self.ready_fd)
+        self.scoreboard.worker_ready(self.slot, os.getpid())
+        self.next_sweep = time.monotonic() + 1.0
+        loop.call_later(self.tick_every, self.tick)
+        await self.done.wait()
+        # the requests in flight finished, or the mercy is over
+        for ex in list(self.inflight):
+            ex.task.cancel()
+        for conn in list(self.conns):
+            conn.abort()
+        left = self.stop_deadline - time.monotonic()
+        await lifespan.shutdown(max(left, SHUTDOWN_MINIMUM))
+        return self.exit_code
+
+    async def listen(self) -> None:
+        loop = self.loop
+        for lst in self.listeners:
+            # a duplicate: closing the server (pause, stop) leaves the inherited socket
+            sock = lst.sock.dup()
+            server = await loop.create_server(
+                lambda lst=lst: AsgiConnection(self, lst), sock=sock, backlog=self.cfg.listen
+            )
+            self.servers.append(server)
+
+    def stop_listening(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers.clear()
+
+    # -- signals -----------------------------------------------------------------
+
+    def setup_signals(self) -> None:
+        loop = self.loop
+        for sig in (signal.SIGHUP, SIG_STOP):
+            loop.add_signal_handler(sig, self.begin_stop)
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            loop.add_signal_handler(sig, self.exit_now)
+        for sig in MASTER_ASKS:
+            loop.add_signal_handler(sig, self.master_asks, sig)
+        for sig in (signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)  # the master's, not ours
+        # in the handler itself: a loop blocked by the app is reported too
+        signal.signal(SIG_PRINT_REQUEST, self._print_requests)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        if self.cfg.harakiri_verbose:
+            faulthandler.register(SIG_DUMP_STACKS, file=log.fd, all_threads=True)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+    def master_asks(self, sig: int) -> None:
+        if sig == SIG_REOPEN_LOG:
+            log.reopen()
+        elif sig == SIG_PAUSE and not self.paused:
+            self.paused = True
+            self.stop_listening()
+            self.scoreboard.stopping(self.slot)
+        elif sig == SIG_RESUME and self.paused:
+            self.paused = False
+            if not self.stopping:
+                self.loop.create_task(self.listen())
+                self.scoreboard.worker_ready(self.slot, os.getpid())
+
+    def exit_now(self) -> None:
+        self.leave()
+        os._exit(0)
+
+    def _print_requests(self, signum, frame) -> None:
+        """SIGUSR2: every request in flight with its age and its coroutine's stack."""
+        now = time.time()
+        busy = list(self.inflight)
+        if not busy:
+            log(f"{self.who}: idle")
+        for ex in busy:
+            env = ex.req.environ
+            lines = [
+                f"{self.who}: {request_line(env)} from {env.get('REMOTE_ADDR') or '-'} "
+                f"running for {now - ex.start:.3f}s"
+            ]
+            if ex.task is not None:
+                for frm in ex.task.get_stack(limit=20):
+                    code = frm.f_code
+                    lines.append(
+                        f'  File "{code.co_filename}", line {frm.f_lineno}, in {code.co_name}'
+                    )
+            log("\n".join(lines))
+
+    # -- requests --------------------------------------------------------------
+
+    def start(self, ex: HttpExchange) -> None:
+        """A request's head arrived and nothing runs before it: start its task."""
+        conn = ex.conn
+        env = ex.req.environ
+        lst = conn.listener
+        if lst.proxied:
+            lst.complete_environ(env, conn.remote, lst.server_name, lst.server_port)
+        else:
+            env["REMOTE_ADDR"], env["REMOTE_PORT"] = conn.remote
+        ex.scope = http_scope(env, self.state)
+        ex.start = time.time()
+        self.requests += 1
+        inflight = self.inflight
+        inflight.add(ex)
+        scoreboard = self.scoreboard
+        if len(inflight) == 1:
+            scoreboard.request_start(self.slot, ex.start)
+            if self.harakiri:
+                scoreboard.request_desc(self.slot, request_line(env).encode("latin-1", "replace"))
+        scoreboard.inflight(self.slot, len(inflight))
+        ex.task = self.loop.create_task(ex.run(self.app))
+
+    def request_finished(self, ex: HttpExchange) -> None:
+        """The accounting of one request: scoreboard, guards, the request log."""
+        inflight = self.inflight
+        inflight.discard(ex)
+        end = time.time()
+        status = ex.status if ex.finished or not ex.conn.closed else "499 Client Closed Request"
+        code = int(status[:3]) if status else 500
+        scoreboard = self.scoreboard
+        scoreboard.request_done(self.slot, code, ex.rsize + ex.hsize, end - ex.start)
+        scoreboard.inflight(self.slot, len(inflight))
+        if inflight:
+            scoreboard.request_start(self.slot, end)  # still busy (see tick for the heartbeat)
+        if self.guard is not None and self.recycle_reason is None:
+            self.recycle_reason = self.guard.after_request(self.requests)
+            if self.recycle_reason is not None:
+                self.recycle()
+        req_log = self.req_log
+        if req_log is not None and (
+            req_log.every or req_log.wanted(str(code), ex.rsize, end - ex.start, False)
+        ):
+            log.write_request(
+                req_log.line(
+                    ex.req.environ,
+                    status or "500",
+                    ex.rsize,
+                    ex.hsize,
+                    len(ex.headers or ()),
+                    ex.start,
+                    end,
+                    self.requests,
+                    scoreboard.total(),
+                )
+            )
+        if self.stopping:
+            self.check_done()
+
+    # -- the tick: harakiri, deadlines, guards ------------------------------------------
+
+    def tick(self) -> None:
+        loop = self.loop
+        loop.call_later(self.tick_every, self.tick)
+        if self.harakiri and self.inflight:
+            self.harakiri_check()
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.next_sweep = now + 1.0
+            self.sweep(now)
+
+    def harakiri_check(self) -> None:
+        wall = time.time()
+        oldest = min(self.inflight, key=lambda ex: ex.start)
+        # the heartbeat: the master's harakiri sees a request "start" at the last tick,
+        # so it fires only when this loop stops ticking
+        self.scoreboard.request_start(self.slot, wall)
+        self.scoreboard.request_desc(
+            self.slot, request_line(oldest.req.environ).encode("latin-1", "replace")
+        )
+        for ex in list(self.inflight):
+            ran = wall - ex.start
+            if ran >= self.harakiri and not ex.cancelled and ex.task is not None:
+                ex.cancelled = True
+                log(
+                    f"HARAKIRI: {self.who} request {request_line(ex.req.environ)} ran "
+                    f"{ran:.3f}s (harakiri {self.harakiri:g}s): cancelling its task"
+                )
+                self.scoreboard.count_harakiri(self.slot)
+                ex.task.cancel()
+
+    def sweep(self, now: float) -> None:
+        if self.autoreload:
+            self.report_modules()
+        if self.guard is not None and self.recycle_reason is None:
+            self.recycle_reason = self.guard.expired(now)
+            if self.recycle_reason is not None:
+                self.recycle()
+        timeout = self.socket_timeout
+        for conn in list(self.conns):
+            if conn.closed:
+                continue
+            if conn.write_paused:
+                if now - conn.write_since > timeout:
+                    self.timeouts["write"] += 1
+                    conn.abort()
+                continue
+            if conn.queue:
+                running = conn.queue[0]
+                reading = conn.receiving is running and not conn.read_paused
+                if reading and now > conn.deadline:
+                    self.timeouts["read"] += 1
+                    conn.abort()
+                continue
+            if self.stopping and not conn.in_request:
+                if now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING:
+                    conn.transport.close()
+                continue
+            if now > conn.deadline:
+                if not conn.in_request:
+                    kind = "keepalive"
+                else:
+                    kind = "read" if conn.got_head else "header"
+                self.timeouts[kind] += 1
+                conn.abort()
+        if self.stopping:
+            self.check_done()
+
+    # -- stopping ------------------------------------------------------------------
+
+    def begin_stop(self) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        self.stop_deadline = time.monotonic() + self.cfg.worker_reload_mercy
+        self.loop.call_at(self.stop_deadline - SHUTDOWN_MINIMUM, self.mercy_over)
+        self.stop_listening()
+        for lst in self.listeners:
+            lst.sock.close()
+        self.check_done()
+
+    def mercy_over(self) -> None:
+        if self.done is not None:
+            self.done.set()
+
+    def check_done(self) -> None:
+        if self.stopping and not self.inflight and not self.conns and self.done is not None:
+            self.done.set()
+
+    def forget(self, conn: AsgiConnection) -> None:
+        self.conns.discard(conn)
+        if self.stopping:
+            self.check_done()
+
+    def recycle(self) -> None:
+        log(
+            f"{self.who}: {self.recycle_reason}; finishing its requests, then stopping to be replaced"
+        )
+        self.exit_code = EXIT_RECYCLE
+        self.begin_stop()
+
+    def leave(self) -> None:
+        runtime = api.current()
+        if runtime is not None:
+            runtime.exiting()
+
+    def log_timeouts(self) -> None:
+        if any(self.timeouts.values()):
+            counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
+            log(f"worker {self.wid}: connections closed by timeouts: {counts}")
+
+    def report_modules(self) -> None:
+        """py-autoreload: send the master the source files of new modules."""
+        if len(sys.modules) == self.nmodules:
+            return
+        # lazy: watch needs inotify_simple, which only py-autoreload uses
+        from ..watch import module_files
+
+        self.nmodules = len(sys.modules)
+        for path in module_files(self.modules_seen):
+            try:
+                os.write(self.ready_fd, encode_module(path))
+            except OSError:
+                return
+
+
+def http_scope(env: dict, state: dict) -> dict:
+    """The ``http`` scope of a request from its CGI variables (as the protocol
+    parsed them, or as the proxy sent them)."""
+    headers = []
+    for key, value in env.items():
+        if key.startswith("HTTP_"):
+            headers.append(
+                (key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
+            )
+    ctype = env.get("CONTENT_TYPE")
+    if ctype:
+        headers.append((b"content-type", ctype.encode("latin-1")))
+    clen = env.get("CONTENT_LENGTH")
+    if clen:
+        headers.append((b"content-length", clen.encode("latin-1")))
+    root = env.get("SCRIPT_NAME", "")
+    path = root + env.get("PATH_INFO", "")
+    uri = env.get("REQUEST_URI")
+    raw_path = uri.partition("?")[0].encode("latin-1") if uri else path.encode("latin-1")
+    version = env.get("SERVER_PROTOCOL", "HTTP/1.1")
+    addr = env.get("REMOTE_ADDR")
+    try:
+        client = (addr, int(env.get("REMOTE_PORT") or 0)) if addr else None
+    except ValueError:
+        client = (addr, 0)
+    try:
+        server = (env.get("SERVER_NAME", ""), int(env.get("SERVER_PORT") or 0))
+    except ValueError:
+        server = None
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": version[5:] if version.startswith("HTTP/") else "1.1",
+        "method": env.get("REQUEST_METHOD", "GET"),
+        "scheme": url_scheme(env),
+        "path": path.encode("latin-1").decode("utf-8", "replace"),
+        "raw_path": raw_path,
+        "query_string": env.get("QUERY_STRING", "").encode("latin-1"),
+        "root_path": root.encode("latin-1").decode("utf-8", "replace"),
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "state": dict(state),
+    }
