@@ -62,8 +62,10 @@ def _problems(cfg) -> list[str]:
             "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol), "
             "fastcgi-socket or scgi-socket"
         )
-    if not (cfg.module or cfg.wsgi_file or cfg.mount):
-        problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
+    if not (cfg.module or cfg.wsgi_file or cfg.mount or cfg.asgi):
+        problems.append(
+            "no app: set module (pkg.mod:app), wsgi-file (path.py), mount, or asgi (pkg.mod:app)"
+        )
     known = set(_options.socket_options().values())
     if cfg.protocol and cfg.protocol not in known | {"http11"}:  # as sockets.default_protocol
         problems.append(
@@ -217,6 +219,42 @@ def _start_problems(cfg) -> list[str]:
     return import_problems(cfg)
 
 
+# what the ASGI runner does not apply (the WSGI worker's front door and threads)
+ASGI_NOT_APPLIED = (
+    "route",
+    "static-",
+    "check-static",
+    "add-header",
+    "del-header",
+    "offload-threads",
+)
+
+
+def _asgi_report(cfg) -> list[str]:
+    """``asgi = ...``: how the app is run, and the options it does not apply."""
+    harakiri = (
+        f"harakiri {cfg.harakiri}s cancels a request's task (the worker is killed only "
+        "when its loop is blocked)"
+        if cfg.harakiri
+        else "no harakiri"
+    )
+    lines = [
+        f" app runner: ASGI 3 ({cfg.origin('asgi')}: asgi = {cfg.asgi}): one asyncio loop per "
+        f"worker, http and lifespan scopes; lifespan startup before accepting, shutdown "
+        f"within worker-reload-mercy ({cfg.worker_reload_mercy:g}s); {harakiri}",
+    ]
+    ignored = sorted(
+        {
+            e.key
+            for e in cfg.entries
+            if e.key.startswith(ASGI_NOT_APPLIED) and e.key != "static-gzip"
+        }
+    )
+    if ignored:
+        lines.append(f" not applied to an ASGI app ({len(ignored)}): {', '.join(ignored)}")
+    return lines
+
+
 def render_check(cfg) -> tuple[str, bool]:
     """(report text, True when procmaster would start with ``cfg``)."""
     out = [cfg.as_ini(), ""]
@@ -236,6 +274,8 @@ def render_check(cfg) -> tuple[str, bool]:
         if rows:
             out.append(f" {heading} ({len(rows)}):")
             out.extend(rows)
+    if cfg.asgi:
+        out.extend(_asgi_report(cfg))
     if cfg.warnings:
         out.append(f" warnings ({len(cfg.warnings)}):")
         out.extend(f"  {w}" for w in cfg.warnings)

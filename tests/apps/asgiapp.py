@@ -11,7 +11,9 @@ async def app(scope, receive, send):
             msg = await receive()
             if msg["type"] == "lifespan.startup":
                 if os.environ.get("ASGI_FAIL_STARTUP"):
-                    await send({"type": "lifespan.startup.failed", "message": "database unreachable"})
+                    await send(
+                        {"type": "lifespan.startup.failed", "message": "database unreachable"}
+                    )
                     return
                 scope["state"]["started_pid"] = os.getpid()
                 await send({"type": "lifespan.startup.complete"})
@@ -24,6 +26,8 @@ async def app(scope, receive, send):
                 return
     assert scope["type"] == "http"
     path = scope["path"]
+    if scope["root_path"] and path.startswith(scope["root_path"]):
+        path = path[len(scope["root_path"]) :]  # ASGI: path includes root_path
     if path == "/echo":
         chunks = []
         while True:
@@ -32,26 +36,41 @@ async def app(scope, receive, send):
             if not msg.get("more_body"):
                 break
         body = b"".join(chunks)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/octet-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/octet-stream")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         return
     if path == "/scope":
-        info = {k: v for k, v in scope.items() if k in ("method", "path", "root_path", "http_version", "scheme")}
+        info = {
+            k: v
+            for k, v in scope.items()
+            if k in ("method", "path", "root_path", "http_version", "scheme")
+        }
         info["query_string"] = scope["query_string"].decode()
         info["headers"] = {k.decode(): v.decode() for k, v in scope["headers"]}
         info["client"] = list(scope["client"] or ())
         info["state_pid"] = scope["state"].get("started_pid")
         info["pid"] = os.getpid()
         body = json.dumps(info).encode()
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         return
     if path == "/sleep":
         await asyncio.sleep(float(scope["query_string"] or 1))
     elif path == "/block":
         import time
+
         time.sleep(float(scope["query_string"] or 1))
     elif path == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -70,8 +89,13 @@ async def app(scope, receive, send):
             with open(marker + ".disc", "a") as fh:
                 fh.write("disconnect\n")
         return
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/plain")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/plain")],
+        }
+    )
     await send({"type": "http.response.body", "body": b"Hello, ASGI\n"})
 
 
