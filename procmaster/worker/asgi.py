@@ -10,9 +10,9 @@ and signals, so reloads, guards, cheaper and stats do not change.
 
 Start-up: signals, then the app's ``lifespan`` startup (``asgi_lifespan``; a
 failure logs the app's message and exits ``EXIT_FATAL``, which the master
-answers with its crash back-off), then the listening sockets are served
-(asyncio servers on duplicates of the inherited sockets, so a pause can close
-them and a resume reopen them), then the ready line.
+answers with its crash back-off), then the listening sockets are the loop's readers (``accept``: a
+bounded batch each time, each socket handed to the loop as a connection; a
+pause or a stop removes the readers), then the ready line.
 
 Each connection is an ``asgi_http.AsgiConnection``; a request's head starts
 its task (``start``: the scope from the protocol's CGI variables). The
@@ -41,9 +41,11 @@ protocol names.
 from __future__ import annotations
 
 import asyncio
+import errno
 import faulthandler
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -67,7 +69,7 @@ from ..logs import log, request_logger
 from ..wsgi import url_scheme
 from .asgi_http import ASGI_VERSION, AsgiConnection, HttpExchange
 from .asgi_lifespan import Lifespan
-from .listener import WorkerListener, keepalive_timeout
+from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import request_line
 
 __all__ = ["AsgiWorker", "http_scope"]
@@ -90,7 +92,8 @@ class AsgiWorker:
         self.slot = slot
         self.who = f"worker {wid} (pid {os.getpid()})"
         self.listeners = [WorkerListener(listener, cfg) for listener in listeners]
-        self.servers: list[asyncio.AbstractServer] = []
+        self.accepting = False  # the listening sockets are the loop's readers
+        self.accepted = 0  # sockets accepted, not yet connections
         self.conns: set[AsgiConnection] = set()
         self.inflight: set[HttpExchange] = set()
         self.socket_timeout = cfg.socket_timeout
@@ -140,7 +143,7 @@ class AsgiWorker:
             log(f"{self.who}: ASGI lifespan startup failed: {why}")
             return EXIT_FATAL
         if not self.stopping:
-            await self.listen()
+            self.listen()
         os.write(self.ready_fd, encode_ready(os.getpid()))
         if self.autoreload:
             self.report_modules()
@@ -159,20 +162,62 @@ class AsgiWorker:
         await lifespan.shutdown(max(left, SHUTDOWN_MINIMUM))
         return self.exit_code
 
-    async def listen(self) -> None:
-        loop = self.loop
+    def listen(self) -> None:
+        """Accept on the listening sockets (the loop's reader; ``accept``)."""
+        if self.accepting:
+            return
+        self.accepting = True
         for lst in self.listeners:
-            # a duplicate: closing the server (pause, stop) leaves the inherited socket
-            sock = lst.sock.dup()
-            server = await loop.create_server(
-                lambda lst=lst: AsgiConnection(self, lst), sock=sock, backlog=self.cfg.listen
-            )
-            self.servers.append(server)
+            self.loop.add_reader(lst.fd, self.accept, lst)
 
     def stop_listening(self) -> None:
-        for server in self.servers:
-            server.close()
-        self.servers.clear()
+        if not self.accepting:
+            return
+        self.accepting = False
+        for lst in self.listeners:
+            self.loop.remove_reader(lst.fd)
+
+    def accept(self, lst: WorkerListener) -> None:
+        """Take what waits in the listen queue (a bounded batch). Each socket
+        becomes a connection through the loop; until then it counts in
+        ``accepted``, so a stopping worker waits for it instead of dropping it.
+        (Not asyncio's Server: closing one drops, unanswered, the sockets it
+        accepted in the same loop iteration.)"""
+        sock = lst.sock
+        for _ in range(16):
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self.out_of_fds(exc)
+                return
+            conn.setblocking(False)
+            if not lst.unix:
+                setnodelay(conn.fileno())
+            self.accepted += 1
+            self.loop.create_task(self.connect(conn, lst))
+
+    async def connect(self, sock: socket.socket, lst: WorkerListener) -> None:
+        try:
+            await self.loop.connect_accepted_socket(lambda: AsgiConnection(self, lst), sock)
+        except OSError:
+            sock.close()
+        finally:
+            self.accepted -= 1
+            if self.stopping:
+                self.check_done()
+
+    def out_of_fds(self, exc: OSError) -> None:
+        """EMFILE: stop accepting for a second (never spin), logged."""
+        log(f"{self.who}: out of file descriptors (accept: {exc.strerror}); pausing accept for 1s")
+        self.stop_listening()
+        self.loop.call_later(1.0, self.accept_again)
+
+    def accept_again(self) -> None:
+        if not (self.stopping or self.paused):
+            self.listen()
 
     # -- signals -----------------------------------------------------------------
 
@@ -203,7 +248,7 @@ class AsgiWorker:
         elif sig == SIG_RESUME and self.paused:
             self.paused = False
             if not self.stopping:
-                self.loop.create_task(self.listen())
+                self.listen()
                 self.scoreboard.worker_ready(self.slot, os.getpid())
 
     def exit_now(self) -> None:
@@ -368,8 +413,6 @@ class AsgiWorker:
         self.stop_deadline = time.monotonic() + self.cfg.worker_reload_mercy
         self.loop.call_at(self.stop_deadline - SHUTDOWN_MINIMUM, self.mercy_over)
         self.stop_listening()
-        for lst in self.listeners:
-            lst.sock.close()
         self.check_done()
 
     def mercy_over(self) -> None:
@@ -377,7 +420,11 @@ class AsgiWorker:
             self.done.set()
 
     def check_done(self) -> None:
-        if self.stopping and not self.inflight and not self.conns and self.done is not None:
+        if (
+            self.stopping
+            and not (self.inflight or self.conns or self.accepted)
+            and self.done is not None
+        ):
             self.done.set()
 
     def forget(self, conn: AsgiConnection) -> None:
