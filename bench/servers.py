@@ -271,7 +271,55 @@ RELOAD_SERVERS: tuple[Server, ...] = (
     ),
     reloading("gunicorn-hup", GUNICORN, reload_signal=signal.SIGHUP),
 )
-ALL_SERVERS = SERVERS + NGINX_SERVERS + RELOAD_SERVERS
+# ASGI: the same hello app (bench/apps/hello_asgi.py) under procmaster's ASGI worker,
+# uvicorn (httptools + uvloop, its fastest), granian and gunicorn's ASGI worker; each
+# with two worker processes; directly (group asgi) and behind nginx (group nginx-asgi:
+# procmaster over uwsgi_pass, the others over proxy_pass with upstream keep-alive)
+HELLO_ASGI = ("--processes", PROCS, "--master", "--disable-logging", "--pythonpath", "{apps}",
+              "--asgi", "hello_asgi:app")  # fmt: skip
+UVICORN = ("{python}", "-m", "uvicorn", "--workers", PROCS, "--loop", "uvloop", "--http",
+           "httptools", "--no-access-log", "--log-level", "warning", "--app-dir", "{apps}")  # fmt: skip
+GRANIAN = ("granian", "--interface", "asgi", "--workers", PROCS, "--no-access-log",
+           "--log-level", "warning", "--working-dir", "{apps}")  # fmt: skip
+GUNICORN_ASGI = ("gunicorn", "--workers", PROCS, "--worker-class", "asgi", "--chdir", "{apps}")
+NGINX_PASS["http"] = """            proxy_pass http://http_app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";"""
+NGINX_HTTP_UPSTREAM = """    upstream http_app {
+        server unix:{tmp}/app.sock;
+        keepalive 16;
+    }
+"""
+
+
+def asgi(name: str, family: str, command: tuple[str, ...], requires: tuple[str, ...]) -> Server:
+    return Server(name=name, family=family, group="asgi", commands=(command,),
+                  requires=requires, tree=ROOT if family == "procmaster" else "")  # fmt: skip
+
+
+def asgi_behind_nginx(name: str, family: str, protocol: str, command: tuple[str, ...]) -> Server:
+    server = behind_nginx(name, family, protocol, command)
+    conf = server.files[0][1].replace("    upstream fastcgi_app {", NGINX_HTTP_UPSTREAM
+                                       + "    upstream fastcgi_app {")  # fmt: skip
+    return dataclasses.replace(server, group="nginx-asgi", files=(("nginx.conf", conf),))
+
+
+ASGI_SERVERS: tuple[Server, ...] = (
+    asgi("procmaster-asgi", "procmaster",
+         (*PROCMASTER_CMD, "--http-socket", "127.0.0.1:{port}", *HELLO_ASGI), ()),
+    asgi("uvicorn", "uvicorn", (*UVICORN, "--port", "{port}", "hello_asgi:app"), ()),
+    asgi("granian", "granian", (*GRANIAN, "--port", "{port}", "hello_asgi:app"), ("granian",)),
+    asgi("gunicorn-asgi", "gunicorn",
+         (*GUNICORN_ASGI, "-b", "127.0.0.1:{port}", "hello_asgi:app"), ("gunicorn",)),
+    asgi_behind_nginx("procmaster-asgi-uwsgi", "procmaster", "uwsgi",
+                      (*PROCMASTER_CMD, "--socket", "{tmp}/app.sock", *HELLO_ASGI)),
+    asgi_behind_nginx("uvicorn-proxy", "uvicorn", "http",
+                      (*UVICORN, "--uds", "{tmp}/app.sock", "hello_asgi:app")),
+    asgi_behind_nginx("granian-proxy", "granian", "http",
+                      (*GRANIAN, "--uds", "{tmp}/app.sock", "hello_asgi:app")),
+)  # fmt: skip
+
+ALL_SERVERS = SERVERS + NGINX_SERVERS + RELOAD_SERVERS + ASGI_SERVERS
 
 
 def with_tree(servers: list[Server], tree: str) -> list[Server]:
