@@ -294,7 +294,7 @@ NGINX_HTTP_UPSTREAM = """    upstream http_app {
 
 def asgi(name: str, family: str, command: tuple[str, ...], requires: tuple[str, ...]) -> Server:
     return Server(name=name, family=family, group="asgi", commands=(command,),
-                  requires=requires, tree=ROOT if family == "procmaster" else "")  # fmt: skip
+                  requires=requires, tree=ROOT if family.startswith("procmaster") else "")  # fmt: skip
 
 
 def asgi_behind_nginx(name: str, family: str, protocol: str, command: tuple[str, ...]) -> Server:
@@ -305,6 +305,9 @@ def asgi_behind_nginx(name: str, family: str, protocol: str, command: tuple[str,
 
 
 ASGI_SERVERS: tuple[Server, ...] = (
+    asgi("procmaster-asgi-asyncio", "procmaster (asyncio)",
+         (*PROCMASTER_CMD, "--http-socket", "127.0.0.1:{port}", *HELLO_ASGI, "--asgi-loop",
+          "asyncio"), ()),
     asgi("procmaster-asgi", "procmaster",
          (*PROCMASTER_CMD, "--http-socket", "127.0.0.1:{port}", *HELLO_ASGI), ()),
     asgi("uvicorn", "uvicorn", (*UVICORN, "--port", "{port}", "hello_asgi:app"), ()),

@@ -37,6 +37,7 @@ __all__ = [
 
 DEFAULT_CALLABLE = "application"
 ASGI_CALLABLE = "app"  # uvicorn's and FastAPI's convention
+ASGI_LOOPS = ("auto", "asyncio", "uvloop")
 
 
 class AppLoadError(Exception):
@@ -319,6 +320,17 @@ def load_asgi_app(cfg) -> Callable:
         raise AppLoadError(
             f"{origin}: option 'asgi' runs the app on each worker's asyncio loop; "
             f"threads = {cfg.threads} does not apply (remove it; raise processes instead)"
+        )
+    loop = cfg.asgi_loop
+    if loop not in ASGI_LOOPS:
+        raise AppLoadError(
+            f"{cfg.origin('asgi-loop')}: option 'asgi-loop': {loop!r} is not one of "
+            f"{', '.join(ASGI_LOOPS)}"
+        )
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise AppLoadError(
+            f"{cfg.origin('asgi-loop')}: asgi-loop = uvloop, but uvloop is not installed "
+            "(pip install uvloop, or asgi-loop = auto)"
         )
     app = _load_target(cfg.asgi, ASGI_CALLABLE, origin)
     problem = asgi_problem(app)

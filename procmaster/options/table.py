@@ -229,6 +229,8 @@ OPTIONS: tuple[Option, ...] = (
        "extension)", group=_APP,
        note="http and lifespan scopes over every socket protocol; the same limits, guards "
        "and reloads as a WSGI app; excludes module, wsgi-file, mount and threads"),
+    _O("asgi-loop", "str", "the event loop of an ASGI worker: auto (uvloop when installed), "
+       "asyncio or uvloop (a procmaster extension)", default="auto", group=_APP),
     _O("chdir", "path", "chdir to the specified directory before loading the app",
        group=_APP),
     _O("pythonpath", "path", "add a directory to the Python path",

@@ -121,7 +121,7 @@ class AsgiWorker:
     # -- the process -------------------------------------------------------------
 
     def run_forever(self) -> None:
-        loop = self.loop = asyncio.new_event_loop()
+        loop = self.loop = new_loop(self.cfg.asgi_loop)
         asyncio.set_event_loop(loop)
         try:
             code = loop.run_until_complete(self.main())
@@ -462,6 +462,21 @@ class AsgiWorker:
                 os.write(self.ready_fd, encode_module(path))
             except OSError:
                 return
+
+
+def new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The worker's event loop: ``asgi-loop`` = asyncio, or uvloop (``auto``:
+    uvloop when it is installed)."""
+    if kind != "asyncio":
+        try:
+            # lazy: uvloop is optional, and only an ASGI worker runs a loop
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def http_scope(env: dict, state: dict) -> dict:
