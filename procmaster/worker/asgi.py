@@ -66,13 +66,13 @@ from ..ipc import (
     encode_ready,
 )
 from ..logs import log, request_logger
-from ..wsgi import url_scheme
-from .asgi_http import ASGI_VERSION, AsgiConnection, HttpExchange
+from .asgi_http import AsgiConnection, HttpExchange
 from .asgi_lifespan import Lifespan
+from .asgi_scope import http_scope
 from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import request_line
 
-__all__ = ["AsgiWorker", "http_scope"]
+__all__ = ["AsgiWorker", "new_loop"]
 
 IDLE_CLOSE_WHEN_DRAINING = 1.0
 SHUTDOWN_MINIMUM = 0.5  # seconds the lifespan shutdown gets even when the requests used the mercy
@@ -477,49 +477,3 @@ def new_loop(kind: str) -> asyncio.AbstractEventLoop:
         else:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()
-
-
-def http_scope(env: dict, state: dict) -> dict:
-    """The ``http`` scope of a request from its CGI variables (as the protocol
-    parsed them, or as the proxy sent them)."""
-    headers = []
-    for key, value in env.items():
-        if key.startswith("HTTP_"):
-            headers.append(
-                (key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
-            )
-    ctype = env.get("CONTENT_TYPE")
-    if ctype:
-        headers.append((b"content-type", ctype.encode("latin-1")))
-    clen = env.get("CONTENT_LENGTH")
-    if clen:
-        headers.append((b"content-length", clen.encode("latin-1")))
-    root = env.get("SCRIPT_NAME", "")
-    path = root + env.get("PATH_INFO", "")
-    uri = env.get("REQUEST_URI")
-    raw_path = uri.partition("?")[0].encode("latin-1") if uri else path.encode("latin-1")
-    version = env.get("SERVER_PROTOCOL", "HTTP/1.1")
-    addr = env.get("REMOTE_ADDR")
-    try:
-        client = (addr, int(env.get("REMOTE_PORT") or 0)) if addr else None
-    except ValueError:
-        client = (addr, 0)
-    try:
-        server = (env.get("SERVER_NAME", ""), int(env.get("SERVER_PORT") or 0))
-    except ValueError:
-        server = None
-    return {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": version[5:] if version.startswith("HTTP/") else "1.1",
-        "method": env.get("REQUEST_METHOD", "GET"),
-        "scheme": url_scheme(env),
-        "path": path.encode("latin-1").decode("utf-8", "replace"),
-        "raw_path": raw_path,
-        "query_string": env.get("QUERY_STRING", "").encode("latin-1"),
-        "root_path": root.encode("latin-1").decode("utf-8", "replace"),
-        "headers": headers,
-        "client": client,
-        "server": server,
-        "state": dict(state),
-    }

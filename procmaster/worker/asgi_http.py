@@ -50,7 +50,6 @@ FEED_SLICE = 4096
 BODY_HIGH = 64 * 1024  # pause reading while this many body bytes wait for receive()
 BODY_LOW = 16 * 1024
 LINGER_SECONDS = 1.0
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 REASONS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 DISCONNECT = {"type": "http.disconnect"}
 

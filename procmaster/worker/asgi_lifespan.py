@@ -23,10 +23,9 @@ import asyncio
 import traceback
 
 from ..logs import log
+from .asgi_scope import ASGI_VERSION
 
 __all__ = ["Lifespan"]
-
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
 
 class Lifespan:
