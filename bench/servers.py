@@ -301,7 +301,10 @@ def asgi_behind_nginx(name: str, family: str, protocol: str, command: tuple[str,
     server = behind_nginx(name, family, protocol, command)
     conf = server.files[0][1].replace("    upstream fastcgi_app {", NGINX_HTTP_UPSTREAM
                                        + "    upstream fastcgi_app {")  # fmt: skip
-    return dataclasses.replace(server, group="nginx-asgi", files=(("nginx.conf", conf),))
+    requires = ("nginx",) if command[0] == "{python}" else (command[0], "nginx")
+    return dataclasses.replace(
+        server, group="nginx-asgi", files=(("nginx.conf", conf),), requires=requires
+    )
 
 
 ASGI_SERVERS: tuple[Server, ...] = (

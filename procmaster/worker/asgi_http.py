@@ -195,10 +195,10 @@ class HttpExchange:
             return
         finally:
             self.gone = True
-        if not self.finished:
+        if not self.finished and not conn.closed:
             self.failed("the app returned without completing its response")
             return
-        worker.request_finished(self)
+        worker.request_finished(self)  # (the client left: counted as 499, not an error)
 
     def failed(self, why: str | None) -> None:
         """The app raised, returned early or was cancelled: a 500 if nothing was
@@ -252,6 +252,9 @@ class AsgiConnection(asyncio.Protocol):
         self.write_since = 0.0
         self.closed = False
         self.close_after = False
+        self.peer_closed = False
+        # an error reply waiting for the answers of the requests before the bad bytes
+        self.deferred: bytes | None = None
         self.in_request = False
         self.got_head = False
         now = time.monotonic()
@@ -271,7 +274,7 @@ class AsgiConnection(asyncio.Protocol):
         self.worker.conns.add(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.proto is None:
+        if self.proto is None or self.deferred is not None:
             return
         if not self.in_request:
             self.in_request = True
@@ -288,6 +291,7 @@ class AsgiConnection(asyncio.Protocol):
                 self.abort()
                 return None
         if self.queue:
+            self.peer_closed = True
             return True  # half-close: the response in progress still goes out
         return None
 
@@ -360,7 +364,11 @@ class AsgiConnection(asyncio.Protocol):
         if self.closed:
             return
         queue = self.queue
-        stop = bool(self.pending) or (len(queue) > 1 and queue[-1].body_done)
+        stop = (
+            bool(self.pending)
+            or self.deferred is not None
+            or (len(queue) > 1 and queue[-1].body_done)
+        )
         if not stop and self.receiving is not None:
             stop = self.receiving.buffered > (BODY_HIGH if not self.read_paused else BODY_LOW)
         if stop and not self.read_paused:
@@ -434,7 +442,11 @@ class AsgiConnection(asyncio.Protocol):
         now = time.monotonic()
         self.idle_since = now
         self.deadline = now + self.worker.keepalive_timeout
-        if not ex.req.keep_alive or self.worker.stopping or not ex.body_done:
+        if self.deferred is not None and not self.queue:
+            reply, self.deferred = self.deferred, None
+            self.answer_and_linger(reply)
+            return
+        if not ex.req.keep_alive or self.worker.stopping or not ex.body_done or self.peer_closed:
             # (a response sent before its body was read: the rest cannot be parsed)
             self.close_after = True
             self.queue.clear()
@@ -453,12 +465,20 @@ class AsgiConnection(asyncio.Protocol):
 
     def fail(self, exc: ProtocolError) -> None:
         """Bad request bytes, or a request the worker refuses: answer where the
-        protocol can, then close (lingering, so the client reads the answer)."""
+        protocol can, then close (lingering, so the client reads the answer).
+        Where the protocol allows it, the requests before the bad bytes are
+        answered first (HTTP pipelining); a refusal of the request whose body is
+        arriving is answered at once."""
         self.log_protocol_error(exc)
         protocol = self.listener.protocol
         reply = protocol.error_reply(exc)
-        self.proto = None
         self.pending = b""
+        if reply is not None and self.queue and self.receiving is None:
+            if protocol.pipelined_errors:
+                self.deferred = reply  # sent once the requests before it are answered
+                self.flow()  # (and nothing more is read)
+                return
+        self.proto = None
         if reply is None or self.queue and self.queue[0].head_sent:
             self.abort()
             return
@@ -467,7 +487,11 @@ class AsgiConnection(asyncio.Protocol):
             ex.wake()
         self.queue.clear()
         self.receiving = None
+        self.answer_and_linger(reply)
+
+    def answer_and_linger(self, reply: bytes) -> None:
         self.transport.write(reply)
+        self.closed = True  # for the app's tasks: nothing more goes out
         if self.transport.can_write_eof():
             self.transport.write_eof()  # then read and drop for a moment
             self.loop.call_later(LINGER_SECONDS, self.transport.close)

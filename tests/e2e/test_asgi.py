@@ -184,7 +184,7 @@ def test_slow_clients_hold_nothing(site):
 
 
 def test_http_disconnect_reaches_the_app(site):
-    _, ports, marker, _ = site
+    server, ports, marker, _ = site
     disc = Path(str(marker) + ".disc")
     before = disc.read_text().count("disconnect") if disc.exists() else 0
     sock = socket.create_connection(("127.0.0.1", ports["http"]))
@@ -196,6 +196,26 @@ def test_http_disconnect_reaches_the_app(site):
         10,
         what="the app's http.disconnect",
     )
+    time.sleep(0.2)
+    assert "returned without completing" not in server.log  # a client leaving is no app error
+
+
+def test_pipelined_bad_bytes_are_answered_after_the_good_request(site):
+    _, ports, _, _ = site
+    reply = raw_request(
+        ports["http"], b"GET /sleep?0.3 HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n"
+    )
+    assert reply.startswith(b"HTTP/1.1 200") and b"Hello, ASGI" in reply
+    assert b"HTTP/1.1 400" in reply.partition(b"Hello, ASGI")[2]
+
+
+def test_a_half_closed_client_gets_its_answer_and_the_close(site):
+    _, ports, _, _ = site
+    with socket.create_connection(("127.0.0.1", ports["http"]), timeout=5) as sock:
+        sock.sendall(b"GET /sleep?0.2 HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        reply = raw_request_rest(sock)  # a timeout (keep-alive kept open) fails the test
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"Hello, ASGI\n")
 
 
 # -- behind nginx, and SCGI ---------------------------------------------------------
