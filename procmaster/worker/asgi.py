@@ -268,11 +268,7 @@ class AsgiWorker:
                 f"running for {now - ex.start:.3f}s"
             ]
             if ex.task is not None:
-                for frm in ex.task.get_stack(limit=20):
-                    code = frm.f_code
-                    lines.append(
-                        f'  File "{code.co_filename}", line {frm.f_lineno}, in {code.co_name}'
-                    )
+                lines.extend(coroutine_stack(ex.task.get_coro()))
             log("\n".join(lines))
 
     # -- requests --------------------------------------------------------------
@@ -462,6 +458,20 @@ class AsgiWorker:
                 os.write(self.ready_fd, encode_module(path))
             except OSError:
                 return
+
+
+def coroutine_stack(coro, limit: int = 30) -> list[str]:
+    """Where a suspended coroutine waits, outermost first: the chain of what each
+    awaits (a Task's own ``get_stack`` shows only the outermost frame)."""
+    lines = []
+    while coro is not None and len(lines) < limit:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return lines
 
 
 def new_loop(kind: str) -> asyncio.AbstractEventLoop:

@@ -17,6 +17,7 @@ import pytest
 from support import APPS, ROOT, Server, accepts, free_port, http_get, raw_request, wait_for
 from support.nginx import nginx_binary, start_nginx
 
+from procmaster.ipc import SIG_PRINT_REQUEST
 from procmaster.protocols.fastcgi_records import encode_pairs, record
 
 BEGIN, PARAMS, STDIN, STDOUT = 1, 4, 5, 6
@@ -299,6 +300,10 @@ def test_stats_show_in_flight(site):
             return stats["workers"][0]["in_flight"]
 
         wait_for(lambda: in_flight() == 2, 5, what="two requests in flight in the stats")
+        # SIGUSR2 (as the master forwards it): each request in flight, its age, its stack
+        os.kill(server.worker_pids()[0], SIG_PRINT_REQUEST)
+        log = server.wait_log("GET /sleep?3 from 127.0.0.1 running for", count=2)
+        assert "asgiapp.py" in log and ", in app" in log
         for s in socks:
             s.settimeout(10)
             assert raw_request_rest(s).startswith(b"HTTP/1.1 200")
