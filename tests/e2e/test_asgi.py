@@ -360,12 +360,13 @@ def test_lifespan_startup_failure_stops_the_worker_with_back_off(tmp_path):
 
 
 def test_lifespan_shutdown_on_reload_and_stop(tmp_path):
+    """(On the asyncio loop: the other tests run uvloop, the default when installed.)"""
     port = free_port()
     marker = tmp_path / "shutdowns"
     server = _start(
         tmp_path, "--http-socket", f"127.0.0.1:{port}", "--asgi", "asgiapp:app",
-        "--master", "--processes", "2", env={"ASGI_SHUTDOWN_MARKER": str(marker)},
-        wait_port=port,
+        "--master", "--processes", "2", "--asgi-loop", "asyncio",
+        env={"ASGI_SHUTDOWN_MARKER": str(marker)}, wait_port=port,
     )  # fmt: skip
     try:
         wait_for(lambda: len(server.worker_pids()) == 2, 20, what="two workers")
