@@ -288,11 +288,11 @@ def test_stats_show_in_flight(site):
     socks = []
     for _ in range(2):
         s = socket.create_connection(("127.0.0.1", ports["http"]))
-        s.sendall(b"GET /sleep?3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.sendall(b"GET /sleep?4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         socks.append(s)
     try:
         # the loop is not blocked: another request is answered meanwhile
-        assert http_get(ports["http"], "/", timeout=2)[0] == 200
+        assert http_get(ports["http"], "/", timeout=3.5)[0] == 200
 
         def in_flight() -> int:
             with socket.create_connection(("127.0.0.1", ports["stats"]), timeout=5) as s:
@@ -302,7 +302,7 @@ def test_stats_show_in_flight(site):
         wait_for(lambda: in_flight() == 2, 5, what="two requests in flight in the stats")
         # SIGUSR2 (as the master forwards it): each request in flight, its age, its stack
         os.kill(server.worker_pids()[0], SIG_PRINT_REQUEST)
-        log = server.wait_log("GET /sleep?3 from 127.0.0.1 running for", count=2)
+        log = server.wait_log("GET /sleep?4 from 127.0.0.1 running for", count=2)
         assert "asgiapp.py" in log and ", in app" in log
         for s in socks:
             s.settimeout(10)
