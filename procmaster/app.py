@@ -29,6 +29,8 @@ from importlib.machinery import SourceFileLoader
 __all__ = [
     "AppLoadError",
     "Apps",
+    "asgi_not_applied",
+    "asgi_problem",
     "debugger_note",
     "load_apps",
     "path_problems",
@@ -337,6 +339,22 @@ def load_asgi_app(cfg) -> Callable:
     if problem:
         raise AppLoadError(f"{origin}: asgi = {cfg.asgi!r}: {problem}")
     return app
+
+
+# what the ASGI runner does not apply (the WSGI worker's front door and threads)
+ASGI_NOT_APPLIED = (
+    "route",
+    "static-",
+    "check-static",
+    "add-header",
+    "del-header",
+    "offload-threads",
+)
+
+
+def asgi_not_applied(cfg) -> list[str]:
+    """The options of ``cfg`` an ASGI app is served without (sorted, once each)."""
+    return sorted({e.key for e in cfg.entries if e.key.startswith(ASGI_NOT_APPLIED)})
 
 
 def asgi_problem(app) -> str | None:

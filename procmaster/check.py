@@ -25,6 +25,7 @@ Must not know: how anything is served; it reads the option table and the Config.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import select
 import signal
@@ -33,7 +34,7 @@ import time
 
 from . import options as _options
 from .api import service_problems
-from .app import AppLoadError, load_apps, path_problems, prepare_process
+from .app import AppLoadError, asgi_not_applied, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
 from .privileges import PrivilegeError, drop_privileges
@@ -219,17 +220,6 @@ def _start_problems(cfg) -> list[str]:
     return import_problems(cfg)
 
 
-# what the ASGI runner does not apply (the WSGI worker's front door and threads)
-ASGI_NOT_APPLIED = (
-    "route",
-    "static-",
-    "check-static",
-    "add-header",
-    "del-header",
-    "offload-threads",
-)
-
-
 def _asgi_report(cfg) -> list[str]:
     """``asgi = ...``: how the app is run, and the options it does not apply."""
     harakiri = (
@@ -238,18 +228,15 @@ def _asgi_report(cfg) -> list[str]:
         if cfg.harakiri
         else "no harakiri"
     )
+    loop = cfg.asgi_loop
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     lines = [
-        f" app runner: ASGI 3 ({cfg.origin('asgi')}: asgi = {cfg.asgi}): one asyncio loop per "
+        f" app runner: ASGI 3 ({cfg.origin('asgi')}: asgi = {cfg.asgi}): one {loop} loop per "
         f"worker, http and lifespan scopes; lifespan startup before accepting, shutdown "
         f"within worker-reload-mercy ({cfg.worker_reload_mercy:g}s); {harakiri}",
     ]
-    ignored = sorted(
-        {
-            e.key
-            for e in cfg.entries
-            if e.key.startswith(ASGI_NOT_APPLIED) and e.key != "static-gzip"
-        }
-    )
+    ignored = asgi_not_applied(cfg)
     if ignored:
         lines.append(f" not applied to an ASGI app ({len(ignored)}): {', '.join(ignored)}")
     return lines

@@ -51,6 +51,7 @@ import time
 import traceback
 
 from .. import api
+from ..app import asgi_not_applied
 from ..guards import worker_guard
 from ..ipc import (
     EXIT_FATAL,
@@ -116,6 +117,9 @@ class AsgiWorker:
         self.modules_seen: set[str] = set()
         self.nmodules = 0
         self.loop: asyncio.AbstractEventLoop | None = None
+        ignored = asgi_not_applied(cfg)
+        if ignored and wid == 1:
+            log(f"warning: not applied to an ASGI app: {', '.join(ignored)}")
         self.done: asyncio.Event | None = None
 
     # -- the process -------------------------------------------------------------

@@ -340,6 +340,18 @@ def test_check_and_start_refuse_a_wsgi_callable(tmp_path):
         env=_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )  # fmt: skip
     assert start.returncode != 0 and "is not an ASGI 3 app" in start.stdout + start.stderr
+    ini.write_text(
+        "[uwsgi]\nhttp-socket = 127.0.0.1:0\nasgi = asgiapp:app\nharakiri = 5\n"
+        "static-map = /s=/tmp\nasgi-loop = asyncio\n"
+    )
+    check = subprocess.run(
+        [sys.executable, "-m", "procmaster", "--ini", str(ini), "--check"],
+        env=_env(), capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"app runner: ASGI 3 ({ini}:3: asgi = asgiapp:app): one asyncio loop" in check.stdout
+    assert "harakiri 5s cancels a request's task" in check.stdout
+    assert "not applied to an ASGI app (1): static-map" in check.stdout
 
 
 # -- lifespan ---------------------------------------------------------------------
