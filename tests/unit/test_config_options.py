@@ -146,7 +146,8 @@ def test_names_are_unique_and_real_uwsgi_names():
         "wait",
         "wait-timeout",
         "emperor-tyrant-allow-root",
-        "asgi",  # an ASGI app (uWSGI never shipped ASGI)
+        "asgi",  # an ASGI app (uWSGI never shipped ASGI) and its loop
+        "asgi-loop",
     }
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []
