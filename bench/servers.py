@@ -67,6 +67,7 @@ class Server:
     reload_signal: int | None = None
     reload_touch: str = ""  # a file name in {tmp}, among ``files``
     tree: str = ""  # procmaster's source tree, first on PYTHONPATH of the processes
+    optional: bool = False  # runs only when --only names it, its group or its suite
 
     def argvs(self, port: int | str, tmp: str = "TMP") -> list[list[str]]:
         """The commands with their placeholders filled in."""
@@ -271,7 +272,8 @@ RELOAD_SERVERS: tuple[Server, ...] = (
     ),
     reloading("gunicorn-hup", GUNICORN, reload_signal=signal.SIGHUP),
 )
-# ASGI: the same hello app (bench/apps/hello_asgi.py) under procmaster's ASGI worker,
+# ASGI (optional rows: only with --only asgi or --only nginx-asgi, or a row's name):
+# the same hello app (bench/apps/hello_asgi.py) under procmaster's ASGI worker,
 # uvicorn (httptools + uvloop, its fastest), granian and gunicorn's ASGI worker; each
 # with two worker processes; directly (group asgi) and behind nginx (group nginx-asgi:
 # procmaster over uwsgi_pass, the others over proxy_pass with upstream keep-alive)
@@ -293,7 +295,7 @@ NGINX_HTTP_UPSTREAM = """    upstream http_app {
 
 
 def asgi(name: str, family: str, command: tuple[str, ...], requires: tuple[str, ...]) -> Server:
-    return Server(name=name, family=family, group="asgi", commands=(command,),
+    return Server(name=name, family=family, group="asgi", commands=(command,), optional=True,
                   requires=requires, tree=ROOT if family.startswith("procmaster") else "")  # fmt: skip
 
 
@@ -303,7 +305,7 @@ def asgi_behind_nginx(name: str, family: str, protocol: str, command: tuple[str,
                                        + "    upstream fastcgi_app {")  # fmt: skip
     requires = ("nginx",) if command[0] == "{python}" else (command[0], "nginx")
     return dataclasses.replace(
-        server, group="nginx-asgi", files=(("nginx.conf", conf),), requires=requires
+        server, group="nginx-asgi", files=(("nginx.conf", conf),), requires=requires, optional=True
     )
 
 
