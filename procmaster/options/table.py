@@ -297,12 +297,19 @@ OPTIONS: tuple[Option, ...] = (
        "address in request logs", default=False, group=_LOG),
     _O("req-logger", "logger", "set/append a request logger", multi=True, group=_LOG,
        status=PARTIAL, note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH, "
-       "fd:N, stdio; other logger plugins (syslog, socket, udp, ...) are reported and ignored"),
+       "fd:N, stdio, syslog[:NAME[,FACILITY]], rsyslog:HOST:PORT|/PATH[,TAG[,PRI]]; other "
+       "logger plugins (socket, udp, redislog, ...) are reported and ignored"),
     _O("logger", "logger", "set/append a logger ([NAME ]PLUGIN[:ARGS])", multi=True,
        group=_LOG, status=PARTIAL,
        note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH (rotated past "
-       "maxsize), fd:N, stdio; a named logger gets only the lines log-route sends it; "
-       "other plugins (syslog, socket, udp, ...) are reported and ignored"),
+       "maxsize), fd:N, stdio, syslog[:NAME[,FACILITY]] (RFC 3164 to /dev/log, as glibc's "
+       "syslog), rsyslog:HOST:PORT|/PATH[,TAG[,PRI]] (RFC 3164 over UDP or a unix datagram "
+       "socket); a named logger gets only the lines log-route sends it; other plugins "
+       "(socket, udp, redislog, ...) are reported and ignored"),
+    _O("rsyslog-packet-size", "int", "the largest rsyslog datagram (bytes; more than 1024 "
+       "breaks RFC 3164)", default=1024, min=64, group=_LOG),
+    _O("rsyslog-split-messages", "bool", "send a line longer than rsyslog-packet-size in "
+       "several datagrams (else it is cut)", default=False, group=_LOG),
     _O("log-route", "log-route", "send log lines matching REGEX to the logger NAME: "
        "log-route = NAME REGEX", multi=True, group=_LOG,
        note="a routed line goes to every matching route's logger and to no other"),
