@@ -459,8 +459,35 @@ OPTIONS: tuple[Option, ...] = (
        note="uWSGI's JSON keys and types, served by the master; listen_queue is "
        "reported for TCP sockets (0 for unix sockets), listen_queue_errors is always 0"),
     _O("stats-http", "bool", "serve the stats with HTTP headers; GET /metrics answers "
-       "the Prometheus text format (a procmaster extension)", default=False,
+       "the Prometheus text format, /ready and /live the readiness and liveness probes "
+       "(procmaster extensions)", default=False, group=_MASTER,
+       note="/ready (/readyz): 200 while every configured worker accepts and no stop has "
+       "begun, else 503; /live (/livez, /healthz): 200, written by the master's loop"),
+    _O("stats-push", "stats-push", "push the stats to this destination: statsd:HOST:PORT[,PREFIX]",
+       multi=True, group=_MASTER, status=PARTIAL,
+       note="statsd over UDP under uWSGI's metric names (worker.N.requests, "
+       "core.busy_workers, ...), counters as increments since the last push; other "
+       "pushers (file, socket, mongodb) are refused at start"),
+    _O("stats-pusher-default-freq", "int", "seconds between two stats pushes",
+       aliases=("stats-pushers-default-freq",), default=3, min=1, group=_MASTER),
+    _O("statsd-all-gauges", "bool", "push every statsd metric as a gauge of its current "
+       "value", default=False, group=_MASTER),
+    _O("statsd-no-workers", "bool", "leave the per-worker metrics out of statsd pushes",
+       default=False, group=_MASTER),
+    _O("carbon", "host-port", "push the stats to this carbon (graphite) server: HOST:PORT",
+       multi=True, group=_MASTER, status=PARTIAL,
+       note="uWSGI's carbon names (ROOT.HOST.ID.requests, .workerN.busyness, ...) over "
+       "carbon's UDP plaintext listener, never blocking the master (uWSGI uses TCP)"),
+    _O("carbon-freq", "int", "seconds between two carbon pushes", default=60, min=1,
        group=_MASTER),
+    _O("carbon-id", "str", "the carbon id (default: the first socket's name, dots as _)",
+       group=_MASTER),
+    _O("carbon-root", "str", "the carbon metrics' root node", default="uwsgi",
+       group=_MASTER),
+    _O("carbon-hostname-dots", "str", "replace the dots of the host name with this "
+       "character in carbon names", group=_MASTER),
+    _O("carbon-no-workers", "bool", "leave the per-worker metrics out of carbon pushes",
+       default=False, group=_MASTER),
     # -- Daemons and background work -----------------------------------------------
     _O("attach-daemon", "str", "run a command alongside the workers (it must stay in the "
        "foreground)", multi=True, group=_BG,
