@@ -414,6 +414,8 @@ class Master(ForkedChildren):
             return
         log("SIGTERM: graceful shutdown (workers finish their requests)")
         self._stop()
+        for listener in self.listeners:  # the port closes once the workers drained it
+            listener.sock.close()
         self.table.stop_all(self.cfg.reload_mercy)
 
     def stop_now(self, what: str) -> None:
