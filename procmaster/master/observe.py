@@ -48,4 +48,4 @@ def start_stats(master) -> tuple[StatsServer | None, Pushers | None]:
             StatsServer.forget_inherited()
     except (OSError, ValueError) as exc:
         log(f"warning: {cfg.origin('stats')}: cannot serve stats on {cfg.get('stats')!r}: {exc}")
-    return server, make_pushers(cfg, source, log)
+    return server, make_pushers(cfg, source, log, master.sel)

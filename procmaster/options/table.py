@@ -476,10 +476,14 @@ OPTIONS: tuple[Option, ...] = (
        default=False, group=_MASTER),
     _O("carbon", "host-port", "push the stats to this carbon (graphite) server: HOST:PORT",
        multi=True, group=_MASTER, status=PARTIAL,
-       note="uWSGI's carbon names (ROOT.HOST.ID.requests, .workerN.busyness, ...) over "
-       "carbon's UDP plaintext listener, never blocking the master (uWSGI uses TCP)"),
+       note="uWSGI's carbon names (ROOT.HOST.ID.requests, .workerN.busyness, ...), one "
+       "TCP connection a push as uWSGI, but driven by the master's selector: never "
+       "blocking it; carbon-max-retry and carbon-retry-delay are not read (the next "
+       "push is the retry)"),
     _O("carbon-freq", "int", "seconds between two carbon pushes", default=60, min=1,
        group=_MASTER),
+    _O("carbon-timeout", "int", "seconds a carbon push may take to connect and be sent",
+       default=3, min=1, group=_MASTER),
     _O("carbon-id", "str", "the carbon id (default: the first socket's name, dots as _)",
        group=_MASTER),
     _O("carbon-root", "str", "the carbon metrics' root node", default="uwsgi",

@@ -7,9 +7,10 @@ Theory of operation
 ``Pushers`` sits in the master's loop like a timer: ``deadline()`` says when the
 next push is due (the loop's select waits no longer), ``tick(now)`` sends what is
 due. A push reads the same ``StatsSource`` as the stats server (scoreboard slots,
-``/proc`` for memory, ``TCP_INFO`` for the accept queues) and sends datagrams on
-a non-blocking UDP socket: a collector that is down, slow or unreachable costs
-one failed ``sendto`` (said once per episode), never a wait. Addresses are
+``/proc`` for memory, ``TCP_INFO`` for the accept queues) and sends it on
+non-blocking sockets (statsd: UDP datagrams; carbon: a TCP connection driven by
+the master's selector): a collector that is down, slow or unreachable costs a
+failed send (said once per episode), never a wait. Addresses are
 resolved once, when the pusher is made.
 
 statsd (uWSGI's ``stats_pusher_statsd``): one datagram per metric,
@@ -35,9 +36,13 @@ or the first socket's name with dots as ``_``; names ``requests``, ``tx``,
 ``avg_rt``, ``rss_size``, ``vsz_size``, ``busyness`` (per cent of the interval
 spent in requests), ``harakiri``, ``active_workers`` and the same per worker as
 ``workerN.NAME`` (not with ``carbon-no-workers``); every ``carbon-freq`` seconds
-(60). Lines go in datagrams of at most ``DATAGRAM`` bytes to carbon's UDP
-listener (``ENABLE_UDP_LISTENER``): uWSGI connects over TCP with a timeout,
-which would block the master while carbon is away.
+(60); ``rss_size``/``vsz_size`` with ``memory-report``, as uWSGI. Like uWSGI,
+each push is one TCP connection to carbon's plaintext port (its default
+listener), but never waited for: the connect is started non-blocking, the
+master's selector says when the socket is writable and the lines go as it takes
+them (``_TcpPush``); a push not connected within ``carbon-timeout`` seconds (3),
+or still unsent when the next is due, is dropped and said once. (uWSGI connects
+and writes blocking, with that timeout, in the master.)
 
 Must not know: how the numbers are kept (it reads the ``StatsSource``), workers,
 reloads.
@@ -45,6 +50,9 @@ reloads.
 
 from __future__ import annotations
 
+import errno
+import os
+import selectors
 import socket
 import time
 from collections.abc import Callable
@@ -52,22 +60,20 @@ from collections.abc import Callable
 from ..scoreboard import STATUS_BUSY
 from .document import StatsSource, listen_queue, memory
 
-__all__ = ["DATAGRAM", "CarbonPusher", "PushError", "Pushers", "StatsdPusher", "make_pushers"]
-
-DATAGRAM = 1400  # bytes of carbon lines per datagram (fits an Ethernet MTU)
+__all__ = ["CarbonPusher", "PushError", "Pushers", "StatsdPusher", "make_pushers"]
 
 
 class PushError(ValueError):
     """A ``stats-push`` or ``carbon`` value that cannot be used (the message says why)."""
 
 
-def _address(text: str, what: str) -> tuple:
+def _address(text: str, what: str, kind: int = socket.SOCK_DGRAM) -> tuple:
     """``HOST:PORT`` resolved once (an IPv6 host in brackets)."""
     host, colon, port = text.strip().rpartition(":")
     if not colon or not port.isdigit() or not 0 < int(port) < 65536 or not host:
         raise PushError(f"{what}: expected HOST:PORT, got {text!r}")
     try:
-        info = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_DGRAM)
+        info = socket.getaddrinfo(host.strip("[]"), int(port), type=kind)
     except OSError as exc:
         raise PushError(f"{what}: cannot resolve {host!r}: {exc}") from None
     return info[0][0], info[0][4]
@@ -99,6 +105,86 @@ class _Udp:
 
     def close(self) -> None:
         self.sock.close()
+
+
+class _TcpPush:
+    """One TCP connection per push, never waited for: connected and written as
+    the master's selector reports the socket writable (``on_writable``)."""
+
+    def __init__(
+        self,
+        target: tuple,
+        what: str,
+        notice: Callable[[str], None],
+        sel: selectors.BaseSelector,
+        timeout: float,
+    ) -> None:
+        self.family, self.addr = target
+        self.what = what
+        self.notice = notice
+        self.sel = sel
+        self.timeout = timeout
+        self.sock: socket.socket | None = None
+        self.data = b""
+        self.expires = 0.0
+        self.failing = False
+
+    def start(self, data: bytes, now: float) -> None:
+        if self.sock is not None:
+            self.fail("the previous push is still unsent")
+        sock = socket.socket(self.family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        err = sock.connect_ex(self.addr)
+        if err not in (0, errno.EINPROGRESS):
+            sock.close()
+            self.fail(os.strerror(err))
+            return
+        self.sock, self.data, self.expires = sock, data, now + self.timeout
+        self.sel.register(sock, selectors.EVENT_WRITE, self.on_writable)
+
+    def on_writable(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.fail(os.strerror(err))
+            return
+        try:
+            n = sock.send(self.data)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self.fail(exc.strerror or str(exc))
+            return
+        self.data = self.data[n:]
+        if not self.data:
+            self.finish()
+            if self.failing:
+                self.failing = False
+                self.notice(f"{self.what}: sending again")
+
+    def expiry(self) -> float | None:
+        return self.expires if self.sock is not None else None
+
+    def expire(self, now: float) -> None:
+        if self.sock is not None and now >= self.expires:
+            self.fail(f"not sent within {self.timeout:g}s")
+
+    def fail(self, why: str) -> None:
+        self.finish()
+        if not self.failing:
+            self.failing = True
+            self.notice(f"{self.what}: {why}: that push is dropped; will retry")
+
+    def finish(self) -> None:
+        sock, self.sock, self.data = self.sock, None, b""
+        if sock is not None:
+            try:
+                self.sel.unregister(sock)
+            except (KeyError, ValueError):
+                pass
+            sock.close()
 
 
 def _workers(source: StatsSource) -> list[tuple[int, int, object, int, int]]:
@@ -199,12 +285,18 @@ class StatsdPusher:
             if not self.out.send(line.encode()):
                 return  # the rest would fail alike: next time
 
+    def expiry(self) -> None:
+        return None
+
+    def expire(self, now: float) -> None:
+        pass
+
     def close(self) -> None:
         self.out.close()
 
 
 class CarbonPusher:
-    """``carbon = HOST:PORT``: graphite plaintext lines over UDP."""
+    """``carbon = HOST:PORT``: graphite plaintext lines, one TCP connection a push."""
 
     def __init__(
         self,
@@ -212,12 +304,19 @@ class CarbonPusher:
         freq: float,
         notice: Callable[[str], None],
         node: str,
+        sel: selectors.BaseSelector,
         no_workers: bool = False,
+        memory: bool = False,
+        timeout: float = 3.0,
     ) -> None:
-        self.out = _Udp(_address(arg, f"carbon {arg}"), f"carbon {arg}", notice)
+        target = _address(arg, f"carbon {arg}", socket.SOCK_STREAM)
+        self.out = _TcpPush(target, f"carbon {arg}", notice, sel, timeout)
         self.freq = freq
         self.node = node  # ROOT.HOST.ID
         self.no_workers = no_workers
+        self.memory = memory  # rss_size and vsz_size, with memory-report
+        self.expiry = self.out.expiry
+        self.expire = self.out.expire
         self.busy_us: dict[int, int] = {}  # each worker's running time at the previous push
 
     def lines(self, source: StatsSource, now: float) -> list[str]:
@@ -241,10 +340,10 @@ class CarbonPusher:
             total["busy"] += busyness
             if self.no_workers:
                 continue
+            mem = (("rss_size", rss), ("vsz_size", vsz)) if self.memory else ()
             for name, value in (
                 ("requests", slot.requests),
-                ("rss_size", rss),
-                ("vsz_size", vsz),
+                *mem,
                 ("avg_rt", avg),
                 ("tx", slot.tx),
                 ("busyness", busyness),
@@ -252,10 +351,10 @@ class CarbonPusher:
             ):
                 out.append(f"{node}.worker{wid}.{name} {value} {stamp}\n")
         active = len(workers) or 1
+        mem = (("rss_size", total["rss"]), ("vsz_size", total["vsz"])) if self.memory else ()
         for name, value in (
             ("requests", total["requests"]),
-            ("rss_size", total["rss"]),
-            ("vsz_size", total["vsz"]),
+            *mem,
             ("avg_rt", total["avg"] // active),
             ("tx", total["tx"]),
             ("busyness", total["busy"] // active),
@@ -266,18 +365,10 @@ class CarbonPusher:
         return out
 
     def push(self, source: StatsSource, now: float) -> None:
-        chunk = ""
-        for line in self.lines(source, now):
-            if len(chunk) + len(line) > DATAGRAM and chunk:
-                if not self.out.send(chunk.encode()):
-                    return
-                chunk = ""
-            chunk += line
-        if chunk:
-            self.out.send(chunk.encode())
+        self.out.start("".join(self.lines(source, now)).encode(), now)
 
     def close(self) -> None:
-        self.out.close()
+        self.out.finish()
 
 
 def carbon_node(root: str, hostname: str, dots: str | None, ident: str | None, first: str) -> str:
@@ -298,10 +389,13 @@ class Pushers:
         self.due = [start + p.freq for p in pushers]
 
     def deadline(self) -> float | None:
-        return min(self.due) if self.due else None
+        """The next push, or a carbon connection's time running out."""
+        due = [d for d in (*self.due, *(p.expiry() for p in self.pushers)) if d is not None]
+        return min(due) if due else None
 
     def tick(self, now: float) -> None:
         for i, pusher in enumerate(self.pushers):
+            pusher.expire(now)
             if now >= self.due[i]:
                 pusher.push(self.source, now)
                 # the next one a whole period later (no burst after a long wait)
@@ -315,7 +409,9 @@ class Pushers:
     close_in_child = close  # a forked worker drops the master's sockets
 
 
-def make_pushers(cfg, source: StatsSource, log: Callable[[str], None]) -> Pushers | None:
+def make_pushers(
+    cfg, source: StatsSource, log: Callable[[str], None], sel: selectors.BaseSelector
+) -> Pushers | None:
     """The pushers ``stats-push`` and ``carbon`` ask for, or None. The values'
     shape was checked with the config; a host that cannot be resolved is a
     warning with the option's file:line (the site serves on without that pusher)."""
@@ -341,7 +437,16 @@ def make_pushers(cfg, source: StatsSource, log: Callable[[str], None]) -> Pusher
     for i, value in enumerate(cfg.carbon):
         try:
             pushers.append(
-                CarbonPusher(value, float(cfg.carbon_freq), log, node, cfg.carbon_no_workers)
+                CarbonPusher(
+                    value,
+                    float(cfg.carbon_freq),
+                    log,
+                    node,
+                    sel,
+                    cfg.carbon_no_workers,
+                    cfg.memory_report,
+                    float(cfg.carbon_timeout),
+                )
             )
         except PushError as exc:
             log(f"warning: {cfg.origin('carbon', i)}: {exc}: not pushing there")

@@ -13,7 +13,6 @@ import pytest
 from procmaster.scoreboard import STATUS_BUSY, STATUS_IDLE, Slot
 from procmaster.stats import StatsServer, StatsSource
 from procmaster.stats.push import (
-    DATAGRAM,
     CarbonPusher,
     PushError,
     Pushers,
@@ -117,10 +116,26 @@ def test_bad_address_is_a_push_error():
     with pytest.raises(PushError):
         StatsdPusher("no-port-here", 3, print)
     with pytest.raises(PushError):
-        CarbonPusher("name.invalid.:2003", 60, print, "n")
+        CarbonPusher("name.invalid.:2003", 60, print, "n", selectors.DefaultSelector())
 
 
-def test_carbon_lines_as_uwsgi_names_them(udp):
+def _carbon_push(pusher: CarbonPusher, board: Board, sel, listener, now: float) -> list[str]:
+    """One push, driven by the selector as the master's loop does; the lines carbon got."""
+    pusher.push(board.source(), now)
+    conn, _ = listener.accept()
+    conn.settimeout(5)
+    deadline = time.monotonic() + 5
+    while pusher.out.sock is not None and time.monotonic() < deadline:
+        for key, _ in sel.select(0.1):
+            key.data()
+    data = b""
+    while chunk := conn.recv(65536):
+        data += chunk
+    conn.close()
+    return data.decode().splitlines()
+
+
+def test_carbon_lines_as_uwsgi_names_them():
     assert carbon_node("uwsgi", "web.example.com", None, None, "127.0.0.1:8000") == (
         "uwsgi.web.example.com.127_0_0_1:8000"
     )
@@ -128,28 +143,80 @@ def test_carbon_lines_as_uwsgi_names_them(udp):
         carbon_node("uwsgi.", "web.example.com", "_", "site", "x") == "uwsgi.web_example_com.site"
     )
     board = Board()
-    port = udp.getsockname()[1]
-    pusher = CarbonPusher(f"127.0.0.1:{port}", 1, print, "uwsgi.h.site")
-    pusher.push(board.source(), 0)
-    drain(udp)
-    board.slots[1] = slot(requests=3, rt_us=500_000, tx=10, harakiri=1)
-    pusher.push(board.source(), 1)
-    packets = drain(udp)
-    assert all(len(p) <= DATAGRAM for p in packets)
-    lines = b"".join(packets).decode().splitlines()
-    values = {line.split()[0]: int(line.split()[1]) for line in lines}
-    assert all(len(line.split()) == 3 and line.split()[2].isdigit() for line in lines)
-    assert values["uwsgi.h.site.worker1.requests"] == 3
-    assert values["uwsgi.h.site.worker1.busyness"] == 50  # 0.5 s of a 1 s interval
-    assert values["uwsgi.h.site.worker1.avg_rt"] == 500_000 // 3
-    assert values["uwsgi.h.site.requests"] == 3
-    assert values["uwsgi.h.site.harakiri"] == 1
-    assert values["uwsgi.h.site.active_workers"] == 2
+    sel = selectors.DefaultSelector()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(5)
+    port = listener.getsockname()[1]
+    try:
+        pusher = CarbonPusher(f"127.0.0.1:{port}", 1, print, "uwsgi.h.site", sel)
+        _carbon_push(pusher, board, sel, listener, 0)
+        board.slots[1] = slot(requests=3, rt_us=500_000, tx=10, harakiri=1)
+        lines = _carbon_push(pusher, board, sel, listener, 1)
+        values = {line.split()[0]: int(line.split()[1]) for line in lines}
+        assert all(len(line.split()) == 3 and line.split()[2].isdigit() for line in lines)
+        assert values["uwsgi.h.site.worker1.requests"] == 3
+        assert values["uwsgi.h.site.worker1.busyness"] == 50  # 0.5 s of a 1 s interval
+        assert values["uwsgi.h.site.worker1.avg_rt"] == 500_000 // 3
+        assert values["uwsgi.h.site.requests"] == 3
+        assert values["uwsgi.h.site.harakiri"] == 1
+        assert values["uwsgi.h.site.active_workers"] == 2
+        assert not any("rss_size" in name for name in values)  # only with memory-report
+        pusher.memory = True
+        assert "uwsgi.h.site.rss_size" in " ".join(_carbon_push(pusher, board, sel, listener, 2))
+    finally:
+        listener.close()
+        sel.close()
+
+
+def test_carbon_that_never_answers_costs_no_wait():
+    """A listener whose queue is full: the connect hangs, the master does not."""
+    notes: list[str] = []
+    sel = selectors.DefaultSelector()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue: later SYNs go unanswered
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(("127.0.0.1", port))
+            fillers.append(f)
+        pusher = CarbonPusher(f"127.0.0.1:{port}", 60, notes.append, "n", sel, timeout=1)
+        pushers = Pushers([pusher], Board().source())
+        t0 = time.monotonic()
+        pusher.push(Board().source(), t0)
+        assert time.monotonic() - t0 < 0.5
+        expires = pushers.deadline()
+        assert expires is not None and expires <= t0 + 1.01
+        pushers.tick(expires)
+        assert pusher.out.sock is None and len(notes) == 1 and "within 1s" in notes[0]
+        # refused outright (nobody listens): said once for the episode
+        listener.close()
+        pusher.push(Board().source(), time.monotonic())
+        for _ in range(20):
+            for key, _ in sel.select(0.05):
+                key.data()
+        pusher.push(Board().source(), time.monotonic())
+        assert len(notes) == 1
+    finally:
+        for f in fillers:
+            f.close()
+        listener.close()
+        pusher.close()
+        sel.close()
 
 
 def test_pushers_deadline_and_period():
     pushed: list[float] = []
-    fake = SimpleNamespace(freq=2.0, push=lambda source, now: pushed.append(now), close=lambda: 0)
+    fake = SimpleNamespace(
+        freq=2.0,
+        push=lambda source, now: pushed.append(now),
+        expiry=lambda: None,
+        expire=lambda now: None,
+        close=lambda: 0,
+    )
     pushers = Pushers([fake], Board().source())
     due = pushers.deadline()
     assert due is not None and due > time.monotonic()
