@@ -212,7 +212,12 @@ class Worker:
         self.stop_deadline = self.now + self.cfg.worker_reload_mercy
         self.update_accepting()
         for lst in self.listeners:
-            self.accept(lst)  # the listen queue's clients are served, not reset at close
+            # the listen queue's clients are served, not reset when the port closes
+            while True:
+                before = len(self.conns)
+                self.accept(lst)  # at most 64 at a time; fewer: the queue is empty
+                if len(self.conns) - before < 64:
+                    break
             lst.sock.close()
         for conn in list(self.conns.values()):
             if conn.current is None and not conn.ready and not conn.in_request and not conn.out:

@@ -111,3 +111,37 @@ def test_ready_until_sigterm_and_no_request_lost_in_the_drain(procmaster):
     assert lost == [], f"{len(lost)} lost of {len(outcomes)}: {lost[:5]}"
     assert outcomes.count("refused") == len(threads)  # every client ended at a closed port
     assert len(outcomes) > before
+
+
+def test_a_full_listen_queue_is_served_by_a_stopping_worker(procmaster):
+    """250 clients wait in the listen queue while the only worker is busy; SIGTERM
+    arrives: the worker takes every one of them (several accept batches of 64)
+    before it closes the port, and each gets its answer."""
+    port = free_port()
+    server = procmaster(
+        "--http-socket", f"127.0.0.1:{port}", "--module", "testapp", "--processes", "1",
+        "--master", "--listen", "400", "--worker-reload-mercy", "60",
+        wait_port=port,
+    )  # fmt: skip
+    busy = threading.Thread(target=raw_request, args=(port, b"GET /sleep?s=3 HTTP/1.0\r\n\r\n"))
+    busy.start()
+    server.wait_log("sleeping 3s")
+    queued = []
+    for _ in range(250):
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.sendall(b"GET /echo HTTP/1.0\r\n\r\n")
+        queued.append(s)
+    server.signal(signal.SIGTERM)
+    answers = []
+    for s in queued:
+        data = b""
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except OSError as exc:
+            data = repr(exc).encode()
+        s.close()
+        answers.append(data[:12])
+    busy.join(60)
+    assert server.wait_exit(60) == 0
+    assert answers.count(b"HTTP/1.0 200") == 250, sorted(set(answers))
