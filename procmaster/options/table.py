@@ -297,12 +297,19 @@ OPTIONS: tuple[Option, ...] = (
        "address in request logs", default=False, group=_LOG),
     _O("req-logger", "logger", "set/append a request logger", multi=True, group=_LOG,
        status=PARTIAL, note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH, "
-       "fd:N, stdio; other logger plugins (syslog, socket, udp, ...) are reported and ignored"),
+       "fd:N, stdio, syslog[:NAME[,FACILITY]], rsyslog:HOST:PORT|/PATH[,TAG[,PRI]]; other "
+       "logger plugins (socket, udp, redislog, ...) are reported and ignored"),
     _O("logger", "logger", "set/append a logger ([NAME ]PLUGIN[:ARGS])", multi=True,
        group=_LOG, status=PARTIAL,
        note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH (rotated past "
-       "maxsize), fd:N, stdio; a named logger gets only the lines log-route sends it; "
-       "other plugins (syslog, socket, udp, ...) are reported and ignored"),
+       "maxsize), fd:N, stdio, syslog[:NAME[,FACILITY]] (RFC 3164 to /dev/log, as glibc's "
+       "syslog), rsyslog:HOST:PORT|/PATH[,TAG[,PRI]] (RFC 3164 over UDP or a unix datagram "
+       "socket); a named logger gets only the lines log-route sends it; other plugins "
+       "(socket, udp, redislog, ...) are reported and ignored"),
+    _O("rsyslog-packet-size", "int", "the largest rsyslog datagram (bytes; more than 1024 "
+       "breaks RFC 3164)", default=1024, min=64, group=_LOG),
+    _O("rsyslog-split-messages", "bool", "send a line longer than rsyslog-packet-size in "
+       "several datagrams (else it is cut)", default=False, group=_LOG),
     _O("log-route", "log-route", "send log lines matching REGEX to the logger NAME: "
        "log-route = NAME REGEX", multi=True, group=_LOG,
        note="a routed line goes to every matching route's logger and to no other"),
@@ -452,8 +459,39 @@ OPTIONS: tuple[Option, ...] = (
        note="uWSGI's JSON keys and types, served by the master; listen_queue is "
        "reported for TCP sockets (0 for unix sockets), listen_queue_errors is always 0"),
     _O("stats-http", "bool", "serve the stats with HTTP headers; GET /metrics answers "
-       "the Prometheus text format (a procmaster extension)", default=False,
+       "the Prometheus text format, /ready and /live the readiness and liveness probes "
+       "(procmaster extensions)", default=False, group=_MASTER,
+       note="/ready (/readyz): 200 while every configured worker accepts and no stop has "
+       "begun, else 503; /live (/livez, /healthz): 200, written by the master's loop"),
+    _O("stats-push", "stats-push", "push the stats to this destination: statsd:HOST:PORT[,PREFIX]",
+       multi=True, group=_MASTER, status=PARTIAL,
+       note="statsd over UDP under uWSGI's metric names (worker.N.requests, "
+       "core.busy_workers, ...), counters as increments since the last push; other "
+       "pushers (file, socket, mongodb) are refused at start"),
+    _O("stats-pusher-default-freq", "int", "seconds between two stats pushes",
+       aliases=("stats-pushers-default-freq",), default=3, min=1, group=_MASTER),
+    _O("statsd-all-gauges", "bool", "push every statsd metric as a gauge of its current "
+       "value", default=False, group=_MASTER),
+    _O("statsd-no-workers", "bool", "leave the per-worker metrics out of statsd pushes",
+       default=False, group=_MASTER),
+    _O("carbon", "host-port", "push the stats to this carbon (graphite) server: HOST:PORT",
+       multi=True, group=_MASTER, status=PARTIAL,
+       note="uWSGI's carbon names (ROOT.HOST.ID.requests, .workerN.busyness, ...), one "
+       "TCP connection a push as uWSGI, but driven by the master's selector: never "
+       "blocking it; carbon-max-retry and carbon-retry-delay are not read (the next "
+       "push is the retry)"),
+    _O("carbon-freq", "int", "seconds between two carbon pushes", default=60, min=1,
        group=_MASTER),
+    _O("carbon-timeout", "int", "seconds a carbon push may take to connect and be sent",
+       default=3, min=1, group=_MASTER),
+    _O("carbon-id", "str", "the carbon id (default: the first socket's name, dots as _)",
+       group=_MASTER),
+    _O("carbon-root", "str", "the carbon metrics' root node", default="uwsgi",
+       group=_MASTER),
+    _O("carbon-hostname-dots", "str", "replace the dots of the host name with this "
+       "character in carbon names", group=_MASTER),
+    _O("carbon-no-workers", "bool", "leave the per-worker metrics out of carbon pushes",
+       default=False, group=_MASTER),
     # -- Daemons and background work -----------------------------------------------
     _O("attach-daemon", "str", "run a command alongside the workers (it must stay in the "
        "foreground)", multi=True, group=_BG,
