@@ -57,6 +57,8 @@ class Header(NamedTuple):
 
 def parse(buf: bytes) -> Header | None:
     """The header at the start of ``buf``, ``None`` while incomplete; see the module."""
+    if not buf:
+        return None
     if buf[:1] == b"P":
         return _parse_v1(buf)
     if buf[:1] == b"\r":
