@@ -259,7 +259,9 @@ def test_certificate_swapped_by_a_graceful_reload_under_load(tmp_path, pki):
             while not stop.is_set():
                 try:
                     if conn is None or i % 2:
-                        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=20)
+                        conn = http.client.HTTPSConnection(
+                            "127.0.0.1", port, context=ctx, timeout=20
+                        )
                     conn.request("GET", "/")
                     resp = conn.getresponse()
                     if resp.status != 200 or resp.read() != b"Hello, World!":
@@ -282,7 +284,11 @@ def test_certificate_swapped_by_a_graceful_reload_under_load(tmp_path, pki):
         server.wait_log("reload (SIGHUP) done", 60)
         wait_for(lambda: issuer_org() == "Second", 30, what="the new certificate")
         before = list(counts)
-        wait_for(lambda: min(c - b for c, b in zip(counts, before)) > 20, 30, what="more load")
+        wait_for(
+            lambda: min(c - b for c, b in zip(counts, before, strict=True)) > 20,
+            30,
+            what="more load",
+        )
         stop.set()
         for t in threads:
             t.join(30)
