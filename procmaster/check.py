@@ -38,6 +38,7 @@ from .hooks import Hooks
 from .ipc import describe_exit
 from .privileges import PrivilegeError, drop_privileges
 from .routing.rules import check_routes
+from .sockets import SocketError, check_transports, socket_specs
 
 __all__ = ["IMPORT_TIMEOUT", "import_problems", "log_problems", "render_check"]
 
@@ -70,6 +71,11 @@ def _problems(cfg) -> list[str]:
             f"{cfg.origin('protocol')}: option 'protocol': {cfg.protocol!r} is not a protocol "
             f"procmaster speaks ({', '.join(sorted(known))})"
         )
+    else:
+        try:  # TLS fields and files, the PROXY protocol's trusted networks, as the start
+            check_transports(cfg, socket_specs(cfg))
+        except SocketError as exc:
+            problems.append(str(exc))
     try:  # route, add-header and hook lines, read as the master reads them at start
         check_routes(cfg)
         Hooks.from_config(cfg.entries)

@@ -428,11 +428,8 @@ class Master(ForkedChildren):
             return
         log("SIGTERM: graceful shutdown (workers finish their requests)")
         self._stop()
-        if self.cfg.reuse_port:
-            # another server shares the port (blue/green): from now on the kernel gives
-            # it the new connections (and, with net.ipv4.tcp_migrate_req, our queue)
-            for listener in self.listeners:
-                listener.sock.close()
+        for listener in self.listeners if self.cfg.reuse_port else ():
+            listener.sock.close()  # blue/green: the server sharing the port takes new ones
         self.table.stop_all(self.cfg.reload_mercy)
 
     def stop_now(self, what: str) -> None:

@@ -221,3 +221,36 @@ def test_proxy_protocol_without_trusted_networks_refuses_to_start(tmp_path):
     err = out.stderr.decode()
     assert out.returncode != 0 and "Traceback" not in err
     assert f"{ini}:4: option 'enable-proxy-protocol': set proxy-allow-ips" in err, err
+
+
+LB_CONFIGS = ROOT / "configs" / "load-balancer"
+
+
+def test_the_readme_load_balancer_configs_are_valid(tmp_path):
+    """configs/load-balancer/: HAProxy accepts its config (haproxy -c); procmaster's
+    --check says each INI would start (the TLS one with real files in place of
+    /etc/procmaster/tls)."""
+    out = subprocess.run([HAPROXY, "-c", "-f", str(LB_CONFIGS / "haproxy.cfg")],
+                         capture_output=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    pki = make_pki(tmp_path / "pki")
+    https = (LB_CONFIGS / "https.ini").read_text()
+    https = https.replace("/etc/procmaster/tls/tls.crt", str(pki.cert))
+    https = https.replace("/etc/procmaster/tls/tls.key", str(pki.key))
+    (tmp_path / "https.ini").write_text(https.replace("%d..", str(ROOT / "configs")))
+    for ini in (LB_CONFIGS / "site.ini", tmp_path / "https.ini"):
+        out = subprocess.run(
+            [os.sys.executable, "-m", "procmaster", "--check", "--ini", str(ini)],
+            capture_output=True, timeout=120, env=_env(), cwd=tmp_path,
+        )  # fmt: skip
+        text = (out.stdout + out.stderr).decode()
+        assert out.returncode == 0 and "procmaster would start" in text, text
+    # and a broken one is caught by --check, with the start's words
+    (tmp_path / "bad.ini").write_text(https.replace(str(pki.key), str(pki.key2)))
+    out = subprocess.run(
+        [os.sys.executable, "-m", "procmaster", "--check", "--check-no-import", "--ini",
+         str(tmp_path / "bad.ini")],
+        capture_output=True, timeout=120, env=_env(), cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode != 0
+    assert "the key does not match the certificate" in (out.stdout + out.stderr).decode()
