@@ -55,19 +55,20 @@ def https_get(port, ctx, path="/", timeout=10.0):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, pki):
     tmp = tmp_path_factory.mktemp("tls")
-    port, mtls = free_port(), free_port()
+    port, mtls, uwsgi = free_port(), free_port(), free_port()
     ini = tmp / "site.ini"
     ini.write_text(
         "[uwsgi]\nmodule = testapp\nmaster = true\nprocesses = 1\nsocket-timeout = 3\n"
         f"https-socket = 127.0.0.1:{port},{pki.cert},{pki.key}\n"
         f"https = 127.0.0.1:{mtls},{pki.cert},{pki.key},,{pki.ca}\n"
+        f"ssl-socket = 127.0.0.1:{uwsgi},{pki.cert},{pki.key}\n"
         "https-export-cert = true\nssl-verbose = true\n"
     )
     server = Server(["--ini", str(ini)], tmp, _env(), tmp / "site.log")
     try:
         ctx = client_ctx(pki)
         wait_for(lambda: _up(port, ctx), 20, what=f"the TLS site on {port}:\n{server.log}")
-        server.port, server.mtls = port, mtls
+        server.port, server.mtls, server.uwsgi = port, mtls, uwsgi
         yield server
     finally:
         server.kill_all()
@@ -103,6 +104,38 @@ def test_python_ssl_keepalive_and_a_big_response(site, pki):
         assert conn.sock.version() in ("TLSv1.2", "TLSv1.3")
     finally:
         conn.close()
+
+
+def test_a_file_response_is_encrypted_not_sendfiled(site, pki, tmp_path):
+    """wsgi.file_wrapper on a TLS socket: the bytes go through TLS (os.sendfile
+    would put them on the wire in clear)."""
+    data = os.urandom(1 << 20)
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    status, body, _ = https_get(site.port, client_ctx(pki), f"/file?path={path}")
+    assert status == 200 and body == data
+
+
+def test_uwsgi_protocol_over_tls(site, pki):
+    """ssl-socket: the uwsgi protocol inside TLS (nginx's uwsgi_ssl)."""
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/env", "SERVER_PROTOCOL": "HTTP/1.1",
+           "QUERY_STRING": "", "SERVER_NAME": "t", "SERVER_PORT": "80"}  # fmt: skip
+    pairs = b"".join(
+        len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little") + v.encode()
+        for k, v in env.items()
+    )
+    packet = b"\0" + len(pairs).to_bytes(2, "little") + b"\0" + pairs
+    ctx = client_ctx(pki)
+    with socket.create_connection(("127.0.0.1", site.uwsgi), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+            s.sendall(packet)
+            got = b""
+            while chunk := s.recv(65536):
+                got += chunk
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    seen = json.loads(body)
+    assert seen["HTTPS"] == "on" and seen["wsgi.url_scheme"] == "https"
 
 
 def test_client_certificate_subject_and_pem(site, pki):
