@@ -322,9 +322,19 @@ def test_certificate_swapped_by_a_graceful_reload_under_load(tmp_path, pki):
             30,
             what="more load",
         )
+        # a broken swap (the key of another certificate) fails the reload's check:
+        # the workers serving the good certificate go on
+        key.write_bytes(pki.key.read_bytes())
+        server.signal(signal.SIGHUP)
+        server.wait_log("the key does not match the certificate", 60)
+        before = list(counts)
+        wait_for(lambda: min(c - b for c, b in zip(counts, before, strict=True)) > 20, 30,
+                 what="more load after the failed reload")  # fmt: skip
+        assert issuer_org() == "Second"
         stop.set()
         for t in threads:
             t.join(30)
         assert failures == []
+        assert "Traceback" not in server.log
     finally:
         server.kill_all()
