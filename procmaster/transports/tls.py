@@ -8,8 +8,10 @@ Theory of operation
 that verifies clients); ``context(files)`` builds the server context or raises
 ``TlsError`` saying which file is missing, unreadable or does not match:
 TLS 1.2 at least, the server's cipher order, no compression, no
-renegotiation, session tickets (OpenSSL rotates their keys), ALPN
-``http/1.1``; with a CA, a client must present a certificate it verifies.
+renegotiation, ALPN ``http/1.1``; with a CA, a client must present a
+certificate it verifies. Session tickets stay on: OpenSSL makes their keys with
+each context, which each worker builds after the fork, so they are new at every
+reload and recycle (a ticket from another worker costs a full handshake).
 
 ``TlsSession.received(data)`` takes ciphertext from the socket and returns the
 plaintext it completes (``b""`` while a handshake or a record is incomplete);
