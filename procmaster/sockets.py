@@ -21,9 +21,17 @@ from dataclasses import dataclass, field
 from .ipc import FDS_ENV
 from .options import parse_address, socket_options
 from .transports.networks import Networks
-from .transports.tls import TlsError, TlsFiles, context
+from .transports.tls import TlsError, TlsFiles, context, sni_entry
 
-__all__ = ["Listener", "SocketError", "bind_all", "bind_stream", "sockaddr", "socket_specs"]
+__all__ = [
+    "Listener",
+    "SocketError",
+    "bind_all",
+    "bind_stream",
+    "check_transports",
+    "sockaddr",
+    "socket_specs",
+]
 
 SD_LISTEN_FDS_START = 3
 
@@ -91,7 +99,8 @@ def socket_specs(cfg) -> list[Listener]:
 def check_transports(cfg, specs: list[Listener]) -> None:
     """What the transport layers need, checked before anything is bound: a
     PROXY protocol socket needs the networks it trusts; a TLS socket's
-    certificate and key load and match. Raises ``SocketError`` (file:line)."""
+    certificate and key load and match, and each ``sni`` context's. Raises
+    ``SocketError`` (file:line)."""
     for name in ("proxy-allow-ips", "forwarded-allow-ips"):
         values = cfg.get(name)
         if values:
@@ -117,6 +126,11 @@ def check_transports(cfg, specs: list[Listener]) -> None:
                 context(files)
             except TlsError as exc:
                 raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
+    for i, value in enumerate(cfg.sni or ()):
+        try:
+            context(sni_entry(value)[1])
+        except TlsError as exc:
+            raise SocketError(f"{cfg.origin('sni', i)}: option 'sni': {exc}") from None
 
 
 def default_protocol(cfg, known: set[str]) -> str:

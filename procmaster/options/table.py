@@ -164,6 +164,9 @@ OPTIONS: tuple[Option, ...] = (
        "Python alone"),
     _O("ssl-option", "int", "set a raw OpenSSL context option (SSL_OP_* number)", multi=True,
        group=_SOCK),
+    _O("sni", "str", "add an SNI-governed TLS context: NAME,CERT,KEY[,CIPHERS[,CA]] (a "
+       "client asking for NAME gets this certificate on every TLS socket)", multi=True,
+       group=_SOCK),
     _O("ssl-verbose", "bool", "log every failed TLS handshake and TLS error", default=False,
        group=_SOCK),
     _O("ssl-enable-tlsv1", "bool", "allow TLS 1.0", default=False, group=_SOCK,

@@ -13,6 +13,9 @@ certificate it verifies. Session tickets stay on: OpenSSL makes their keys with
 each context, which each worker builds after the fork, so they are new at every
 reload and recycle (a ticket from another worker costs a full handshake).
 
+``with_sni(ctx, named)`` makes a context pick another one's certificate for
+the host name a client asks for (``sni = NAME,CERT,KEY``).
+
 ``TlsSession.received(data)`` takes ciphertext from the socket and returns the
 plaintext it completes (``b""`` while a handshake or a record is incomplete);
 what the session must send (handshake messages, alerts, tickets) waits in
@@ -34,7 +37,7 @@ import os
 import ssl
 from typing import NamedTuple
 
-__all__ = ["TlsError", "TlsFiles", "TlsSession", "context"]
+__all__ = ["TlsError", "TlsFiles", "TlsSession", "context", "sni_entry", "with_sni"]
 
 ALPN = ["http/1.1"]
 
@@ -98,6 +101,28 @@ def context(files: TlsFiles) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.set_alpn_protocols(ALPN)
     return ctx
+
+
+def sni_entry(value: str) -> tuple[str, TlsFiles]:
+    """``NAME,CERT,KEY[,CIPHERS[,CA]]`` (uWSGI's ``sni``) -> (lower-case name, files)."""
+    name, *fields = value.split(",")
+    if not name.strip():
+        raise TlsError("expected NAME,CERT,KEY[,CIPHERS[,CA]]")
+    return name.strip().lower(), TlsFiles.parse(fields)
+
+
+def with_sni(default: ssl.SSLContext, named: dict[str, ssl.SSLContext]) -> ssl.SSLContext:
+    """``default`` answering a client that names one of ``named`` (lower-case host
+    names, as uWSGI's ``sni``) with that context's certificate instead."""
+
+    def choose(obj, name, _ctx):
+        chosen = named.get(name.lower()) if name else None
+        if chosen is not None:
+            obj.context = chosen
+        return None
+
+    default.sni_callback = choose
+    return default
 
 
 class TlsSession:

@@ -45,7 +45,7 @@ from ..logs import log
 from ..transports import forwarded
 from ..transports.networks import Networks
 from ..transports.proxy import ProxyError, parse
-from ..transports.tls import TlsError, TlsSession, context
+from ..transports.tls import TlsError, TlsSession, context, sni_entry, with_sni
 from .roles import Client
 
 __all__ = ["ListenerTransport", "ProxyStage", "TlsStage", "attach"]
@@ -191,8 +191,15 @@ def attach(lst, listener, cfg) -> None:
     ctx = None
     if files is not None:
         ctx = context(files)
-        for option in cfg.ssl_option or ():
-            ctx.options |= option
+        named = {}
+        for value in cfg.sni or ():
+            name, sni_files = sni_entry(value)
+            named[name] = context(sni_files)
+        for each in (ctx, *named.values()):
+            for option in cfg.ssl_option or ():
+                each.options |= option
+        if named:
+            with_sni(ctx, named)
         lst.sendfile = False
     allowed = Networks.parse(cfg.proxy_allow_ips) if cfg.proxy_allow_ips else None
     lst.transport = ListenerTransport(

@@ -62,6 +62,7 @@ def site(tmp_path_factory, pki):
         f"https-socket = 127.0.0.1:{port},{pki.cert},{pki.key}\n"
         f"https = 127.0.0.1:{mtls},{pki.cert},{pki.key},,{pki.ca}\n"
         f"ssl-socket = 127.0.0.1:{uwsgi},{pki.cert},{pki.key}\n"
+        f"sni = other.example,{pki.cert2},{pki.key2}\n"
         "https-export-cert = true\nssl-verbose = true\n"
     )
     server = Server(["--ini", str(ini)], tmp, _env(), tmp / "site.log")
@@ -136,6 +137,16 @@ def test_uwsgi_protocol_over_tls(site, pki):
     assert head.startswith(b"HTTP/1.1 200")
     seen = json.loads(body)
     assert seen["HTTPS"] == "on" and seen["wsgi.url_scheme"] == "https"
+
+
+@pytest.mark.parametrize("name, org", [("other.example", "Second"), ("localhost", None)])
+def test_sni_names_pick_their_certificate(site, pki, name, org):
+    ctx = client_ctx(pki)
+    ctx.check_hostname = False  # the second certificate names localhost, not other.example
+    with socket.create_connection(("127.0.0.1", site.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            subject = dict(x[0] for x in s.getpeercert()["subject"])
+    assert subject.get("organizationName") == org
 
 
 def test_client_certificate_subject_and_pem(site, pki):
@@ -240,6 +251,7 @@ def test_renegotiation_is_refused(site, pki):
         ("{cert},{key2}", "the key does not match the certificate"),
         ("{cert}", "expected ADDRESS,CERT,KEY"),
         ("{cert},{key},,{d}/noca.pem", "CA file '{d}/noca.pem' does not exist"),
+        ("{cert},{key}\nsni = x.example,{cert},{key2}", "the key does not match"),
     ],
 )
 def test_start_up_errors_name_the_line(tmp_path, pki, fields, why):
@@ -255,7 +267,8 @@ def test_start_up_errors_name_the_line(tmp_path, pki, fields, why):
     )  # fmt: skip
     err = out.stderr.decode()
     assert out.returncode != 0
-    assert f"{ini}:4: option 'https-socket'" in err and why.format(**names) in err, err
+    where = f"{ini}:5: option 'sni'" if "sni" in fields else f"{ini}:4: option 'https-socket'"
+    assert where in err and why.format(**names) in err, err
     assert "Traceback" not in err
 
 

@@ -9,7 +9,7 @@ import ssl
 import pytest
 from support.tls import make_pki
 
-from procmaster.transports.tls import TlsError, TlsFiles, TlsSession, context
+from procmaster.transports.tls import TlsError, TlsFiles, TlsSession, context, sni_entry, with_sni
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +165,29 @@ def test_fields():
     for bad in ([], ["c"], ["c", ""], ["a", "b", "c", "d", "e"]):
         with pytest.raises(TlsError):
             TlsFiles.parse(bad)
+
+
+@pytest.mark.parametrize("name, org", [("Other.Example", "Second"), ("localhost", None)])
+def test_sni_picks_the_named_certificate(pki, name, org):
+    named = {"other.example": context(TlsFiles(str(pki.cert2), str(pki.key2)))}
+    server = TlsSession(with_sni(context(files(pki)), named))
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.check_hostname = False
+    inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inb, outb, server_hostname=name)
+    for _ in range(5):
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            server.received(outb.read())
+            inb.write(server.outgoing())
+    subject = dict(x[0] for x in obj.getpeercert()["subject"])
+    assert subject.get("organizationName") == org
+
+
+def test_sni_entry():
+    assert sni_entry("Example.COM,c,k") == ("example.com", TlsFiles("c", "k", "", ""))
+    for bad in (",c,k", "name,c", "name"):
+        with pytest.raises(TlsError):
+            sni_entry(bad)
