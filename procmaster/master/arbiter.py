@@ -415,6 +415,7 @@ class Master(ForkedChildren):
         log("SIGTERM: graceful shutdown (workers finish their requests)")
         self._stop()
         for listener in self.listeners:  # the port closes once the workers drained it
+            # (with reuse-port, the server sharing the port takes the new ones)
             listener.sock.close()
         self.table.stop_all(self.cfg.reload_mercy)
 

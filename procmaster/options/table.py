@@ -141,10 +141,54 @@ OPTIONS: tuple[Option, ...] = (
        group=_SOCK, status=PARTIAL,
        note="served by procmaster's workers directly, as http-socket (uWSGI starts a separate "
        "HTTP router process in front of the workers); said once at start-up", protocol="http"),
-    _O("https", "str", "add an HTTPS router/server", multi=True, group=_SOCK,
-       aliases=("https-socket", "ssl-socket", "suwsgi-socket", "https2"),
+    _O("https", "str", "add an HTTPS router/server: ADDR,CERT,KEY[,CIPHERS[,CA]] (a CA makes "
+       "clients present a certificate it verifies)", multi=True, group=_SOCK, status=PARTIAL,
+       note="served by the workers directly (TLS in memory, in the event loop), as http = is; "
+       "TLS 1.2+, ALPN http/1.1 (no HTTP/2: put a proxy that speaks it in front); CIPHERS "
+       "empty keeps the defaults; certificate and key are read again on a graceful reload",
+       protocol="http"),
+    _O("https-socket", "str", "bind an HTTPS socket: ADDR,CERT,KEY[,CIPHERS[,CA]]", multi=True,
+       group=_SOCK, status=PARTIAL, note="as https (the same settings)", protocol="http"),
+    _O("ssl-socket", "str", "bind a uwsgi-protocol socket over TLS: "
+       "ADDR,CERT,KEY[,CIPHERS[,CA]]", multi=True, aliases=("suwsgi-socket",), group=_SOCK,
+       status=PARTIAL, note="as https, speaking the uwsgi protocol (nginx: uwsgi_pass with "
+       "uwsgi_ssl on)", protocol="uwsgi"),
+    _O("https2", "str", "add an HTTPS/SPDY router (key=value form)", multi=True, group=_SOCK,
        status=UNSUPPORTED, blocking=True,
-       note="TLS is not implemented; terminate TLS in a proxy (nginx) in front"),
+       note="HTTP/2 is not served; use https = ADDR,CERT,KEY behind a proxy that speaks "
+       "HTTP/2 (nginx, HAProxy, an ingress)"),
+    _O("https-export-cert", "bool", "export the client certificate (PEM) as HTTPS_CC",
+       default=False, group=_SOCK),
+    _O("https-socket-modifier1", "int", "force the modifier1 of HTTPS requests", default=0,
+       group=_SOCK, status=ACCEPTED, note="modifier1 picks a uWSGI plugin; procmaster serves "
+       "Python alone"),
+    _O("ssl-option", "int", "set a raw OpenSSL context option (SSL_OP_* number)", multi=True,
+       group=_SOCK),
+    _O("sni", "str", "add an SNI-governed TLS context: NAME,CERT,KEY[,CIPHERS[,CA]] (a "
+       "client asking for NAME gets this certificate on every TLS socket)", multi=True,
+       group=_SOCK),
+    _O("ssl-verbose", "bool", "log every failed TLS handshake and TLS error", default=False,
+       group=_SOCK),
+    _O("ssl-enable-tlsv1", "bool", "allow TLS 1.0", default=False, group=_SOCK,
+       status=UNSUPPORTED, note="TLS 1.2 is the minimum procmaster speaks"),
+    _O("enable-proxy-protocol", "bool", "read a PROXY protocol header (v1 or v2) first on "
+       "every TCP socket", default=False, group=_SOCK, status=PARTIAL,
+       note="v1 and v2 (uWSGI 2.0 reads v1 on HTTP alone); needs proxy-allow-ips, and a "
+       "connection from elsewhere is refused"),
+    _O("http-enable-proxy-protocol", "bool", "read a PROXY protocol header first on the "
+       "http/https router sockets", default=False, group=_SOCK, status=PARTIAL,
+       note="as enable-proxy-protocol, for the sockets of http = and https = only"),
+    _O("proxy-allow-ips", "str", "the load balancers whose PROXY protocol headers are "
+       "believed: addresses, CIDR networks or * (comma or space separated; gunicorn's name)",
+       multi=True, group=_SOCK, note="a procmaster extension; required by "
+       "enable-proxy-protocol"),
+    _O("forwarded-allow-ips", "str", "the proxies whose X-Forwarded-For/-Proto/-Host and "
+       "Forwarded headers are believed: addresses, CIDR networks or * (gunicorn's name and "
+       "meaning)", multi=True, group=_SOCK,
+       note="a procmaster extension; REMOTE_ADDR becomes the first untrusted hop from the "
+       "right, wsgi.url_scheme the forwarded proto"),
+    _O("reuse-port", "bool", "set SO_REUSEPORT on TCP sockets (several servers share a port)",
+       default=False, group=_SOCK),
     _O("http11-socket", "address", "bind an HTTP/1.1 keep-alive socket", multi=True,
        group=_SOCK, protocol="http",
        note="the same as http-socket: procmaster keeps HTTP/1.1 connections alive on every "

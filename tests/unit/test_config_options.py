@@ -137,9 +137,12 @@ def test_names_are_unique_and_real_uwsgi_names():
             seen.add(n)
     # everything declared is a uWSGI option, except procmaster's own --check and
     # --chain-reload PIDFILE, --check-no-import, --reload PIDFILE --wait [--wait-timeout],
-    # and the switch that lets emperor-tyrant run root-owned vassals (uWSGI always
-    # refuses them)
+    # the switch that lets emperor-tyrant run root-owned vassals (uWSGI always
+    # refuses them), and the trusted networks of the PROXY protocol and of forwarded
+    # headers (uWSGI has none; gunicorn's names)
     own = {
+        "proxy-allow-ips",
+        "forwarded-allow-ips",
         "check",
         "check-no-import",
         "chain-reload",
