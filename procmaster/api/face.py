@@ -247,7 +247,7 @@ def build(rt: Runtime) -> types.ModuleType:
     ) -> bytes | None:
         if rt.mule_id == 0:
             raise ValueError("uwsgi.mule_get_msg() can be called only in a mule")
-        return get_message(queues.readers(rt.mule_id, farms), timeout)
+        return get_message(queues.readers(rt.mule_id, farms), timeout, -1, signals and rt.signals)
 
     def farm_msg(farm: str | bytes, msg: object) -> None:
         mule_msg(msg, farm)  # uWSGI's answers None

@@ -98,6 +98,7 @@ class Runtime:
         if role_is_master:
             self.hub = Hub(self.signals, lambda: ())
             self.signals.hub = self.hub
+            self.hub.side_channels(len(mules), farms, bool(cfg.spooler))
         self.role = "master"
         self.spooler_dir = ""
         self.wid = 0
@@ -160,20 +161,25 @@ class Runtime:
 
     def enter_spooler(self, directory: str) -> None:
         """In a freshly forked spooler process."""
-        self.role = "spooler"
-        self.wid = 0
-        self.slot = -1
+        self._enter_other("spooler")
         self.spooler_dir = directory
-        self.locks.after_fork()
         if self.hub is not None:
-            self.hub.enter_worker(0)
+            self.hub.enter_spooler()
             self.hub = None
 
     def enter_mule(self, mule_id: int) -> None:
         """In a freshly forked mule."""
-        self.enter_spooler("")
-        self.role = "mule"
+        self._enter_other("mule")
         self.mule_id = mule_id
+        if self.hub is not None:
+            self.hub.enter_mule(mule_id, self.queues.farms_of(mule_id))
+            self.hub = None
+
+    def _enter_other(self, role: str) -> None:
+        self.role = role
+        self.wid = 0
+        self.slot = -1
+        self.locks.after_fork()
 
     def spool_dirs(self) -> list[str]:
         """The spooler directories, absolute (``spooler`` options, in order)."""
