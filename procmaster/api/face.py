@@ -29,6 +29,7 @@ from .. import __version__
 from ..logs import log as _log
 from ..process import set_process_name
 from ..scoreboard import STATUS_FREE, STATUS_NAMES
+from .logvars import get_logvar, set_logvar
 from .mules import get_message
 from .runtime import Runtime
 from .spool_files import encode_task, write_task
@@ -291,6 +292,8 @@ def build(rt: Runtime) -> types.ModuleType:
         "stop": stop,
         "is_a_reload": is_a_reload,
         "log": log,
+        "set_logvar": set_logvar,
+        "get_logvar": get_logvar,
         "setprocname": setprocname,
         "workers": workers,
         "lock": lock,

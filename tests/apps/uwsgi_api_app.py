@@ -84,6 +84,15 @@ def info():
     }
 
 
+def tag_request(who):
+    """Log variables set from a helper deep in the app (no environ at hand)."""
+    uwsgi.set_logvar("stage", "first")
+    uwsgi.set_logvar("stage", "second")  # the last value wins
+    uwsgi.set_logvar("who", who)
+    got = uwsgi.get_logvar("who")
+    return [None if got is None else got.decode(), uwsgi.get_logvar("never")]
+
+
 def application(env, start_response):
     path = env["PATH_INFO"]
     qs = parse_qs(env.get("QUERY_STRING", ""))
@@ -107,6 +116,8 @@ def application(env, start_response):
     elif path == "/reload":
         uwsgi.reload()
         body = "reloading"
+    elif path == "/logvar":
+        body = json.dumps(tag_request(qs.get("who", [""])[0]))
     else:
         body = "hello"
     start_response("200 OK", [("Content-Type", "text/plain")])

@@ -193,3 +193,15 @@ def _ignore_errors(func, *args):
         func(*args)
     except OSError:
         pass
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_logvars_set_by_the_app_appear_in_log_format(instance, kind):
+    fmt = "LV %(method) %(uri) who=[%(who)] stage=[%(stage)] unset=[%(unset)] %(status)"
+    inst = instance(kind, "--log-format", fmt)
+    assert json.loads(inst.get("/logvar?who=alice")) == ["alice", None]
+    inst.get("/info")  # a request that sets none: every logvar is '-'
+    wait_for(lambda: "LV GET /info" in inst.log(), 20, what=f"the request lines:\n{inst.log()}")
+    lines = [line for line in inst.log().splitlines() if line.startswith("LV ")]
+    assert "LV GET /logvar?who=alice who=[alice] stage=[second] unset=[-] 200" in lines
+    assert "LV GET /info who=[-] stage=[-] unset=[-] 200" in lines
