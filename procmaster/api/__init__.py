@@ -32,11 +32,12 @@ from .caches import CacheConfigError
 from .face import build
 from .mules import MuleConfigError
 from .runtime import Runtime, SpoolConfigError, current, service_problems
+from .sharedarea import SharedAreaError
 
 __all__ = ["CONFIG_ERRORS", "Runtime", "current", "install", "service_problems"]
 
 # what a config can get wrong about the services (the message names file:line)
-CONFIG_ERRORS = (CacheConfigError, MuleConfigError, SpoolConfigError)
+CONFIG_ERRORS = (CacheConfigError, MuleConfigError, SpoolConfigError, SharedAreaError)
 
 _DECORATORS = os.path.join(os.path.dirname(__file__), "decorators.py")
 

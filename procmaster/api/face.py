@@ -32,6 +32,7 @@ from ..scoreboard import STATUS_FREE, STATUS_NAMES
 from .logvars import get_logvar, set_logvar
 from .mules import get_message
 from .runtime import Runtime
+from .sharedarea import functions as sharedarea_functions
 from .spool_files import encode_task, write_task
 
 __all__ = ["build", "opt_dict"]
@@ -330,5 +331,6 @@ def build(rt: Runtime) -> types.ModuleType:
         "cache_mul": _math("mul", 2),
         "cache_div": _math("div", 2),
     }
+    names.update(sharedarea_functions(rt.areas))
     mod.__dict__.update(names)
     return mod

@@ -25,10 +25,12 @@ import time
 import traceback
 from typing import Any
 
+from ..ipc import CACHE_FDS_ENV, SHAREDAREA_FDS_ENV
 from ..logs import log
 from .caches import Caches
 from .locks import Locks
 from .mules import Queues, mule_table
+from .sharedarea import Area, export, make_areas, parse_lines
 from .signals import Hub, Local
 
 __all__ = ["Runtime", "SpoolConfigError", "current", "service_problems"]
@@ -53,7 +55,13 @@ def service_problems(cfg: Any, base: str) -> list[str]:
     """What would stop the caches, spoolers or mules from starting (for --check),
     relative paths taken from ``base``; nothing is created."""
     problems = []
-    for check in (Caches.specs, lambda c: mule_table(c, base), lambda c: check_spoolers(c, base)):
+    checks = (
+        Caches.specs,
+        lambda c: mule_table(c, base),
+        lambda c: check_spoolers(c, base),
+        lambda c: parse_lines(c.sharedarea, c.origin("sharedarea")),
+    )
+    for check in checks:
         try:
             check(cfg)
         except ValueError as exc:
@@ -90,9 +98,12 @@ class Runtime:
         self.mule_id = 0
         if role_is_master:
             self.caches = Caches.from_config(cfg)
+            self.areas: list[Area] = make_areas(cfg.sharedarea, cfg.origin("sharedarea"))
         else:  # a reload's check: the config must be right, the live caches stay untouched
             Caches.specs(cfg)
             self.caches = Caches([], 3600.0)
+            # scratch areas of the same sizes: the app's import may use them
+            self.areas = [Area(n) for n in parse_lines(cfg.sharedarea, cfg.origin("sharedarea"))]
         self.signals = Local()
         self.hub: Hub | None = None  # the master's side of the signal framework
         if role_is_master:
@@ -126,6 +137,8 @@ class Runtime:
         self.wid = wid
         self.slot = slot
         self.locks.after_fork()
+        for area in self.areas:
+            area.after_fork()
         if self.hub is not None:
             self.hub.enter_worker(wid)
             self.hub = None
@@ -180,6 +193,18 @@ class Runtime:
         self.wid = 0
         self.slot = -1
         self.locks.after_fork()
+        for area in self.areas:
+            area.after_fork()
+
+    def export_memory(self, env: Any, undo: bool = False) -> None:
+        """Before the master's re-exec: the caches' and shared areas' memory goes
+        with ``env``; ``undo`` (the exec failed) takes it back out."""
+        if undo:
+            env.pop(CACHE_FDS_ENV, None)
+            env.pop(SHAREDAREA_FDS_ENV, None)
+            return
+        self.caches.export(env)
+        export(self.areas, env)
 
     def spool_dirs(self) -> list[str]:
         """The spooler directories, absolute (``spooler`` options, in order)."""
