@@ -6,9 +6,11 @@ Theory of operation
 the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
 Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
 (``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
-not run (WebSockets through this API, RPC, the legacy async loop) is absent
-rather than faked: calling it raises AttributeError, which is
-what an app that probes with ``hasattr`` expects.
+not run (RPC to another node, ``sharedarea_object``, the legacy async loop) is
+absent or refused rather than faked: a missing name raises AttributeError, which
+is what an app that probes with ``hasattr`` expects. The shared areas come from
+``sharedarea``, RPC on the local node from ``rpc``, log variables from
+``logvars``.
 
 How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
 version (uWSGI has no such name).
@@ -332,5 +334,6 @@ def build(rt: Runtime) -> types.ModuleType:
         "cache_div": _math("div", 2),
     }
     names.update(sharedarea_functions(rt.areas))
+    names.update(rt.rpc.names())
     mod.__dict__.update(names)
     return mod

@@ -30,6 +30,7 @@ from ..logs import log
 from .caches import Caches
 from .locks import Locks
 from .mules import Queues, mule_table
+from .rpc import Rpc
 from .sharedarea import Area, export, make_areas, parse_lines
 from .signals import Hub, Local
 
@@ -105,6 +106,7 @@ class Runtime:
             # scratch areas of the same sizes: the app's import may use them
             self.areas = [Area(n) for n in parse_lines(cfg.sharedarea, cfg.origin("sharedarea"))]
         self.signals = Local()
+        self.rpc = Rpc(cfg.rpc_max, lambda: self.role in ("master", "worker"))
         self.hub: Hub | None = None  # the master's side of the signal framework
         if role_is_master:
             self.hub = Hub(self.signals, lambda: ())

@@ -583,6 +583,9 @@ OPTIONS: tuple[Option, ...] = (
        multi=True, group=_OTHER, status=PARTIAL,
        note="anonymous memory only: no file=, fd= or ptr= areas; uwsgi.sharedarea_object "
        "(a plugin's Python object) is absent"),
+    _O("rpc-max", "int", "the most RPC functions a process registers (uwsgi.register_rpc)",
+       default=64, min=1, group=_OTHER, status=PARTIAL,
+       note="RPC on the local node only: uwsgi.rpc() to another node raises ValueError"),
     _O("cache-expire-freq", "seconds", "sweep expired cache items every N seconds",
        default=3, group=_OTHER),
     _O("cache-*", "str", "other cache options (cache-udp-server, cache-udp-node, "
