@@ -27,6 +27,8 @@ Each decorator keeps uWSGI's documented behaviour:
   does what ``func`` returns (``uwsgi.SPOOL_OK``, ``SPOOL_RETRY``, ``SPOOL_IGNORE``).
   The keys ``spooler``, ``priority``, ``at`` and ``body`` steer the spooler.
 
+* ``@rpc(name)``: register the function for ``uwsgi.call``/``uwsgi.rpc``.
+
 * ``@mulefunc`` / ``@mulefunc(target)``: calling the function anywhere but in a
   mule queues the call (pickled) for a programmed mule (any, mule ``target`` or
   farm ``target``), which runs it; ``mule_msg_dispatcher`` is the hook that does.
@@ -44,17 +46,24 @@ from typing import Any
 
 import uwsgi  # served by procmaster.api in procmaster's processes only
 
-__all__ = [
+__all__ = [  # what ``from uwsgidecorators import *`` gives, as uWSGI's module does
     "atexit",
     "cron",
     "filemon",
     "get_free_signal",
     "lock",
+    "mule_msg_dispatcher",
+    "mulefunc",
     "postfork",
     "rbtimer",
+    "rpc",
     "signal",
+    "spool",
+    "spoolforever",
+    "spoolraw",
     "thread",
     "timer",
+    "uwsgi",
 ]
 
 _postfork: list[Callable[[], Any]] = []
@@ -274,6 +283,17 @@ def _spool_decorator(code: int | None):
 spool = _spool_decorator(uwsgi.SPOOL_OK)
 spoolforever = _spool_decorator(uwsgi.SPOOL_RETRY)
 spoolraw = _spool_decorator(None)
+
+
+class rpc:  # noqa: N801 - uWSGI's name
+    """``@rpc(name)``: register the function as RPC function ``name`` (uwsgi.register_rpc)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        uwsgi.register_rpc(self.name, func)
+        return func
 
 
 # -- mules -------------------------------------------------------------------------------
