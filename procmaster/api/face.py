@@ -35,7 +35,7 @@ from .logvars import get_logvar, set_logvar
 from .mules import get_message
 from .runtime import Runtime
 from .sharedarea import functions as sharedarea_functions
-from .spool_files import encode_task, write_task
+from .spool_files import encode_task, spooler_jobs, write_task
 
 __all__ = ["build", "opt_dict"]
 
@@ -333,7 +333,11 @@ def build(rt: Runtime) -> types.ModuleType:
         "cache_mul": _math("mul", 2),
         "cache_div": _math("div", 2),
     }
-    names.update(sharedarea_functions(rt.areas))
+    if rt.areas:  # as uWSGI: the sharedarea functions exist when an area does
+        names.update(sharedarea_functions(rt.areas))
+    if spool_dirs:  # likewise uwsgi.spoolers and spooler_jobs, with a spooler
+        names["spoolers"] = tuple(d.encode() for d in spool_dirs)
+        names["spooler_jobs"] = lambda: spooler_jobs(spool_dirs[0])
     names.update(rt.rpc.names())
     mod.__dict__.update(names)
     return mod

@@ -52,6 +52,13 @@ def test_a_spooled_task_runs_in_the_spooler_with_its_arguments(instance, kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_the_app_sees_its_spoolers_and_their_waiting_tasks(instance, kind):
+    inst = instance(kind)
+    answer = inst.json("/jobs")
+    assert answer == {"spoolers": [os.path.realpath(instance.spool)], "listed": True}
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_retry_and_failure_keep_the_task_ok_removes_it(instance, kind):
     inst = instance(kind)
     inst.get("/flaky")
