@@ -32,10 +32,10 @@ settings.configure(
 )
 django.setup()
 
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 from django.db.backends.signals import connection_created  # noqa: E402
 from django.http import HttpResponse, JsonResponse  # noqa: E402
-from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.urls import path  # noqa: E402
 from uwsgidecorators import atexit, postfork  # noqa: E402
 
