@@ -4,8 +4,12 @@ Theory of operation
 -------------------
 Each decorator keeps uWSGI's documented behaviour:
 
-* ``@postfork``: run the function in every worker right after it is forked
-  (chained on ``uwsgi.post_fork_hook``, in the order they were declared).
+* ``@postfork``: run the function in every worker, mule and spooler right after
+  it is forked (chained on ``uwsgi.post_fork_hook``, in the order they were
+  declared); ``@postfork(N)`` only in worker N.
+* ``@mule(N)``, ``@muleloop(N)``, ``@mulemsg(N)``, ``@farm(name)``: post-fork
+  entries that run in mule N (once, in a loop, per message) or in each mule of a
+  farm (per farm message).
 * ``@atexit``: run the function when a worker leaves on a request to stop
   (chained on ``uwsgi.atexit``), never after harakiri or a kill.
 * ``@lock`` / ``@lock(n)``: hold ``uwsgi.lock(n)`` around every call (across all
@@ -39,6 +43,7 @@ Must not know: anything but the ``uwsgi`` module it decorates for.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -49,11 +54,15 @@ import uwsgi  # served by procmaster.api in procmaster's processes only
 __all__ = [  # what ``from uwsgidecorators import *`` gives, as uWSGI's module does
     "atexit",
     "cron",
+    "farm",
     "filemon",
     "get_free_signal",
     "lock",
+    "mule",
     "mule_msg_dispatcher",
     "mulefunc",
+    "muleloop",
+    "mulemsg",
     "postfork",
     "rbtimer",
     "rpc",
@@ -80,11 +89,96 @@ def _run_atexit() -> None:
         func()
 
 
-def postfork(func: Callable[[], Any]) -> Callable[[], Any]:
-    """Run ``func`` in each worker just after the fork."""
+def _chain(func: Callable[[], Any]) -> None:
     _postfork.append(func)
     uwsgi.post_fork_hook = _run_postfork
-    return func
+
+
+def postfork(arg: Any) -> Any:
+    """``@postfork``: run the function in every worker, mule and spooler just after
+    its fork (as uWSGI's post-fork hook); ``@postfork(N)``: only in worker N."""
+    if callable(arg):
+        _chain(arg)
+        return arg
+    wid = int(arg)
+
+    def decorate(func: Callable[[], Any]) -> Callable[[], Any]:
+        _chain(lambda: func() if wid <= 0 or uwsgi.worker_id() == wid else None)
+        return func
+
+    return decorate
+
+
+def _in_mule(num: int, body: Callable[[], Any], forever: bool) -> Callable[[], None]:
+    """A post-fork entry: in mule ``num``, run ``body`` (once, or again and again);
+    an exception ends the mule (the master starts it again), as in uWSGI."""
+
+    def run() -> None:
+        if uwsgi.mule_id() != num:
+            return
+        try:
+            body()
+            while forever:
+                body()
+        except Exception:
+            sys.excepthook(*sys.exc_info())
+            sys.exit(1)
+
+    return run
+
+
+class mule:  # noqa: N801 - uWSGI's name
+    """``@mule(N)``: mule N runs the function once after its fork (then its usual loop)."""
+
+    forever = False
+
+    def __init__(self, num: int) -> None:
+        self.num = num
+
+    def __call__(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        _chain(_in_mule(self.num, func, self.forever))
+        return func
+
+
+class muleloop(mule):  # noqa: N801 - uWSGI's name
+    """``@muleloop(N)``: mule N calls the function again and again."""
+
+    forever = True
+
+
+class mulemsg:  # noqa: N801 - uWSGI's name
+    """``@mulemsg(N)``: mule N hands every message it receives to the function."""
+
+    def __init__(self, num: int) -> None:
+        self.num = num
+
+    def __call__(self, func: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def one() -> None:
+            message = uwsgi.mule_get_msg()
+            if message:
+                func(message)
+
+        _chain(_in_mule(self.num, one, True))
+        return func
+
+
+class farm:  # noqa: N801 - uWSGI's name
+    """``@farm(name)``: every mule of farm ``name`` hands the farm's messages to it."""
+
+    def __init__(self, name: Any = None, **_: Any) -> None:
+        self.name = name
+
+    def __call__(self, func: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def loop() -> None:
+            if uwsgi.mule_id() == 0 or not uwsgi.in_farm(self.name):
+                return
+            while True:
+                message = uwsgi.farm_get_msg()
+                if message:
+                    func(message)
+
+        _chain(loop)
+        return func
 
 
 def atexit(func: Callable[[], Any]) -> Callable[[], Any]:

@@ -260,7 +260,7 @@ def build(rt: Runtime) -> types.ModuleType:
         if rt.mule_id == 0:
             raise ValueError("uwsgi.farm_get_msg() can be called only in a mule")
         readers = [queues.farm[n][1] for n in queues.farms_of(rt.mule_id)]
-        return get_message(readers, 0) if readers else None
+        return get_message(readers, -1) if readers else None  # waits, as uWSGI's
 
     def in_farm(name: object = None) -> bool | None:
         mine = queues.farms_of(rt.mule_id)

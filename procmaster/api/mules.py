@@ -165,10 +165,10 @@ def run_mule(runtime: Any, mule_id: int, master_pid: int) -> None:
     try:
         die_with_parent(master_pid)
         set_process_name(f"uwsgi mule {mule_id}")
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)  # before the post-fork hook (@muleloop ...)
         runtime.enter_mule(mule_id)
         script = runtime.queues.mules[mule_id - 1]
-        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
         if script:
             log(f"mule {mule_id} (pid {os.getpid()}) running {script}")
             runpy.run_path(script, run_name="__main__")

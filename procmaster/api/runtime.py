@@ -144,14 +144,16 @@ class Runtime:
         if self.hub is not None:
             self.hub.enter_worker(wid)
             self.hub = None
+        self._post_fork(f"worker {wid}")
+
+    def _post_fork(self, who: str) -> None:
+        """uWSGI's post-fork hook, in every worker, mule and spooler."""
         hook = getattr(self.module, "post_fork_hook", None)
         if callable(hook):
             try:
                 hook()
             except Exception:
-                log(
-                    f"worker {wid}: uwsgi.post_fork_hook failed:\n{traceback.format_exc().rstrip()}"
-                )
+                log(f"{who}: uwsgi.post_fork_hook failed:\n{traceback.format_exc().rstrip()}")
 
     # -- in the master ------------------------------------------------------------
 
@@ -181,6 +183,7 @@ class Runtime:
         if self.hub is not None:
             self.hub.enter_spooler()
             self.hub = None
+        self._post_fork(f"spooler {directory}")
 
     def enter_mule(self, mule_id: int) -> None:
         """In a freshly forked mule."""
@@ -189,6 +192,7 @@ class Runtime:
         if self.hub is not None:
             self.hub.enter_mule(mule_id, self.queues.farms_of(mule_id))
             self.hub = None
+        self._post_fork(f"mule {mule_id}")
 
     def _enter_other(self, role: str) -> None:
         self.role = role

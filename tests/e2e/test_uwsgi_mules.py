@@ -89,3 +89,32 @@ def test_a_missing_mule_script_stops_the_start_with_its_place(tmp_path):
     )
     assert out.returncode != 0
     assert f"{ini}:4: mule = nothere.py: no such file" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_postfork_runs_in_workers_mules_and_spoolers_and_the_mule_decorators(tmp_path, kind):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    options = ("--mules", "4", "--farm", "pool:4", "--spooler", str(spool))
+    starts = sides(tmp_path, "uwsgi_mule_deco_app", "MULE_RESULTS", *options)
+    start = next(starts)
+    try:
+        inst = start(kind)
+        wait_for(lambda: len(inst.records("postfork")) == 7, 30, what=f"7 starts:\n{inst.log()}")
+        where = sorted((r["wid"], r["mule"], r["spooler"]) for r in inst.records("postfork"))
+        assert where == [(0, 0, True), (0, 1, False), (0, 2, False), (0, 3, False)] + [
+            (0, 4, False),
+            (1, 0, False),
+            (2, 0, False),
+        ]
+        assert [r["wid"] for r in inst.records("postfork-2")] == [2]
+        wait_for(lambda: inst.records("muleloop"), 20, what="the loop's third call")
+        assert [(r["mule"], r["times"]) for r in inst.records("muleloop")] == [(2, 3)]
+        assert [r["mule"] for r in inst.records("mule-once")] == [1]
+        assert inst.text("/to-mule?n=3&msg=hi") == "True"
+        assert inst.text("/to-farm?msg=all") == "None"
+        wait_for(lambda: inst.records("mulemsg") and inst.records("farm"), 20, what="messages")
+        assert [(r["mule"], r["msg"]) for r in inst.records("mulemsg")] == [(3, "hi")]
+        assert [(r["mule"], r["msg"]) for r in inst.records("farm")] == [(4, "all")]
+    finally:
+        next(starts, None)
