@@ -57,6 +57,7 @@ __all__ = [  # what ``from uwsgidecorators import *`` gives, as uWSGI's module d
     "farm",
     "filemon",
     "get_free_signal",
+    "harakiri",
     "lock",
     "mule",
     "mule_msg_dispatcher",
@@ -377,6 +378,25 @@ def _spool_decorator(code: int | None):
 spool = _spool_decorator(uwsgi.SPOOL_OK)
 spoolforever = _spool_decorator(uwsgi.SPOOL_RETRY)
 spoolraw = _spool_decorator(None)
+
+
+class harakiri:  # noqa: N801 - uWSGI's name
+    """``@harakiri(seconds)``: a call running longer ends its process
+    (``uwsgi.set_user_harakiri`` around it)."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            uwsgi.set_user_harakiri(self.seconds)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                uwsgi.set_user_harakiri(0)
+
+        return guarded
 
 
 class rpc:  # noqa: N801 - uWSGI's name

@@ -96,6 +96,11 @@ def build(rt: Runtime) -> types.ModuleType:
         _log(str(message))
         return True
 
+    def set_user_harakiri(seconds: int) -> None:
+        if not isinstance(seconds, int):
+            raise TypeError(f"an integer is required (got type {type(seconds).__name__})")
+        rt.set_user_harakiri(seconds)
+
     def setprocname(name: str) -> None:
         set_process_name(str(name))
 
@@ -298,6 +303,7 @@ def build(rt: Runtime) -> types.ModuleType:
         "set_logvar": set_logvar,
         "get_logvar": get_logvar,
         "setprocname": setprocname,
+        "set_user_harakiri": set_user_harakiri,
         "workers": workers,
         "lock": lock,
         "unlock": unlock,

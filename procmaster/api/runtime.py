@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import time
 import traceback
@@ -141,6 +142,7 @@ class Runtime:
         self.locks.after_fork()
         for area in self.areas:
             area.after_fork()
+        signal.signal(signal.SIGALRM, self._user_harakiri)
         if self.hub is not None:
             self.hub.enter_worker(wid)
             self.hub = None
@@ -201,6 +203,24 @@ class Runtime:
         self.locks.after_fork()
         for area in self.areas:
             area.after_fork()
+        signal.signal(signal.SIGALRM, self._user_harakiri)
+
+    def set_user_harakiri(self, seconds: int) -> None:
+        """``uwsgi.set_user_harakiri``: this process ends ``seconds`` from now unless
+        called again (0 disarms). The kernel's alarm, so no request pays for it."""
+        if not self.cfg.master:
+            log("!!! unable to set user harakiri without the master process !!!")
+            return
+        signal.alarm(max(0, seconds))
+
+    def _user_harakiri(self, *_: object) -> None:
+        who = f"mule {self.mule_id}" if self.mule_id else self.role
+        who = f"worker {self.wid}" if self.role == "worker" else who
+        log(
+            f"HARAKIRI: {who} (pid {os.getpid()}) ran past uwsgi.set_user_harakiri(): "
+            "killed (the master starts another)"
+        )
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def export_memory(self, env: Any, undo: bool = False) -> None:
         """Before the master's re-exec: the caches' and shared areas' memory goes

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from support import ROOT, wait_for
+from support import ROOT, http_get, wait_for
 from support.side import KINDS, Side, sides
 
 
@@ -205,3 +205,16 @@ def test_logvars_set_by_the_app_appear_in_log_format(instance, kind):
     lines = [line for line in inst.log().splitlines() if line.startswith("LV ")]
     assert "LV GET /logvar?who=alice who=[alice] stage=[second] unset=[-] 200" in lines
     assert "LV GET /info who=[-] stage=[-] unset=[-] 200" in lines
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_user_harakiri_kills_a_stuck_worker_and_harakiri_disarms_after_the_call(instance, kind):
+    inst = instance(kind)
+    assert inst.get("/guarded").startswith(b"quick in ")  # 2 s after a 1 s @harakiri call
+    try:
+        status = http_get(inst.port, "/user-harakiri", timeout=20)[0]
+    except OSError:
+        status = None  # the worker died under the request
+    assert status != 200
+    wait_for(lambda: len(workers(inst)) == 3, 30, what=f"a new worker:\n{inst.log()}")
+    assert inst.get("/") == b"hello"
