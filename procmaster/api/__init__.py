@@ -50,8 +50,9 @@ __all__ = [
 SUBSYSTEMS = (
     ("uwsgi module", "import uwsgi in workers, mules and spoolers (ImportError elsewhere); "
      "uwsgi.procmaster holds procmaster's version", ()),
-    ("uwsgidecorators", "postfork, atexit, lock, thread, signal, timer, rbtimer, cron, "
-     "filemon, spool, spoolforever, spoolraw, mulefunc, rpc", ()),
+    ("uwsgidecorators", "postfork, atexit, lock, thread, harakiri, signal, timer, rbtimer, "
+     "cron, filemon, spool, spoolforever, spoolraw, mulefunc, mule, muleloop, mulemsg, farm, "
+     "rpc", ()),
     ("cache", "cache_get/set/update/del/exists/clear/keys/inc/dec/mul/div/num",
      ("cache2", "cache")),
     ("spooler", "uwsgi.spool, spoolers supervised by the master", ("spooler",)),
