@@ -238,10 +238,9 @@ def render_check(cfg) -> tuple[str, bool]:
             out.extend(rows)
     rows, given = subsystems(), {_options.lookup(e.key) for e in cfg.entries}
     out.append(f" uWSGI API for apps, supported ({len(rows)}):")
-    for name, what, opts in rows:
+    for name, _, opts in rows:  # (what each serves: the README and api.SUBSYSTEMS)
         used = [o for o in opts if _options.lookup(o) in given]
-        here = f" [configured here: {', '.join(used)}]" if used else ""
-        out.append(f"  {name}: {what}{here}")
+        out.append(f"  {name}" + (f" [configured here: {', '.join(used)}]" if used else ""))
     if cfg.warnings:
         out.append(f" warnings ({len(cfg.warnings)}):")
         out.extend(f"  {w}" for w in cfg.warnings)

@@ -55,9 +55,9 @@ def test_the_report_lists_each_uwsgi_api_subsystem_and_what_the_config_sets(tmp_
     text, would_start = render_check(load(["--ini", str(ini), "--check-no-import"], environ={}))
     assert would_start
     section = text.split("uWSGI API for apps, supported (")[1].split("\n procmaster")[0]
-    names = [line.strip().split(":")[0] for line in section.splitlines()[1:]]
+    names = [line.strip().split(" [")[0] for line in section.splitlines()[1:]]
     expected = ["uwsgi module", "uwsgidecorators", "cache", "spooler", "mules"]
     expected += ["signals/timers/cron", "locks", "sharedarea", "rpc", "log variables"]
     assert names[: len(expected)] == expected
-    assert "sharedarea_read" in section and "[configured here: sharedarea]" in section
+    assert "sharedarea [configured here: sharedarea]" in section
     assert "[configured here: mules]" in section and "cache2" not in section
