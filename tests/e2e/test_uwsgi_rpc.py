@@ -4,7 +4,7 @@ uWSGI 2.0 where it is installed gives the reference answers."""
 from __future__ import annotations
 
 import pytest
-from support.side import needs_uwsgi, sides
+from support.side import UWSGI, sides
 
 
 @pytest.fixture
@@ -12,14 +12,12 @@ def instance(tmp_path):
     yield from sides(tmp_path, "uwsgi_rpc_app", None, processes=1)
 
 
-@needs_uwsgi
 def test_every_rpc_call_answers_as_uwsgi_does(instance):
-    ours = instance("procmaster").json("/sequence")
-    theirs = instance("uwsgi").json("/sequence")
-    assert ours == theirs
+    mine = instance("procmaster")
+    ours = mine.json("/sequence")
     assert ours[2] == ["call", "hello "]  # a registered function ran
-
-
-def test_rpc_to_another_node_is_refused_not_faked(instance):
-    inst = instance("procmaster")
-    assert inst.json("/remote") == ["rpc", "ValueError"]
+    # another node: uWSGI dials it; procmaster refuses it (ValueError), never a made-up None
+    assert mine.json("/remote") == ["rpc", "ValueError"]
+    if UWSGI is None:
+        pytest.skip("uWSGI is not installed (.ci/run installs it): no reference answers")
+    assert ours == instance("uwsgi").json("/sequence")
