@@ -660,6 +660,14 @@ OPTIONS: tuple[Option, ...] = (
        "restarts)", group=_OTHER),
     _O("cache-store-sync", "int", "flush the cache store to disk every N seconds",
        default=0, min=0, group=_OTHER),
+    _O("sharedarea", "str", "create a shared memory area of N pages (or pages=N / "
+       "size=BYTES) for uwsgi.sharedarea_* (numbered from 0 in order)", short="A",
+       multi=True, group=_OTHER, status=PARTIAL,
+       note="anonymous memory only: no file=, fd= or ptr= areas; uwsgi.sharedarea_object "
+       "(a plugin's Python object) is absent"),
+    _O("rpc-max", "int", "the most RPC functions a process registers (uwsgi.register_rpc)",
+       default=64, min=1, group=_OTHER, status=PARTIAL,
+       note="RPC on the local node only: uwsgi.rpc() to another node raises ValueError"),
     _O("cache-expire-freq", "seconds", "sweep expired cache items every N seconds",
        default=3, group=_OTHER),
     _O("cache-*", "str", "other cache options (cache-udp-server, cache-udp-node, "
