@@ -7,7 +7,8 @@ import functools
 
 import pytest
 
-from procmaster.app import asgi_problem
+from procmaster.app import AppLoadError, asgi_problem, load_asgi_app
+from procmaster.config import load
 from procmaster.worker.asgi_scope import http_scope
 
 
@@ -90,3 +91,26 @@ def test_http_scope_tolerates_odd_proxy_variables():
     scope = http_scope({"SERVER_PORT": "not-a-port", "REMOTE_ADDR": "x", "REMOTE_PORT": "?"}, {})
     assert scope["server"] is None and scope["client"] == ("x", 0)
     assert scope["path"] == "" and scope["method"] == "GET" and scope["scheme"] == "http"
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--enable-proxy-protocol", "--proxy-allow-ips", "127.0.0.1"], "enable-proxy-protocol"),
+        (["--forwarded-allow-ips", "127.0.0.1"], "forwarded-allow-ips"),
+        (["--module", "x"], "remove module"),
+        (["--threads", "4"], "threads = 4 does not apply"),
+        (["--asgi-loop", "trio"], "'trio' is not one of auto, asyncio, uvloop"),
+    ],
+)
+def test_asgi_refuses_what_it_does_not_run(extra, words):
+    cfg = load(["--http-socket", "127.0.0.1:0", "--asgi", "json:loads", *extra], environ={})
+    with pytest.raises(AppLoadError) as exc:
+        load_asgi_app(cfg)
+    assert words in str(exc.value) and "command line" in str(exc.value)
+
+
+def test_a_plain_module_is_refused_as_not_asgi():
+    cfg = load(["--http-socket", "127.0.0.1:0", "--asgi", "json:loads"], environ={})
+    with pytest.raises(AppLoadError, match="json.loads is not an ASGI 3 app"):
+        load_asgi_app(cfg)
