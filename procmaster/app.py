@@ -40,11 +40,6 @@ __all__ = [
 DEFAULT_CALLABLE = "application"
 ASGI_CALLABLE = "app"  # uvicorn's and FastAPI's convention
 ASGI_LOOPS = ("auto", "asyncio", "uvloop")
-# the transport layers the ASGI runner does not run yet (worker/transport.py's)
-ASGI_NO_LAYERS = frozenset(
-    {"https", "https-socket", "ssl-socket", "enable-proxy-protocol",
-     "http-enable-proxy-protocol", "forwarded-allow-ips"}
-)  # fmt: skip
 
 
 class AppLoadError(Exception):
@@ -327,13 +322,6 @@ def load_asgi_app(cfg) -> Callable:
         raise AppLoadError(
             f"{origin}: option 'asgi' runs the app on each worker's asyncio loop; "
             f"threads = {cfg.threads} does not apply (remove it; raise processes instead)"
-        )
-    layered = sorted({e.key for e in cfg.entries if e.key in ASGI_NO_LAYERS and cfg.get(e.key)})
-    if layered:
-        raise AppLoadError(
-            f"{origin}: option 'asgi': an ASGI app is not served over TLS, the PROXY protocol "
-            f"or forwarded headers yet (configured: {', '.join(layered)}); terminate TLS and "
-            "the PROXY protocol in nginx in front of it, or serve a WSGI app"
         )
     loop = cfg.asgi_loop
     if loop not in ASGI_LOOPS:

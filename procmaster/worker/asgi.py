@@ -286,6 +286,8 @@ class AsgiWorker:
             lst.complete_environ(env, conn.remote, lst.server_name, lst.server_port)
         else:
             env["REMOTE_ADDR"], env["REMOTE_PORT"] = conn.remote
+        if lst.transport is not None:  # HTTPS=on, a verified client, a PROXY header's client
+            lst.transport.environ(env, conn)
         ex.scope = http_scope(env, self.state)
         ex.start = time.time()
         self.requests += 1

@@ -3,31 +3,25 @@ protocol and runs the app's ``http`` scope, one task per request.
 
 Theory of operation
 -------------------
-``AsgiConnection`` is both the asyncio ``Protocol`` of one accepted socket and
-the ``Sink`` of its wire protocol (HTTP/1.1, uwsgi, FastCGI, SCGI: the same
-classes as the WSGI worker's, built by the listener). What it reads is fed to
-the protocol (a slice of ``FEED_SLICE`` at a time while no body is arriving);
-the head of a request makes an ``HttpExchange`` (its scope and its
-``receive``/``send``) and, when nothing is running on the connection, starts
-the app's task at once, so the body streams to ``receive()`` as it arrives.
-Pipelined requests wait in ``queue`` and run in order; once a complete
-request waits, the rest of what was read stays unparsed in ``pending`` and
-reading pauses.
+``AsgiConnection`` is the asyncio ``Protocol`` of one accepted socket and the
+``Sink`` of its wire protocol (the WSGI worker's classes, built by the
+listener); bytes pass its transport layers (``worker/transport.py``: PROXY
+header, TLS) at one read point (``data_received``) and one write point
+(``send``). What it reads is fed to the protocol a ``FEED_SLICE`` at a time
+while no body arrives; a request's head makes an ``HttpExchange`` and, when
+nothing runs on the connection, starts the app's task at once, so the body
+streams to ``receive()``. Pipelined requests wait in ``queue``; once a complete
+request waits, the rest stays unparsed in ``pending`` and reading pauses.
 
 Memory per connection is bounded: reading pauses while more than
-``BODY_HIGH`` body bytes wait for ``receive()`` (resumed below
-``BODY_LOW``), while a complete request waits behind another, and a ``send``
-waits while more than ``HIGH_WATER`` response bytes are unsent (asyncio's
-write buffer limits). Slow clients hold memory, never the loop: deadlines
-(``socket-timeout`` for a head, a body and a write, ``http-keepalive`` for an
-idle connection) are checked by the worker's once-a-second ``sweep``. The
-worker's policy is the WSGI loop's: ``limit-post`` answers 413, a bad head
-400/431 (the protocol's ``error_reply``), other protocols close.
-
+``BODY_HIGH`` body bytes wait for ``receive()`` (resumed below ``BODY_LOW``)
+or a complete request waits behind another; a ``send`` waits while more than
+``HIGH_WATER`` bytes are unsent. Slow clients hold memory, never the loop: the
+deadlines (``socket-timeout``, ``http-keepalive``) are the worker's ``sweep``.
+``limit-post`` answers 413, a bad head 400/431 (``error_reply``), as in WSGI.
 ``receive()`` gives ``http.request`` messages, then ``http.disconnect`` once the
-response is complete or the client went away; ``send()`` after the client
-went away is a no-op (as uvicorn), so an app finishes its work. An exception
-before the response head is a 500; after it, the connection is cut.
+response is complete or the client left; ``send()`` after the client left is
+a no-op (as uvicorn). An exception before the head is a 500, after it a cut.
 
 Must not know: protocol names, the master, other connections.
 """
@@ -52,10 +46,6 @@ BODY_LOW = 16 * 1024
 LINGER_SECONDS = 1.0
 REASONS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 DISCONNECT = {"type": "http.disconnect"}
-
-
-class ClientGone(Exception):
-    """Internal: the connection closed while a ``send`` waited for it."""
 
 
 class HttpExchange:
@@ -172,7 +162,7 @@ class HttpExchange:
             self.finished = True
             data += proto.response_end(req)
         if data:
-            conn.transport.write(data)
+            conn.send(data)
         if not more:
             conn.response_done(self)
         elif conn.write_paused:
@@ -221,9 +211,7 @@ class HttpExchange:
                 conn.abort()
             else:
                 self.hsize, self.rsize = len(head), len(body)
-                conn.transport.write(
-                    head + proto.response_body(self.req, body) + proto.response_end(self.req)
-                )
+                conn.send(head + proto.response_body(self.req, body) + proto.response_end(self.req))
                 self.finished = True
                 conn.response_done(self)
         elif not self.finished:
@@ -253,6 +241,7 @@ class AsgiConnection(asyncio.Protocol):
         self.closed = False
         self.close_after = False
         self.peer_closed = False
+        self.layer = None  # the first transport layer (worker/transport.py), or None
         # an error reply waiting for the answers of the requests before the bad bytes
         self.deferred: bytes | None = None
         self.in_request = False
@@ -272,10 +261,17 @@ class AsgiConnection(asyncio.Protocol):
                 self.remote = (str(peer[0]), str(peer[1]))
         self.proto = self.listener.factory(self)
         self.worker.conns.add(self)
+        # transport layers (PROXY header, TLS: worker/transport.py); None for most sockets
+        layers = self.listener.transport
+        self.layer = None if layers is None else layers.start(self)
 
     def data_received(self, data: bytes) -> None:
         if self.proto is None or self.deferred is not None:
             return
+        if self.layer is not None:  # the read point of the transport layers
+            data = self.layer.received(self, data)
+            if not data or self.closed:
+                return
         if not self.in_request:
             self.in_request = True
             self.got_head = False
@@ -303,8 +299,20 @@ class AsgiConnection(asyncio.Protocol):
             ex.gone = True
             ex.wake()
         if self.drain_waiter is not None and not self.drain_waiter.done():
-            self.drain_waiter.set_exception(ClientGone())
+            self.drain_waiter.set_exception(ConnectionResetError())
         self.worker.forget(self)
+
+    def send(self, data: bytes) -> None:
+        """The one write point: through the transport layers (TLS), then the socket."""
+        if self.layer is not None:
+            data = self.layer.wrap(data)
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """A transport layer failed (after its alert, if any, went out)."""
+        if not self.closed and self.transport is not None:
+            self.transport.close()
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -323,7 +331,7 @@ class AsgiConnection(asyncio.Protocol):
             self.drain_waiter = self.loop.create_future()
         try:
             await self.drain_waiter
-        except ClientGone:
+        except ConnectionResetError:
             pass  # the next send() is a no-op
 
     # -- reading ---------------------------------------------------------------------
@@ -346,7 +354,7 @@ class AsgiConnection(asyncio.Protocol):
                 self.fail(refused)
                 return
             if reply:
-                self.transport.write(reply)
+                self.send(reply)
                 if self.proto.closing:
                     self.transport.close()
                     return
@@ -490,9 +498,9 @@ class AsgiConnection(asyncio.Protocol):
         self.answer_and_linger(reply)
 
     def answer_and_linger(self, reply: bytes) -> None:
-        self.transport.write(reply)
+        self.send(reply)
         self.closed = True  # for the app's tasks: nothing more goes out
-        if self.transport.can_write_eof():
+        if self.layer is None and self.transport.can_write_eof():
             self.transport.write_eof()  # then read and drop for a moment
             self.loop.call_later(LINGER_SECONDS, self.transport.close)
         else:

@@ -319,6 +319,56 @@ def raw_request_rest(sock: socket.socket) -> bytes:
     return b"".join(chunks)
 
 
+def test_tls_and_the_proxy_protocol(tmp_path):
+    """The transport layers (worker/transport.py) serve an ASGI app too."""
+    import ssl
+
+    from support.tls import make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    port, pport = free_port(), free_port()
+    server = _start(
+        tmp_path, "--https-socket", f"127.0.0.1:{port},{pki.cert},{pki.key}",
+        "--asgi", "asgiapp:app", "--master", "--processes", "1",
+    )  # fmt: skip
+    proxied = _start(
+        tmp_path, "--http-socket", f"127.0.0.1:{pport}", "--enable-proxy-protocol",
+        "--proxy-allow-ips", "127.0.0.1", "--asgi", "asgiapp:app", "--master",
+        "--processes", "1",
+    )  # fmt: skip
+    try:
+        ctx = ssl.create_default_context(cafile=str(pki.ca))
+
+        def get_over_tls() -> bytes | None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                    with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+                        tls.sendall(b"GET /scope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        return raw_request_rest(tls)
+            except ConnectionRefusedError:
+                return None
+
+        reply = wait_for(get_over_tls, 20, what="the TLS socket")
+        info = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert info["scheme"] == "https" and info["path"] == "/scope"
+
+        def get_proxied() -> bytes | None:
+            try:
+                return raw_request(
+                    pport,
+                    b"PROXY TCP4 203.0.113.7 192.0.2.1 4321 80\r\n"
+                    b"GET /scope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                )
+            except ConnectionRefusedError:
+                return None
+
+        reply = wait_for(get_proxied, 20, what="the PROXY protocol socket")
+        assert json.loads(reply.partition(b"\r\n\r\n")[2])["client"] == ["203.0.113.7", 4321]
+    finally:
+        server.kill_all()
+        proxied.kill_all()
+
+
 # -- refusing what is not an ASGI app -----------------------------------------------
 
 

@@ -96,8 +96,6 @@ def test_http_scope_tolerates_odd_proxy_variables():
 @pytest.mark.parametrize(
     "extra, words",
     [
-        (["--enable-proxy-protocol", "--proxy-allow-ips", "127.0.0.1"], "enable-proxy-protocol"),
-        (["--forwarded-allow-ips", "127.0.0.1"], "forwarded-allow-ips"),
         (["--module", "x"], "remove module"),
         (["--threads", "4"], "threads = 4 does not apply"),
         (["--asgi-loop", "trio"], "'trio' is not one of auto, asyncio, uvloop"),
