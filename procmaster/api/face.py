@@ -6,7 +6,7 @@ Theory of operation
 the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
 Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
 (``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
-not run (WebSockets through this API, RPC, the legacy async loop) is absent
+not run (RPC, the legacy async loop) is absent
 rather than faked: calling it raises AttributeError, which is
 what an app that probes with ``hasattr`` expects.
 
@@ -32,6 +32,7 @@ from ..scoreboard import STATUS_FREE, STATUS_NAMES
 from .mules import get_message
 from .runtime import Runtime
 from .spool_files import encode_task, write_task
+from .websocket import names as websocket_names
 
 __all__ = ["build", "opt_dict"]
 
@@ -327,5 +328,6 @@ def build(rt: Runtime) -> types.ModuleType:
         "cache_mul": _math("mul", 2),
         "cache_div": _math("div", 2),
     }
+    names.update(websocket_names())
     mod.__dict__.update(names)
     return mod

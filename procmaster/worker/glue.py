@@ -12,7 +12,8 @@ tuple of bytes, is framed and queued in one write here; a file goes to
 ``Exchange.start_file``; any other iterable to ``Exchange.pump``. With
 ``threads``, the app is called in the pool instead, except for a static file:
 that is answered here and sent by the loop (``offload-threads``' purpose:
-files never hold an app thread).
+files never hold an app thread). A WebSocket upgrade request runs in a thread
+of its own (``websocket.start``), threads or not.
 
 Must not know: protocol names, sockets (the connection writes), the loop.
 """
@@ -23,7 +24,9 @@ import time
 
 from ..appthreads import Job
 from ..protocols import Request
+from ..protocols.websocket import is_upgrade
 from ..wsgi import EMPTY_INPUT, FileWrapper, url_scheme
+from . import websocket
 from .response import Exchange, request_finished, request_line, simple_response
 from .roles import AppHost, Client
 
@@ -59,6 +62,9 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
         env["PATH_INFO"] = path_info
     start = time.time()
     worker.requests += 1
+    if "HTTP_UPGRADE" in env and not offload and lst.protocol.upgrades and is_upgrade(env):
+        websocket.start(worker, conn, req, app, env, start)  # a thread of its own
+        return
     if worker.pool is not None and not offload:
         run_threaded(worker, conn, req, app, env, start)
         return

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..app import Apps
 from ..appthreads import AppThreads
@@ -104,6 +104,7 @@ class AppHost(Books, Protocol):
     static: StaticFiles | None
     pool: AppThreads | None
     harakiri: bool
+    websockets: Any  # worker.websocket.WebSocketRunner once a request upgraded
 
 
 class Host(Loop, AppHost, Protocol):
