@@ -119,7 +119,9 @@ class Channel:
         req = self.req
         try:
             key = check_upgrade(req.environ, key)
-            head = accept_head(key, proto, [("Sec-WebSocket-Origin", origin)] if origin else None)
+            # as uWSGI: the origin given, else the request's, else "*"
+            origin = origin or req.environ.get("HTTP_ORIGIN") or "*"
+            head = accept_head(key, proto, [("Sec-WebSocket-Origin", origin)])
         except (HandshakeError, HeadError) as exc:
             log(f"websocket handshake refused for {request_line(req.environ)}: {exc}")
             raise OSError(HANDSHAKE_FAILED) from None

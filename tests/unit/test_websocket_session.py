@@ -125,9 +125,10 @@ def test_fragments_gathered_and_bounded():
     assert out[:2] == b"\x88\x02"[:1] + out[1:2] and struct.unpack("!H", out[2:4])[0] == 1009
 
 
-def test_oversized_frame_claim_closes_before_payload():
+def test_oversized_frame_claim_closes_once_past_the_limit():
     s = Session(max_size=1024)
-    # a frame that claims 2**40 bytes: refused on its first bytes, nothing buffered
+    # a frame that claims 2**40 bytes: its payload is counted as it comes, never
+    # buffered past the limit
     head = bytes([0x82, 0x80 | 127]) + struct.pack("!Q", 2**40) + b"mask"
     s.receive(head + b"x" * 2000)
     assert s.closed and s.close_code == 1009

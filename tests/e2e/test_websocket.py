@@ -1,0 +1,326 @@
+"""WebSockets through uWSGI's API (``uwsgi.websocket_*``), end to end.
+
+The same app (tests/apps/ws_app.py) runs under procmaster and under uWSGI 2.0
+(``--http-socket``) for the behaviour both share; what only procmaster does
+(many WebSockets in one worker without threads, the clean close, the limits,
+hostile clients, a graceful reload) is tested on procmaster alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from support import APPS, ROOT, free_port, http_get, kill_tree, remember_descendants, wait_for
+from support.wsclient import WS, frame, raw_upgrade, read_close
+from wsproto.events import AcceptConnection, CloseConnection, Ping, RejectConnection
+
+UWSGI = shutil.which("uwsgi")
+KINDS = [
+    "procmaster",
+    pytest.param(
+        "uwsgi",
+        marks=pytest.mark.skipif(UWSGI is None, reason="uWSGI is not installed (.ci/run does)"),
+    ),
+]
+
+
+class Server:
+    """procmaster or uWSGI serving ws_app on an http-socket."""
+
+    def __init__(self, kind: str, tmp: Path, *extra: str) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.log_path = tmp / f"{kind}-{self.port}.log"
+        self.events_path = tmp / f"events-{self.port}.txt"
+        env = dict(os.environ)
+        env["WS_EVENTS"] = str(self.events_path)
+        env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
+        env.pop("NOTIFY_SOCKET", None)
+        common = ["--master", "--module", "ws_app", *extra]
+        if kind == "uwsgi":
+            argv = [UWSGI, "--http-socket", f"127.0.0.1:{self.port}", "--pythonpath", str(APPS)]
+            argv += ["--die-on-term", "--http-websockets", *common]
+        else:
+            argv = [sys.executable, "-m", "procmaster", "--http-socket", f"127.0.0.1:{self.port}"]
+            argv += common
+        self.log_file = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            argv, cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.known = {self.proc.pid}
+        wait_for(self.answers, 30, what=f"{kind} to answer:\n{self.log()}")
+        remember_descendants(self.proc.pid, self.known)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def events(self) -> list[str]:
+        try:
+            return self.events_path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def answers(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.kind} exited:\n{self.log()}")
+        try:
+            return http_get(self.port, "/", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        remember_descendants(self.proc.pid, self.known)
+        kill_tree(self.proc, self.known)
+        self.log_file.close()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """One server of each kind for the side-by-side tests (they do not interfere)."""
+    started: dict[str, Server] = {}
+
+    def get(kind: str) -> Server:
+        if kind not in started:
+            started[kind] = Server(kind, tmp_path_factory.mktemp(kind), "--processes", "1")
+        return started[kind]
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def pm(tmp_path_factory):
+    """procmaster alone, one worker, no threads, small limits, fast pings."""
+    server = Server(
+        "procmaster", tmp_path_factory.mktemp("pm"), "--processes", "1",
+        "--websocket-max-size", "64", "--socket-timeout", "3",
+        "--websocket-ping-freq", "1", "--websocket-pong-tolerance", "1",
+    )  # fmt: skip
+    yield server
+    server.stop()
+
+
+def worker_pid(port: int) -> int:
+    ws = WS(port)
+    ws.send("pid")
+    pid = int(ws.recv())
+    ws.close()
+    return pid
+
+
+# -- side by side with uWSGI ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_echo_text_and_binary(servers, kind):
+    server = servers(kind)
+    ws = WS(server.port, "/echo")
+    assert isinstance(ws.accept, AcceptConnection)
+    ws.send("héllo")
+    assert ws.recv() == "héllo"
+    ws.send(b"bytes in")  # a binary message comes back in a text frame (websocket_send)
+    assert ws.recv() == "bytes in"
+    ws.send("binary:\x00\x01")
+    assert ws.recv() == b"\x00\x01"  # websocket_send_binary
+    big = "x" * 200_000
+    ws.send(big)
+    assert ws.recv() == big
+    ws.send("close")  # the app returns
+    ev = ws.next_event()
+    # procmaster closes cleanly (1000); uWSGI cuts the TCP connection (1006 for the client)
+    expected = 1000 if kind == "procmaster" else 1006
+    assert isinstance(ev, CloseConnection) and ev.code == expected, ev
+    ws.shut()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_handshake_arguments(servers, kind):
+    server = servers(kind)
+    ws = WS(server.port, "/shake2", headers=[(b"Origin", b"http://o.test")], subprotocols=["chat"])
+    assert isinstance(ws.accept, AcceptConnection), ws.accept
+    assert ws.accept.subprotocol == "chat"
+    assert (b"sec-websocket-origin", b"http://o.test") in ws.accept.extra_headers
+    ws.send("x")
+    assert ws.recv() == "x"
+    ws.close()
+    # without an Origin, uWSGI answers Sec-WebSocket-Origin: *
+    ws = WS(server.port, "/echo")
+    assert (b"sec-websocket-origin", b"*") in ws.accept.extra_headers
+    ws.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_recv_nb(servers, kind):
+    server = servers(kind)
+    ws = WS(server.port, "/nb")
+    assert ws.recv() == "empty"
+    ws.send("later")
+    assert ws.recv() == "nb:later"
+    ws.shut()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refusals_are_the_apps(servers, kind):
+    server = servers(kind)
+    ws = WS(server.port, "/refuse")  # the app answers without a handshake
+    assert isinstance(ws.accept, RejectConnection) and ws.accept.status_code == 403
+    assert ws.body == b"no websockets here"
+    # no key: websocket_handshake() raises IOError, the app answers 400
+    sock, head = raw_upgrade(server.port, "/echo", key=None)
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    status, _, body = http_get(server.port, "/echo")  # not an upgrade request at all
+    assert status == 400 and body == b"handshake failed: unable to complete websocket handshake"
+    assert server.answers()
+
+
+# -- procmaster --------------------------------------------------------------------
+
+
+def test_one_worker_without_threads_holds_many_websockets(pm):
+    """uWSGI's sync worker is held by its one WebSocket; procmaster's is not."""
+    socks = [WS(pm.port, "/echo") for _ in range(40)]
+    for i, ws in enumerate(socks):
+        ws.send(f"m{i}")
+    assert [ws.recv() for ws in socks] == [f"m{i}" for i in range(40)]
+    assert http_get(pm.port, "/", timeout=5)[0] == 200  # plain requests go on meanwhile
+    pids = set()
+    for ws in socks[:3]:
+        ws.send("pid")
+        pids.add(ws.recv())
+    assert len(pids) == 1  # all in the one worker
+    for ws in socks:
+        assert isinstance(ws.close(), CloseConnection)
+
+
+def test_threads_too(tmp_path):
+    server = Server("procmaster", tmp_path, "--processes", "1", "--threads", "2")
+    try:
+        socks = [WS(server.port, "/echo") for _ in range(5)]  # more than threads
+        for ws in socks:
+            ws.send("t")
+        assert [ws.recv() for ws in socks] == ["t"] * 5
+        assert http_get(server.port, "/", timeout=5)[0] == 200
+        for ws in socks:
+            ws.close()
+    finally:
+        server.stop()
+
+
+def test_ping_pong_keepalive(pm):
+    ws = WS(pm.port, "/echo", pong=False)
+    ev = ws.next_event()
+    assert isinstance(ev, Ping)  # websocket-ping-freq = 1, while the app waits in recv
+    # no pong within websocket-pong-tolerance: the server closes
+    ev = ws.next_event()
+    assert isinstance(ev, CloseConnection), ev
+    ws.shut()
+    ok = WS(pm.port, "/echo")  # a client that answers stays
+    ok.sock.settimeout(0.2)
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.5:  # two ping periods, each ping answered
+        try:
+            assert ok.next_event() is not None
+        except TimeoutError:
+            pass
+    ok.sock.settimeout(20)
+    ok.send("alive")
+    assert ok.recv() == "alive"
+    ok.close()
+
+
+def test_noshake_recv_raises(pm):
+    # uWSGI's websocket_recv() without a handshake reads frames from the HTTP
+    # socket until the client gives up; procmaster raises IOError at once
+    sock, head = raw_upgrade(pm.port, "/noshake")
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 500"), head
+
+
+def test_hostile_clients_never_hang_or_kill_the_worker(pm):
+    pid = worker_pid(pm.port)
+    # wrong version: handshake refused (IOError in the app: its 400)
+    sock, head = raw_upgrade(pm.port, "/echo", version="8")
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 400"), head
+    # a message over websocket-max-size (64 KiB): 1009
+    sock, head = raw_upgrade(pm.port, "/echo")
+    assert head.startswith(b"HTTP/1.1 101")
+    sock.sendall(frame(2, b"x" * (65 * 1024)))
+    assert read_close(sock) == 1009
+    sock.close()
+    # a frame that claims 2**40 bytes: 1009 once what came passes the limit
+    sock, _ = raw_upgrade(pm.port, "/echo")
+    sock.sendall(bytes([0x82, 0xFF]) + (2**40).to_bytes(8, "big") + b"mask" + b"y" * 70_000)
+    assert read_close(sock) == 1009
+    sock.close()
+    # an unmasked client frame: 1002
+    sock, _ = raw_upgrade(pm.port, "/echo")
+    sock.sendall(frame(1, b"hi", mask=False))
+    assert read_close(sock) == 1002
+    sock.close()
+    # a flood of fragments past the limit: 1009
+    sock, _ = raw_upgrade(pm.port, "/echo")
+    chunk = frame(0, b"z" * 1024, fin=False)
+    sock.sendall(frame(1, b"a", fin=False))
+    try:
+        for _ in range(100):
+            sock.sendall(chunk)
+    except OSError:
+        pass  # the server closed while we were still sending
+    assert read_close(sock) == 1009
+    sock.close()
+    # a client that vanishes while the app waits in websocket_recv
+    ws = WS(pm.port, "/errors")
+    ws.shut()
+    wait_for(lambda: "recv unable to receive websocket message" in pm.events(), 20,
+             what=f"the app's IOError: {pm.events()}")  # fmt: skip
+    assert worker_pid(pm.port) == pid
+
+
+def test_a_client_that_never_reads(pm):
+    """The app sends without end; the client reads nothing: the app's thread
+    waits (bounded buffers), the socket timeout closes the connection, the
+    app's next send raises IOError; the worker serves others meanwhile."""
+    pid = worker_pid(pm.port)
+    sock, head = raw_upgrade(pm.port, "/flood")
+    assert head.startswith(b"HTTP/1.1 101")
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 1.0:
+        assert worker_pid(pm.port) == pid  # served while the flood waits
+    wait_for(lambda: any(e.startswith("flood stopped") for e in pm.events()), 30,
+             what=f"the flood to stop: {pm.events()}")  # fmt: skip
+    line = [e for e in pm.events() if e.startswith("flood stopped")][-1]
+    assert line.endswith("unable to send websocket message"), line
+    sent = int(line.split()[3].rstrip(":"))
+    assert sent < 200, line  # bounded: a few MiB at most went to buffers, not 64 KiB x forever
+    sock.close()
+    assert worker_pid(pm.port) == pid
+
+
+def test_graceful_reload_closes_with_1001(tmp_path):
+    server = Server("procmaster", tmp_path, "--processes", "1", "--worker-reload-mercy", "4")
+    try:
+        ws = WS(server.port, "/echo")
+        ws.send("pid")
+        old = ws.recv()
+        t0 = time.monotonic()
+        server.proc.send_signal(signal.SIGHUP)
+        ev = ws.next_event()
+        waited = time.monotonic() - t0
+        assert isinstance(ev, CloseConnection) and ev.code == 1001, ev
+        assert 1.0 <= waited <= 10, waited  # near the end of the mercy, not at once
+        ws.shut()
+        wait_for(lambda: worker_pid(server.port) != int(old), 30, what="the new worker")
+        assert "internal error" not in server.log()
+    finally:
+        server.stop()
