@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from support import APPS, ROOT, free_port, http_get, kill_tree, remember_descendants, wait_for
+from support.nginx import nginx_binary, start_nginx
 from support.wsclient import WS, frame, raw_upgrade, read_close
 from wsproto.events import AcceptConnection, CloseConnection, Ping, RejectConnection
 
@@ -324,3 +326,78 @@ def test_graceful_reload_closes_with_1001(tmp_path):
         assert "internal error" not in server.log()
     finally:
         server.stop()
+
+
+# -- behind nginx ---------------------------------------------------------------
+
+
+@pytest.mark.nginx
+@pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
+def test_behind_nginx_uwsgi_pass_and_proxy_pass(tmp_path):
+    """nginx in front: ``uwsgi_pass`` to a uwsgi-socket and ``proxy_pass`` to an
+    http-socket, each with the Upgrade/Connection set-up nginx's docs give."""
+    uport, hport, front_u, front_h = free_port(), free_port(), free_port(), free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
+    log = open(tmp_path / "pm.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "procmaster", "--uwsgi-socket", f"127.0.0.1:{uport}",
+         "--http-socket", f"127.0.0.1:{hport}", "--master", "--processes", "1",
+         "--module", "ws_app"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    known = {proc.pid}
+    body = f"""
+    map $http_upgrade $connection_upgrade {{ default upgrade; '' close; }}
+    server {{
+        listen 127.0.0.1:{front_u};
+        location / {{
+            include {{uwsgi_params}};
+            uwsgi_pass 127.0.0.1:{uport};
+            uwsgi_read_timeout 60s;
+        }}
+    }}
+    server {{
+        listen 127.0.0.1:{front_h};
+        location / {{
+            proxy_pass http://127.0.0.1:{hport};
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_read_timeout 60s;
+        }}
+    }}
+    """
+    try:
+        wait_for(lambda: _accepts(hport) and _accepts(uport), 30, what="procmaster")
+        remember_descendants(proc.pid, known)
+        nginx = start_nginx(tmp_path / "nginx", body, [front_u, front_h])
+        try:
+            for port in (front_u, front_h):
+                socks = [WS(port, "/echo") for _ in range(3)]
+                for ws in socks:
+                    assert isinstance(ws.accept, AcceptConnection), (port, ws.accept)
+                    ws.send("through nginx")
+                    assert ws.recv() == "through nginx"
+                    ws.send("binary:\x07")
+                    assert ws.recv() == b"\x07"
+                big = "n" * 300_000
+                socks[0].send(big)
+                assert socks[0].recv() == big
+                for ws in socks:
+                    assert isinstance(ws.close(), CloseConnection)
+                assert http_get(port, "/", timeout=10)[0] == 200
+        finally:
+            nginx.stop()
+    finally:
+        remember_descendants(proc.pid, known)
+        kill_tree(proc, known)
+        log.close()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
