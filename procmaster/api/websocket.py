@@ -12,6 +12,9 @@ is stopping) raises ``IOError`` with uWSGI's messages ("unable to complete
 websocket handshake", "unable to receive websocket message", "unable to send
 websocket message").
 
+``connection_fd()`` is the request's socket (flask-uwsgi-websocket keeps it);
+procmaster knows it only inside a WebSocket request (-1 elsewhere).
+
 The worker binds a ``Channel`` (the typing Protocol below) to the thread that
 runs an upgrade request (``bind``); these functions find it there. A thread
 with none bound (a plain request, a mule, the spooler) gets the ``IOError``.
@@ -44,6 +47,8 @@ class Channel(Protocol):
     def recv(self, block: bool) -> bytes: ...
 
     def send(self, data: bytes, binary: bool) -> None: ...
+
+    def fileno(self) -> int: ...
 
 
 def bind(channel: Channel | None) -> None:
@@ -106,6 +111,13 @@ def websocket_send_binary(message: object) -> None:
     _channel(SEND_FAILED).send(_payload(message), True)
 
 
+def connection_fd() -> int:
+    """The descriptor of the WebSocket request's connection (-1 outside one).
+    The loop owns it: an app may look at it, never read or write it."""
+    channel = getattr(_local, "channel", None)
+    return -1 if channel is None else channel.fileno()
+
+
 def names() -> dict[str, Callable[..., Any]]:
     """The ``uwsgi`` module's WebSocket names."""
     return {
@@ -114,4 +126,5 @@ def names() -> dict[str, Callable[..., Any]]:
         "websocket_recv_nb": websocket_recv_nb,
         "websocket_send": websocket_send,
         "websocket_send_binary": websocket_send_binary,
+        "connection_fd": connection_fd,
     }

@@ -186,6 +186,9 @@ class Channel:
                 frame = session.send(data) if binary else session.send_text_bytes(data)
             self._put(frame)
 
+    def fileno(self) -> int:
+        return self.conn.fd
+
     def _put(self, frame: bytes) -> None:
         try:
             self.runner.put(self.job, frame)

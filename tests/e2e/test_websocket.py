@@ -8,6 +8,7 @@ hostile clients, a graceful reload) is tested on procmaster alone.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -36,7 +37,7 @@ KINDS = [
 class Server:
     """procmaster or uWSGI serving ws_app on an http-socket."""
 
-    def __init__(self, kind: str, tmp: Path, *extra: str) -> None:
+    def __init__(self, kind: str, tmp: Path, *extra: str, module: str = "ws_app") -> None:
         self.kind = kind
         self.port = free_port()
         self.log_path = tmp / f"{kind}-{self.port}.log"
@@ -45,7 +46,7 @@ class Server:
         env["WS_EVENTS"] = str(self.events_path)
         env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
         env.pop("NOTIFY_SOCKET", None)
-        common = ["--master", "--module", "ws_app", *extra]
+        common = ["--master", "--module", module, *extra]
         if kind == "uwsgi":
             argv = [UWSGI, "--http-socket", f"127.0.0.1:{self.port}", "--pythonpath", str(APPS)]
             argv += ["--die-on-term", "--http-websockets", *common]
@@ -401,3 +402,32 @@ def _accepts(port: int) -> bool:
         return True
     except OSError:
         return False
+
+
+# -- flask-uwsgi-websocket (PyPI) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_flask_uwsgi_websocket(tmp_path, kind):
+    """The real package, its documented set-up (tests/apps/flask_ws_app.py says
+    why three lines are needed on Flask >= 2.3), under both servers."""
+    if importlib.util.find_spec("flask_uwsgi_websocket") is None:
+        pytest.skip("flask-uwsgi-websocket is not installed (the test extra has it)")
+    server = Server(kind, tmp_path, "--processes", "1", module="flask_ws_app:app")
+    try:
+        assert http_get(server.port, "/")[2] == b"flask ok"
+        ws = WS(server.port, "/echo")
+        assert isinstance(ws.accept, AcceptConnection), ws.accept
+        ws.send("hello flask")
+        assert ws.recv() == "hello flask"
+        ws.send("binary")
+        assert ws.recv() == b"\x00\x01"
+        ws.shut()  # (uWSGI's one sync worker is held until this WebSocket ends)
+        other = WS(server.port, "/room/lobby")
+        assert other.recv().startswith("welcome to lobby (")
+        other.send("abc")
+        assert other.recv() == "cba"
+        other.shut()
+        assert http_get(server.port, "/")[0] == 200
+    finally:
+        server.stop()
