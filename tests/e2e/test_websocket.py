@@ -431,3 +431,23 @@ def test_flask_uwsgi_websocket(tmp_path, kind):
         assert http_get(server.port, "/")[0] == 200
     finally:
         server.stop()
+
+
+def test_a_client_that_floods_an_app_that_never_reads(pm):
+    """Unread messages past websocket-max-size stop the reading: the client's
+    sends block (TCP back-pressure) instead of the worker's memory growing."""
+    pid = worker_pid(pm.port)
+    sock, head = raw_upgrade(pm.port, "/stuck")
+    assert head.startswith(b"HTTP/1.1 101")
+    sock.settimeout(2.0)
+    msg = frame(2, b"s" * 32 * 1024)
+    sent = 0
+    try:
+        while sent < 64 * 1024 * 1024:
+            sock.sendall(msg)
+            sent += len(msg)
+    except TimeoutError:
+        pass
+    sock.close()
+    assert sent < 16 * 1024 * 1024, sent  # socket buffers and 64 KiB of messages, not 64 MiB
+    assert worker_pid(pm.port) == pid
