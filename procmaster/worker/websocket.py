@@ -339,6 +339,9 @@ class WebSocketRunner(AppThreads):
             if channel.upgraded and not channel.swapped:
                 channel.swapped = True
                 conn.proto = WsWire(channel)
+                # no request head is awaited any more: the head deadline does not
+                # apply (idle WebSockets are the ping/pong keep-alive's)
+                conn.got_head = True
                 job.owner.send_head()
                 conn.input_done = False
                 conn.rearm()

@@ -9,6 +9,7 @@ import socket
 import struct
 
 from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
 from wsproto.events import (
     BytesMessage,
     CloseConnection,
@@ -72,7 +73,8 @@ class WS:
             self.ws.receive_data(data or None)
             for ev in self.ws.events():
                 if isinstance(ev, Ping) and self.pong:
-                    self.sock.sendall(self.ws.send(ev.response()))
+                    if self.ws.state is ConnectionState.OPEN:  # (not once we sent a close)
+                        self.sock.sendall(self.ws.send(ev.response()))
                     continue
                 self.events.append(ev)
             if not data and not self.events:
