@@ -24,9 +24,7 @@ import time
 
 from ..appthreads import Job
 from ..protocols import Request
-from ..protocols.websocket import is_upgrade
 from ..wsgi import EMPTY_INPUT, FileWrapper, url_scheme
-from . import websocket
 from .response import Exchange, request_finished, request_line, simple_response
 from .roles import AppHost, Client
 
@@ -62,8 +60,17 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
         env["PATH_INFO"] = path_info
     start = time.time()
     worker.requests += 1
-    if "HTTP_UPGRADE" in env and not offload and lst.protocol.upgrades and is_upgrade(env):
-        websocket.start(worker, conn, req, app, env, start)  # a thread of its own
+    if (
+        "HTTP_UPGRADE" in env
+        and not offload
+        and lst.protocol.upgrades
+        and "websocket" in env["HTTP_UPGRADE"].lower()
+    ):
+        # lazy: wsproto (~0.1 s to import) loads with a worker's first WebSocket
+        # request, never in a site that has none
+        from .websocket import start as start_websocket
+
+        start_websocket(worker, conn, req, app, env, start)  # a thread of its own
         return
     if worker.pool is not None and not offload:
         run_threaded(worker, conn, req, app, env, start)
