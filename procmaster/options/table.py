@@ -175,7 +175,8 @@ OPTIONS: tuple[Option, ...] = (
        "in a thread of its own, so a worker holds many"),
     _O("websocket-max-size", "int", "the maximum size of a WebSocket message, in KiB",
        aliases=("websockets-max-size",), default=1024, min=1, group=_SOCK,
-       note="a bigger message (whatever its frames claim) closes the WebSocket with 1009"),
+       note="a bigger message closes the WebSocket with 1009 (counted as it arrives, never "
+       "buffered past the limit)"),
     _O("websocket-ping-freq", "seconds", "how often a WebSocket waiting in "
        "websocket_recv() pings its client", aliases=("websockets-ping-freq",), default=30,
        group=_SOCK),
