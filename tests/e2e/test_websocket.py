@@ -186,6 +186,19 @@ def test_refusals_are_the_apps(servers, kind):
     assert server.answers()
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_recv_raises_ioerror_when_the_client_goes(servers, kind):
+    server = servers(kind)
+    ws = WS(server.port, "/errors")
+    ws.close()  # a clean close: the app's websocket_recv() raises IOError
+    wait_for(lambda: "recv unable to receive websocket message" in server.events(), 20,
+             what=f"the app's IOError: {server.events()}")  # fmt: skip
+    ws = WS(server.port, "/errors")
+    ws.shut()  # the client vanishes: the same
+    wait_for(lambda: server.events().count("recv unable to receive websocket message") == 2,
+             20, what=f"the app's IOError: {server.events()}")  # fmt: skip
+
+
 # -- procmaster --------------------------------------------------------------------
 
 
