@@ -102,11 +102,12 @@ def servers(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pm(tmp_path_factory):
-    """procmaster alone, one worker, no threads, small limits, fast pings."""
+    """procmaster alone, one worker, no threads, small limits, fast pings, and a
+    harakiri shorter than the WebSockets its tests hold (it does not apply to them)."""
     server = Server(
         "procmaster", tmp_path_factory.mktemp("pm"), "--processes", "1",
         "--websocket-max-size", "64", "--socket-timeout", "3",
-        "--websocket-ping-freq", "1", "--websocket-pong-tolerance", "1",
+        "--websocket-ping-freq", "1", "--websocket-pong-tolerance", "1", "--harakiri", "2",
     )  # fmt: skip
     yield server
     server.stop()
@@ -241,6 +242,8 @@ def test_ping_pong_keepalive(pm):
     assert isinstance(ev, CloseConnection), ev
     ws.shut()
     ok = WS(pm.port, "/echo")  # a client that answers stays
+    ok.send("pid")
+    pid = ok.recv()
     ok.sock.settimeout(0.2)
     t0 = time.monotonic()
     # past socket-timeout (3 s): ping periods, each ping answered; the WebSocket
@@ -253,6 +256,8 @@ def test_ping_pong_keepalive(pm):
     ok.sock.settimeout(20)
     ok.send("alive")
     assert ok.recv() == "alive"
+    ok.send("pid")
+    assert ok.recv() == pid  # harakiri (2 s) did not kill the worker holding it for 4 s
     ok.close()
 
 
