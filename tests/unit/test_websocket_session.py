@@ -6,6 +6,8 @@ import os
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from wsproto.connection import CLIENT, Connection
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
@@ -173,3 +175,34 @@ def test_server_close_then_peer_answer():
     assert out[:1] == b"\x88" and s.closing and not s.closed
     s.receive(frame(8, struct.pack("!H", 1001)))
     assert s.closed and s.close_code == 1001
+
+
+@given(st.lists(st.binary(max_size=64), max_size=20), st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_any_bytes_never_raise(chunks, eof):
+    """Whatever a client sends (random bytes, cut anywhere), receive() returns bytes
+    to send, never raises, and a closed session stays closed."""
+    s = Session(max_size=100, ping_freq=1, pong_tolerance=1, now=0.0)
+    for i, chunk in enumerate(chunks):
+        out = s.receive(chunk)
+        assert isinstance(out, bytes)
+        s.tick(float(i))
+        while s.next_message() is not None:
+            pass
+    if eof:
+        s.receive(b"")
+        assert s.closed
+    assert s.queued >= 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 10), st.binary(max_size=40), st.booleans())))
+@settings(max_examples=200, deadline=None)
+def test_masked_frames_of_any_opcode_never_raise(frames):
+    s = Session(max_size=100)
+    for opcode, payload, fin in frames:
+        s.receive(frame(opcode, payload, fin=fin))
+    # what is queued is exactly the messages' bytes
+    total = 0
+    while (msg := s.next_message()) is not None:
+        total += len(msg[1].encode()) if msg[0] == TEXT else len(msg[1])
+    assert s.queued == 0 and total >= 0
