@@ -3,6 +3,7 @@ WebSocket, procmaster against uWSGI (``--http-websockets``) in the same run.
 
     python bench/websocket.py                       # 8 clients x 10 s, 1,000 open
     python bench/websocket.py --clients 8 --duration 10 --open 1000 --rounds 3
+    python bench/websocket.py --single 3000 --rounds 2   # one client: µs per round trip
 
 Theory of operation
 -------------------
@@ -179,14 +180,29 @@ def open_many(port: int, procs, n: int) -> tuple[float, int]:
     return (after - before) / max(1, len(socks)), errors
 
 
+def latency(port: int, n: int) -> float:
+    """Microseconds per round trip, one client, ``n`` back to back (after 200)."""
+    sock = upgrade(port)
+    for _ in range(200):
+        echo_once(sock)
+    start = time.perf_counter()
+    for _ in range(n):
+        echo_once(sock)
+    elapsed = time.perf_counter() - start
+    sock.close()
+    return elapsed / n * 1e6
+
+
 def run_one(kind: str, args, workdir: str) -> dict:
     port = free_port()
-    threads = max(args.clients // 2, 1) if args.phase == "rt" else args.open // 2 + 8
+    threads = max(args.clients // 2, 1) if args.phase != "open" else args.open // 2 + 8
     log = open(os.path.join(workdir, f"{kind}.log"), "ab")
     env = tree_env(str(ROOT))
     proc = spawn(server_argv(kind, port, threads), log, workdir, env)
     try:
         wait_until(lambda: _http_ok(port), [proc], 60, kind)
+        if args.phase == "single":
+            return {"us": latency(port, args.single)}
         if args.phase == "rt":
             rate, errors = round_trips(port, args.clients, args.duration)
             return {"rate": rate, "errors": errors}
@@ -212,14 +228,16 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--open", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--single", type=int, default=0, help="only: one client, N round trips")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     kinds = ["procmaster", "uwsgi"]
     results: dict[tuple[str, str], list[dict]] = {}
+    phases = ("single",) if args.single else ("rt", "open")
     with tempfile.TemporaryDirectory(prefix="wsbench-") as workdir:
         for rnd in range(args.rounds):
-            for phase in ("rt", "open"):
+            for phase in phases:
                 for kind in kinds:
                     args.phase = phase
                     progress(f"round {rnd + 1}: {kind} {phase}")
@@ -227,6 +245,13 @@ def main() -> None:
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
     print()
+    if args.single:
+        print(f"| server | µs per round trip (one client, {args.single} back to back) |")
+        print("|---|---:|")
+        for kind in kinds:
+            us = [r["us"] for r in results[(kind, "single")]]
+            print(f"| {kind} | {statistics.median(us):,.0f} ({min(us):,.0f} – {max(us):,.0f}) |")
+        return
     print(f"| server | echo round trips/s ({args.clients} clients) | errors "
           f"| memory per open WebSocket ({args.open} open, USS) | errors |")  # fmt: skip
     print("|---|---:|---:|---:|---:|")
