@@ -163,7 +163,12 @@ class Channel:
                         return b""
                     cond.wait(self._wait(session, now))
                     continue
-            self._put(frame)  # a ping, or the close after a missing pong
+            if session.closed:  # the close after a missing pong
+                log(
+                    f"websocket {request_line(self.req.environ)}: no pong within "
+                    f"{session.pong_tolerance:g} s, closing"
+                )
+            self._put(frame)  # a ping, or that close
             if session.closed:
                 raise OSError(RECV_FAILED)
 

@@ -241,6 +241,7 @@ def test_ping_pong_keepalive(pm):
     ev = ws.next_event()
     assert isinstance(ev, CloseConnection), ev
     ws.shut()
+    wait_for(lambda: "no pong within 1 s, closing" in pm.log(), 10, what="the log line")
     ok = WS(pm.port, "/echo")  # a client that answers stays
     ok.send("pid")
     pid = ok.recv()
