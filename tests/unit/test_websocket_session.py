@@ -20,6 +20,7 @@ from procmaster.protocols.websocket import (
     accept_head,
     check_upgrade,
     is_upgrade,
+    refusal,
 )
 
 KEY = base64.b64encode(b"0123456789abcdef").decode()
@@ -72,6 +73,14 @@ def test_upgrade_checks():
         with pytest.raises(HandshakeError, match=word) as info:
             check_upgrade(e)
         assert info.value.status == status
+
+
+def test_refusal_answers():
+    status, headers, body = refusal(HandshakeError("unsupported WebSocket version '8'", 426))
+    assert status == "426 Upgrade Required" and ("Sec-WebSocket-Version", "13") in headers
+    assert body == b"unsupported WebSocket version '8'\n"
+    assert ("Content-Length", str(len(body))) in headers
+    assert refusal(HandshakeError("no key"))[0] == "400 Bad Request"
 
 
 def test_accept_head():
