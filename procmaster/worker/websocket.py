@@ -63,7 +63,7 @@ from ..protocols.websocket import (
     accept_head,
     check_upgrade,
 )
-from .response import HIGH_WATER, Exchange, job_news, request_line
+from .response import HIGH_WATER, Exchange, job_news, request_line, simple_response
 from .roles import AppHost, Client
 
 __all__ = ["WebSocketRunner", "start"]
@@ -313,7 +313,13 @@ class WebSocketRunner(AppThreads):
         thread = threading.Thread(
             target=self.run_job, args=(job, None), daemon=True, name="websocket"
         )
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:  # no thread to be had (memory, a limit): refused, not fatal
+            self.live.discard(channel)
+            conn.current = None
+            log(f"websocket {request_line(env)} refused: {exc}")
+            simple_response(conn, req, "503 Service Unavailable", b"no thread for a WebSocket\n")
 
     def wake(self, job: Job) -> None:
         """Tell the loop ``job`` has news that is not a chunk (the 101, a resume)."""

@@ -9,10 +9,13 @@
 /stuck       handshake, then never reads (a client that floods it fills its buffers)
 /flood       handshake, then sends 64 KiB messages until the send fails
 /errors      records what websocket_recv raised when the client went away
+/nothreads   (plain request) from now on no "websocket" thread can start, as when
+             memory or a limit runs out; /threads undoes it
 /            plain HTTP: "ok"
 """
 
 import os
+import threading
 import time
 
 import uwsgi
@@ -42,6 +45,20 @@ def echo():
 def application(env, start_response):
     path = env.get("PATH_INFO", "/")
     if path == "/":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+    if path in ("/nothreads", "/threads"):
+        if path == "/nothreads":
+
+            def start(self, _start=threading.Thread.start):
+                if self.name == "websocket":
+                    raise RuntimeError("can't start new thread")
+                _start(self)
+
+            threading.Thread._saved_start = threading.Thread.start
+            threading.Thread.start = start
+        elif hasattr(threading.Thread, "_saved_start"):
+            threading.Thread.start = threading.Thread._saved_start
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
     if path == "/refuse":

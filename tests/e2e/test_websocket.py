@@ -311,6 +311,19 @@ def test_hostile_clients_never_hang_or_kill_the_worker(pm):
     assert worker_pid(pm.port) == pid
 
 
+def test_no_thread_for_a_websocket_is_a_503_not_a_dead_worker(pm):
+    pid = worker_pid(pm.port)
+    assert http_get(pm.port, "/nothreads")[0] == 200
+    try:
+        sock, head = raw_upgrade(pm.port, "/echo")
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 503"), head
+        assert http_get(pm.port, "/")[0] == 200
+    finally:
+        assert http_get(pm.port, "/threads")[0] == 200
+    assert worker_pid(pm.port) == pid
+
+
 def test_a_client_that_never_reads(pm):
     """The app sends without end; the client reads nothing: the app's thread
     waits (bounded buffers), the socket timeout closes the connection, the
