@@ -57,6 +57,7 @@ from ..logs import log
 from ..protocols import HeadError, Request
 from ..protocols.websocket import (
     GOING_AWAY,
+    INTERNAL_ERROR,
     TEXT,
     HandshakeError,
     Session,
@@ -68,6 +69,7 @@ from .roles import AppHost, Client
 
 __all__ = ["WebSocketRunner", "start"]
 
+NORMAL = 1000
 GOING_AWAY_MARGIN = 2.0  # seconds before the end of the reload mercy when 1001 goes out
 
 
@@ -200,13 +202,14 @@ class Channel:
         except OSError:
             raise OSError(SEND_FAILED) from None
 
-    def finish(self) -> None:
-        """The app returned: close an open WebSocket after what it sent."""
+    def finish(self, code: int) -> None:
+        """The app returned (``code`` 1000) or raised (1011): close an open
+        WebSocket after what it sent."""
         session = self.session
         if session is None:
             return
         with self.cond:
-            frame = b"" if self.gone else session.close(1000)
+            frame = b"" if self.gone else session.close(code)
         if frame:
             try:
                 self.runner.put(self.job, frame)
@@ -293,8 +296,10 @@ class WebSocketRunner(AppThreads):
 
         def call(environ: dict, start_response):
             bind(channel)
+            code = INTERNAL_ERROR  # the app raised, unless it returns
             try:
                 result = app(environ, start_response)
+                code = NORMAL
                 if not channel.upgraded:
                     return result
                 close = getattr(result, "close", None)  # the body after a handshake: dropped
@@ -302,7 +307,7 @@ class WebSocketRunner(AppThreads):
                     close()
                 return []
             finally:
-                channel.finish()
+                channel.finish(code)
                 bind(None)
 
         job = exchange.job = channel.job = WsJob(exchange, call, env, exchange, b"")

@@ -9,6 +9,7 @@
 /stuck       handshake, then never reads (a client that floods it fills its buffers)
 /flood       handshake, then sends 64 KiB messages until the send fails
 /errors      records what websocket_recv raised when the client went away
+/raise       echoes one message, then raises
 /nothreads   (plain request) from now on no "websocket" thread can start, as when
              memory or a limit runs out; /threads undoes it
 /            plain HTTP: "ok"
@@ -97,6 +98,9 @@ def application(env, start_response):
                 uwsgi.websocket_send(b"nb:" + msg)
                 break
             time.sleep(0.01)
+    elif path == "/raise":
+        uwsgi.websocket_send(uwsgi.websocket_recv())
+        raise ValueError("the app failed after the handshake")
     elif path == "/stuck":
         time.sleep(3600)
     elif path == "/flood":

@@ -324,6 +324,18 @@ def test_no_thread_for_a_websocket_is_a_503_not_a_dead_worker(pm):
     assert worker_pid(pm.port) == pid
 
 
+def test_an_app_that_raises_after_the_handshake_closes_with_1011(pm):
+    pid = worker_pid(pm.port)
+    ws = WS(pm.port, "/raise")
+    ws.send("one")
+    assert ws.recv() == "one"
+    ev = ws.next_event()
+    assert isinstance(ev, CloseConnection) and ev.code == 1011, ev
+    ws.shut()
+    wait_for(lambda: "the app failed after the handshake" in pm.log(), 10, what="the traceback")
+    assert worker_pid(pm.port) == pid
+
+
 def test_a_client_that_never_reads(pm):
     """The app sends without end; the client reads nothing: the app's thread
     waits (bounded buffers), the socket timeout closes the connection, the
