@@ -14,8 +14,9 @@ Once a second, ``sweep`` closes connections past their deadline (header, read,
 write, keep-alive: counted and logged at exit), reports newly imported modules
 (py-autoreload) and asks the guards whether this worker has lived long enough.
 
-Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting, finish
-what is in flight, answer each next request on a kept-alive connection with
+Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting (after
+taking the clients already in the listen queue, which a closing port would
+reset), close this worker's copy of the listeners, finish what is in flight, answer each next request on a kept-alive connection with
 ``Connection: close``, close connections that stay idle, then exit. ``SIGINT``
 and ``SIGQUIT`` exit at once. The worker dies with the master (``PR_SET_PDEATHSIG``).
 A guard (``procmaster.guards``: max-requests, reload-on-rss, max-worker-lifetime)
@@ -215,6 +216,12 @@ class Worker:
         self.stop_deadline = self.now + self.cfg.worker_reload_mercy
         self.update_accepting()
         for lst in self.listeners:
+            # the listen queue's clients are served, not reset when the port closes
+            while True:
+                before = len(self.conns)
+                self.accept(lst)  # at most 64 at a time; fewer: the queue is empty
+                if len(self.conns) - before < 64:
+                    break
             lst.sock.close()
         for conn in list(self.conns.values()):
             if conn.current is None and not conn.ready and not conn.in_request and not conn.out:
