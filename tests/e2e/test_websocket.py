@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 from support import APPS, ROOT, free_port, http_get, kill_tree, remember_descendants, wait_for
 from support.nginx import nginx_binary, start_nginx
+from support.tls import make_pki
 from support.wsclient import WS, frame, raw_upgrade, read_close
 from wsproto.events import AcceptConnection, CloseConnection, Ping, RejectConnection
 
@@ -497,3 +499,36 @@ def test_a_client_that_floods_an_app_that_never_reads(pm):
     sock.close()
     assert sent < 16 * 1024 * 1024, sent  # socket buffers and 64 KiB of messages, not 64 MiB
     assert worker_pid(pm.port) == pid
+
+
+def test_wss_on_an_https_socket(tmp_path):
+    """wss://: the WebSocket's bytes go through the TLS layer like a response's."""
+    pki = make_pki(tmp_path / "pki")
+    port = free_port()
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
+    log = open(tmp_path / "pm.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "procmaster", "--https-socket",
+         f"127.0.0.1:{port},{pki.cert},{pki.key}", "--master", "--processes", "1",
+         "--module", "ws_app"],
+        cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    known = {proc.pid}
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    try:
+        wait_for(lambda: _accepts(port), 30, what="procmaster")
+        remember_descendants(proc.pid, known)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=20)
+        ws = WS(port, "/echo", sock=ctx.wrap_socket(raw, server_hostname="localhost"))
+        assert isinstance(ws.accept, AcceptConnection), ws.accept
+        big = "s" * 300_000
+        ws.send(big)
+        assert ws.recv() == big
+        ws.send("binary:\x01")
+        assert ws.recv() == b"\x01"
+        assert isinstance(ws.close(), CloseConnection)
+    finally:
+        remember_descendants(proc.pid, known)
+        kill_tree(proc, known)
+        log.close()
