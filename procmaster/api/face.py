@@ -10,7 +10,7 @@ not run (RPC to another node, ``sharedarea_object``, the legacy async loop) is
 absent or refused rather than faked: a missing name raises AttributeError, which
 is what an app that probes with ``hasattr`` expects. The shared areas come from
 ``sharedarea``, RPC on the local node from ``rpc``, log variables from
-``logvars``.
+``logvars``, WebSockets from ``websocket``.
 
 How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
 version (uWSGI has no such name).
@@ -36,6 +36,7 @@ from .mules import get_message
 from .runtime import Runtime
 from .sharedarea import functions as sharedarea_functions
 from .spool_files import encode_task, spooler_jobs, write_task
+from .websocket import names as websocket_names
 
 __all__ = ["build", "opt_dict"]
 
@@ -345,5 +346,6 @@ def build(rt: Runtime) -> types.ModuleType:
         names["spoolers"] = tuple(d.encode() for d in spool_dirs)
         names["spooler_jobs"] = lambda: spooler_jobs(spool_dirs[0])
     names.update(rt.rpc.names())
+    names.update(websocket_names())
     mod.__dict__.update(names)
     return mod
