@@ -70,6 +70,7 @@ from ..logs import log, request_logger
 from .asgi_http import AsgiConnection, HttpExchange
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
+from .asgi_ws import WsRun, is_websocket, websocket_scope
 from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import request_line
 
@@ -100,6 +101,9 @@ class AsgiWorker:
         self.socket_timeout = cfg.socket_timeout
         self.keepalive_timeout = keepalive_timeout(cfg.http_keepalive)
         self.limit_post = cfg.limit_post
+        self.ws_max_size = cfg.websocket_max_size * 1024
+        self.ws_ping_freq = float(cfg.websocket_ping_freq)
+        self.ws_pong_tolerance = float(cfg.websocket_pong_tolerance)
         self.stopping = False
         self.paused = False
         self.stop_deadline = 0.0
@@ -161,7 +165,8 @@ class AsgiWorker:
         for ex in list(self.inflight):
             ex.task.cancel()
         for conn in list(self.conns):
-            conn.abort()
+            if not conn.transport.is_closing():  # (a WebSocket's 1001 goes out)
+                conn.abort()
         left = self.stop_deadline - time.monotonic()
         await lifespan.shutdown(max(left, SHUTDOWN_MINIMUM))
         return self.exit_code
@@ -289,6 +294,10 @@ class AsgiWorker:
         if lst.transport is not None:  # HTTPS=on, a verified client, a PROXY header's client
             lst.transport.environ(env, conn)
         ex.scope = http_scope(env, self.state)
+        run = ex.run
+        if is_websocket(lst, env):
+            websocket_scope(ex.scope)
+            run = WsRun(ex).run
         ex.start = time.time()
         self.requests += 1
         inflight = self.inflight
@@ -299,7 +308,7 @@ class AsgiWorker:
             if self.harakiri:
                 scoreboard.request_desc(self.slot, request_line(env).encode("latin-1", "replace"))
         scoreboard.inflight(self.slot, len(inflight))
-        ex.task = self.loop.create_task(ex.run(self.app))
+        ex.task = self.loop.create_task(run(self.app))
 
     def request_finished(self, ex: HttpExchange) -> None:
         """The accounting of one request: scoreboard, guards, the request log."""
@@ -360,6 +369,8 @@ class AsgiWorker:
         )
         for ex in list(self.inflight):
             ran = wall - ex.start
+            if ex.conn.ws is not None:
+                continue  # a WebSocket: the ping/pong keep-alive bounds it
             if ran >= self.harakiri and not ex.cancelled and ex.task is not None:
                 ex.cancelled = True
                 log(
@@ -384,6 +395,9 @@ class AsgiWorker:
                 if now - conn.write_since > timeout:
                     self.timeouts["write"] += 1
                     conn.abort()
+                continue
+            if conn.ws is not None:
+                conn.ws.tick(now)
                 continue
             if conn.queue:
                 running = conn.queue[0]
@@ -418,6 +432,9 @@ class AsgiWorker:
         self.check_done()
 
     def mercy_over(self) -> None:
+        for conn in list(self.conns):
+            if conn.ws is not None:
+                conn.ws.going_away()  # 1001, then the close
         if self.done is not None:
             self.done.set()
 

@@ -241,7 +241,7 @@ class AsgiConnection(asyncio.Protocol):
         self.closed = False
         self.close_after = False
         self.peer_closed = False
-        self.layer = None  # the first transport layer (worker/transport.py), or None
+        self.layer = self.ws = None  # the first transport layer; the WebSocket (asgi_ws)
         # an error reply waiting for the answers of the requests before the bad bytes
         self.deferred: bytes | None = None
         self.in_request = False
@@ -272,6 +272,8 @@ class AsgiConnection(asyncio.Protocol):
             data = self.layer.received(self, data)
             if not data or self.closed:
                 return
+        if self.ws is not None:  # upgraded: the bytes are the WebSocket session's
+            return self.ws.on_bytes(data)
         if not self.in_request:
             self.in_request = True
             self.got_head = False
@@ -288,6 +290,8 @@ class AsgiConnection(asyncio.Protocol):
                 return None
         if self.queue:
             self.peer_closed = True
+            if self.ws is not None:
+                self.ws.on_bytes(b"")
             return True  # half-close: the response in progress still goes out
         return None
 
@@ -454,8 +458,7 @@ class AsgiConnection(asyncio.Protocol):
             reply, self.deferred = self.deferred, None
             self.answer_and_linger(reply)
             return
-        if not ex.req.keep_alive or self.worker.stopping or not ex.body_done or self.peer_closed:
-            # (a response sent before its body was read: the rest cannot be parsed)
+        if not (ex.req.keep_alive and ex.body_done) or self.worker.stopping or self.peer_closed:
             self.close_after = True
             self.queue.clear()
             self.pending = b""
@@ -509,8 +512,7 @@ class AsgiConnection(asyncio.Protocol):
     def log_protocol_error(self, exc: ProtocolError) -> None:
         lst = self.listener
         addr = self.remote[0] or lst.server_name
-        answered = exc.status and lst.protocol.error_reply(exc) is not None
-        status = f" -> {exc.status}" if answered else ""
+        status = f" -> {exc.status}" if exc.status and lst.protocol.error_reply(exc) else ""
         log(f"{lst.name} request from {addr or 'unix socket'}: {exc.message}{status}")
 
     def abort(self) -> None:

@@ -102,3 +102,39 @@ async def app(scope, receive, send):
 def wsgi_app(environ, start_response):
     start_response("200 OK", [])
     return [b"wsgi"]
+
+
+ROOM: set = set()  # the broadcast room of this worker
+
+
+async def ws_app(scope, receive, send):
+    """WebSockets: /echo echoes, /room broadcasts to every member, /deny refuses."""
+    if scope["type"] != "websocket":
+        return await app(scope, receive, send)
+    assert (await receive())["type"] == "websocket.connect"
+    if scope["path"] == "/deny":
+        await send({"type": "websocket.close"})
+        return
+    await send({"type": "websocket.accept", "subprotocol": (scope["subprotocols"] or [None])[0]})
+    if scope["path"] == "/room":
+        ROOM.add(send)
+        try:
+            while True:
+                msg = await receive()
+                if msg["type"] == "websocket.disconnect":
+                    return
+                for member in list(ROOM):
+                    await member({"type": "websocket.send", "text": msg.get("text") or ""})
+        finally:
+            ROOM.discard(send)
+    while True:
+        msg = await receive()
+        if msg["type"] == "websocket.disconnect":
+            return
+        if msg.get("text") == "scope":
+            info = {"scheme": scope["scheme"], "path": scope["path"], "sub": scope["subprotocols"]}
+            await send({"type": "websocket.send", "text": json.dumps(info)})
+        elif "text" in msg:
+            await send({"type": "websocket.send", "text": msg["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": msg["bytes"]})
