@@ -253,7 +253,7 @@ def _asgi_report(cfg) -> list[str]:
         loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     lines = [
         f" app runner: ASGI 3 ({cfg.origin('asgi')}: asgi = {cfg.asgi}): one {loop} loop per "
-        f"worker, http and lifespan scopes; lifespan startup before accepting, shutdown "
+        f"worker, http, websocket and lifespan scopes; lifespan startup before accepting, shutdown "
         f"within worker-reload-mercy ({cfg.worker_reload_mercy:g}s); {harakiri}",
     ]
     ignored = asgi_not_applied(cfg)

@@ -286,7 +286,7 @@ OPTIONS: tuple[Option, ...] = (
     _O("asgi", "str", "load an ASGI 3 app (module:app or module:factory(); the callable "
        "defaults to 'app') and serve it from an asyncio loop in each worker (a procmaster "
        "extension)", group=_APP,
-       note="http and lifespan scopes over every socket protocol; the same limits, guards "
+       note="http, websocket and lifespan scopes over every socket protocol; the same limits, guards "
        "and reloads as a WSGI app; excludes module, wsgi-file, mount and threads"),
     _O("asgi-loop", "str", "the event loop of an ASGI worker: auto (uvloop when installed), "
        "asyncio or uvloop (a procmaster extension)", default="auto", group=_APP),
