@@ -81,6 +81,7 @@ EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
 NONBLOCK_FLAGS = os.O_RDWR | os.O_NONBLOCK
 IDLE_CLOSE_WHEN_DRAINING = 1.0  # seconds an idle keep-alive connection may stay while stopping
+NO_ADDRESS = ("", "")  # a unix socket's peer
 MAX_NESTED = 8  # write() calls waiting for their clients while the loop runs on
 
 
@@ -338,7 +339,13 @@ class Worker:
             log(f"worker {self.wid}: connections closed by timeouts: {counts}")
 
     def accept(self, lst: WorkerListener) -> None:
+        """Take the waiting connections (up to 64 a wake-up) and read each at
+        once: a front end has usually written its whole request by then, so the
+        request is answered here and a connection closed after its answer never
+        enters the epoll set (``Connection.rearm`` puts it there when it waits)."""
         sock = lst.sock
+        conns = self.conns
+        unix = lst.unix
         for _ in range(64):
             try:
                 fd, addr = sock._accept()
@@ -351,14 +358,17 @@ class Worker:
                     self.out_of_fds(exc)
                 return
             fcntl(fd, F_SETFL, NONBLOCK_FLAGS)  # one syscall: a new socket is O_RDWR
-            if lst.unix:
-                remote = ("", "")
+            if unix:
+                conn = Connection(fd, self, lst, NO_ADDRESS)
             else:
                 setnodelay(fd)
-                remote = (addr[0], str(addr[1]))
-            conn = Connection(fd, self, lst, remote)
-            self.conns[fd] = conn
-            self.epoll.register(fd, EPOLLIN)
+                conn = Connection(fd, self, lst, (addr[0], str(addr[1])))
+            conns[fd] = conn
+            conn.on_readable()
+            if not conn.closed and conn.mask < 0:
+                conn.rearm()  # nothing to read yet, or more to come: wait in epoll
+            if self.recycle_reason is not None or self.stopping:
+                return  # a guard's limit: no more connections for this worker
 
     def pause_accepting(self) -> None:
         """The master's ``p`` (pause): serve the connections we have, accept none
@@ -387,6 +397,9 @@ class Worker:
             f"(accept was paused {self.fd_episode} times)"
         )
         self.fd_episode = 0
+
+    def register(self, fd: int, mask: int) -> None:
+        self.epoll.register(fd, mask)
 
     def modify(self, fd: int, mask: int) -> None:
         try:
