@@ -255,7 +255,7 @@ def bench_server(
     round_no: int,
 ) -> None:
     """One round for one server: start it, warm it up, run every scenario, stop it."""
-    scenarios = [c for c in scenarios if server.suite in c.suites]
+    scenarios = [c for c in scenarios if server.serves(c)]
     if not scenarios:
         return
     args.load_seen.append(os.getloadavg()[0])
@@ -282,7 +282,7 @@ def bench_server(
 def run(args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario]) -> list[Row]:
     """All rounds, servers interleaved within each round; returns the rows (in the
     order of ``servers``, whatever the order of a round)."""
-    rows = {(s.name, c.name): Row(s, c) for s in servers for c in scenarios if s.suite in c.suites}
+    rows = {(s.name, c.name): Row(s, c) for s in servers for c in scenarios if s.serves(c)}
     args.load_seen = []
     logdir = tempfile.mkdtemp(prefix="bench-logs-")  # the servers' output
     try:
