@@ -79,6 +79,11 @@ class Row:
         """Requests/s of the runs that produced a figure."""
         return [r.rps for r in self.runs if not r.failed]
 
+    def void(self) -> bool:
+        """A run had errors (socket errors, timeouts, non-2xx): its req/s counts
+        requests that got no answer, so the row gives no throughput figure."""
+        return any(r.socket_errors or r.timeout or r.non2xx for r in self.runs)
+
     def median(self) -> float | None:
         """Median requests/s, or None without any figure."""
         rps = self.rps()

@@ -156,3 +156,19 @@ def test_soak_slope_is_least_squares() -> None:
     assert slope([(0, 1), (1, 3), (2, 5)]) == pytest.approx(2.0)
     assert slope([(0, 7), (1, 7)]) == 0.0
     assert slope([(0, 1)]) == 0.0
+
+
+def test_a_row_with_errors_is_void() -> None:
+    """A run with socket errors gives no req/s and no ratio (its requests got no answer)."""
+    from report import ratios, table
+    from runner import Row
+    from wrk import WrkResult
+
+    ours = next(s for s in ALL_SERVERS if s.name == "procmaster")
+    theirs = next(s for s in ALL_SERVERS if s.name == "uWSGI http-socket")
+    close = next(c for c in SCENARIOS if c.name == "close")
+    good = Row(ours, close, runs=[WrkResult(rps=5000.0, requests=5000)])
+    bad = Row(theirs, close, runs=[WrkResult(rps=6000.0, requests=6000, read=300)])
+    cells = {c[1]: c[2] for c in table([good, bad])[1]}
+    assert cells == {"procmaster": "5,000", "uWSGI http-socket": "void (errors)"}
+    assert ratios([good, bad])[1] == [["close", "void (errors)"]]
