@@ -16,6 +16,7 @@ import os
 import sys
 
 import callgrind_path
+
 from procmaster.worker import loop
 
 counts: collections.Counter = collections.Counter()
