@@ -160,12 +160,25 @@ class Log:
     def rotate(self) -> str:
         """A rotation asked for (``touch-logrotate``, master FIFO ``L``): rename the
         file to ``log-backupname``, else ``LOG.<YYYYmmdd-HHMMSS>``, and return that
-        name; the caller reopens. Raises ``OSError`` (also when there is no file)."""
+        name; the caller reopens. A timestamped backup is made with ``link``, so
+        it never replaces an earlier one (``.1``, ``.2`` … within one second).
+        Raises ``OSError`` (also when there is no file)."""
         if not self.path:
             raise FileNotFoundError("no logto file to rotate")
-        backup = self.backupname or f"{self.path}.{time.strftime('%Y%m%d-%H%M%S')}"
-        os.replace(self.path, backup)
-        return backup
+        if self.backupname:
+            os.replace(self.path, self.backupname)  # a fixed name is overwritten, as uWSGI
+            return self.backupname
+        stamp = f"{self.path}.{time.strftime('%Y%m%d-%H%M%S')}"
+        backup, n = stamp, 0
+        while True:  # two rotations in one second keep both backups
+            try:
+                os.link(self.path, backup)
+            except FileExistsError:
+                n += 1
+                backup = f"{stamp}.{n}"
+                continue
+            os.unlink(self.path)
+            return backup
 
     def rotate_if_full(self) -> None:
         """``log-maxsize``: rotate (once across all processes) and reopen."""
