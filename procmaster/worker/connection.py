@@ -326,7 +326,10 @@ class Connection(RequestSink):
             self.pending = b""
             if not self.out:  # all of it is written (the common case): close now
                 self.in_request = False
-                self.shutdown_and_close()
+                if self.proto is DISCARD:
+                    self.shutdown_and_close()  # after an error reply: linger
+                else:
+                    self.close()
                 return
         self.in_request = bool(self.ready or self.pending)
         if self.deferred_error is not None and not self.ready and not self.close_after:
