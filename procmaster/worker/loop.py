@@ -250,6 +250,7 @@ class Worker:
                     # waiting (while the app ran for another) is not idle
                     self.next_sweep = now + 1.0
                     self.sweep({fd for fd, _ in events})
+                ready_listeners = None
                 for fd, ev in events:
                     conn = conns.get(fd)
                     if conn is not None:
@@ -260,7 +261,13 @@ class Worker:
                         elif ev & EPOLLERR and not conn.closed and not ev & EPOLLOUT:
                             conn.close()
                     elif fd in by_fd:
-                        self.accept(by_fd[fd])
+                        # accepted after the other events: a new connection is
+                        # served at once, so a signal of the same wake-up (stop,
+                        # reopen the log, pause) comes first, as it did before
+                        if ready_listeners is None:
+                            ready_listeners = [by_fd[fd]]
+                        else:
+                            ready_listeners.append(by_fd[fd])
                     elif fd == signal_r:
                         self.handle_signals()
                     elif fd == pool_fd:
@@ -269,6 +276,10 @@ class Worker:
                         usignals.on_readable()
                         if usignals.sock is None:
                             usignal_fd = -2
+                if ready_listeners is not None:
+                    for lst in ready_listeners:
+                        if self.accepting:
+                            self.accept(lst)
                 if self.recycle_reason is not None and not self.stopping:
                     self.recycle()
                 if self.stopping and (not conns or now > self.stop_deadline):
@@ -298,6 +309,7 @@ class Worker:
                 if now >= self.next_sweep:
                     self.next_sweep = now + 1.0
                     self.sweep({fd for fd, _ in events})
+                ready_listeners = []
                 for fd, ev in events:
                     other = conns.get(fd)
                     if other is not None:
@@ -308,11 +320,14 @@ class Worker:
                         elif ev & EPOLLERR and not other.closed and not ev & EPOLLOUT:
                             other.close()
                     elif fd in self.by_fd:
-                        self.accept(self.by_fd[fd])
+                        ready_listeners.append(self.by_fd[fd])  # after the signals, as above
                     elif fd == self.signal_r:
                         self.handle_signals()
                     elif self.pool is not None and fd == self.pool.fileno():
                         threads_done(self)
+                for lst in ready_listeners:
+                    if self.accepting:
+                        self.accept(lst)
         finally:
             self.nested -= 1
         return True
@@ -365,6 +380,8 @@ class Worker:
                 conn = Connection(fd, self, lst, (addr[0], str(addr[1])))
             conns[fd] = conn
             conn.on_readable()
+            # the app may have run: the next connection's deadlines count from now
+            self.now = time.monotonic()
             if not conn.closed and conn.mask < 0:
                 conn.rearm()  # nothing to read yet, or more to come: wait in epoll
             if self.recycle_reason is not None or self.stopping:

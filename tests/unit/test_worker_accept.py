@@ -143,3 +143,26 @@ def test_a_kept_alive_connection_waits_in_epoll_for_its_next_request(served):
     conn.on_readable()
     assert read_all(client).endswith(b"hello /close")
     assert worker.conns == {}
+
+
+def test_deadlines_count_from_the_clock_after_the_apps_of_the_drain(served, monkeypatch):
+    """Connections served in one wake-up run their apps in turn: one accepted
+    after them gets its header deadline from the clock then, not from the
+    wake-up (or a slow app would leave it a deadline already past)."""
+    worker, lst, connect, registered = served("uwsgi")
+    clock = [1000.0]
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
+    worker.now = clock[0]
+
+    def slow_app(environ, start_response):
+        clock[0] += 60.0  # the app took a minute
+        return app(environ, start_response)
+
+    worker.apps.single = slow_app
+    first, second = connect(), connect()
+    first.sendall(packet("/slow"))
+    second.sendall(packet("/x")[:3])  # not complete: it waits in epoll
+    worker.accept(lst)
+    assert read_all(first).endswith(b"hello /slow")
+    (conn,) = worker.conns.values()
+    assert conn.deadline > clock[0]
