@@ -38,8 +38,15 @@ from .hooks import Hooks
 from .ipc import describe_exit
 from .privileges import PrivilegeError, drop_privileges
 from .routing.rules import check_routes
+from .sockets import SocketError, check_transports, socket_specs
 
-__all__ = ["IMPORT_TIMEOUT", "import_problems", "log_problems", "render_check"]
+__all__ = [
+    "IMPORT_TIMEOUT",
+    "import_problems",
+    "log_problems",
+    "render_check",
+    "transport_problems",
+]
 
 IMPORT_TIMEOUT = 120.0  # seconds the app import may take in --check
 LOG_OPTIONS = ("logto", "logto2", "daemonize")
@@ -70,6 +77,8 @@ def _problems(cfg) -> list[str]:
             f"{cfg.origin('protocol')}: option 'protocol': {cfg.protocol!r} is not a protocol "
             f"procmaster speaks ({', '.join(sorted(known))})"
         )
+    else:
+        problems += transport_problems(cfg)
     try:  # route, add-header and hook lines, read as the master reads them at start
         check_routes(cfg)
         Hooks.from_config(cfg.entries)
@@ -77,6 +86,17 @@ def _problems(cfg) -> list[str]:
         problems.append(str(exc))
     problems += service_problems(cfg, cfg.chdir or os.getcwd())  # caches, spoolers, mules
     return problems
+
+
+def transport_problems(cfg) -> list[str]:
+    """TLS fields and files, the PROXY protocol's trusted networks, checked as the
+    start checks them (also by a reload's probe: a certificate swapped for a broken
+    one fails the reload, and the old workers go on serving)."""
+    try:
+        check_transports(cfg, socket_specs(cfg))
+    except SocketError as exc:
+        return [str(exc)]
+    return []
 
 
 def _watch_problems(cfg) -> list[str]:

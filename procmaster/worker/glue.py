@@ -40,6 +40,8 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
         env["wsgi.url_scheme"] = url_scheme(env)
     else:
         env["REMOTE_ADDR"], env["REMOTE_PORT"] = conn.remote
+    if lst.transport is not None:  # TLS facts, PROXY client, trusted forwarded headers
+        lst.transport.environ(env, conn)
     body = req.body
     env["wsgi.input"] = body.stream() if body is not None else EMPTY_INPUT
     app = worker.apps.single

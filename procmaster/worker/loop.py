@@ -14,8 +14,9 @@ Once a second, ``sweep`` closes connections past their deadline (header, read,
 write, keep-alive: counted and logged at exit), reports newly imported modules
 (py-autoreload) and asks the guards whether this worker has lived long enough.
 
-Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting, finish
-what is in flight, answer each next request on a kept-alive connection with
+Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting (after
+taking the clients already in the listen queue, which a closing port would
+reset), close this worker's copy of the listeners, finish what is in flight, answer each next request on a kept-alive connection with
 ``Connection: close``, close connections that stay idle, then exit. ``SIGINT``
 and ``SIGQUIT`` exit at once. The worker dies with the master (``PR_SET_PDEATHSIG``).
 A guard (``procmaster.guards``: max-requests, reload-on-rss, max-worker-lifetime)
@@ -82,6 +83,7 @@ EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 NONBLOCK_FLAGS = os.O_RDWR | os.O_NONBLOCK
 IDLE_CLOSE_WHEN_DRAINING = 1.0  # seconds an idle keep-alive connection may stay while stopping
 NO_ADDRESS = ("", "")  # a unix socket's peer
+ACCEPT_BATCH = 64  # connections taken (and served at once) per wake-up
 MAX_NESTED = 8  # write() calls waiting for their clients while the loop runs on
 
 
@@ -212,6 +214,9 @@ class Worker:
         self.stop_deadline = self.now + self.cfg.worker_reload_mercy
         self.update_accepting()
         for lst in self.listeners:
+            # the listen queue's clients are served, not reset when the port closes
+            while self.accept(lst) == ACCEPT_BATCH:
+                pass  # a whole batch: there may be more (fewer: the queue is empty)
             lst.sock.close()
         for conn in list(self.conns.values()):
             if conn.current is None and not conn.ready and not conn.in_request and not conn.out:
@@ -353,25 +358,26 @@ class Worker:
             counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
             log(f"worker {self.wid}: connections closed by timeouts: {counts}")
 
-    def accept(self, lst: WorkerListener) -> None:
-        """Take the waiting connections (up to 64 a wake-up) and read each at
-        once: a front end has usually written its whole request by then, so the
-        request is answered here and a connection closed after its answer never
-        enters the epoll set (``Connection.rearm`` puts it there when it waits)."""
+    def accept(self, lst: WorkerListener) -> int:
+        """Take the waiting connections (up to ``ACCEPT_BATCH`` a call; how many
+        were taken is returned) and read each at once: a front end has usually
+        written its whole request by then, so the request is answered here and a
+        connection closed after its answer never enters the epoll set
+        (``Connection.rearm`` puts it there when it waits)."""
         sock = lst.sock
         conns = self.conns
         unix = lst.unix
-        for _ in range(64):
+        for taken in range(ACCEPT_BATCH):
             try:
                 fd, addr = sock._accept()
             except BlockingIOError:
                 if self.fd_episode:
                     self.fds_again()  # everything waiting was accepted
-                return
+                return taken
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
                     self.out_of_fds(exc)
-                return
+                return taken
             fcntl(fd, F_SETFL, NONBLOCK_FLAGS)  # one syscall: a new socket is O_RDWR
             if unix:
                 conn = Connection(fd, self, lst, NO_ADDRESS)
@@ -384,8 +390,7 @@ class Worker:
             self.now = time.monotonic()
             if not conn.closed and conn.mask < 0:
                 conn.rearm()  # nothing to read yet, or more to come: wait in epoll
-            if self.recycle_reason is not None or self.stopping:
-                return  # a guard's limit: no more connections for this worker
+        return ACCEPT_BATCH
 
     def pause_accepting(self) -> None:
         """The master's ``p`` (pause): serve the connections we have, accept none
