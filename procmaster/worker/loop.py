@@ -215,7 +215,9 @@ class Worker:
         self.update_accepting()
         for lst in self.listeners:
             # the listen queue's clients are served, not reset when the port closes
-            while self.accept(lst) == ACCEPT_BATCH:
+            # (taken without reading: a connection served at once lets its client
+            # come back to the queue, and the drain would never see it empty)
+            while self.accept(lst, serve=False) == ACCEPT_BATCH:
                 pass  # a whole batch: there may be more (fewer: the queue is empty)
             lst.sock.close()
         for conn in list(self.conns.values()):
@@ -358,12 +360,13 @@ class Worker:
             counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
             log(f"worker {self.wid}: connections closed by timeouts: {counts}")
 
-    def accept(self, lst: WorkerListener) -> int:
+    def accept(self, lst: WorkerListener, serve: bool = True) -> int:
         """Take the waiting connections (up to ``ACCEPT_BATCH`` a call; how many
         were taken is returned) and read each at once: a front end has usually
         written its whole request by then, so the request is answered here and a
         connection closed after its answer never enters the epoll set
-        (``Connection.rearm`` puts it there when it waits)."""
+        (``Connection.rearm`` puts it there when it waits). ``serve`` False:
+        only take them (into the epoll set), as the graceful stop does."""
         sock = lst.sock
         conns = self.conns
         unix = lst.unix
@@ -385,9 +388,10 @@ class Worker:
                 setnodelay(fd)
                 conn = Connection(fd, self, lst, (addr[0], str(addr[1])))
             conns[fd] = conn
-            conn.on_readable()
-            # the app may have run: the next connection's deadlines count from now
-            self.now = time.monotonic()
+            if serve:
+                conn.on_readable()
+                # the app may have run: the next connection's deadlines count from now
+                self.now = time.monotonic()
             if not conn.closed and conn.mask < 0:
                 conn.rearm()  # nothing to read yet, or more to come: wait in epoll
         return ACCEPT_BATCH
