@@ -32,7 +32,7 @@ import sys
 import time
 
 from . import options as _options
-from .api import service_problems
+from .api import service_problems, subsystems
 from .app import AppLoadError, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
@@ -256,6 +256,11 @@ def render_check(cfg) -> tuple[str, bool]:
         if rows:
             out.append(f" {heading} ({len(rows)}):")
             out.extend(rows)
+    rows, given = subsystems(), {_options.lookup(e.key) for e in cfg.entries}
+    out.append(f" uWSGI API for apps, supported ({len(rows)}):")
+    for name, _, opts in rows:  # (what each serves: the README and api.SUBSYSTEMS)
+        used = [o for o in opts if _options.lookup(o) in given]
+        out.append(f"  {name}" + (f" [configured here: {', '.join(used)}]" if used else ""))
     if cfg.warnings:
         out.append(f" warnings ({len(cfg.warnings)}):")
         out.extend(f"  {w}" for w in cfg.warnings)

@@ -39,7 +39,6 @@ from ..control import MasterFifo
 from ..guards import GuardHooks, MasterGuards, initial_workers
 from ..hooks import HookError, hooks_for
 from ..ipc import (
-    CACHE_FDS_ENV,
     CWD_ENV,
     EXIT_FATAL,
     SIG_PAUSE,
@@ -448,9 +447,9 @@ class Master(ForkedChildren):
 
     def reexec(self) -> None:
         table = self.table
-        self.runtime.caches.export(os.environ)  # the caches' memory goes with the env
+        self.runtime.export_memory(os.environ)  # caches and shared areas go with the env
         self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
-        os.environ.pop(CACHE_FDS_ENV, None)
+        self.runtime.export_memory(os.environ, undo=True)
         self.planner.exec_failed()  # still here: the exec failed
 
     def daemons_stopped(self) -> bool:

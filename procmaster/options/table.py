@@ -212,6 +212,21 @@ OPTIONS: tuple[Option, ...] = (
        short="z", default=4, group=_SOCK),
     _O("http-keepalive", "int", "HTTP/1.1 keep-alive on http-socket: 0 off, 1 on, more "
        "than 1 is the idle timeout in seconds", default=0, bare=1, group=_SOCK),
+    _O("http-websockets", "bool", "enable WebSockets support on the HTTP router",
+       default=False, group=_SOCK, status=ACCEPTED,
+       note="WebSockets (uwsgi.websocket_handshake and friends) work on every http-socket "
+       "and uwsgi-socket (behind nginx) without it; each upgraded connection runs its app "
+       "in a thread of its own, so a worker holds many"),
+    _O("websocket-max-size", "int", "the maximum size of a WebSocket message, in KiB",
+       aliases=("websockets-max-size",), default=1024, min=1, group=_SOCK,
+       note="a bigger message closes the WebSocket with 1009 (counted as it arrives, never "
+       "buffered past the limit)"),
+    _O("websocket-ping-freq", "seconds", "how often a WebSocket waiting in "
+       "websocket_recv() pings its client", aliases=("websockets-ping-freq",), default=30,
+       group=_SOCK),
+    _O("websocket-pong-tolerance", "seconds", "how long to wait for the pong before the "
+       "WebSocket is closed", aliases=("websockets-pong-tolerance",), default=3,
+       group=_SOCK),
     # -- Processes -------------------------------------------------------------
     _O("master", "bool", "enable the master process", short="M", default=False,
        group=_PROC, note="procmaster always runs a master; the option is accepted either way"),
@@ -660,6 +675,14 @@ OPTIONS: tuple[Option, ...] = (
        "restarts)", group=_OTHER),
     _O("cache-store-sync", "int", "flush the cache store to disk every N seconds",
        default=0, min=0, group=_OTHER),
+    _O("sharedarea", "str", "create a shared memory area of N pages (or pages=N / "
+       "size=BYTES) for uwsgi.sharedarea_* (numbered from 0 in order)", short="A",
+       multi=True, group=_OTHER, status=PARTIAL,
+       note="anonymous memory only: no file=, fd= or ptr= areas; uwsgi.sharedarea_object "
+       "(a plugin's Python object) is absent"),
+    _O("rpc-max", "int", "the most RPC functions a process registers (uwsgi.register_rpc)",
+       default=64, min=1, group=_OTHER, status=PARTIAL,
+       note="RPC on the local node only: uwsgi.rpc() to another node raises ValueError"),
     _O("cache-expire-freq", "seconds", "sweep expired cache items every N seconds",
        default=3, group=_OTHER),
     _O("cache-*", "str", "other cache options (cache-udp-server, cache-udp-node, "

@@ -138,6 +138,10 @@ class Worker:
         # connections closed by a deadline, by kind (logged at exit)
         self.timeouts = {"header": 0, "read": 0, "write": 0, "keepalive": 0}
         self.nested = 0  # write() calls waiting in wait_drained
+        # WebSockets (worker/websocket.py, made at the first upgrade request) and
+        # other descriptors with their handler, polled by the loop
+        self.websockets = None
+        self.readers: dict[int, object] = {}
         self.next_sweep = 0.0
 
     # -- set-up ------------------------------------------------------------------
@@ -283,6 +287,8 @@ class Worker:
                         usignals.on_readable()
                         if usignals.sock is None:
                             usignal_fd = -2
+                    elif fd in self.readers:
+                        self.readers[fd]()
                 if ready_listeners is not None:
                     for lst in ready_listeners:
                         if self.accepting:
@@ -332,6 +338,8 @@ class Worker:
                         self.handle_signals()
                     elif self.pool is not None and fd == self.pool.fileno():
                         threads_done(self)
+                    elif fd in self.readers:
+                        self.readers[fd]()
                 for lst in ready_listeners:
                     if self.accepting:
                         self.accept(lst)
@@ -427,6 +435,11 @@ class Worker:
     def register(self, fd: int, mask: int) -> None:
         self.epoll.register(fd, mask)
 
+    def add_reader(self, fd: int, handler) -> None:
+        """Poll ``fd`` for reading; the loop calls ``handler()`` when it is readable."""
+        self.readers[fd] = handler
+        self.epoll.register(fd, EPOLLIN)
+
     def modify(self, fd: int, mask: int) -> None:
         try:
             self.epoll.modify(fd, mask)
@@ -469,6 +482,8 @@ class Worker:
         now = self.now
         if self.guard is not None and self.recycle_reason is None:
             self.recycle_reason = self.guard.expired(now)
+        if self.websockets is not None:
+            self.websockets.sweep(now)
         for conn in list(self.conns.values()):
             if conn.closed or conn.fd in active:
                 continue

@@ -108,6 +108,7 @@ class AppHost(Books, Protocol):
     static: StaticFiles | None
     pool: AppThreads | None
     harakiri: bool
+    websockets: Any  # worker.websocket.WebSocketRunner once a request upgraded
 
 
 class Host(Loop, AppHost, Protocol):

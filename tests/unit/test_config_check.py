@@ -47,3 +47,17 @@ def test_relative_watched_paths_are_relative_to_chdir(tmp_path):
         f"{ini}:6: option 'touch-reload': '{tmp_path}/app/missing/reload.txt' can never be "
         f"watched: directory '{tmp_path}/app/missing' does not exist"
     ]
+
+
+def test_the_report_lists_each_uwsgi_api_subsystem_and_what_the_config_sets(tmp_path):
+    ini = tmp_path / "site.ini"
+    ini.write_text("[uwsgi]\nsocket = :3031\nmodule = app\nsharedarea = 1\nmules = 1\n")
+    text, would_start = render_check(load(["--ini", str(ini), "--check-no-import"], environ={}))
+    assert would_start
+    section = text.split("uWSGI API for apps, supported (")[1].split("\n procmaster")[0]
+    names = [line.strip().split(" [")[0] for line in section.splitlines()[1:]]
+    expected = ["uwsgi module", "uwsgidecorators", "cache", "spooler", "mules"]
+    expected += ["signals/timers/cron", "locks", "sharedarea", "rpc", "log variables"]
+    assert names[: len(expected)] == expected
+    assert "sharedarea [configured here: sharedarea]" in section
+    assert "[configured here: mules]" in section and "cache2" not in section
