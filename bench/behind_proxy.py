@@ -21,6 +21,8 @@ and stopped by PID (the main process, then anything left of its tree); procmaste
 is this checkout's (``python -m procmaster``, the checkout on ``PYTHONPATH``).
 Processes, wrk and the app are shared with bench.py (processes.py, wrk.py,
 servers.py).
+A run with errors (socket errors, timeouts, non-2xx answers) is void: left out of
+the medians and ratios, and said so.
 Needs: wrk, nginx, apache2 (Debian: with mod_proxy_uwsgi), uwsgi, procmaster.
 """
 
@@ -98,8 +100,9 @@ ROWS = [  # (front end, backend kind, protocol)
 ]
 
 
-def run_row(row: tuple[str, str, str], duration: float, tmp: Path) -> float:
-    """Start the backend and the front end, load the front end with wrk, stop both by PID."""
+def run_row(row: tuple[str, str, str], duration: float, tmp: Path) -> float | None:
+    """Start the backend and the front end, load the front end with wrk, stop both
+    by PID; the req/s, or None when the run had errors (void)."""
     front, kind, proto = row
     d = Path(tempfile.mkdtemp(dir=tmp))
     backend, port = free_port(), free_port()
@@ -133,10 +136,9 @@ def run_row(row: tuple[str, str, str], duration: float, tmp: Path) -> float:
     if res.failed:
         raise SystemExit(f"{row}: wrk printed no result: {res.failed}")
     if res.socket_errors or res.timeout or res.non2xx:
-        print(
-            f"  {row}: socket errors {res.socket_errors}, timeouts {res.timeout},"
-            f" non-2xx {res.non2xx}"
-        )
+        errors = f"socket errors {res.socket_errors}, timeouts {res.timeout}, non-2xx {res.non2xx}"
+        print(f"  {row}: void ({errors})")
+        return None  # a run with errors is void: its req/s counts no answer
     return res.rps
 
 
@@ -151,29 +153,43 @@ def main(argv: list[str] | None = None) -> int:
         print(f"missing: {', '.join(missing) or 'mod_proxy_uwsgi'}", file=sys.stderr)
         return 2
     results: dict[tuple, list[float]] = {row: [] for row in ROWS}
+    void: dict[tuple, int] = {row: 0 for row in ROWS}
     with tempfile.TemporaryDirectory(prefix="pm-bench-") as tmp:
         for n in range(args.rounds):
             for row in ROWS:
                 rps = run_row(row, args.duration, Path(tmp))
+                if rps is None:
+                    void[row] += 1
+                    print(f"round {n + 1}: {' -> '.join(row[:2])} ({row[2]}): void")
+                    continue
                 results[row].append(rps)
                 print(f"round {n + 1}: {' -> '.join(row[:2])} ({row[2]}): {rps:,.0f} req/s")
     print(f"\nwrk -t2 -c64 -d{args.duration:g}s, keep-alive to the front end, {args.rounds} rounds")
     print(f"{'front end':<10} {'backend':<11} {'protocol':<9} {'median req/s':>13}  (min-max)")
     for row, values in results.items():
+        voided = f", {void[row]} void runs (errors)" if void[row] else ""
+        if not values:
+            print(f"{row[0]:<10} {row[1]:<11} {row[2]:<9} {'void':>13}  (every run had errors)")
+            continue
         med = statistics.median(values)
         print(
             f"{row[0]:<10} {row[1]:<11} {row[2]:<9} {med:>13,.0f}  "
-            f"({min(values):,.0f}-{max(values):,.0f})"
+            f"({min(values):,.0f}-{max(values):,.0f}{voided})"
         )
-    print("ratios procmaster/uWSGI (medians):")
+    print("ratios procmaster/uWSGI (medians of the runs without errors):")
     for front, proto in dict.fromkeys((front, proto) for front, _, proto in ROWS):
         pm, uw = results.get((front, "procmaster", proto)), results.get((front, "uWSGI", proto))
         if pm and uw:
             ratio = statistics.median(pm) / statistics.median(uw)
             print(f"  {front} {proto}: {ratio:.2f}")
+        else:
+            print(f"  {front} {proto}: void (no run without errors on one side)")
     scgi = results[("nginx", "procmaster", "scgi")]
     uw = results[("nginx", "procmaster", "uwsgi")]
-    print(f"  nginx procmaster scgi/uwsgi: {statistics.median(scgi) / statistics.median(uw):.2f}")
+    if scgi and uw:
+        print(
+            f"  nginx procmaster scgi/uwsgi: {statistics.median(scgi) / statistics.median(uw):.2f}"
+        )
     return 0
 
 

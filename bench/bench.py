@@ -70,9 +70,9 @@ def select(
     srv = [s for s in servers if _named(s, want_srv) or not (want_srv or s.optional)]
     scn = [c for c in scenarios if not want_scen or c.name in want_scen]
     if not want_srv:  # scenarios alone: the servers they run against
-        srv = [s for s in srv if any(s.suite in c.suites for c in scn)]
+        srv = [s for s in srv if any(s.serves(c) for c in scn)]
     if not want_scen:  # servers alone: the scenarios that run against them
-        scn = [c for c in scn if any(s.suite in c.suites for s in srv)]
+        scn = [c for c in scn if any(s.serves(c) for s in srv)]
     return srv, scn
 
 

@@ -118,6 +118,8 @@ def run_protocol(proto: str, request: bytes, n: int) -> float:
         if not done and answered != batch:
             raise SystemExit(f"{proto}: {answered} of {batch} requests answered with the body")
         if not conn.closed:
+            if conn.mask >= 0:  # in the epoll set: a dup of a still open socket stays there
+                worker.epoll.unregister(fd)
             conn.closed = True
             os.close(fd)
         done += batch

@@ -83,7 +83,8 @@ def table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
             [
                 row.scenario.name,
                 row.server.name,
-                fmt_rps(row.median()) + (f" ({failed} failed)" if failed else ""),
+                ("void (errors)" if row.void() else fmt_rps(row.median()))
+                + (f" ({failed} failed)" if failed else ""),
                 f"{fmt_rps(min(rps))} – {fmt_rps(max(rps))}" if rps else "-",
                 str(sum(r.socket_errors for r in row.runs)),
                 str(sum(r.timeout for r in row.runs)),
@@ -114,6 +115,9 @@ def ratios(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         line = [f"{group} {scen}" if multi_group else scen]
         for fam in others:
             theirs = by_family.get(fam)
+            if (ours and ours.void()) or (theirs and theirs.void()):
+                line.append("void (errors)")
+                continue
             a = ours.median() if ours else None
             b = theirs.median() if theirs else None
             mark = " (see notes)" if (ours and ours.notes) or (theirs and theirs.notes) else ""

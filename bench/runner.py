@@ -79,6 +79,11 @@ class Row:
         """Requests/s of the runs that produced a figure."""
         return [r.rps for r in self.runs if not r.failed]
 
+    def void(self) -> bool:
+        """A run had errors (socket errors, timeouts, non-2xx): its req/s counts
+        requests that got no answer, so the row gives no throughput figure."""
+        return any(r.socket_errors or r.timeout or r.non2xx for r in self.runs)
+
     def median(self) -> float | None:
         """Median requests/s, or None without any figure."""
         rps = self.rps()
@@ -255,7 +260,7 @@ def bench_server(
     round_no: int,
 ) -> None:
     """One round for one server: start it, warm it up, run every scenario, stop it."""
-    scenarios = [c for c in scenarios if server.suite in c.suites]
+    scenarios = [c for c in scenarios if server.serves(c)]
     if not scenarios:
         return
     args.load_seen.append(os.getloadavg()[0])
@@ -282,7 +287,7 @@ def bench_server(
 def run(args: argparse.Namespace, servers: list[Server], scenarios: list[Scenario]) -> list[Row]:
     """All rounds, servers interleaved within each round; returns the rows (in the
     order of ``servers``, whatever the order of a round)."""
-    rows = {(s.name, c.name): Row(s, c) for s in servers for c in scenarios if s.suite in c.suites}
+    rows = {(s.name, c.name): Row(s, c) for s in servers for c in scenarios if s.serves(c)}
     args.load_seen = []
     logdir = tempfile.mkdtemp(prefix="bench-logs-")  # the servers' output
     try:

@@ -68,6 +68,14 @@ class Server:
     reload_touch: str = ""  # a file name in {tmp}, among ``files``
     tree: str = ""  # procmaster's source tree, first on PYTHONPATH of the processes
     optional: bool = False  # runs only when --only names it, its group or its suite
+    # only these scenarios (by name) of its suite; empty: every one. A peer that
+    # frames connections otherwise in one mode is two servers of one family
+    # (uWSGI's --http11-socket keeps a connection a client asked to close)
+    only: tuple[str, ...] = ()
+
+    def serves(self, scenario) -> bool:
+        """Whether ``scenario`` runs against this server."""
+        return self.suite in scenario.suites and (not self.only or scenario.name in self.only)
 
     def argvs(self, port: int | str, tmp: str = "TMP") -> list[list[str]]:
         """The commands with their placeholders filled in."""
@@ -112,10 +120,33 @@ SERVERS: tuple[Server, ...] = (
         name="uWSGI",
         family="uWSGI",
         group="http",
+        # keep-alive: --http11-socket, which ignores a client's Connection: close
         commands=(("uwsgi", "--http11-socket", "127.0.0.1:{port}", *HELLO),),
         # uWSGI 2.0 reloads on SIGTERM (unless --die-on-term); SIGINT stops it.
         stop_signal=signal.SIGINT,
         requires=("uwsgi",),
+        only=("keep-alive", "keep-alive+idle"),
+    ),
+    Server(
+        name="uWSGI http-socket",
+        family="uWSGI",
+        group="http",
+        # a new connection per request: --http-socket closes after every
+        # response but does not say so in it (wrk would count a read error
+        # each time it tries the connection again): the header says it
+        commands=(
+            (
+                "uwsgi",
+                "--http-socket",
+                "127.0.0.1:{port}",
+                *HELLO,
+                "--add-header",
+                "Connection: close",
+            ),
+        ),
+        stop_signal=signal.SIGINT,
+        requires=("uwsgi",),
+        only=("close",),
     ),
     Server(
         name="gunicorn",
@@ -244,10 +275,11 @@ def reloading(
         files=((reload_touch, ""),) if reload_touch else (),
         reload_signal=reload_signal,
         reload_touch=reload_touch,
+        only=tuple(f"reload {name}" for name in base.only),
     )
 
 
-PROCMASTER, UWSGI, GUNICORN = SERVERS
+PROCMASTER, UWSGI, UWSGI_CLOSE, GUNICORN = SERVERS
 RELOAD_SERVERS: tuple[Server, ...] = (
     reloading("procmaster-hup", PROCMASTER, reload_signal=signal.SIGHUP),
     reloading(
@@ -261,14 +293,22 @@ RELOAD_SERVERS: tuple[Server, ...] = (
         "{tmp}/reload",
         reload_touch="reload",
     ),
-    reloading("uWSGI-touch", UWSGI, "--touch-reload", "{tmp}/reload", reload_touch="reload"),
-    reloading(
-        "uWSGI-chain",
-        UWSGI,
-        "--lazy-apps",
-        "--touch-chain-reload",
-        "{tmp}/reload",
-        reload_touch="reload",
+    *(
+        reloading(
+            f"uWSGI-touch{tail}", base, "--touch-reload", "{tmp}/reload", reload_touch="reload"
+        )
+        for base, tail in ((UWSGI, ""), (UWSGI_CLOSE, " http-socket"))
+    ),
+    *(
+        reloading(
+            f"uWSGI-chain{tail}",
+            base,
+            "--lazy-apps",
+            "--touch-chain-reload",
+            "{tmp}/reload",
+            reload_touch="reload",
+        )
+        for base, tail in ((UWSGI, ""), (UWSGI_CLOSE, " http-socket"))
     ),
     reloading("gunicorn-hup", GUNICORN, reload_signal=signal.SIGHUP),
 )

@@ -84,7 +84,8 @@ def test_baseline_twin_runs_its_tree_in_the_same_group() -> None:
 
 
 def test_even_rounds_swap_baseline_and_current() -> None:
-    servers = with_baseline(with_tree(list(ALL_SERVERS[:3]), "/new"), "/old")
+    first = [s for s in ALL_SERVERS if s.name in ("procmaster", "uWSGI", "gunicorn")]
+    servers = with_baseline(with_tree(first, "/new"), "/old")
     names = [s.name for s in servers]
     assert [s.name for s in round_order(servers, 1)] == names
     assert [s.name for s in round_order(servers, 2)] == [
@@ -93,6 +94,19 @@ def test_even_rounds_swap_baseline_and_current() -> None:
         "uWSGI",
         "gunicorn",
     ]
+
+
+def test_peers_are_compared_in_the_same_mode() -> None:
+    """A close run compares with uWSGI's --http-socket (it honours Connection:
+    close), a keep-alive run with --http11-socket."""
+    for scenario in SCENARIOS:
+        peers = [s for s in ALL_SERVERS if s.family == "uWSGI" and s.serves(scenario)]
+        for server in peers:
+            argv = server.commands[0]
+            if server.suite == "nginx":
+                continue  # behind nginx: a new connection per request either way
+            wanted = "--http-socket" if scenario.client_closes else "--http11-socket"
+            assert wanted in argv, (scenario.name, server.name)
 
 
 def test_tree_env_puts_the_tree_first() -> None:
@@ -151,3 +165,19 @@ def test_asgi_rows_run_only_when_named() -> None:
     assert not {"uvicorn", "granian", "procmaster-asgi"} & (names([]) | names(["http"]))
     assert {"procmaster-asgi", "uvicorn", "granian", "gunicorn-asgi"} <= names(["asgi"])
     assert names(["nginx-asgi"]) == {"procmaster-asgi-uwsgi", "uvicorn-proxy", "granian-proxy"}
+
+
+def test_a_row_with_errors_is_void() -> None:
+    """A run with socket errors gives no req/s and no ratio (its requests got no answer)."""
+    from report import ratios, table
+    from runner import Row
+    from wrk import WrkResult
+
+    ours = next(s for s in ALL_SERVERS if s.name == "procmaster")
+    theirs = next(s for s in ALL_SERVERS if s.name == "uWSGI http-socket")
+    close = next(c for c in SCENARIOS if c.name == "close")
+    good = Row(ours, close, runs=[WrkResult(rps=5000.0, requests=5000)])
+    bad = Row(theirs, close, runs=[WrkResult(rps=6000.0, requests=6000, read=300)])
+    cells = {c[1]: c[2] for c in table([good, bad])[1]}
+    assert cells == {"procmaster": "5,000", "uWSGI http-socket": "void (errors)"}
+    assert ratios([good, bad])[1] == [["close", "void (errors)"]]

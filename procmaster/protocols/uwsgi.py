@@ -16,7 +16,7 @@ The parser is a three-state machine::
 In HEAD, bytes are kept (at most 4 + buffer_size of them) until the whole vars
 block is there; it is then decoded in one pass: the block is turned into one
 latin-1 ``str`` (byte offsets are character offsets in latin-1) and each var
-costs two ``unpack_from`` and two slices. In BODY the bytes of each ``feed()``
+costs four byte reads (its two lengths) and two slices. In BODY the bytes of each ``feed()``
 are handed to ``sink.on_body`` as they come, never gathered. In DONE anything
 more from the peer is ignored: uWSGI serves one request per connection on a
 ``socket`` and nginx never keeps uwsgi connections alive, so ``req.keep_alive``
@@ -74,28 +74,36 @@ def parse_vars(data, start: int, end: int) -> dict:
     environ = {}
     p = start
     try:
+        # per variable: its two lengths (u16 little-endian) and two slices; a
+        # var that runs past the block or an empty name is found once, after
+        # the loop (the slices of ``text`` stop at ``end``: nothing of the body
+        # is read as a var)
         while p < end:
-            # k..q is the name, v..r the value; lengths are u16 little-endian
-            k = p + 2
-            q = k + (data[p] | data[p + 1] << 8)
-            v = q + 2
-            r = v + (data[q] | data[q + 1] << 8)
-            if r > end or q == k:
-                break
-            environ[text[k:q]] = text[v:r]
+            q = p + 2 + (data[p] | data[p + 1] << 8)  # the name is p+2..q
+            r = q + 2 + (data[q] | data[q + 1] << 8)  # the value is q+2..r
+            environ[text[p + 2 : q]] = text[q + 2 : r]
             p = r
-        else:
-            return environ
     except IndexError:
-        pass
-    if p + 2 <= end and not (data[p] | data[p + 1] << 8):
-        message = f"invalid uwsgi packet: empty var name at offset {p - start}"
-    else:
-        message = (
-            f"invalid uwsgi packet: var at offset {p - start} runs past the "
-            f"{end - start}-byte vars block"
-        )
-    raise ProtocolError(message, 0)
+        p = end + 1
+    if p == end and "" not in environ:
+        return environ
+    # the slow path: say what is wrong, walking the block again with checks
+    p = start
+    while p + 2 <= end:
+        q = p + 2 + (data[p] | data[p + 1] << 8)
+        if q == p + 2:
+            raise ProtocolError(f"invalid uwsgi packet: empty var name at offset {p - start}", 0)
+        if q + 2 > end:
+            break
+        r = q + 2 + (data[q] | data[q + 1] << 8)
+        if r > end:
+            break
+        p = r
+    raise ProtocolError(
+        f"invalid uwsgi packet: var at offset {p - start} runs past the "
+        f"{end - start}-byte vars block",
+        0,
+    )
 
 
 def _content_length(value: str) -> int:
@@ -146,7 +154,8 @@ class UwsgiProtocol(LengthBody):
         if size < end:
             self._buf = bytes(data)
             return b""
-        self._buf = b""
+        if self._buf:
+            self._buf = b""
 
         if modifier1 == MODIFIER_PING:
             self._state = _DONE
@@ -169,7 +178,8 @@ class UwsgiProtocol(LengthBody):
             if script_name and path_info and path_info.startswith(script_name):
                 environ["PATH_INFO"] = path_info[len(script_name) :]
 
-        length = _content_length(environ.get("CONTENT_LENGTH"))
+        length = environ.get("CONTENT_LENGTH")  # nginx sends "" without a body
+        length = _content_length(length) if length else 0
         req = Request(environ, False)
         req.content_length = length
         req.head_only = environ.get("REQUEST_METHOD") == "HEAD"
@@ -177,8 +187,13 @@ class UwsgiProtocol(LengthBody):
         version = environ.get("SERVER_PROTOCOL")
         req.version = version if version in KNOWN_VERSIONS else status_version(environ)
         self._req = req
-        self.sink.on_head(req)
-        self._begin_body(req, length, memoryview(data)[end:])
+        sink = self.sink
+        sink.on_head(req)
+        if length:
+            self._begin_body(req, length, memoryview(data)[end:])
+        else:
+            self._state = _DONE
+            sink.on_end(req)
         return b""
 
     def eof(self) -> None:

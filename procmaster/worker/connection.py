@@ -128,7 +128,9 @@ class Connection(RequestSink):
         self.pending = b""
         # nothing more to read: the client closed, or its bytes went bad
         self.input_done = False
-        self.mask = EPOLLIN  # what epoll reports for us (the loop registers EPOLLIN)
+        # what epoll reports for us; -1: not in the epoll set yet (the loop reads a
+        # new connection at once, and one answered and closed then never enters it)
+        self.mask = -1
         # the request whose body is arriving (closed at once if the connection closes)
         self.receiving: Request | None = None
         # transport layers (PROXY header, TLS: worker/transport.py); None for most sockets
@@ -233,8 +235,11 @@ class Connection(RequestSink):
         if self.out or self.awaiting_write:
             mask |= EPOLLOUT
         if mask != self.mask:
+            if self.mask < 0:
+                self.worker.register(self.fd, mask)
+            else:
+                self.worker.modify(self.fd, mask)
             self.mask = mask
-            self.worker.modify(self.fd, mask)
 
     def fail(self, exc: ProtocolError) -> None:
         """Bad request bytes, or a request the worker refuses: answer where the
@@ -327,6 +332,13 @@ class Connection(RequestSink):
             self.close_after = True
             self.ready.clear()
             self.pending = b""
+            if not self.out:  # all of it is written (the common case): close now
+                self.in_request = False
+                if self.proto is DISCARD:
+                    self.shutdown_and_close()  # after an error reply: linger
+                else:
+                    self.close()
+                return
         self.in_request = bool(self.ready or self.pending)
         if self.deferred_error is not None and not self.ready and not self.close_after:
             exc, self.deferred_error = self.deferred_error, None
@@ -448,6 +460,25 @@ class Connection(RequestSink):
         if self.closed:
             return
         self.closed = True
+        if self.current is not None or self.ready or self.receiving is not None:
+            self.drop_requests()
+        self.pending = b""
+        # the protocol refers back to us (its sink): drop it, so no cycle outlives us
+        self.proto = DISCARD
+        if self.out:
+            self.out.clear()
+            self.out_size = 0
+        self.awaiting_write = False
+        self.worker.forget(self)
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+
+    def drop_requests(self) -> None:
+        """Closing: abort the response in progress, close the bodies of the
+        requests waiting and of the one arriving (a spool file goes now, not at
+        a garbage collection)."""
         exchange = self.current
         if exchange is not None:
             self.current = None
@@ -456,22 +487,11 @@ class Connection(RequestSink):
             if req.body is not None:
                 req.body.close()
         self.ready.clear()
-        self.pending = b""
         receiving = self.receiving
-        if receiving is not None:  # cut mid-body: its spool file goes now, not at a GC
+        if receiving is not None:  # cut mid-body
             self.receiving = None
             if receiving.body is not None:
                 receiving.body.close()
-        # the protocol refers back to us (its sink): drop it, so no cycle outlives us
-        self.proto = DISCARD
-        self.out.clear()
-        self.out_size = 0
-        self.awaiting_write = False
-        self.worker.forget(self)
-        try:
-            os.close(self.fd)
-        except OSError:
-            pass
 
 
 class _Discard:

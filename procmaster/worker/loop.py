@@ -82,6 +82,8 @@ EPOLLEXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 
 NONBLOCK_FLAGS = os.O_RDWR | os.O_NONBLOCK
 IDLE_CLOSE_WHEN_DRAINING = 1.0  # seconds an idle keep-alive connection may stay while stopping
+NO_ADDRESS = ("", "")  # a unix socket's peer
+ACCEPT_BATCH = 64  # connections taken (and served at once) per wake-up
 MAX_NESTED = 8  # write() calls waiting for their clients while the loop runs on
 
 
@@ -217,11 +219,10 @@ class Worker:
         self.update_accepting()
         for lst in self.listeners:
             # the listen queue's clients are served, not reset when the port closes
-            while True:
-                before = len(self.conns)
-                self.accept(lst)  # at most 64 at a time; fewer: the queue is empty
-                if len(self.conns) - before < 64:
-                    break
+            # (taken without reading: a connection served at once lets its client
+            # come back to the queue, and the drain would never see it empty)
+            while self.accept(lst, serve=False) == ACCEPT_BATCH:
+                pass  # a whole batch: there may be more (fewer: the queue is empty)
             lst.sock.close()
         for conn in list(self.conns.values()):
             if conn.current is None and not conn.ready and not conn.in_request and not conn.out:
@@ -260,6 +261,7 @@ class Worker:
                     # waiting (while the app ran for another) is not idle
                     self.next_sweep = now + 1.0
                     self.sweep({fd for fd, _ in events})
+                ready_listeners = None
                 for fd, ev in events:
                     conn = conns.get(fd)
                     if conn is not None:
@@ -270,7 +272,13 @@ class Worker:
                         elif ev & EPOLLERR and not conn.closed and not ev & EPOLLOUT:
                             conn.close()
                     elif fd in by_fd:
-                        self.accept(by_fd[fd])
+                        # accepted after the other events: a new connection is
+                        # served at once, so a signal of the same wake-up (stop,
+                        # reopen the log, pause) comes first, as it did before
+                        if ready_listeners is None:
+                            ready_listeners = [by_fd[fd]]
+                        else:
+                            ready_listeners.append(by_fd[fd])
                     elif fd == signal_r:
                         self.handle_signals()
                     elif fd == pool_fd:
@@ -281,6 +289,10 @@ class Worker:
                             usignal_fd = -2
                     elif fd in self.readers:
                         self.readers[fd]()
+                if ready_listeners is not None:
+                    for lst in ready_listeners:
+                        if self.accepting:
+                            self.accept(lst)
                 if self.recycle_reason is not None and not self.stopping:
                     self.recycle()
                 if self.stopping and (not conns or now > self.stop_deadline):
@@ -310,6 +322,7 @@ class Worker:
                 if now >= self.next_sweep:
                     self.next_sweep = now + 1.0
                     self.sweep({fd for fd, _ in events})
+                ready_listeners = []
                 for fd, ev in events:
                     other = conns.get(fd)
                     if other is not None:
@@ -320,13 +333,16 @@ class Worker:
                         elif ev & EPOLLERR and not other.closed and not ev & EPOLLOUT:
                             other.close()
                     elif fd in self.by_fd:
-                        self.accept(self.by_fd[fd])
+                        ready_listeners.append(self.by_fd[fd])  # after the signals, as above
                     elif fd == self.signal_r:
                         self.handle_signals()
                     elif self.pool is not None and fd == self.pool.fileno():
                         threads_done(self)
                     elif fd in self.readers:
                         self.readers[fd]()
+                for lst in ready_listeners:
+                    if self.accepting:
+                        self.accept(lst)
         finally:
             self.nested -= 1
         return True
@@ -352,28 +368,41 @@ class Worker:
             counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
             log(f"worker {self.wid}: connections closed by timeouts: {counts}")
 
-    def accept(self, lst: WorkerListener) -> None:
+    def accept(self, lst: WorkerListener, serve: bool = True) -> int:
+        """Take the waiting connections (up to ``ACCEPT_BATCH`` a call; how many
+        were taken is returned) and read each at once: a front end has usually
+        written its whole request by then, so the request is answered here and a
+        connection closed after its answer never enters the epoll set
+        (``Connection.rearm`` puts it there when it waits). ``serve`` False:
+        only take them (into the epoll set), as the graceful stop does."""
         sock = lst.sock
-        for _ in range(64):
+        conns = self.conns
+        unix = lst.unix
+        for taken in range(ACCEPT_BATCH):
             try:
                 fd, addr = sock._accept()
             except BlockingIOError:
                 if self.fd_episode:
                     self.fds_again()  # everything waiting was accepted
-                return
+                return taken
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
                     self.out_of_fds(exc)
-                return
+                return taken
             fcntl(fd, F_SETFL, NONBLOCK_FLAGS)  # one syscall: a new socket is O_RDWR
-            if lst.unix:
-                remote = ("", "")
+            if unix:
+                conn = Connection(fd, self, lst, NO_ADDRESS)
             else:
                 setnodelay(fd)
-                remote = (addr[0], str(addr[1]))
-            conn = Connection(fd, self, lst, remote)
-            self.conns[fd] = conn
-            self.epoll.register(fd, EPOLLIN)
+                conn = Connection(fd, self, lst, (addr[0], str(addr[1])))
+            conns[fd] = conn
+            if serve:
+                conn.on_readable()
+                # the app may have run: the next connection's deadlines count from now
+                self.now = time.monotonic()
+            if not conn.closed and conn.mask < 0:
+                conn.rearm()  # nothing to read yet, or more to come: wait in epoll
+        return ACCEPT_BATCH
 
     def pause_accepting(self) -> None:
         """The master's ``p`` (pause): serve the connections we have, accept none
@@ -402,6 +431,9 @@ class Worker:
             f"(accept was paused {self.fd_episode} times)"
         )
         self.fd_episode = 0
+
+    def register(self, fd: int, mask: int) -> None:
+        self.epoll.register(fd, mask)
 
     def add_reader(self, fd: int, handler) -> None:
         """Poll ``fd`` for reading; the loop calls ``handler()`` when it is readable."""

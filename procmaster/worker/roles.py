@@ -73,6 +73,9 @@ class Loop(Protocol):
     stopping: bool
     timeouts: dict[str, int]  # connections closed by a deadline (a connection counts one)
 
+    def register(self, fd: int, mask: int) -> None:
+        """Put a connection's fd in the epoll set, waiting for ``mask``."""
+
     def modify(self, fd: int, mask: int) -> None:
         """Wait for ``mask`` (``EPOLLIN``/``EPOLLOUT``/0) on a connection's fd."""
 

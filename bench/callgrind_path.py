@@ -1,0 +1,189 @@
+"""Instructions per request of one worker's whole path, one new connection per
+request, as a front end makes them: accept, read, parse, app, write, close,
+and the event loop around them (what ``micro.py`` leaves out).
+
+The worker's real ``Worker.run_forever`` serves a real listening socket in this
+process; a client in another process (started with ``exec``, so callgrind does
+not follow it) opens a connection per request, sends the bytes nginx sends,
+reads the answer to the end and checks it, one request at a time, then stops the
+worker with SIGTERM. Run it under callgrind at two counts and take the
+difference, so the start-up cancels out::
+
+    for n in 1000 3000; do PYTHONHASHSEED=0 valgrind --tool=callgrind \\
+        --callgrind-out-file=cg.$n python bench/callgrind_path.py uwsgi $n; done
+    python bench/callgrind_path.py --per-request cg.1000 cg.3000
+
+CASE is uwsgi, http (``Connection: close``), fastcgi (no keep-conn), scgi, or
+``blocking`` (a 40-line blocking uwsgi server: accept, one read, parse the vars,
+call the app, one write, close; the floor a per-connection Python server has).
+Without valgrind it prints the requests per second of one worker.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+from processes import ROOT
+from wire import fastcgi_request, scgi_request, uwsgi_packet
+
+sys.path.insert(0, ROOT)  # this checkout's procmaster, before any installed one
+
+BODY = b"Hello, World!"
+PAIRS = [
+    (b"REQUEST_METHOD", b"GET"),
+    (b"REQUEST_URI", b"/hello?x=1"),
+    (b"PATH_INFO", b"/hello"),
+    (b"QUERY_STRING", b"x=1"),
+    (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+    (b"REMOTE_ADDR", b"127.0.0.1"),
+    (b"REMOTE_PORT", b"40000"),
+    (b"SERVER_PORT", b"80"),
+    (b"SERVER_NAME", b"localhost"),
+    (b"HTTP_HOST", b"localhost"),
+    (b"HTTP_USER_AGENT", b"wrk"),
+    (b"HTTP_ACCEPT", b"*/*"),
+]
+CASES = {  # case: (protocol, unix socket?, request bytes)
+    "uwsgi": ("uwsgi", True, uwsgi_packet(PAIRS)),
+    "http": (
+        "http",
+        False,
+        b"GET /hello?x=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: wrk\r\n"
+        b"Accept: */*\r\nConnection: close\r\n\r\n",
+    ),
+    "fastcgi": (
+        "fastcgi",
+        True,
+        fastcgi_request([*PAIRS, (b"SCRIPT_NAME", b""), (b"CONTENT_LENGTH", b"")], keep=False),
+    ),
+    "scgi": ("scgi", True, scgi_request(PAIRS)),
+    "blocking": ("uwsgi", True, uwsgi_packet(PAIRS)),
+}
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+    return [BODY]
+
+
+def client(address: str, case: str, n: int, server_pid: int) -> None:
+    """One connection per request, one at a time; each answer read to EOF."""
+    _, unix, request = CASES[case]
+    start = time.perf_counter()
+    for i in range(n):
+        if unix:
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(address)
+        else:
+            host, port = address.rsplit(":", 1)
+            s = socket.create_connection((host, int(port)))
+        s.sendall(request)
+        got = b""
+        while chunk := s.recv(65536):
+            got += chunk
+        s.close()
+        if BODY not in got:
+            os.kill(server_pid, signal.SIGKILL)
+            raise SystemExit(f"request {i}: no body in the answer {got[:200]!r}")
+    rate = n / (time.perf_counter() - start)
+    if case != "blocking":  # (which stops after n requests)
+        os.kill(server_pid, signal.SIGINT)  # the worker exits at once
+    print(f"{case}: {rate:,.0f} requests/s, one connection each, one at a time", file=sys.stderr)
+
+
+def blocking_server(sock: socket.socket, n: int) -> None:
+    """The floor: a blocking uwsgi server (as a throwaway pre-fork one would be)."""
+    unpack = struct.unpack_from
+    for _ in range(n):
+        conn, _ = sock.accept()
+        data = conn.recv(65536)
+        size = unpack("<H", data, 1)[0] + 4
+        env, p = {}, 4
+        while p < size:
+            k = unpack("<H", data, p)[0]
+            key = data[p + 2 : p + 2 + k].decode("latin-1")
+            p += 2 + k
+            v = unpack("<H", data, p)[0]
+            env[key] = data[p + 2 : p + 2 + v].decode("latin-1")
+            p += 2 + v
+        out = []
+
+        def start_response(status, headers, out=out):
+            out.append(status)
+            out.append(headers)
+
+        body = b"".join(hello(env, start_response))
+        lines = "".join(f"{name}: {value}\r\n" for name, value in out[1])
+        head = f"HTTP/1.1 {out[0]}\r\n{lines}\r\n"
+        conn.sendall(head.encode("latin-1") + body)
+        conn.close()
+    os._exit(0)
+
+
+def serve(case: str, n: int) -> None:
+    proto, unix, _ = CASES[case]
+    tmp = tempfile.mkdtemp()
+    if unix:
+        address = os.path.join(tmp, "s.sock")
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(address)
+    else:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{sock.getsockname()[1]}"
+    sock.listen(128)
+    if case != "blocking":
+        # lazy: the blocking floor is measured without procmaster's modules
+        from procmaster.app import Apps
+        from procmaster.config import load as load_config
+        from procmaster.scoreboard import Scoreboard
+        from procmaster.worker import Worker
+
+        sock.setblocking(False)
+        listener = type("L", (), {"sock": sock, "proto": proto})()
+        cfg = load_config(["--processes", "1", "--disable-logging"])
+        r, w = os.pipe()
+        worker = Worker(1, cfg, [listener], Apps([("", hello)]), w, Scoreboard(2), 0)
+    args = [sys.executable, __file__, "--client", address, case, str(n), str(os.getpid())]
+    subprocess.Popen(args)
+    if case == "blocking":
+        blocking_server(sock, n)
+    else:
+        worker.run_forever()
+
+
+def per_request(low: str, high: str) -> None:
+    """(instructions at the higher count - at the lower) / (difference of counts)."""
+    totals = []
+    for path in (low, high):
+        with open(path) as f:
+            text = f.read()
+        cmd = re.search(r"^cmd: .* (\d+)$", text, re.M)
+        total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
+        totals.append((int(cmd.group(1)), int(total.group(1))))
+    (n1, i1), (n2, i2) = totals
+    print(f"{(i2 - i1) / (n2 - n1):,.0f} instructions per request")
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["--client"]:
+        client(args[1], args[2], int(args[3]), int(args[4]))
+    elif args[:1] == ["--per-request"]:
+        per_request(args[1], args[2])
+    elif len(args) == 2 and args[0] in CASES:
+        serve(args[0], int(args[1]))
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()

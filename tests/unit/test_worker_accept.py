@@ -1,0 +1,168 @@
+"""A new connection is read at once (issue 18): a request a front end wrote
+whole before the accept is answered in the accept, and the connection closed
+after its answer never enters the epoll set; one that is not complete yet (or
+stays open: keep-alive) waits in epoll like any other, so a slow client still
+holds memory, never the worker.
+
+No processes: a ``Worker`` over a real listening unix socket, its ``accept``
+called as the loop calls it."""
+
+from __future__ import annotations
+
+import select
+import socket
+from types import SimpleNamespace
+
+import pytest
+
+from procmaster.app import Apps
+from procmaster.config import load
+from procmaster.scoreboard import Scoreboard
+from procmaster.worker import Worker
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"hello " + environ["PATH_INFO"].encode()]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(worker, its listener, connect(), fds the worker put in its epoll set)"""
+    made = []
+
+    def make(proto: str):
+        path = str(tmp_path / f"{proto}.sock")
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(path)
+        sock.listen(16)
+        sock.setblocking(False)
+        cfg = load(["--disable-logging"], environ={})
+        worker = Worker(
+            1,
+            cfg,
+            [SimpleNamespace(sock=sock, proto=proto)],
+            Apps([("", app)]),
+            -1,
+            Scoreboard(2),
+            0,
+        )
+        registered: list[tuple[int, int]] = []
+        register = worker.register
+
+        def spy(fd: int, mask: int) -> None:
+            registered.append((fd, mask))
+            register(fd, mask)
+
+        worker.register = spy
+
+        def connect() -> socket.socket:
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(path)
+            client.settimeout(5)
+            made.append(client)
+            return client
+
+        made.append(sock)
+        return worker, worker.listeners[0], connect, registered
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def read_all(client: socket.socket) -> bytes:
+    got = b""
+    while chunk := client.recv(65536):
+        got += chunk
+    return got
+
+
+def packet(path: str) -> bytes:
+    """A uwsgi request (header, vars; no body), as nginx's uwsgi_pass sends it."""
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_PROTOCOL": "HTTP/1.1"}
+    block = b"".join(
+        len(k).to_bytes(2, "little") + k.encode() + len(v).to_bytes(2, "little") + v.encode()
+        for k, v in env.items()
+    )
+    return b"\0" + len(block).to_bytes(2, "little") + b"\0" + block
+
+
+def test_a_complete_request_is_answered_in_the_accept_never_entering_epoll(served):
+    worker, lst, connect, registered = served("uwsgi")
+    client = connect()
+    client.sendall(packet("/a"))
+    worker.accept(lst)
+    assert read_all(client).endswith(b"\r\n\r\nhello /a")
+    assert registered == []
+    assert worker.conns == {}
+
+
+def test_the_backlog_is_drained_in_one_wake_up(served):
+    worker, lst, connect, registered = served("uwsgi")
+    clients = [connect() for _ in range(3)]
+    for i, client in enumerate(clients):
+        client.sendall(packet(f"/{i}"))
+    worker.accept(lst)
+    for i, client in enumerate(clients):
+        assert read_all(client).endswith(f"hello /{i}".encode())
+    assert registered == [] and worker.conns == {}
+
+
+def test_an_incomplete_request_waits_in_epoll_and_is_served_when_complete(served):
+    worker, lst, connect, registered = served("uwsgi")
+    client = connect()
+    data = packet("/slow")
+    client.sendall(data[:7])
+    worker.accept(lst)
+    ((fd, mask),) = registered
+    assert mask == select.EPOLLIN and fd in worker.conns  # the worker is free meanwhile
+    client.sendall(data[7:])
+    worker.conns[fd].on_readable()
+    assert read_all(client).endswith(b"hello /slow")
+    assert worker.conns == {}
+
+
+def test_nothing_sent_yet_waits_in_epoll(served):
+    worker, lst, connect, registered = served("uwsgi")
+    connect()
+    worker.accept(lst)
+    assert [mask for _, mask in registered] == [select.EPOLLIN]
+    assert len(worker.conns) == 1
+
+
+def test_a_kept_alive_connection_waits_in_epoll_for_its_next_request(served):
+    worker, lst, connect, registered = served("http")
+    client = connect()
+    client.sendall(b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n")
+    worker.accept(lst)
+    assert client.recv(65536).endswith(b"hello /k")
+    assert [mask for _, mask in registered] == [select.EPOLLIN]
+    client.sendall(b"GET /close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    (conn,) = worker.conns.values()
+    conn.on_readable()
+    assert read_all(client).endswith(b"hello /close")
+    assert worker.conns == {}
+
+
+def test_deadlines_count_from_the_clock_after_the_apps_of_the_drain(served, monkeypatch):
+    """Connections served in one wake-up run their apps in turn: one accepted
+    after them gets its header deadline from the clock then, not from the
+    wake-up (or a slow app would leave it a deadline already past)."""
+    worker, lst, connect, registered = served("uwsgi")
+    clock = [1000.0]
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
+    worker.now = clock[0]
+
+    def slow_app(environ, start_response):
+        clock[0] += 60.0  # the app took a minute
+        return app(environ, start_response)
+
+    worker.apps.single = slow_app
+    first, second = connect(), connect()
+    first.sendall(packet("/slow"))
+    second.sendall(packet("/x")[:3])  # not complete: it waits in epoll
+    worker.accept(lst)
+    assert read_all(first).endswith(b"hello /slow")
+    (conn,) = worker.conns.values()
+    assert conn.deadline > clock[0]
