@@ -80,6 +80,7 @@ class Log:
         self.pipeline: Pipeline | None = None  # all lines, when loggers/routes/encoders
         self.req_pipeline: Pipeline | None = None  # request lines, with req-logger & co
         self.sinks: list = []  # what the pipelines opened (closed when reconfigured)
+        self.stderr_taken = False  # fd 2 is a log-master pipe (this is a child)
 
     def configure(self, cfg) -> None:
         value = cfg.log_date
@@ -149,8 +150,9 @@ class Log:
                 os.set_inheritable(self.notice_fd, False)
             except OSError:
                 pass
-        # the app's print() and tracebacks go there too
-        os.dup2(self.fd, 2)
+        # the app's print() and tracebacks go there too (unless log-master reads them)
+        if not self.stderr_taken:
+            os.dup2(self.fd, 2)
         os.set_inheritable(self.fd, False)
 
     def backup_path(self) -> str:
@@ -206,6 +208,28 @@ class Log:
             self.write_raw(text.encode("utf-8", "backslashreplace"))
         else:
             self.pipeline.emit(text.encode("utf-8", "backslashreplace"))
+
+    def write_app(self, line: bytes) -> None:
+        """A whole line a child wrote on its stdout/stderr (log-master): through
+        the pipeline when there is one, as uWSGI's log master does."""
+        if self.pipeline is None:
+            self.write_raw(line)
+        else:
+            self.pipeline.emit(line)
+
+    def detach_stderr(self) -> None:
+        """In a child whose fd 1 and 2 are about to become a log-master pipe: the
+        lines procmaster writes itself keep going where they went."""
+        self.stderr_taken = True
+        try:
+            if self.fd == 2:
+                self.fd = os.dup(2)
+                os.set_inheritable(self.fd, False)
+            if self.notice_fd == 2:
+                self.notice_fd = os.dup(2)
+                os.set_inheritable(self.notice_fd, False)
+        except OSError:
+            pass
 
     def write_raw(self, data: bytes) -> None:
         """To the plain log; a log that cannot grow (full disk) is said once on

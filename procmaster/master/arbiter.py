@@ -106,7 +106,7 @@ class Master(ForkedChildren):
         processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         ceiling = worker_ceiling(max(processes, cfg.processes))
         self.old_board, board = self.full.boards(3 * ceiling + 8, cfg.threads)
-        fork = forker(self._run_worker, HANDLED_SIGNALS, lambda wid: self.runtime.before_fork(wid))
+        fork = forker(self._run_worker, HANDLED_SIGNALS, self._before_fork, self._after_fork)
         self.table = WorkerTable(board, fork, log, processes, ceiling)
         self.mercy = cfg.worker_reload_mercy
         ops = TableOps(
@@ -182,6 +182,7 @@ class Master(ForkedChildren):
         if name:
             set_process_name(name)
         self.setup_signals()
+        self.setup_capture(inherited)
         if self.files.setup(cfg, log):
             self.sel.register(self.files.fileno(), selectors.EVENT_READ, self.files.on_readable)
         self.setup_control()
@@ -460,6 +461,7 @@ class Master(ForkedChildren):
     def reexec(self) -> None:
         table = self.table
         self.runtime.caches.export(os.environ)  # the caches' memory goes with the env
+        self.full.waiting.log_pipes = self.capture.export() if self.capture else []  # type: ignore[union-attr]
         self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
         os.environ.pop(CACHE_FDS_ENV, None)
         self.planner.exec_failed()  # still here: the exec failed
@@ -489,7 +491,7 @@ class Master(ForkedChildren):
         notifier.tick(self.status_line)
 
     def shutdown_done(self) -> int:
-        for part in (self.stats, self.fifo):
+        for part in (self.stats, self.fifo, self.capture):
             if part is not None:
                 part.close()
         for listener in self.listeners:

@@ -319,10 +319,19 @@ OPTIONS: tuple[Option, ...] = (
        "log-format", aliases=("log-format-strftime",), default=False, group=_LOG,
        note="uWSGI 2.0's meaning: %(ftime) takes log-date's format (else it is %(ltime))"),
     _O("log-master", "bool", "delegate logging to the master process", default=False,
-       group=_LOG, status=PARTIAL,
-       note="loggers, routes and encoders apply to every line procmaster writes, in the "
-       "process that writes it (the same files and lines as uWSGI's log master); the "
-       "app's raw stdout/stderr go to the plain log file unencoded"),
+       group=_LOG,
+       note="each worker's, spooler's and mule's stdout/stderr (print(), C extensions "
+       "writing to fd 1/2) is a pipe the master reads and runs line by line through "
+       "loggers, log-route and log-encoder; one pipe per child, so lines never "
+       "interleave (uWSGI shares one socket); procmaster's own lines take the same chain "
+       "in the process that writes them"),
+    _O("log-master-bufsize", "int", "the longest line the log master hands on whole "
+       "(longer ones are cut into pieces of this size)", default=8192, min=64,
+       group=_LOG),
+    _O("threaded-logger", "bool", "run the log master's reading in a thread",
+       default=False, group=_LOG, status=ACCEPTED,
+       note="the master reads the pipes in its own loop, never blocking on them (a "
+       "thread adds nothing)"),
     _O("log-zero", "bool", "log responses without body, even with disable-logging",
        default=False, group=_LOG),
     _O("log-slow", "int", "log requests slower than this many milliseconds, even with "
