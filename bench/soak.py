@@ -123,7 +123,7 @@ def slope(points: list[tuple[float, float]]) -> float:
     return sum((x - mx) * (y - my) for x, y in points) / sxx if sxx else 0.0
 
 
-def soak(tmp: Path, target: int, minutes: float) -> bool:
+def soak(tmp: Path, target: int, minutes: float, trace: str | None = None) -> bool:
     if not shutil.which("nginx"):
         print("soak: nginx is not installed", flush=True)
         return False
@@ -132,6 +132,9 @@ def soak(tmp: Path, target: int, minutes: float) -> bool:
     backend, direct, front = free_port(), free_port(), free_port()
     env = tree_env(ROOT)
     env["PYTHONPATH"] = os.pathsep.join([os.path.join(HERE, "apps"), env["PYTHONPATH"]])
+    if trace:  # the bench app's debug switch: tracemalloc snapshots per worker
+        os.makedirs(trace, exist_ok=True)
+        env["SOAK_TRACE"] = os.path.abspath(trace)
     log = open(tmp / "procmaster.log", "ab")
     pm = spawn(
         procmaster_argv(
@@ -167,14 +170,21 @@ def soak(tmp: Path, target: int, minutes: float) -> bool:
                 argv = ["wrk", "-t1", f"-c{conns}", f"-d{step:g}s", "--timeout", "10s",
                         "-s", str(script), f"http://127.0.0.1:{port}/"]  # fmt: skip
                 runs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, text=True))
-            for run in runs:
+            kinds = []
+            for run, front_name in zip(runs, ("nginx", "direct"), strict=True):
                 res = parse_wrk(run.communicate()[0])
                 total += res.requests
                 failed += res.socket_errors + res.timeout + res.non2xx + bool(res.failed)
+                if res.socket_errors + res.timeout + res.non2xx or res.failed:
+                    kinds.append(
+                        f"{front_name}: connect {res.connect} read {res.read} write "
+                        f"{res.write} timeout {res.timeout} non-2xx {res.non2xx} {res.failed}"
+                    )
             rounds += 1
             elapsed = time.monotonic() - start
             print(f"soak: {elapsed / 60:5.1f} min, {total:,} requests "
-                  f"({total / elapsed:,.0f}/s), {failed} failed", flush=True)  # fmt: skip
+                  f"({total / elapsed:,.0f}/s), {failed} failed {'; '.join(kinds)}",
+                  flush=True)  # fmt: skip
             if pm.poll() is not None or nginx.poll() is not None:
                 break
         sampler.stop()

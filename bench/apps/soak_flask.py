@@ -1,9 +1,21 @@
 """The soak's Flask app (``bench/faults.py soak``): small pages, JSON, a
-streamed response, multipart uploads (large ones are spooled to disk)."""
+streamed response, multipart uploads (large ones are spooled to disk).
+
+Debug switch (bench only, never in the product): with ``SOAK_TRACE=DIR`` in the
+environment each worker, after ``SOAK_TRACE_WARM`` requests (default 2000),
+starts ``tracemalloc`` and then every ``SOAK_TRACE_EVERY`` requests (default
+20000) dumps a snapshot to ``DIR/<pid>-<n>.snap`` and appends one line to
+``DIR/<pid>.stats``: requests, RSS, USS, open fds, gc-tracked objects, pymalloc
+blocks in use, bytes traced. ``bench/soak_trace.py DIR`` reads them.
+"""
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import os
+import sys
+import tracemalloc
 
 from flask import Flask, Response, jsonify, request
 
@@ -39,3 +51,42 @@ def upload():
         digest.update(chunk)
         size += len(chunk)
     return jsonify(size=size, sha256=digest.hexdigest(), name=f.filename)
+
+
+TRACE = os.environ.get("SOAK_TRACE")
+if TRACE:
+    WARM = int(os.environ.get("SOAK_TRACE_WARM", "2000"))
+    EVERY = int(os.environ.get("SOAK_TRACE_EVERY", "20000"))
+    count = {"pid": 0, "n": 0}
+
+    def memory() -> tuple[int, int]:
+        """RSS and USS (private clean + dirty) of this process, bytes, from smaps_rollup."""
+        fields = {}
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[2] == "kB":
+                    fields[parts[0].rstrip(":")] = int(parts[1]) * 1024
+        return fields["Rss"], fields["Private_Clean"] + fields["Private_Dirty"]
+
+    @app.after_request
+    def trace(response):
+        pid = os.getpid()
+        if count["pid"] != pid:  # a fresh worker (the app may be imported before fork)
+            count.update(pid=pid, n=0)
+        count["n"] += 1
+        n = count["n"]
+        if n == WARM:
+            tracemalloc.start(12)
+        if n >= WARM and (n - WARM) % EVERY == 0:
+            snap = tracemalloc.take_snapshot()
+            snap.dump(os.path.join(TRACE, f"{pid}-{n}.snap"))
+            rss, uss = memory()
+            fds = len(os.listdir("/proc/self/fd"))
+            traced = tracemalloc.get_traced_memory()[0]
+            with open(os.path.join(TRACE, f"{pid}.stats"), "a") as f:
+                f.write(
+                    f"{n} {rss} {uss} {fds} {len(gc.get_objects())} "
+                    f"{sys.getallocatedblocks()} {traced}\n"
+                )
+        return response
