@@ -160,12 +160,16 @@ class Log:
         return backup_name(self.path or "", self.backupname)
 
     def rotate(self) -> str:
-        """A rotation asked for (``touch-logrotate``, master FIFO ``L``): rename the
-        file to ``log-backupname``, else ``LOG.<YYYYmmdd-HHMMSS>``, and return that
-        name; the caller reopens. Raises ``OSError`` (also when there is no file)."""
+        """A rotation asked for (``touch-logrotate``, master FIFO ``L``), as uWSGI's
+        ``uwsgi_log_do_rotate``: say ``logsize: N, triggering rotation to NAME...``
+        in the file, rename it to ``log-backupname``, else ``LOG.<epoch>``, and
+        return that name; the caller reopens. Raises ``OSError`` (also when there
+        is no file)."""
         if not self.path:
             raise FileNotFoundError("no logto file to rotate")
-        backup = self.backupname or f"{self.path}.{time.strftime('%Y%m%d-%H%M%S')}"
+        backup = self.backup_path()
+        size = os.lseek(self.fd, 0, os.SEEK_END)
+        os.write(self.fd, f"logsize: {size}, triggering rotation to {backup}...\n".encode())
         os.replace(self.path, backup)
         return backup
 

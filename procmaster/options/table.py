@@ -349,8 +349,9 @@ OPTIONS: tuple[Option, ...] = (
        note="uWSGI counts read and write errors; here a response cut by the client "
        "(the write failed) is such a request"),
     _O("touch-logrotate", "path", "rotate the log when the file is touched", multi=True,
-       group=_LOG, status=PARTIAL,
-       note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened", watch="logrotate"),
+       group=_LOG, watch="logrotate",
+       note="as uWSGI: 'logsize: N, triggering rotation to NAME...' ends the old file, "
+       "renamed to log-backupname or LOG.<epoch>; the path is then reopened"),
     _O("touch-logreopen", "path", "reopen the log when the file is touched", multi=True,
        group=_LOG, status=FULL, watch="logreopen"),
     _O("memory-report", "bool", "add memory usage to request logs", short="m",
