@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-Lines go to the plain log: stderr, or ``logto``/``logto2``/the first unnamed
-``logger = file:...``/``daemonize = PATH``, opened for appending, made the
+Lines go to the plain log: stderr, or ``logto``/the first unnamed
+``logger = file:...``/``daemonize = PATH`` (``logto2``: once privileges are
+dropped, ``open_logto2``), opened for appending, made the
 process's stderr (so the app's ``print`` and tracebacks land there too) and
 reopened on request; rotation at ``log-maxsize`` (or the file logger's
 ``maxsize``) to ``log-backupname`` or ``LOG.<epoch>``. Each line is one
@@ -14,9 +15,10 @@ When more is configured (other loggers, named loggers with ``log-route``,
 ``log-encoder``; for request lines ``req-logger``, ``log-req-route``,
 ``log-req-encoder``), a ``sinks.Pipeline`` decides per line as uWSGI's log
 master does; without any, a line is written directly (the request path pays
-one attribute test). The pipeline runs in the process that writes the line,
-not in the master: the app's own stdout/stderr bytes go to the plain log file
-as they are (not encoded or routed).
+one attribute test). The pipeline runs in the process that writes the line;
+with ``log-master`` the children's own stdout/stderr are pipes the master reads
+(``capture``) and runs through it line by line, else those bytes go to the plain
+log file as they are (not encoded or routed).
 
 ``log-date`` prefixes the lines procmaster writes (``ctime - `` or
 ``FORMAT - ``, uWSGI's prefix), never request lines: uWSGI 2.0 writes request
@@ -92,8 +94,11 @@ class Log:
         loggers = _specs(cfg.logger, "logger", problems)
         req_loggers = _specs(cfg.req_logger, "req-logger", problems)
         main = next((s for s in loggers if s.name is None and s.plugin == "file"), None)
-        path = cfg.get("logto") or cfg.logto2 or (main.path if main else None)
-        path = path or cfg.get("daemonize") or None
+        # logto2 is opened later, once privileges are dropped (``open_logto2``)
+        late = cfg.logto2 if not cfg.get("logto") else None
+        path = cfg.get("logto") or (self.path if late and self.path == late else None)
+        path = path or (None if late else (main.path if main else None))
+        path = path or (None if late else cfg.get("daemonize")) or None
         if main is not None and path == main.path and main.maxsize:
             self.maxsize, self.backupname = main.maxsize, main.backupname
         if path and path != self.path:
@@ -131,6 +136,14 @@ class Log:
             sink = FdSink(self.notice_fd)
         self.sinks.append(sink)
         return sink
+
+    def open_logto2(self, cfg) -> None:
+        """``logto2``: the log file opened after privileges are dropped (as uWSGI),
+        so it is created by, and belongs to, the user the processes run as."""
+        path = cfg.logto2
+        if path and not cfg.get("logto") and path != self.path:
+            self.path = path
+            self.reopen()
 
     def reopen(self) -> None:
         """Reopen ``logto`` (after an external rotation), and the loggers' files."""

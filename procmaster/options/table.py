@@ -285,7 +285,8 @@ OPTIONS: tuple[Option, ...] = (
        "%(ltime) or %(ftime) in log-format)"),
     _O("logto", "str", "log to the specified file", group=_LOG),
     _O("logto2", "str", "log to the specified file after privileges drop", group=_LOG,
-       status=PARTIAL, note="the same as logto: procmaster does not drop privileges"),
+       note="as uWSGI: opened once uid/gid are dropped (the file belongs to that user); "
+       "the lines before go to stderr; logto wins when both are set"),
     _O("log-maxsize", "size", "rotate the log file at this size", default=0, group=_LOG,
        note="every process checks after each line; the file is renamed once (under a "
        "lock) and every process reopens, so no line is lost"),

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import tempfile
 import threading
 import time
 
@@ -181,3 +183,23 @@ def test_a_worker_printing_without_end_blocks_neither_master_nor_memory(server):
     pid = _pid_of(server, "/print?tag=f")
     _wait_line(server, f"{ENC}print-f-{pid}")
     assert "flood-" not in _log(server)  # routed to the named logger
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="uid/gid drop needs root (run the tests as root)")
+def test_logto2_is_opened_after_privileges_drop(procmaster):
+    # a directory the dropped user can reach (pytest's tmp_path is root's alone)
+    where = tempfile.mkdtemp(prefix="procmaster-logto2-")
+    try:
+        os.chmod(where, 0o777)
+        path = os.path.join(where, "site.log")
+        port = free_port()
+        procmaster(
+            "--http-socket", f"127.0.0.1:{port}", "--module", "guards_app:application", "--uid", "nobody",
+            "--gid", "nogroup", "--logto2", path, wait_port=port,
+        )  # fmt: skip
+        wait_for(lambda: os.path.exists(path) and "procmaster master pid" in open(path).read(), 20)
+        st = os.stat(path)
+        # as uWSGI: created by the user the processes run as, not by root
+        assert (st.st_uid, st.st_gid) == (65534, 65534)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)
