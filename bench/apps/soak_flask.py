@@ -2,20 +2,26 @@
 streamed response, multipart uploads (large ones are spooled to disk).
 
 Debug switch (bench only, never in the product): with ``SOAK_TRACE=DIR`` in the
-environment each worker, after ``SOAK_TRACE_WARM`` requests (default 2000),
-starts ``tracemalloc`` and then every ``SOAK_TRACE_EVERY`` requests (default
-20000) dumps a snapshot to ``DIR/<pid>-<n>.snap`` and appends one line to
-``DIR/<pid>.stats``: requests, RSS, USS, open fds, gc-tracked objects, pymalloc
-blocks in use, bytes traced. ``bench/soak_trace.py DIR`` reads them.
+environment each worker, from its ``SOAK_TRACE_WARM``-th request (default 2000)
+and then every ``SOAK_TRACE_EVERY`` requests (default 20000), appends one line
+to ``DIR/<pid>.stats``: requests, RSS, USS, open fds, gc-tracked objects,
+Python heap blocks in use (``sys.getallocatedblocks``), bytes traced; and the
+count of live objects per type to ``DIR/<pid>-<n>.types``. With
+``SOAK_TRACE_MALLOC=1`` it also starts ``tracemalloc`` at the first sample and
+dumps a snapshot each time to ``DIR/<pid>-<n>.snap`` (slow: a worker stalls for
+seconds while it dumps, so a traced run's timeouts say nothing about the
+server). ``bench/soak_trace.py DIR`` reads them.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import sys
 import tracemalloc
+from collections import Counter
 
 from flask import Flask, Response, jsonify, request
 
@@ -57,6 +63,7 @@ TRACE = os.environ.get("SOAK_TRACE")
 if TRACE:
     WARM = int(os.environ.get("SOAK_TRACE_WARM", "2000"))
     EVERY = int(os.environ.get("SOAK_TRACE_EVERY", "20000"))
+    MALLOC = os.environ.get("SOAK_TRACE_MALLOC") == "1"
     count = {"pid": 0, "n": 0}
 
     def memory() -> tuple[int, int]:
@@ -76,17 +83,22 @@ if TRACE:
             count.update(pid=pid, n=0)
         count["n"] += 1
         n = count["n"]
-        if n == WARM:
+        if n == WARM and MALLOC:
             tracemalloc.start(12)
         if n >= WARM and (n - WARM) % EVERY == 0:
-            snap = tracemalloc.take_snapshot()
-            snap.dump(os.path.join(TRACE, f"{pid}-{n}.snap"))
+            if MALLOC:
+                tracemalloc.take_snapshot().dump(os.path.join(TRACE, f"{pid}-{n}.snap"))
+            objects = gc.get_objects()
+            types = Counter(type(o).__qualname__ for o in objects)
+            with open(os.path.join(TRACE, f"{pid}-{n}.types"), "w") as f:
+                json.dump(types, f)
+            del objects
             rss, uss = memory()
             fds = len(os.listdir("/proc/self/fd"))
             traced = tracemalloc.get_traced_memory()[0]
             with open(os.path.join(TRACE, f"{pid}.stats"), "a") as f:
                 f.write(
-                    f"{n} {rss} {uss} {fds} {len(gc.get_objects())} "
+                    f"{n} {rss} {uss} {fds} {sum(types.values())} "
                     f"{sys.getallocatedblocks()} {traced}\n"
                 )
         return response
