@@ -24,7 +24,10 @@ ends are non-blocking).
 A child that dies leaves its bytes in the pipe: the master reads them to the
 end (EOF, when every holder of the write end is gone: the child and anything it
 started), hands on a last partial line with a newline, and closes the pipe. A
-respawned child gets a new pipe. Across a reload's exec the read ends of the
+respawned child gets a new pipe. The master's own fd 1 and 2 are a pipe too
+(``own``: a preloaded app's prints, attached daemons), read by a thread only
+while the app is imported (``pumping``; no thread is left when workers fork),
+then in the loop. Across a reload's exec the read ends of the
 pipes still open are handed on (``export``; their numbers in ``ReexecState``)
 and the next image reads them on (``adopt``), so the old workers' lines, while
 they drain, arrive as before; partial lines are handed on before the exec.
@@ -35,15 +38,18 @@ Must not know: what a child is, the selector's other keys, where lines end up
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import selectors
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 __all__ = ["Capture"]
 
 CHUNK = 65536  # bytes read from one pipe per wake-up
+OWN_PIPE_SIZE = 1 << 20  # the master's own pipe (it reads it itself, between its other work)
 
 
 class Capture:
@@ -57,10 +63,53 @@ class Capture:
         self.bufsize = max(bufsize, 64)
         self.partial: dict[int, bytes] = {}  # read end -> bytes after its last newline
         self.pending: tuple[int, int] | None = None  # (read, write) of the next child
+        self.own_fd = -1  # the master's own pipe (its fd 1 and 2), when ``own`` made it
 
     def fds(self) -> list[int]:
         """The read ends open now."""
         return list(self.partial)
+
+    def own(self) -> None:
+        """The master's own fd 1 and 2 become a pipe it reads (a preloaded app's
+        prints; attached daemons inherit it), as uWSGI's master writes into its
+        log pipe too. Made large, as the master reads it only between its other
+        work (``pumping`` reads it while the app is imported)."""
+        r, w = os.pipe2(os.O_CLOEXEC)
+        with contextlib.suppress(OSError, AttributeError):
+            fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, OWN_PIPE_SIZE)
+        os.set_blocking(r, False)
+        os.dup2(w, 1)
+        os.dup2(w, 2)
+        _close(w)
+        self.own_fd = r
+        self.watch(r)
+
+    @contextlib.contextmanager
+    def pumping(self) -> Iterator[None]:
+        """While the master itself runs app code (the preloaded import) and its
+        loop does not turn: a thread reads the master's own pipe, so the app
+        can print any amount. Joined before anything is forked."""
+        fd = getattr(self, "own_fd", -1)
+        if fd < 0:
+            yield
+            return
+        stop = threading.Event()
+        sel = selectors.DefaultSelector()
+        sel.register(fd, selectors.EVENT_READ)
+
+        def pump() -> None:
+            while not stop.is_set():
+                if sel.select(0.2):
+                    self.on_readable(fd)
+
+        thread = threading.Thread(target=pump, name="log-master", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            sel.close()
 
     def before_fork(self) -> None:
         """A pipe for the child about to be forked."""
@@ -116,6 +165,8 @@ class Capture:
             data = b""
         if not data:
             self.finish(fd)
+            return False
+        if fd not in self.partial:  # finished by the other thread meanwhile
             return False
         buf = self.partial[fd] + data
         end = buf.rfind(b"\n") + 1

@@ -173,16 +173,16 @@ class Master(ForkedChildren):
             return EXIT_FATAL
         api.install(self.runtime)
         attach_api(self.runtime, self.sel, self.table)
-        if not self.lazy:
-            apps = load_app(cfg, inherited is not None) if hooks.run("pre-app") else EXIT_FATAL
-            if isinstance(apps, int) or not hooks.run("post-app"):
-                return apps if isinstance(apps, int) else EXIT_FATAL
-            self.apps = apps
+        with self.capturing(inherited):  # log-master: the app's prints while it imports
+            if not self.lazy:
+                apps = load_app(cfg, inherited is not None) if hooks.run("pre-app") else EXIT_FATAL
+                if isinstance(apps, int) or not hooks.run("post-app"):
+                    return apps if isinstance(apps, int) else EXIT_FATAL
+                self.apps = apps
         name = process_name(cfg, "master")
         if name:
             set_process_name(name)
         self.setup_signals()
-        self.setup_capture(inherited)
         if self.files.setup(cfg, log):
             self.sel.register(self.files.fileno(), selectors.EVENT_READ, self.files.on_readable)
         self.setup_control()

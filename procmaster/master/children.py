@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from contextlib import nullcontext
 
 from ..api.mules import run_mule
 from ..api.spooler import run_spooler
@@ -45,6 +46,15 @@ class ForkedChildren:
         if self.cfg.log_master or pipes:
             self.capture = Capture(self.sel, log.write_app, self.cfg.log_master_bufsize)
             self.capture.adopt(pipes)
+            if self.cfg.log_master:
+                log.detach_stderr()  # procmaster's own lines keep their way
+                self.capture.own()
+
+    def capturing(self, inherited: ReexecState | None):
+        """log-master set up; the context reads the master's own prints (the
+        preloaded app's import) until it ends."""
+        self.setup_capture(inherited)
+        return self.capture.pumping() if self.capture is not None else nullcontext()
 
     def _before_fork(self, wid: int) -> None:
         self.runtime.before_fork(wid)

@@ -10,6 +10,10 @@ import threading
 import time
 from urllib.parse import parse_qs
 
+# at import (in the master, the app being preloaded): more than a pipe holds
+print("imported-app", flush=True)
+os.write(1, b"".join(b"import-many-%05d-%s\n" % (i, b"z" * 100) for i in range(3000)))
+
 
 def application(environ, start_response):
     path = environ["PATH_INFO"]

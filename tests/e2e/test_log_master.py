@@ -77,6 +77,13 @@ def _pid_of(srv, path: str) -> int:
     return int(body)
 
 
+def test_the_preloaded_app_s_import_prints_go_through_the_master_s_chain(server):
+    text = _wait_line(server, f"{ENC}imported-app")
+    bulk = re.findall(rf"^{re.escape(ENC)}import-many-\d{{5}}-z{{100}}$", text, re.M)
+    assert len(bulk) == 3000
+    assert "\nimported-app\n" not in "\n" + text + server.log
+
+
 def test_print_and_fd2_go_through_the_encoder_and_survive_a_respawn(server):
     pid = _pid_of(server, "/print?tag=a")
     _wait_line(server, f"{ENC}print-a-{pid}")
