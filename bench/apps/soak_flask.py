@@ -6,7 +6,8 @@ environment each worker, from its ``SOAK_TRACE_WARM``-th request (default 2000)
 and then every ``SOAK_TRACE_EVERY`` requests (default 20000), appends one line
 to ``DIR/<pid>.stats``: requests, RSS, USS, open fds, gc-tracked objects,
 Python heap blocks in use (``sys.getallocatedblocks``), bytes traced; and the
-count of live objects per type to ``DIR/<pid>-<n>.types``. With
+count of objects per type to ``DIR/<pid>-<n>.types`` (with
+``SOAK_TRACE_COLLECT=1`` after a full ``gc.collect()``: only what is alive). With
 ``SOAK_TRACE_MALLOC=1`` it also starts ``tracemalloc`` at the first sample and
 dumps a snapshot each time to ``DIR/<pid>-<n>.snap`` (slow: a worker stalls for
 seconds while it dumps, so a traced run's timeouts say nothing about the
@@ -64,6 +65,7 @@ if TRACE:
     WARM = int(os.environ.get("SOAK_TRACE_WARM", "2000"))
     EVERY = int(os.environ.get("SOAK_TRACE_EVERY", "20000"))
     MALLOC = os.environ.get("SOAK_TRACE_MALLOC") == "1"
+    COLLECT = os.environ.get("SOAK_TRACE_COLLECT") == "1"
     count = {"pid": 0, "n": 0}
 
     def memory() -> tuple[int, int]:
@@ -88,6 +90,8 @@ if TRACE:
         if n >= WARM and (n - WARM) % EVERY == 0:
             if MALLOC:
                 tracemalloc.take_snapshot().dump(os.path.join(TRACE, f"{pid}-{n}.snap"))
+            if COLLECT:  # count what is alive, not cyclic garbage a full collection frees
+                gc.collect()
             objects = gc.get_objects()
             types = Counter(type(o).__qualname__ for o in objects)
             with open(os.path.join(TRACE, f"{pid}-{n}.types"), "w") as f:
