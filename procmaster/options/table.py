@@ -528,8 +528,12 @@ OPTIONS: tuple[Option, ...] = (
        note="with uid given by name, the user's supplementary groups are set too"),
     _O("daemonize", "path", "daemonize, logging to the specified file", short="d",
        aliases=("daemonize2",), group=_PRIV, status=PARTIAL,
-       note="detaches (the command returns once the master runs; pidfile holds the "
-       "master) and logs to the file; under systemd or supervisord prefer the foreground"),
+       note="as uWSGI: detaches at once (pidfile holds the master), umask 0 unless umask "
+       "is set, logs to the file; a vassal is not detached (it only logs there); differs: "
+       "daemonize2 detaches before the app is loaded (uWSGI: after), and a host:port "
+       "value is a file name here (uWSGI logs over UDP)"),
+    _O("umask", "mode", "set the process umask (octal, e.g. 022)", group=_PRIV,
+       note="set before anything is bound or written, as uWSGI; daemonize then keeps it"),
     _O("chroot", "path", "chroot to the specified directory", group=_PRIV,
        aliases=("pivot-root", "jail", "unshare", "cap", "namespace", "ns",
                 "immediate-uid", "immediate-gid"),

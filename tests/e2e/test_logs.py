@@ -47,7 +47,7 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
     ini.write_text(
         f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmodule = testapp\nprocesses = 2\n"
         f"daemonize = {log}\npidfile = {pidfile}\nmaster = true\n"
-        "reload-mercy = 3\n"
+        f"reload-mercy = 3\nsocket = {tmp_path}/site.sock\n"
     )
     try:
         done = subprocess.run(
@@ -68,6 +68,8 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
         assert status == 200 and body == b"Hello, World!"
         wait_for(lambda: "GET / =>" in log.read_text(), what="the request line in the log")
         assert "procmaster master pid" in log.read_text()
+        # as uWSGI's daemonize: umask 0 (a unix socket is srwxrwxrwx without chmod-socket)
+        assert (tmp_path / "site.sock").stat().st_mode & 0o777 == 0o777
         kids = master.children(recursive=True)
         os.kill(master.pid, signal.SIGTERM)
         wait_for(lambda: _gone(master), 20, what="the master to stop")
@@ -77,6 +79,12 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
         text = pidfile.read_text().strip() if pidfile.exists() else ""
         if text.isdigit():
             _kill_tree(int(text))
+
+
+def test_umask_applies_before_the_sockets_are_made(procmaster, tmp_path):
+    path = str(tmp_path / "u.sock")
+    procmaster("--http-socket", path, "--module", "testapp", "--umask", "077", wait_unix=path)
+    assert os.stat(path).st_mode & 0o777 == 0o700
 
 
 def test_log_maxsize_rotation_loses_no_line(procmaster, tmp_path):
