@@ -36,6 +36,7 @@ from .api import service_problems
 from .app import AppLoadError, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
+from .logs import udp_address
 from .options.differences import RULES, differs
 from .privileges import PrivilegeError, drop_privileges
 from .routing.rules import check_routes
@@ -117,6 +118,8 @@ def _logger_path(value: str) -> str | None:
 
 
 def _file_problem(where: str, what: str, path: str) -> str | None:
+    if udp_address(path) is not None:
+        return None  # HOST:PORT: logged over UDP, as uWSGI
     if os.path.isdir(path):
         return f"{where}: {what} {path!r} is a directory"
     if os.path.exists(path):

@@ -38,6 +38,7 @@ Must not know: HTTP, WSGI, workers beyond the numbers it is given.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 
@@ -63,6 +64,7 @@ __all__ = [
     "compile_format",
     "log",
     "request_logger",
+    "udp_address",
 ]
 
 
@@ -151,7 +153,7 @@ class Log:
             sink.reopen()
         if not self.path:
             return
-        fd = open_append(self.path)
+        fd = open_log(self.path)
         if self.fd > 2:
             os.dup2(fd, self.fd)
             os.close(fd)
@@ -259,7 +261,7 @@ class Log:
                 self.notice(f"cannot write the log: {exc.strerror}; serving goes on")
         else:
             self.failed = False
-            if self.maxsize and self.path:
+            if self.maxsize and self.path and udp_address(self.path) is None:
                 self.rotate_if_full()
 
     def notice(self, message: str) -> None:
@@ -271,6 +273,30 @@ class Log:
 
     def __call__(self, message: str) -> None:
         self.write(f"{self.prefix()}{message}\n")
+
+
+def udp_address(path: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (no ``/``), which uWSGI's ``logto``/``logto2``/``daemonize``
+    read as a UDP address, one datagram per line; else None (a file)."""
+    host, sep, port = path.rpartition(":")
+    if sep and host and "/" not in path and port.isdigit() and 0 < int(port) < 65536:
+        return host, int(port)
+    return None
+
+
+def open_log(path: str) -> int:
+    """The plain log's descriptor: a file opened for appending, or a UDP socket
+    connected to ``HOST:PORT`` (each ``write`` of a line is one datagram)."""
+    address = udp_address(path)
+    if address is None:
+        return open_append(path)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock.detach()
 
 
 class _Plain:

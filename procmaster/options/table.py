@@ -283,10 +283,11 @@ OPTIONS: tuple[Option, ...] = (
        group=_LOG, note="as uWSGI: 'ctime - ' or 'FORMAT - ' before procmaster's own "
        "lines; request lines are not dated (uWSGI 2.0 does not date them either: use "
        "%(ltime) or %(ftime) in log-format)"),
-    _O("logto", "str", "log to the specified file", group=_LOG),
+    _O("logto", "str", "log to the specified file", group=_LOG,
+       note="as uWSGI, HOST:PORT (no /) logs over UDP, one datagram per line"),
     _O("logto2", "str", "log to the specified file after privileges drop", group=_LOG,
-       note="as uWSGI: opened once uid/gid are dropped (the file belongs to that user); "
-       "the lines before go to stderr; logto wins when both are set"),
+       note="as uWSGI: opened once uid/gid are dropped (the file belongs to that user; "
+       "HOST:PORT logs over UDP); the lines before go to stderr; logto wins when both are set"),
     _O("log-maxsize", "size", "rotate the log file at this size", default=0, group=_LOG,
        note="every process checks after each line; the file is renamed once (under a "
        "lock) and every process reopens, so no line is lost"),
@@ -529,9 +530,8 @@ OPTIONS: tuple[Option, ...] = (
     _O("daemonize", "path", "daemonize, logging to the specified file", short="d",
        aliases=("daemonize2",), group=_PRIV, status=PARTIAL,
        note="as uWSGI: detaches at once (pidfile holds the master), umask 0 unless umask "
-       "is set, logs to the file; a vassal is not detached (it only logs there); differs: "
-       "daemonize2 detaches before the app is loaded (uWSGI: after), and a host:port "
-       "value is a file name here (uWSGI logs over UDP)"),
+       "is set, logs to the file (HOST:PORT: over UDP); a vassal is not detached (it only "
+       "logs there); differs: daemonize2 detaches before the app is loaded (uWSGI: after)"),
     _O("umask", "mode", "set the process umask (octal, e.g. 022)", group=_PRIV,
        note="set before anything is bound or written, as uWSGI; daemonize then keeps it"),
     _O("chroot", "path", "chroot to the specified directory", group=_PRIV,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 
@@ -79,6 +80,27 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
         text = pidfile.read_text().strip() if pidfile.exists() else ""
         if text.isdigit():
             _kill_tree(int(text))
+
+
+def test_logto_host_port_logs_over_udp_as_uwsgi(procmaster, tmp_path):
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(20)
+    try:
+        port = free_port()
+        procmaster(
+            "--http-socket", f"127.0.0.1:{port}", "--module", "testapp", "--logto",
+            f"127.0.0.1:{sink.getsockname()[1]}", wait_port=port,
+        )  # fmt: skip
+        http_get(port, "/udp-logged")
+        lines = []
+        while not any("/udp-logged" in line for line in lines):
+            lines.append(sink.recv(65536).decode())  # one datagram per line
+        assert any(line.startswith("procmaster master pid") for line in lines)
+        assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines), lines
+        assert not (tmp_path / f"127.0.0.1:{sink.getsockname()[1]}").exists()
+    finally:
+        sink.close()
 
 
 def test_umask_applies_before_the_sockets_are_made(procmaster, tmp_path):
