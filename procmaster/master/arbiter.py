@@ -239,7 +239,7 @@ class Master(ForkedChildren):
         letters = {k: (what, partial(act, self)) for k, (what, act) in FIFO_LETTERS.items()}
         try:
             if fifos:
-                self.fifo = MasterFifo(fifos[0], letters, self.sel)
+                self.fifo = MasterFifo(fifos, letters, self.sel)
         except OSError as exc:
             log(f"warning: {cfg.origin('master-fifo', 0)}: cannot open {fifos[0]!r}: {exc}")
 

@@ -60,15 +60,6 @@ def _logger(key: str, value: str, index: int) -> str | None:
     return f"the {plugin!r} logger does not exist in procmaster: ignored (with a warning)"
 
 
-def _master_fifo(key: str, value: str, index: int) -> str | None:
-    if index == 0:
-        return None
-    return (
-        f"{value!r} is not served: only the first master-fifo is (uWSGI switches "
-        "to the others with the letters 0-9)"
-    )
-
-
 def _emperor(key: str, value: str, index: int) -> str | None:
     if "://" in value:
         return f"{value!r}: procmaster watches directories and globs only, no monitor schemes"
@@ -110,7 +101,6 @@ RULES: dict[str, Callable[[str, str, int], str | None]] = {
     "cheaper-algo": _cheaper_algo,
     "logger": _logger,
     "req-logger": _logger,
-    "master-fifo": _master_fifo,
     "emperor": _emperor,
     "cache2": _cache2,
     "route-*": _route,

@@ -457,8 +457,10 @@ OPTIONS: tuple[Option, ...] = (
        note="SIGTERM is always a graceful stop in procmaster, as in uWSGI 2.1"),
     _O("master-fifo", "path", "enable the master FIFO (the first one is active): the "
        "letters r R c w W q Q l L + - s p", multi=True, group=_MASTER,
-       status=PARTIAL, note="the first FIFO is served; uWSGI's other letters (such as "
-       "0-9, switching to another FIFO) are logged and ignored"),
+       status=PARTIAL, note="as uWSGI, the first FIFO is active and 0-9 make the Nth "
+       "one active; uWSGI's letters B (vassal asks for reinforcements), C (go cheap), E "
+       "(emperor rescan), f (re-fork), P (rewrite pidfiles) and S (subscriptions) are "
+       "logged and ignored"),
     _O("stats", "address", "enable the stats server on the specified address",
        aliases=("stats-server",), group=_MASTER, status=PARTIAL,
        note="uWSGI's JSON keys and types, served by the master; listen_queue is "
