@@ -176,17 +176,41 @@ class Log:
 
     def rotate(self) -> str:
         """A rotation asked for (``touch-logrotate``, master FIFO ``L``), as uWSGI's
-        ``uwsgi_log_do_rotate``: say ``logsize: N, triggering rotation to NAME...``
-        in the file, rename it to ``log-backupname``, else ``LOG.<epoch>``, and
-        return that name; the caller reopens. Raises ``OSError`` (also when there
-        is no file)."""
+        ``uwsgi_log_do_rotate``: the file is renamed to ``log-backupname`` (a fixed
+        name is replaced, as uWSGI), else to ``LOG.<epoch>``, after the line
+        ``logsize: N, triggering rotation to NAME...`` is written to it. The
+        ``<epoch>`` backup is made with ``link``, so it never replaces an earlier
+        one (``.1``, ``.2`` … within one second). Returns the backup's name; the
+        caller reopens. Raises ``OSError`` (also when there is no file)."""
         if not self.path:
             raise FileNotFoundError("no logto file to rotate")
-        backup = self.backup_path()
-        size = os.lseek(self.fd, 0, os.SEEK_END)
-        os.write(self.fd, f"logsize: {size}, triggering rotation to {backup}...\n".encode())
-        os.replace(self.path, backup)
-        return backup
+        if self.backupname:
+            self._say_rotation(self.backupname)
+            os.replace(self.path, self.backupname)
+            return self.backupname
+        stamp = f"{self.path}.{int(time.time())}"
+        backup, n = stamp, 0
+        while True:  # two rotations in one second keep both backups
+            try:
+                os.link(self.path, backup)
+            except FileExistsError:
+                n += 1
+                backup = f"{stamp}.{n}"
+                continue
+            self._say_rotation(backup)
+            os.unlink(self.path)
+            return backup
+
+    def _say_rotation(self, backup: str) -> None:
+        """uWSGI's last line in a rotated file (when ``fd`` is that file)."""
+        try:
+            st, path = os.fstat(self.fd), os.stat(self.path or "")
+            if (st.st_dev, st.st_ino) == (path.st_dev, path.st_ino):
+                os.write(
+                    self.fd, f"logsize: {st.st_size}, triggering rotation to {backup}...\n".encode()
+                )
+        except OSError:
+            pass
 
     def rotate_if_full(self) -> None:
         """``log-maxsize``: rotate (once across all processes) and reopen."""
