@@ -78,9 +78,15 @@ def _pid_of(srv, path: str) -> int:
 
 
 def test_the_preloaded_app_s_import_prints_go_through_the_master_s_chain(server):
-    text = _wait_line(server, f"{ENC}imported-app")
-    bulk = re.findall(rf"^{re.escape(ENC)}import-many-\d{{5}}-z{{100}}$", text, re.M)
-    assert len(bulk) == 3000
+    _wait_line(server, f"{ENC}imported-app")
+    pattern = re.compile(rf"^{re.escape(ENC)}import-many-\d{{5}}-z{{100}}$", re.M)
+    # every line, whole (the last ones may still be on their way: wait for them)
+    text = wait_for(
+        lambda: len(pattern.findall(t := _log(server))) >= 3000 and t,
+        30,
+        what=f"3000 import lines in {server.applog}",
+    )
+    assert len(pattern.findall(text)) == 3000
     assert "\nimported-app\n" not in "\n" + text + server.log
 
 
