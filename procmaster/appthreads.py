@@ -187,50 +187,57 @@ class AppThreads:
             os.eventfd_write(self.efd, 1)
 
     def _run(self, core: int) -> None:
+        while True:
+            self.run_job(self.jobs.get(), core)
+
+    def run_job(self, job: Job, core: int | None) -> None:
+        """Call the app for ``job`` in this thread and hand the loop what it
+        produces; ``core`` is this thread's scoreboard core (None: none, a
+        WebSocket's own thread)."""
         scoreboard = self.scoreboard
         slot = self.slot
-        while True:
-            job = self.jobs.get()
+        if core is not None:
             if job.desc:
                 scoreboard.request_desc(slot, job.desc, core)
             scoreboard.core_start(slot, core, time.time())
-            result = None
-            try:
-                resp = job.resp
-                result = job.app(job.environ, resp.start_response)
-                if type(result) is list or type(result) is tuple:
-                    if job.streamed:  # after write(): in order, through the inbox
-                        for chunk in result:
-                            if chunk:
-                                self.put(job, chunk)
-                    else:  # handed over whole: nothing was put, the loop waits for done
-                        job.chunks.extend(result)
-                elif (
-                    isinstance(result, FileWrapper)
-                    and resp.status is not None
-                    and not job.streamed
-                    and result.fileno() is not None
-                ):
-                    # wsgi.file_wrapper over a real file: the loop sends it
-                    job.file, result = result, None
-                else:
+        result = None
+        try:
+            resp = job.resp
+            result = job.app(job.environ, resp.start_response)
+            if type(result) is list or type(result) is tuple:
+                if job.streamed:  # after write(): in order, through the inbox
                     for chunk in result:
-                        if resp.status is None:
-                            raise RuntimeError(
-                                "the app yielded body data before calling start_response()"
-                            )
                         if chunk:
                             self.put(job, chunk)
-                if resp.status is None:
-                    raise RuntimeError("the app returned without calling start_response()")
-            except Exception:
-                job.error = traceback.format_exc().rstrip()
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    try:
-                        close()
-                    except Exception:
-                        job.error = job.error or traceback.format_exc().rstrip()
+                else:  # handed over whole: nothing was put, the loop waits for done
+                    job.chunks.extend(result)
+            elif (
+                isinstance(result, FileWrapper)
+                and resp.status is not None
+                and not job.streamed
+                and result.fileno() is not None
+            ):
+                # wsgi.file_wrapper over a real file: the loop sends it
+                job.file, result = result, None
+            else:
+                for chunk in result:
+                    if resp.status is None:
+                        raise RuntimeError(
+                            "the app yielded body data before calling start_response()"
+                        )
+                    if chunk:
+                        self.put(job, chunk)
+            if resp.status is None:
+                raise RuntimeError("the app returned without calling start_response()")
+        except Exception:
+            job.error = traceback.format_exc().rstrip()
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    job.error = job.error or traceback.format_exc().rstrip()
+            if core is not None:
                 scoreboard.core_end(slot, core)
-            self._end(job)
+        self._end(job)

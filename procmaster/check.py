@@ -32,7 +32,7 @@ import sys
 import time
 
 from . import options as _options
-from .api import service_problems
+from .api import service_problems, subsystems
 from .app import AppLoadError, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
@@ -40,8 +40,15 @@ from .logs import udp_address
 from .options.differences import RULES, differs
 from .privileges import PrivilegeError, drop_privileges
 from .routing.rules import check_routes
+from .sockets import SocketError, check_transports, socket_specs
 
-__all__ = ["IMPORT_TIMEOUT", "import_problems", "log_problems", "render_check"]
+__all__ = [
+    "IMPORT_TIMEOUT",
+    "import_problems",
+    "log_problems",
+    "render_check",
+    "transport_problems",
+]
 
 IMPORT_TIMEOUT = 120.0  # seconds the app import may take in --check
 LOG_OPTIONS = ("logto", "logto2", "daemonize")
@@ -72,6 +79,8 @@ def _problems(cfg) -> list[str]:
             f"{cfg.origin('protocol')}: option 'protocol': {cfg.protocol!r} is not a protocol "
             f"procmaster speaks ({', '.join(sorted(known))})"
         )
+    else:
+        problems += transport_problems(cfg)
     try:  # route, add-header and hook lines, read as the master reads them at start
         check_routes(cfg)
         Hooks.from_config(cfg.entries)
@@ -79,6 +88,17 @@ def _problems(cfg) -> list[str]:
         problems.append(str(exc))
     problems += service_problems(cfg, cfg.chdir or os.getcwd())  # caches, spoolers, mules
     return problems
+
+
+def transport_problems(cfg) -> list[str]:
+    """TLS fields and files, the PROXY protocol's trusted networks, checked as the
+    start checks them (also by a reload's probe: a certificate swapped for a broken
+    one fails the reload, and the old workers go on serving)."""
+    try:
+        check_transports(cfg, socket_specs(cfg))
+    except SocketError as exc:
+        return [str(exc)]
+    return []
 
 
 def _watch_problems(cfg) -> list[str]:
@@ -253,6 +273,11 @@ def render_check(cfg) -> tuple[str, bool]:
         if rows:
             out.append(f" {heading} ({len(rows)}):")
             out.extend(rows)
+    rows, given = subsystems(), {_options.lookup(e.key) for e in cfg.entries}
+    out.append(f" uWSGI API for apps, supported ({len(rows)}):")
+    for name, _, opts in rows:  # (what each serves: the README and api.SUBSYSTEMS)
+        used = [o for o in opts if _options.lookup(o) in given]
+        out.append(f"  {name}" + (f" [configured here: {', '.join(used)}]" if used else ""))
     if cfg.warnings:
         out.append(f" warnings ({len(cfg.warnings)}):")
         out.extend(f"  {w}" for w in cfg.warnings)

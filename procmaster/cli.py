@@ -35,14 +35,14 @@ def _probe(cfg) -> int:
     imported goes nowhere (the real start prints it)."""
     from . import api
     from .app import AppLoadError, load_apps, prepare_process
-    from .check import log_problems
+    from .check import log_problems, transport_problems
     from .logs import log
 
     report = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.close(devnull)
-    problems = log_problems(cfg)
+    problems = log_problems(cfg) + transport_problems(cfg)
     try:
         if problems:
             raise AppLoadError("\n".join(problems))

@@ -210,6 +210,12 @@ def render_markdown() -> str:
         out.append(f"* **{status}**: {_STATUS_DOC[status]}.")
     out += [
         "",
+        "Apps written for uWSGI keep `import uwsgi` and `uwsgidecorators` (see the options "
+        "`cache2`, `spooler`, `mule`, `locks`, `sharedarea`, `rpc-max`; `procmaster --check` "
+        "lists each subsystem). An app tells procmaster from uWSGI by `uwsgi.procmaster`, "
+        "procmaster's version (uWSGI has no such name): "
+        '`hasattr(uwsgi, "procmaster")`.',
+        "",
         "A uWSGI option not listed here is reported as not supported: ignored with a warning "
         "in an INI file, an error on the command line (where procmaster cannot tell whether "
         "it takes a value).",

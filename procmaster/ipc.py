@@ -57,6 +57,7 @@ __all__ = [
     "SIG_STOP",
     "STATS_FD_ENV",
     "CACHE_FDS_ENV",
+    "SHAREDAREA_FDS_ENV",
     "LineReader",
     "ReexecState",
     "RELOAD_ABORTED",
@@ -123,6 +124,7 @@ def describe_exit(status: int) -> str:
 FDS_ENV = "PROCMASTER_FDS"  # listening sockets handed to a re-executed master
 STATS_FD_ENV = "PROCMASTER_STATS_FD"  # the stats socket, likewise
 CACHE_FDS_ENV = "PROCMASTER_CACHE_FDS"  # the caches' memory, likewise (JSON: name -> fd)
+SHAREDAREA_FDS_ENV = "PROCMASTER_SHAREDAREA_FDS"  # the shared areas' memory (JSON: [fd])
 CWD_ENV = "PROCMASTER_CWD"  # the directory the first image started in
 REEXEC_ENV = "PROCMASTER_REEXEC"  # a re-executed master's reload state (JSON)
 PROBE_ENV = "PROCMASTER_PROBE"  # "check the config and app load, then exit"
@@ -139,6 +141,7 @@ PRIVATE_ENV = (
     FDS_ENV,
     STATS_FD_ENV,
     CACHE_FDS_ENV,
+    SHAREDAREA_FDS_ENV,
     EMPEROR_FD_ENV,
 )
 

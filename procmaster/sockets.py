@@ -20,8 +20,18 @@ from dataclasses import dataclass, field
 
 from .ipc import FDS_ENV
 from .options import parse_address, socket_options
+from .transports.networks import Networks
+from .transports.tls import TlsError, TlsFiles, context, sni_entry
 
-__all__ = ["Listener", "SocketError", "bind_all", "bind_stream", "sockaddr", "socket_specs"]
+__all__ = [
+    "Listener",
+    "SocketError",
+    "bind_all",
+    "bind_stream",
+    "check_transports",
+    "sockaddr",
+    "socket_specs",
+]
 
 SD_LISTEN_FDS_START = 3
 
@@ -51,18 +61,76 @@ class Listener:
         return self.sock.fileno()
 
 
+# socket options whose value is ADDR,CERT,KEY[,CIPHERS[,CA]] (uWSGI's https-socket)
+TLS_OPTIONS = frozenset({"https", "https-socket", "ssl-socket"})
+# socket options of uWSGI's HTTP router (http-enable-proxy-protocol applies to them)
+ROUTER_OPTIONS = frozenset({"http", "https"})
+
+
 def socket_specs(cfg) -> list[Listener]:
     """Every socket the config declares, in declaration order across options (the
-    table says which options declare sockets and the protocol each one speaks)."""
+    table says which options declare sockets and the protocol each one speaks).
+    A TLS socket's certificate fields go to ``extra["tls"]`` (``TlsFiles``);
+    ``extra["proxy"]`` is true where a PROXY protocol header comes first.
+    Raises ``SocketError`` for fields that cannot be right."""
     protocols = socket_options()
     forced = default_protocol(cfg, set(protocols.values()))
-    return [
-        Listener(
-            e.key, e.value.strip(), forced if e.key == "socket" else protocols[e.key], e.origin
-        )
-        for e in cfg.entries
-        if e.key in protocols
-    ]
+    specs = []
+    for e in cfg.entries:
+        if e.key not in protocols:
+            continue
+        proto = forced if e.key == "socket" else protocols[e.key]
+        spec = Listener(e.key, e.value.strip(), proto, e.origin)
+        if e.key in TLS_OPTIONS:
+            address, *fields = spec.address.split(",")
+            spec.address = address.strip()
+            try:
+                spec.extra["tls"] = TlsFiles.parse(fields)
+            except TlsError as exc:
+                raise SocketError(f"{e.origin}: option '{e.key}': {exc}") from None
+        if cfg.enable_proxy_protocol or (
+            cfg.http_enable_proxy_protocol and e.key in ROUTER_OPTIONS
+        ):
+            spec.extra["proxy"] = True
+        specs.append(spec)
+    return specs
+
+
+def check_transports(cfg, specs: list[Listener]) -> None:
+    """What the transport layers need, checked before anything is bound: a
+    PROXY protocol socket needs the networks it trusts; a TLS socket's
+    certificate and key load and match, and each ``sni`` context's. Raises
+    ``SocketError`` (file:line)."""
+    for name in ("proxy-allow-ips", "forwarded-allow-ips"):
+        values = cfg.get(name)
+        if values:
+            try:
+                Networks.parse(values)
+            except ValueError as exc:
+                raise SocketError(f"{cfg.origin(name)}: option '{name}': {exc}") from None
+    for spec in specs:
+        if spec.extra.get("proxy") and not cfg.proxy_allow_ips:
+            flag = (
+                "enable-proxy-protocol"
+                if cfg.enable_proxy_protocol
+                else ("http-enable-proxy-protocol")
+            )
+            raise SocketError(
+                f"{cfg.origin(flag)}: option '{flag}': set proxy-allow-ips to the load "
+                "balancers' addresses or networks (e.g. 10.0.0.0/8): anyone able to reach "
+                "the socket could otherwise claim any client address"
+            )
+        files = spec.extra.get("tls")
+        if files is not None:
+            try:
+                context(files)
+            except TlsError as exc:
+                raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
+    for i, value in enumerate(cfg.sni or ()):
+        try:
+            context(sni_entry(value)[1])
+        except TlsError as exc:
+            raise SocketError(f"{cfg.origin('sni', i)}: option 'sni': {exc}") from None
 
 
 def default_protocol(cfg, known: set[str]) -> str:
@@ -154,6 +222,7 @@ def bind_all(cfg, environ=os.environ) -> list[Listener]:
     served with the uwsgi protocol (what nginx in front of a socket-activated
     unit speaks), or HTTP when ``http-socket`` is set without an address."""
     specs = socket_specs(cfg)
+    check_transports(cfg, specs)
     inherited = {_sockname_key(s): (s, sd) for s, sd in _inherited_sockets(environ)}
     listeners: list[Listener] = []
     created: list[str] = []  # unix socket files bound here: removed if start-up fails
@@ -246,6 +315,8 @@ def _bind(spec: Listener, family: int, addr, cfg) -> socket.socket:
     try:
         if family != socket.AF_UNIX:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if cfg.reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         elif not addr.startswith("\0"):

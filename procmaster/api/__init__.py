@@ -14,7 +14,9 @@ own process, a test importing procmaster) does ``import uwsgi`` succeed.
 Parts: ``runtime`` (the process's facts and hooks), ``face`` (the module's
 functions), ``decorators``, ``locks`` (user locks across processes), ``cache``
 (one shared-memory cache) and ``caches`` (an instance's caches, kept across a
-reload).
+reload), ``signals``, ``spooler``/``spool_files``, ``mules``, ``sharedarea``,
+``rpc``, ``logvars``. ``SUBSYSTEMS`` says what of uWSGI's API is served (for
+``--check``): one row per subsystem with the options that configure it.
 
 Must not know: sockets, protocols, the worker's loop, the master's reload plan.
 """
@@ -32,11 +34,50 @@ from .caches import CacheConfigError
 from .face import build
 from .mules import MuleConfigError
 from .runtime import Runtime, SpoolConfigError, current, service_problems
+from .sharedarea import SharedAreaError
 
-__all__ = ["CONFIG_ERRORS", "Runtime", "current", "install", "service_problems"]
+__all__ = [
+    "CONFIG_ERRORS",
+    "Runtime",
+    "SUBSYSTEMS",
+    "current",
+    "install",
+    "service_problems",
+    "subsystems",
+]
+
+# (subsystem, what is served, the options that configure it)
+SUBSYSTEMS = (
+    ("uwsgi module", "import uwsgi in workers, mules and spoolers (ImportError elsewhere); "
+     "uwsgi.procmaster holds procmaster's version", ()),
+    ("uwsgidecorators", "postfork, atexit, lock, thread, harakiri, signal, timer, rbtimer, "
+     "cron, filemon, spool, spoolforever, spoolraw, mulefunc, mule, muleloop, mulemsg, farm, "
+     "rpc", ()),
+    ("cache", "cache_get/set/update/del/exists/clear/keys/inc/dec/mul/div/num",
+     ("cache2", "cache")),
+    ("spooler", "uwsgi.spool, spoolers supervised by the master", ("spooler",)),
+    ("mules", "mule scripts, programmed mules, farms, mule_msg/mule_get_msg",
+     ("mule", "mules", "farm")),
+    ("signals/timers/cron", "register_signal, signal, add_timer, add_rb_timer, add_cron, "
+     "add_file_monitor; targets worker(s), mule(s), farms, spooler", ()),
+    ("locks", "lock/unlock/is_locked across processes", ("locks",)),
+    ("sharedarea", "sharedarea_read/write/8..64/inc/dec/memoryview/locks", ("sharedarea",)),
+    ("rpc", "register_rpc, call, rpc_list, rpc on the local node (not to other nodes)",
+     ("rpc-max",)),
+    ("log variables", "set_logvar/get_logvar as %(name) in log-format", ("log-format",)),
+)  # fmt: skip
+
+
+def subsystems() -> list[tuple[str, str, tuple[str, ...]]]:
+    """``SUBSYSTEMS``, plus WebSockets when this build has them (``api.websocket``)."""
+    rows = list(SUBSYSTEMS)
+    if importlib.util.find_spec(f"{__name__}.websocket") is not None:
+        rows.append(("websockets", "websocket_handshake/recv/recv_nb/send/send_binary", ()))
+    return rows
+
 
 # what a config can get wrong about the services (the message names file:line)
-CONFIG_ERRORS = (CacheConfigError, MuleConfigError, SpoolConfigError)
+CONFIG_ERRORS = (CacheConfigError, MuleConfigError, SpoolConfigError, SharedAreaError)
 
 _DECORATORS = os.path.join(os.path.dirname(__file__), "decorators.py")
 

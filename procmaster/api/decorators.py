@@ -4,8 +4,12 @@ Theory of operation
 -------------------
 Each decorator keeps uWSGI's documented behaviour:
 
-* ``@postfork``: run the function in every worker right after it is forked
-  (chained on ``uwsgi.post_fork_hook``, in the order they were declared).
+* ``@postfork``: run the function in every worker, mule and spooler right after
+  it is forked (chained on ``uwsgi.post_fork_hook``, in the order they were
+  declared); ``@postfork(N)`` only in worker N.
+* ``@mule(N)``, ``@muleloop(N)``, ``@mulemsg(N)``, ``@farm(name)``: post-fork
+  entries that run in mule N (once, in a loop, per message) or in each mule of a
+  farm (per farm message).
 * ``@atexit``: run the function when a worker leaves on a request to stop
   (chained on ``uwsgi.atexit``), never after harakiri or a kill.
 * ``@lock`` / ``@lock(n)``: hold ``uwsgi.lock(n)`` around every call (across all
@@ -27,6 +31,8 @@ Each decorator keeps uWSGI's documented behaviour:
   does what ``func`` returns (``uwsgi.SPOOL_OK``, ``SPOOL_RETRY``, ``SPOOL_IGNORE``).
   The keys ``spooler``, ``priority``, ``at`` and ``body`` steer the spooler.
 
+* ``@rpc(name)``: register the function for ``uwsgi.call``/``uwsgi.rpc``.
+
 * ``@mulefunc`` / ``@mulefunc(target)``: calling the function anywhere but in a
   mule queues the call (pickled) for a programmed mule (any, mule ``target`` or
   farm ``target``), which runs it; ``mule_msg_dispatcher`` is the hook that does.
@@ -37,6 +43,7 @@ Must not know: anything but the ``uwsgi`` module it decorates for.
 from __future__ import annotations
 
 import pickle
+import sys
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -44,17 +51,29 @@ from typing import Any
 
 import uwsgi  # served by procmaster.api in procmaster's processes only
 
-__all__ = [
+__all__ = [  # what ``from uwsgidecorators import *`` gives, as uWSGI's module does
     "atexit",
     "cron",
+    "farm",
     "filemon",
     "get_free_signal",
+    "harakiri",
     "lock",
+    "mule",
+    "mule_msg_dispatcher",
+    "mulefunc",
+    "muleloop",
+    "mulemsg",
     "postfork",
     "rbtimer",
+    "rpc",
     "signal",
+    "spool",
+    "spoolforever",
+    "spoolraw",
     "thread",
     "timer",
+    "uwsgi",
 ]
 
 _postfork: list[Callable[[], Any]] = []
@@ -71,11 +90,96 @@ def _run_atexit() -> None:
         func()
 
 
-def postfork(func: Callable[[], Any]) -> Callable[[], Any]:
-    """Run ``func`` in each worker just after the fork."""
+def _chain(func: Callable[[], Any]) -> None:
     _postfork.append(func)
     uwsgi.post_fork_hook = _run_postfork
-    return func
+
+
+def postfork(arg: Any) -> Any:
+    """``@postfork``: run the function in every worker, mule and spooler just after
+    its fork (as uWSGI's post-fork hook); ``@postfork(N)``: only in worker N."""
+    if callable(arg):
+        _chain(arg)
+        return arg
+    wid = int(arg)
+
+    def decorate(func: Callable[[], Any]) -> Callable[[], Any]:
+        _chain(lambda: func() if wid <= 0 or uwsgi.worker_id() == wid else None)
+        return func
+
+    return decorate
+
+
+def _in_mule(num: int, body: Callable[[], Any], forever: bool) -> Callable[[], None]:
+    """A post-fork entry: in mule ``num``, run ``body`` (once, or again and again);
+    an exception ends the mule (the master starts it again), as in uWSGI."""
+
+    def run() -> None:
+        if uwsgi.mule_id() != num:
+            return
+        try:
+            body()
+            while forever:
+                body()
+        except Exception:
+            sys.excepthook(*sys.exc_info())
+            sys.exit(1)
+
+    return run
+
+
+class mule:  # noqa: N801 - uWSGI's name
+    """``@mule(N)``: mule N runs the function once after its fork (then its usual loop)."""
+
+    forever = False
+
+    def __init__(self, num: int) -> None:
+        self.num = num
+
+    def __call__(self, func: Callable[[], Any]) -> Callable[[], Any]:
+        _chain(_in_mule(self.num, func, self.forever))
+        return func
+
+
+class muleloop(mule):  # noqa: N801 - uWSGI's name
+    """``@muleloop(N)``: mule N calls the function again and again."""
+
+    forever = True
+
+
+class mulemsg:  # noqa: N801 - uWSGI's name
+    """``@mulemsg(N)``: mule N hands every message it receives to the function."""
+
+    def __init__(self, num: int) -> None:
+        self.num = num
+
+    def __call__(self, func: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def one() -> None:
+            message = uwsgi.mule_get_msg()
+            if message:
+                func(message)
+
+        _chain(_in_mule(self.num, one, True))
+        return func
+
+
+class farm:  # noqa: N801 - uWSGI's name
+    """``@farm(name)``: every mule of farm ``name`` hands the farm's messages to it."""
+
+    def __init__(self, name: Any = None, **_: Any) -> None:
+        self.name = name
+
+    def __call__(self, func: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+        def loop() -> None:
+            if uwsgi.mule_id() == 0 or not uwsgi.in_farm(self.name):
+                return
+            while True:
+                message = uwsgi.farm_get_msg()
+                if message:
+                    func(message)
+
+        _chain(loop)
+        return func
 
 
 def atexit(func: Callable[[], Any]) -> Callable[[], Any]:
@@ -274,6 +378,36 @@ def _spool_decorator(code: int | None):
 spool = _spool_decorator(uwsgi.SPOOL_OK)
 spoolforever = _spool_decorator(uwsgi.SPOOL_RETRY)
 spoolraw = _spool_decorator(None)
+
+
+class harakiri:  # noqa: N801 - uWSGI's name
+    """``@harakiri(seconds)``: a call running longer ends its process
+    (``uwsgi.set_user_harakiri`` around it)."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(func)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            uwsgi.set_user_harakiri(self.seconds)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                uwsgi.set_user_harakiri(0)
+
+        return guarded
+
+
+class rpc:  # noqa: N801 - uWSGI's name
+    """``@rpc(name)``: register the function as RPC function ``name`` (uwsgi.register_rpc)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        uwsgi.register_rpc(self.name, func)
+        return func
 
 
 # -- mules -------------------------------------------------------------------------------

@@ -6,9 +6,11 @@ Theory of operation
 the ``Runtime`` (what this process is) and the scoreboard (what every worker did).
 Names are uWSGI 2.0.31's, with its types: strings it gives as bytes are bytes here
 (``opt``, ``version``, ``hostname``, a worker's ``status``). What procmaster does
-not run (WebSockets through this API, RPC, the legacy async loop) is absent
-rather than faked: calling it raises AttributeError, which is
-what an app that probes with ``hasattr`` expects.
+not run (RPC to another node, ``sharedarea_object``, the legacy async loop) is
+absent or refused rather than faked: a missing name raises AttributeError, which
+is what an app that probes with ``hasattr`` expects. The shared areas come from
+``sharedarea``, RPC on the local node from ``rpc``, log variables from
+``logvars``, WebSockets from ``websocket``.
 
 How an app tells procmaster from uWSGI: ``uwsgi.procmaster`` is procmaster's
 version (uWSGI has no such name).
@@ -29,9 +31,12 @@ from .. import __version__
 from ..logs import log as _log
 from ..process import set_process_name
 from ..scoreboard import STATUS_FREE, STATUS_NAMES
+from .logvars import get_logvar, set_logvar
 from .mules import get_message
 from .runtime import Runtime
-from .spool_files import encode_task, write_task
+from .sharedarea import functions as sharedarea_functions
+from .spool_files import encode_task, spooler_jobs, write_task
+from .websocket import names as websocket_names
 
 __all__ = ["build", "opt_dict"]
 
@@ -91,6 +96,11 @@ def build(rt: Runtime) -> types.ModuleType:
     def log(message: object) -> bool:
         _log(str(message))
         return True
+
+    def set_user_harakiri(seconds: int) -> None:
+        if not isinstance(seconds, int):
+            raise TypeError(f"an integer is required (got type {type(seconds).__name__})")
+        rt.set_user_harakiri(seconds)
 
     def setprocname(name: str) -> None:
         set_process_name(str(name))
@@ -247,7 +257,7 @@ def build(rt: Runtime) -> types.ModuleType:
     ) -> bytes | None:
         if rt.mule_id == 0:
             raise ValueError("uwsgi.mule_get_msg() can be called only in a mule")
-        return get_message(queues.readers(rt.mule_id, farms), timeout)
+        return get_message(queues.readers(rt.mule_id, farms), timeout, -1, signals and rt.signals)
 
     def farm_msg(farm: str | bytes, msg: object) -> None:
         mule_msg(msg, farm)  # uWSGI's answers None
@@ -256,7 +266,7 @@ def build(rt: Runtime) -> types.ModuleType:
         if rt.mule_id == 0:
             raise ValueError("uwsgi.farm_get_msg() can be called only in a mule")
         readers = [queues.farm[n][1] for n in queues.farms_of(rt.mule_id)]
-        return get_message(readers, 0) if readers else None
+        return get_message(readers, -1) if readers else None  # waits, as uWSGI's
 
     def in_farm(name: object = None) -> bool | None:
         mine = queues.farms_of(rt.mule_id)
@@ -291,7 +301,10 @@ def build(rt: Runtime) -> types.ModuleType:
         "stop": stop,
         "is_a_reload": is_a_reload,
         "log": log,
+        "set_logvar": set_logvar,
+        "get_logvar": get_logvar,
         "setprocname": setprocname,
+        "set_user_harakiri": set_user_harakiri,
         "workers": workers,
         "lock": lock,
         "unlock": unlock,
@@ -327,5 +340,12 @@ def build(rt: Runtime) -> types.ModuleType:
         "cache_mul": _math("mul", 2),
         "cache_div": _math("div", 2),
     }
+    if rt.areas:  # as uWSGI: the sharedarea functions exist when an area does
+        names.update(sharedarea_functions(rt.areas))
+    if spool_dirs:  # likewise uwsgi.spoolers and spooler_jobs, with a spooler
+        names["spoolers"] = tuple(d.encode() for d in spool_dirs)
+        names["spooler_jobs"] = lambda: spooler_jobs(spool_dirs[0])
+    names.update(rt.rpc.names())
+    names.update(websocket_names())
     mod.__dict__.update(names)
     return mod

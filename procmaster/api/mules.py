@@ -130,11 +130,16 @@ class Queues:
         return [n for n, ids in self.farms.items() if mule_id in ids]
 
 
-def get_message(readers: list[socket.socket], timeout: float, wake: int = -1) -> bytes | None:
+def get_message(
+    readers: list[socket.socket], timeout: float, wake: int = -1, signals: Any = None
+) -> bytes | None:
     """The next message on any of ``readers`` (None after ``timeout`` seconds, or when
-    ``wake`` becomes readable first); ``timeout`` < 0 waits for ever."""
+    ``wake`` becomes readable first); ``timeout`` < 0 waits for ever. With
+    ``signals`` (the process's ``signals.Local``), uWSGI signals for this mule that
+    arrive meanwhile run their handlers here, as uWSGI's mule_get_msg does."""
     deadline = None if timeout < 0 else time.monotonic() + timeout
-    fds = [*readers] + ([wake] if wake >= 0 else [])
+    inbox = list(signals.inbox) if signals is not None else []
+    fds = [*readers, *inbox] + ([wake] if wake >= 0 else [])
     while True:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         ready, _, _ = select.select(fds, [], [], left)
@@ -142,7 +147,12 @@ def get_message(readers: list[socket.socket], timeout: float, wake: int = -1) ->
             return None
         if wake >= 0 and wake in ready:
             return None
+        for sock in inbox:
+            if sock in ready:
+                signals.take(sock)
         for sock in ready:
+            if sock in inbox:
+                continue
             try:
                 return sock.recv(MAX_MESSAGE)
             except BlockingIOError:
@@ -155,10 +165,10 @@ def run_mule(runtime: Any, mule_id: int, master_pid: int) -> None:
     try:
         die_with_parent(master_pid)
         set_process_name(f"uwsgi mule {mule_id}")
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)  # before the post-fork hook (@muleloop ...)
         runtime.enter_mule(mule_id)
         script = runtime.queues.mules[mule_id - 1]
-        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_DFL)
         if script:
             log(f"mule {mule_id} (pid {os.getpid()}) running {script}")
             runpy.run_path(script, run_name="__main__")
@@ -178,7 +188,7 @@ def _programmed(runtime: Any, mule_id: int) -> int:
     readers = runtime.queues.readers(mule_id)
     log(f"mule {mule_id} (pid {os.getpid()}) waiting for messages")
     while True:
-        msg = get_message(readers, -1, wake)
+        msg = get_message(readers, -1, wake, runtime.signals)
         if msg is None:
             if read_signals(wake):
                 runtime.exiting()

@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import time
 import traceback
 from typing import Any
 
+from ..ipc import CACHE_FDS_ENV, SHAREDAREA_FDS_ENV
 from ..logs import log
 from .caches import Caches
 from .locks import Locks
 from .mules import Queues, mule_table
+from .rpc import Rpc
+from .sharedarea import Area, export, make_areas, parse_lines
 from .signals import Hub, Local
 
 __all__ = ["Runtime", "SpoolConfigError", "current", "service_problems"]
@@ -53,7 +57,13 @@ def service_problems(cfg: Any, base: str) -> list[str]:
     """What would stop the caches, spoolers or mules from starting (for --check),
     relative paths taken from ``base``; nothing is created."""
     problems = []
-    for check in (Caches.specs, lambda c: mule_table(c, base), lambda c: check_spoolers(c, base)):
+    checks = (
+        Caches.specs,
+        lambda c: mule_table(c, base),
+        lambda c: check_spoolers(c, base),
+        lambda c: parse_lines(c.sharedarea, c.origin("sharedarea")),
+    )
+    for check in checks:
         try:
             check(cfg)
         except ValueError as exc:
@@ -90,14 +100,19 @@ class Runtime:
         self.mule_id = 0
         if role_is_master:
             self.caches = Caches.from_config(cfg)
+            self.areas: list[Area] = make_areas(cfg.sharedarea, cfg.origin("sharedarea"))
         else:  # a reload's check: the config must be right, the live caches stay untouched
             Caches.specs(cfg)
             self.caches = Caches([], 3600.0)
+            # scratch areas of the same sizes: the app's import may use them
+            self.areas = [Area(n) for n in parse_lines(cfg.sharedarea, cfg.origin("sharedarea"))]
         self.signals = Local()
+        self.rpc = Rpc(cfg.rpc_max, lambda: self.role in ("master", "worker"))
         self.hub: Hub | None = None  # the master's side of the signal framework
         if role_is_master:
             self.hub = Hub(self.signals, lambda: ())
             self.signals.hub = self.hub
+            self.hub.side_channels(len(mules), farms, bool(cfg.spooler))
         self.role = "master"
         self.spooler_dir = ""
         self.wid = 0
@@ -125,17 +140,22 @@ class Runtime:
         self.wid = wid
         self.slot = slot
         self.locks.after_fork()
+        for area in self.areas:
+            area.after_fork()
+        signal.signal(signal.SIGALRM, self._user_harakiri)
         if self.hub is not None:
             self.hub.enter_worker(wid)
             self.hub = None
+        self._post_fork(f"worker {wid}")
+
+    def _post_fork(self, who: str) -> None:
+        """uWSGI's post-fork hook, in every worker, mule and spooler."""
         hook = getattr(self.module, "post_fork_hook", None)
         if callable(hook):
             try:
                 hook()
             except Exception:
-                log(
-                    f"worker {wid}: uwsgi.post_fork_hook failed:\n{traceback.format_exc().rstrip()}"
-                )
+                log(f"{who}: uwsgi.post_fork_hook failed:\n{traceback.format_exc().rstrip()}")
 
     # -- in the master ------------------------------------------------------------
 
@@ -160,20 +180,57 @@ class Runtime:
 
     def enter_spooler(self, directory: str) -> None:
         """In a freshly forked spooler process."""
-        self.role = "spooler"
-        self.wid = 0
-        self.slot = -1
+        self._enter_other("spooler")
         self.spooler_dir = directory
-        self.locks.after_fork()
         if self.hub is not None:
-            self.hub.enter_worker(0)
+            self.hub.enter_spooler()
             self.hub = None
+        self._post_fork(f"spooler {directory}")
 
     def enter_mule(self, mule_id: int) -> None:
         """In a freshly forked mule."""
-        self.enter_spooler("")
-        self.role = "mule"
+        self._enter_other("mule")
         self.mule_id = mule_id
+        if self.hub is not None:
+            self.hub.enter_mule(mule_id, self.queues.farms_of(mule_id))
+            self.hub = None
+        self._post_fork(f"mule {mule_id}")
+
+    def _enter_other(self, role: str) -> None:
+        self.role = role
+        self.wid = 0
+        self.slot = -1
+        self.locks.after_fork()
+        for area in self.areas:
+            area.after_fork()
+        signal.signal(signal.SIGALRM, self._user_harakiri)
+
+    def set_user_harakiri(self, seconds: int) -> None:
+        """``uwsgi.set_user_harakiri``: this process ends ``seconds`` from now unless
+        called again (0 disarms). The kernel's alarm, so no request pays for it."""
+        if not self.cfg.master:
+            log("!!! unable to set user harakiri without the master process !!!")
+            return
+        signal.alarm(max(0, seconds))
+
+    def _user_harakiri(self, *_: object) -> None:
+        who = f"mule {self.mule_id}" if self.mule_id else self.role
+        who = f"worker {self.wid}" if self.role == "worker" else who
+        log(
+            f"HARAKIRI: {who} (pid {os.getpid()}) ran past uwsgi.set_user_harakiri(): "
+            "killed (the master starts another)"
+        )
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def export_memory(self, env: Any, undo: bool = False) -> None:
+        """Before the master's re-exec: the caches' and shared areas' memory goes
+        with ``env``; ``undo`` (the exec failed) takes it back out."""
+        if undo:
+            env.pop(CACHE_FDS_ENV, None)
+            env.pop(SHAREDAREA_FDS_ENV, None)
+            return
+        self.caches.export(env)
+        export(self.areas, env)
 
     def spool_dirs(self) -> list[str]:
         """The spooler directories, absolute (``spooler`` options, in order)."""

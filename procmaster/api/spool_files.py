@@ -25,10 +25,20 @@ import fcntl
 import os
 import secrets
 import socket
+import stat
 import struct
 import time
 
-__all__ = ["PREFIX", "SpoolError", "claim", "decode_task", "encode_task", "scan", "write_task"]
+__all__ = [
+    "PREFIX",
+    "SpoolError",
+    "claim",
+    "decode_task",
+    "encode_task",
+    "scan",
+    "spooler_jobs",
+    "write_task",
+]
 
 PREFIX = "uwsgi_spoolfile_on_"
 MODIFIER = 17
@@ -159,3 +169,23 @@ def claim(path: str) -> tuple[int, bytes] | None:
     except OSError:
         os.close(fd)
         return None
+
+
+def spooler_jobs(directory: str) -> list[bytes]:
+    """``uwsgi.spooler_jobs()``: the paths of the task files waiting in ``directory``
+    (regular files this process may read and write, as uWSGI lists them)."""
+    out = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return out
+    for name in names:
+        if not name.startswith(PREFIX):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if stat.S_ISREG(os.lstat(path).st_mode) and os.access(path, os.R_OK | os.W_OK):
+                out.append(path.encode())
+        except OSError:
+            continue
+    return out

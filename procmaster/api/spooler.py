@@ -11,7 +11,8 @@ its answer: ``SPOOL_OK`` (-2) removes the task; ``SPOOL_RETRY`` (-1), an
 exception (logged with its traceback) or no answer keep it for the next scan;
 ``SPOOL_IGNORE`` (0) leaves it for another handler. Then it waits: for a new
 file in the directory (inotify, so a spooled task starts at once) or
-``spooler-frequency`` seconds, whichever comes first.
+``spooler-frequency`` seconds, whichever comes first; a uWSGI signal routed to
+the ``spooler`` target runs its handler in that wait.
 
 ``spooler-harakiri`` arms an alarm around each task: a task running longer is
 killed with its process, said in the log, and runs again later (its file is
@@ -91,10 +92,14 @@ class _Spooler:
             self.run_due_tasks()
             if self.stopping or (self.max_tasks and self.done >= self.max_tasks):
                 break
-            fds = [wake_r] + ([ino.fileno()] if ino is not None else [])
+            inbox = self.runtime.signals.inbox
+            fds = [wake_r, *inbox] + ([ino.fileno()] if ino is not None else [])
             ready, _, _ = select.select(fds, [], [], self.frequency)
             if wake_r in ready and read_signals(wake_r):
                 self.stopping = True
+            for sock in inbox:
+                if sock in ready and not self.stopping:
+                    self.runtime.signals.take(sock)  # a uWSGI signal for the spooler
             if ino is not None and ino.fileno() in ready:
                 ino.read(timeout=0)
         if self.max_tasks and self.done >= self.max_tasks and not self.stopping:

@@ -56,6 +56,7 @@ from .sinks import (
     parse_route,
     rotate_shared,
 )
+from .syslog import RsyslogSink, SyslogSink
 
 __all__ = [
     "DEFAULT_FORMAT",
@@ -85,6 +86,7 @@ class Log:
         self.req_pipeline: Pipeline | None = None  # request lines, with req-logger & co
         self.sinks: list = []  # what the pipelines opened (closed when reconfigured)
         self.stderr_taken = False  # fd 2 is a log-master pipe (this is a child)
+        self.rsyslog = (1024, False)  # rsyslog-packet-size, rsyslog-split-messages
 
     def configure(self, cfg) -> None:
         value = cfg.log_date
@@ -109,6 +111,9 @@ class Log:
         for sink in self.sinks:
             if isinstance(sink, FileSink):
                 os.close(sink.fd)
+            elif isinstance(sink, (SyslogSink, RsyslogSink)):
+                sink.close()
+        self.rsyslog = (cfg.rsyslog_packet_size, cfg.rsyslog_split_messages)
         self.sinks = []
         self.pipeline = self.req_pipeline = None
         if main is not None and path != main.path:
@@ -134,6 +139,10 @@ class Log:
             sink = FileSink(spec, self.notice)
         elif spec.plugin == "fd":
             sink = FdSink(int(spec.arg))
+        elif spec.plugin == "syslog":
+            sink = SyslogSink(spec.arg, self.notice)
+        elif spec.plugin == "rsyslog":
+            sink = RsyslogSink(spec.arg, self.notice, *self.rsyslog)
         else:  # stdio: stderr as the process got it
             sink = FdSink(self.notice_fd)
         self.sinks.append(sink)

@@ -13,6 +13,11 @@ least BYTES), ``log-sendfile`` (sent with sendfile), ``log-ioerror`` (the client
 went away during the response). The worker asks ``wanted`` only when ``every``
 is false, so a plain logged request pays nothing for the conditions.
 
+A name that is none of uWSGI's variables (nor ``var.X``) is a logvar, as in
+uWSGI: the value the app gave it with ``uwsgi.set_logvar`` (kept in the environ
+under ``uwsgi.logvars``), ``-`` when it did not (as uWSGI 2.0.31 writes it).
+Only a format naming one gets a getter that looks there.
+
 ``%(ftime)`` is ``%(ltime)`` unless ``logformat-strftime`` is set and ``log-date``
 holds a strftime format: then that format (uWSGI 2.0's meaning of
 ``logformat-strftime``).
@@ -26,7 +31,7 @@ import os
 import re
 import time
 
-__all__ = ["DEFAULT_FORMAT", "RequestLogger", "compile_format", "request_logger"]
+__all__ = ["DEFAULT_FORMAT", "LOGVARS", "RequestLogger", "compile_format", "request_logger"]
 
 
 _VAR = re.compile(r"%\(([a-zA-Z0-9_.\-]+)\)")
@@ -205,6 +210,15 @@ class RequestLogger:
         return "-"
 
 
+# the names _value knows: any other name in a log-format is a logvar
+_KNOWN = frozenset(
+    "addr method uri proto status size rsize hsize headers msecs micros pid wid reqnum "
+    "total ctime ltime ftime secs time epoch tmsecs tmicros uagent referer host user cl "
+    "vars pktsize switches core rss vsz".split()
+)
+LOGVARS = "uwsgi.logvars"  # the environ key uwsgi.set_logvar fills (api.logvars)
+
+
 def _vars(environ: dict) -> int:
     """uWSGI's ``vars``: how many CGI variables (the upper-case keys)."""
     return sum(map(str.isupper, environ))
@@ -220,7 +234,14 @@ def _pktsize(environ: dict) -> int:
 
 
 def _by_name(name: str):
-    """The slow path for a variable without its own getter (``var.NAME``, unknown)."""
+    """The slow path for a variable without its own getter (``var.NAME``, a logvar)."""
+    if name not in _KNOWN and not name.startswith("var."):
+
+        def logvar(self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total):
+            found = environ.get(LOGVARS)
+            return found.get(name, "-") if found else "-"
+
+        return logvar
 
     def get(self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total):
         return self._value(name, environ, status, rsize, hsize, nheaders, start, end, reqnum, total)

@@ -6,7 +6,8 @@ Theory of operation
 ``logger = [NAME ]PLUGIN[:ARGS]`` (a NAME is the first word when it holds no
 ``:``, as uWSGI reads it). Plugins: ``file:PATH`` and the keyval form
 ``file:logfile=PATH[,maxsize=BYTES][,backupname=PATH]`` (rotated past maxsize
-like ``log-maxsize``), ``fd:N``, ``stdio`` (stderr as the process got it).
+like ``log-maxsize``), ``fd:N``, ``stdio`` (stderr as the process got it), ``syslog[:NAME[,FACILITY]]``
+and ``rsyslog:ADDRESS[,TAG[,PRI]]`` (datagrams to a syslog daemon: ``syslog``).
 
 A ``Pipeline`` is uWSGI's log master's dispatch, run in the process that writes
 the line: a line matching a route's regex goes to that route's named logger (to
@@ -32,6 +33,7 @@ import time
 from collections.abc import Callable
 
 from .encoders import Encoder, encode
+from .syslog import parse_rsyslog, parse_syslog
 
 __all__ = [
     "FileSink",
@@ -43,7 +45,7 @@ __all__ = [
     "rotate_shared",
 ]
 
-PLUGINS = ("file", "fd", "stdio")
+PLUGINS = ("file", "fd", "stdio", "syslog", "rsyslog")
 
 
 class LoggerError(ValueError):
@@ -99,6 +101,11 @@ def parse_logger(value: str) -> LoggerSpec:
             raise LoggerError(f"{value!r}: expected file:PATH or file:logfile=PATH,...")
     elif plugin == "fd" and not arg.strip().isdigit():
         raise LoggerError(f"{value!r}: expected fd:N")
+    elif plugin in ("syslog", "rsyslog"):
+        try:
+            (parse_syslog if plugin == "syslog" else parse_rsyslog)(arg)
+        except ValueError as exc:
+            raise LoggerError(f"{value!r}: {exc}") from None
     return spec
 
 

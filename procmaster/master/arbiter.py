@@ -39,7 +39,6 @@ from ..control import MasterFifo
 from ..guards import GuardHooks, MasterGuards, initial_workers
 from ..hooks import HookError, hooks_for
 from ..ipc import (
-    CACHE_FDS_ENV,
     CWD_ENV,
     EXIT_FATAL,
     SIG_PAUSE,
@@ -56,9 +55,11 @@ from ..ipc import (
 from ..logs import log
 from ..process import process_name, read_signals, reap_children, set_process_name, signal_pipe
 from ..routing.rules import RouteError, check_routes
-from ..stats import StatsServer, StatsSource
+from ..stats import StatsServer
+from ..stats.push import Pushers
 from ..systemd import Notifier
 from .children import ForkedChildren
+from .observe import start_stats
 from .reexec import FullReload
 from .reload import ReloadPlanner, ReloadRequest
 from .startup import (
@@ -133,6 +134,7 @@ class Master(ForkedChildren):
         self.emperor = VassalLink.from_environ()  # this master is a vassal of an emperor
         self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
         self.stats: StatsServer | None = None
+        self.pushers: Pushers | None = None  # stats-push, carbon
         self.runtime: api.Runtime  # what the uwsgi module knows, and the caches (set by run)
         self.fifo: MasterFifo | None = None
 
@@ -213,28 +215,9 @@ class Master(ForkedChildren):
         self.sel.register(self.ready_r, selectors.EVENT_READ, self.handle_ready)
 
     def setup_control(self) -> None:
-        """The stats server and the master FIFO, in the selector (see their modules)."""
+        """The stats server, the stats pushers and the master FIFO (see their modules)."""
         cfg = self.cfg
-        table = self.table
-        try:
-            if cfg.get("stats"):
-                source = StatsSource(
-                    workers=lambda: [(p.wid, p.pid, s) for p, s in table.slots()],
-                    respawns=lambda: table.respawns,
-                    reloads=lambda: self.planner.reloads,
-                    listeners=self.listeners,
-                    cwd=self.start_cwd,
-                    caches=self.runtime.caches.stats,
-                )
-                self.stats = StatsServer(
-                    cfg.get("stats"), cfg.stats_http, source, self.sel, cfg.get("chmod-socket")
-                )
-            else:
-                StatsServer.forget_inherited()
-        except (OSError, ValueError) as exc:
-            log(
-                f"warning: {cfg.origin('stats')}: cannot serve stats on {cfg.get('stats')!r}: {exc}"
-            )
+        self.stats, self.pushers = start_stats(self)
         fifos = cfg.master_fifo
         letters = {k: (what, partial(act, self)) for k, (what, act) in FIFO_LETTERS.items()}
         try:
@@ -273,8 +256,9 @@ class Master(ForkedChildren):
         now = time.monotonic()
         for action, reason in self.files.due(now):
             action(self, reason)
-        if self.stats is not None:
-            self.stats.tick(now)
+        for part in (self.stats, self.pushers):
+            if part is not None:
+                part.tick(now)
         self.reap_workers()
         self.check_probe()
         self.runtime.tick()
@@ -296,6 +280,7 @@ class Master(ForkedChildren):
             self.guards.next_deadline(),
             self.notifier.deadline(),
             self.stats and self.stats.deadline(),
+            self.pushers and self.pushers.deadline(),
             self.runtime.next_deadline(),
         ]
         daemons = self.daemons
@@ -429,6 +414,9 @@ class Master(ForkedChildren):
             return
         log("SIGTERM: graceful shutdown (workers finish their requests)")
         self._stop()
+        for listener in self.listeners:  # the port closes once the workers drained it
+            # (with reuse-port, the server sharing the port takes the new ones)
+            listener.sock.close()
         self.table.stop_all(self.cfg.reload_mercy)
 
     def stop_now(self, what: str) -> None:
@@ -460,10 +448,10 @@ class Master(ForkedChildren):
 
     def reexec(self) -> None:
         table = self.table
-        self.runtime.caches.export(os.environ)  # the caches' memory goes with the env
+        self.runtime.export_memory(os.environ)  # caches and shared areas go with the env
         self.full.waiting.log_pipes = self.capture.export() if self.capture else []  # type: ignore[union-attr]
         self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
-        os.environ.pop(CACHE_FDS_ENV, None)
+        self.runtime.export_memory(os.environ, undo=True)
         self.planner.exec_failed()  # still here: the exec failed
 
     def daemons_stopped(self) -> bool:
@@ -491,7 +479,7 @@ class Master(ForkedChildren):
         notifier.tick(self.status_line)
 
     def shutdown_done(self) -> int:
-        for part in (self.stats, self.fifo, self.capture):
+        for part in (self.stats, self.fifo, self.pushers, self.capture):
             if part is not None:
                 part.close()
         for listener in self.listeners:

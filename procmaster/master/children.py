@@ -75,7 +75,7 @@ class ForkedChildren:
             self.sel.close()
             os.close(self.signal_r)
             os.close(self.ready_r)
-            for part in (self.stats, self.fifo):
+            for part in (self.stats, self.fifo, self.pushers):
                 if part is not None:
                     part.close_in_child()
         except OSError:

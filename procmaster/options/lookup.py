@@ -117,7 +117,6 @@ def is_uwsgi_option(key: str) -> bool:
 
 # uWSGI's one-letter flags that procmaster does not declare, for a clear message.
 UWSGI_SHORTS = {
-    "A": "sharedarea",
     "a": "abstract-socket",
     "c": "cgi-mode",
     "r": "reaper",

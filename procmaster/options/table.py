@@ -141,10 +141,54 @@ OPTIONS: tuple[Option, ...] = (
        group=_SOCK, status=PARTIAL,
        note="served by procmaster's workers directly, as http-socket (uWSGI starts a separate "
        "HTTP router process in front of the workers); said once at start-up", protocol="http"),
-    _O("https", "str", "add an HTTPS router/server", multi=True, group=_SOCK,
-       aliases=("https-socket", "ssl-socket", "suwsgi-socket", "https2"),
+    _O("https", "str", "add an HTTPS router/server: ADDR,CERT,KEY[,CIPHERS[,CA]] (a CA makes "
+       "clients present a certificate it verifies)", multi=True, group=_SOCK, status=PARTIAL,
+       note="served by the workers directly (TLS in memory, in the event loop), as http = is; "
+       "TLS 1.2+, ALPN http/1.1 (no HTTP/2: put a proxy that speaks it in front); CIPHERS "
+       "empty keeps the defaults; certificate and key are read again on a graceful reload",
+       protocol="http"),
+    _O("https-socket", "str", "bind an HTTPS socket: ADDR,CERT,KEY[,CIPHERS[,CA]]", multi=True,
+       group=_SOCK, status=PARTIAL, note="as https (the same settings)", protocol="http"),
+    _O("ssl-socket", "str", "bind a uwsgi-protocol socket over TLS: "
+       "ADDR,CERT,KEY[,CIPHERS[,CA]]", multi=True, aliases=("suwsgi-socket",), group=_SOCK,
+       status=PARTIAL, note="as https, speaking the uwsgi protocol (nginx: uwsgi_pass with "
+       "uwsgi_ssl on)", protocol="uwsgi"),
+    _O("https2", "str", "add an HTTPS/SPDY router (key=value form)", multi=True, group=_SOCK,
        status=UNSUPPORTED, blocking=True,
-       note="TLS is not implemented; terminate TLS in a proxy (nginx) in front"),
+       note="HTTP/2 is not served; use https = ADDR,CERT,KEY behind a proxy that speaks "
+       "HTTP/2 (nginx, HAProxy, an ingress)"),
+    _O("https-export-cert", "bool", "export the client certificate (PEM) as HTTPS_CC",
+       default=False, group=_SOCK),
+    _O("https-socket-modifier1", "int", "force the modifier1 of HTTPS requests", default=0,
+       group=_SOCK, status=ACCEPTED, note="modifier1 picks a uWSGI plugin; procmaster serves "
+       "Python alone"),
+    _O("ssl-option", "int", "set a raw OpenSSL context option (SSL_OP_* number)", multi=True,
+       group=_SOCK),
+    _O("sni", "str", "add an SNI-governed TLS context: NAME,CERT,KEY[,CIPHERS[,CA]] (a "
+       "client asking for NAME gets this certificate on every TLS socket)", multi=True,
+       group=_SOCK),
+    _O("ssl-verbose", "bool", "log every failed TLS handshake and TLS error", default=False,
+       group=_SOCK),
+    _O("ssl-enable-tlsv1", "bool", "allow TLS 1.0", default=False, group=_SOCK,
+       status=UNSUPPORTED, note="TLS 1.2 is the minimum procmaster speaks"),
+    _O("enable-proxy-protocol", "bool", "read a PROXY protocol header (v1 or v2) first on "
+       "every TCP socket", default=False, group=_SOCK, status=PARTIAL,
+       note="v1 and v2 (uWSGI 2.0 reads v1 on HTTP alone); needs proxy-allow-ips, and a "
+       "connection from elsewhere is refused"),
+    _O("http-enable-proxy-protocol", "bool", "read a PROXY protocol header first on the "
+       "http/https router sockets", default=False, group=_SOCK, status=PARTIAL,
+       note="as enable-proxy-protocol, for the sockets of http = and https = only"),
+    _O("proxy-allow-ips", "str", "the load balancers whose PROXY protocol headers are "
+       "believed: addresses, CIDR networks or * (comma or space separated; gunicorn's name)",
+       multi=True, group=_SOCK, note="a procmaster extension; required by "
+       "enable-proxy-protocol"),
+    _O("forwarded-allow-ips", "str", "the proxies whose X-Forwarded-For/-Proto/-Host and "
+       "Forwarded headers are believed: addresses, CIDR networks or * (gunicorn's name and "
+       "meaning)", multi=True, group=_SOCK,
+       note="a procmaster extension; REMOTE_ADDR becomes the first untrusted hop from the "
+       "right, wsgi.url_scheme the forwarded proto"),
+    _O("reuse-port", "bool", "set SO_REUSEPORT on TCP sockets (several servers share a port)",
+       default=False, group=_SOCK),
     _O("http11-socket", "address", "bind an HTTP/1.1 keep-alive socket", multi=True,
        group=_SOCK, protocol="http",
        note="the same as http-socket: procmaster keeps HTTP/1.1 connections alive on every "
@@ -168,6 +212,21 @@ OPTIONS: tuple[Option, ...] = (
        short="z", default=4, group=_SOCK),
     _O("http-keepalive", "int", "HTTP/1.1 keep-alive on http-socket: 0 off, 1 on, more "
        "than 1 is the idle timeout in seconds", default=0, bare=1, group=_SOCK),
+    _O("http-websockets", "bool", "enable WebSockets support on the HTTP router",
+       default=False, group=_SOCK, status=ACCEPTED,
+       note="WebSockets (uwsgi.websocket_handshake and friends) work on every http-socket "
+       "and uwsgi-socket (behind nginx) without it; each upgraded connection runs its app "
+       "in a thread of its own, so a worker holds many"),
+    _O("websocket-max-size", "int", "the maximum size of a WebSocket message, in KiB",
+       aliases=("websockets-max-size",), default=1024, min=1, group=_SOCK,
+       note="a bigger message closes the WebSocket with 1009 (counted as it arrives, never "
+       "buffered past the limit)"),
+    _O("websocket-ping-freq", "seconds", "how often a WebSocket waiting in "
+       "websocket_recv() pings its client", aliases=("websockets-ping-freq",), default=30,
+       group=_SOCK),
+    _O("websocket-pong-tolerance", "seconds", "how long to wait for the pong before the "
+       "WebSocket is closed", aliases=("websockets-pong-tolerance",), default=3,
+       group=_SOCK),
     # -- Processes -------------------------------------------------------------
     _O("master", "bool", "enable the master process", short="M", default=False,
        group=_PROC, note="procmaster always runs a master; the option is accepted either way"),
@@ -299,12 +358,19 @@ OPTIONS: tuple[Option, ...] = (
        "address in request logs", default=False, group=_LOG),
     _O("req-logger", "logger", "set/append a request logger", multi=True, group=_LOG,
        status=PARTIAL, note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH, "
-       "fd:N, stdio; other logger plugins (syslog, socket, udp, ...) are reported and ignored"),
+       "fd:N, stdio, syslog[:NAME[,FACILITY]], rsyslog:HOST:PORT|/PATH[,TAG[,PRI]]; other "
+       "logger plugins (socket, udp, redislog, ...) are reported and ignored"),
     _O("logger", "logger", "set/append a logger ([NAME ]PLUGIN[:ARGS])", multi=True,
        group=_LOG, status=PARTIAL,
        note="file:PATH, file:logfile=PATH,maxsize=BYTES,backupname=PATH (rotated past "
-       "maxsize), fd:N, stdio; a named logger gets only the lines log-route sends it; "
-       "other plugins (syslog, socket, udp, ...) are reported and ignored"),
+       "maxsize), fd:N, stdio, syslog[:NAME[,FACILITY]] (RFC 3164 to /dev/log, as glibc's "
+       "syslog), rsyslog:HOST:PORT|/PATH[,TAG[,PRI]] (RFC 3164 over UDP or a unix datagram "
+       "socket); a named logger gets only the lines log-route sends it; other plugins "
+       "(socket, udp, redislog, ...) are reported and ignored"),
+    _O("rsyslog-packet-size", "int", "the largest rsyslog datagram (bytes; more than 1024 "
+       "breaks RFC 3164)", default=1024, min=64, group=_LOG),
+    _O("rsyslog-split-messages", "bool", "send a line longer than rsyslog-packet-size in "
+       "several datagrams (else it is cut)", default=False, group=_LOG),
     _O("log-route", "log-route", "send log lines matching REGEX to the logger NAME: "
        "log-route = NAME REGEX", multi=True, group=_LOG,
        note="a routed line goes to every matching route's logger and to no other"),
@@ -466,8 +532,39 @@ OPTIONS: tuple[Option, ...] = (
        note="uWSGI's JSON keys and types, served by the master; listen_queue is "
        "reported for TCP sockets (0 for unix sockets), listen_queue_errors is always 0"),
     _O("stats-http", "bool", "serve the stats with HTTP headers; GET /metrics answers "
-       "the Prometheus text format (a procmaster extension)", default=False,
+       "the Prometheus text format, /ready and /live the readiness and liveness probes "
+       "(procmaster extensions)", default=False, group=_MASTER,
+       note="/ready (/readyz): 200 while every configured worker accepts and no stop has "
+       "begun, else 503; /live (/livez, /healthz): 200, written by the master's loop"),
+    _O("stats-push", "stats-push", "push the stats to this destination: statsd:HOST:PORT[,PREFIX]",
+       multi=True, group=_MASTER, status=PARTIAL,
+       note="statsd over UDP under uWSGI's metric names (worker.N.requests, "
+       "core.busy_workers, ...), counters as increments since the last push; other "
+       "pushers (file, socket, mongodb) are refused at start"),
+    _O("stats-pusher-default-freq", "int", "seconds between two stats pushes",
+       aliases=("stats-pushers-default-freq",), default=3, min=1, group=_MASTER),
+    _O("statsd-all-gauges", "bool", "push every statsd metric as a gauge of its current "
+       "value", default=False, group=_MASTER),
+    _O("statsd-no-workers", "bool", "leave the per-worker metrics out of statsd pushes",
+       default=False, group=_MASTER),
+    _O("carbon", "host-port", "push the stats to this carbon (graphite) server: HOST:PORT",
+       multi=True, group=_MASTER, status=PARTIAL,
+       note="uWSGI's carbon names (ROOT.HOST.ID.requests, .workerN.busyness, ...), one "
+       "TCP connection a push as uWSGI, but driven by the master's selector: never "
+       "blocking it; carbon-max-retry and carbon-retry-delay are not read (the next "
+       "push is the retry)"),
+    _O("carbon-freq", "int", "seconds between two carbon pushes", default=60, min=1,
        group=_MASTER),
+    _O("carbon-timeout", "int", "seconds a carbon push may take to connect and be sent",
+       default=3, min=1, group=_MASTER),
+    _O("carbon-id", "str", "the carbon id (default: the first socket's name, dots as _)",
+       group=_MASTER),
+    _O("carbon-root", "str", "the carbon metrics' root node", default="uwsgi",
+       group=_MASTER),
+    _O("carbon-hostname-dots", "str", "replace the dots of the host name with this "
+       "character in carbon names", group=_MASTER),
+    _O("carbon-no-workers", "bool", "leave the per-worker metrics out of carbon pushes",
+       default=False, group=_MASTER),
     # -- Daemons and background work -----------------------------------------------
     _O("attach-daemon", "str", "run a command alongside the workers (it must stay in the "
        "foreground)", multi=True, group=_BG,
@@ -595,6 +692,14 @@ OPTIONS: tuple[Option, ...] = (
        "restarts)", group=_OTHER),
     _O("cache-store-sync", "int", "flush the cache store to disk every N seconds",
        default=0, min=0, group=_OTHER),
+    _O("sharedarea", "str", "create a shared memory area of N pages (or pages=N / "
+       "size=BYTES) for uwsgi.sharedarea_* (numbered from 0 in order)", short="A",
+       multi=True, group=_OTHER, status=PARTIAL,
+       note="anonymous memory only: no file=, fd= or ptr= areas; uwsgi.sharedarea_object "
+       "(a plugin's Python object) is absent"),
+    _O("rpc-max", "int", "the most RPC functions a process registers (uwsgi.register_rpc)",
+       default=64, min=1, group=_OTHER, status=PARTIAL,
+       note="RPC on the local node only: uwsgi.rpc() to another node raises ValueError"),
     _O("cache-expire-freq", "seconds", "sweep expired cache items every N seconds",
        default=3, group=_OTHER),
     _O("cache-*", "str", "other cache options (cache-udp-server, cache-udp-node, "

@@ -47,6 +47,8 @@ TYPE_DOCS: dict[str, str] = {
     "[,backupname=PATH], fd:N, stdio",
     "log-encoder": "NAME[:LOGGER] [ARGS]: prefix, suffix, nl, format, json, gzip, compress",
     "log-route": "NAME REGEX (a logger's name, a regular expression)",
+    "stats-push": "statsd:HOST:PORT[,PREFIX]",
+    "host-port": "HOST:PORT (a name or address, and a port number)",
 }
 
 # the types whose values uWSGI 2.0 reads with atoi/strtoul: a word (true, on) is 0 there
@@ -287,6 +289,24 @@ def _address(value: str) -> str:
     return value
 
 
+def _host_port(value: str) -> str:
+    host, colon, port = value.strip().rpartition(":")
+    if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("expected HOST:PORT")
+    return value.strip()
+
+
+def _stats_push(value: str) -> str:
+    """uWSGI's ``stats-push = PUSHER:ARGS``; procmaster has the statsd pusher."""
+    kind, colon, arg = value.strip().partition(":")
+    host, sep, port = arg.partition(",")[0].strip().rpartition(":")
+    if kind != "statsd" or not sep or not host.strip("[]") or not port.isdigit():
+        raise ValueError("expected statsd:HOST:PORT[,PREFIX]")
+    if not 0 < int(port) < 65536:
+        raise ValueError(f"port {port} out of range")
+    return value.strip()
+
+
 TYPES = {
     "bool": parse_bool,
     "int": _int,
@@ -306,6 +326,8 @@ TYPES = {
     "logger": _logger,
     "log-encoder": _log_encoder,
     "log-route": _log_route,
+    "stats-push": _stats_push,
+    "host-port": _host_port,
 }
 
 

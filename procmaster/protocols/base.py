@@ -47,7 +47,10 @@ What the worker must know of a protocol it asks the protocol class
 * ``closing`` (on the object, read only when ``feed()`` returned bytes): those
   bytes are the connection's last (a uwsgi pong); the worker closes after them;
 * ``sendfile``: given a length, the body goes on the wire as it is (identity
-  framing), so the worker may send a file with ``os.sendfile``.
+  framing), so the worker may send a file with ``os.sendfile``;
+* ``upgrades``: a ``101 Switching Protocols`` head may hand the connection's
+  bytes to another protocol (a WebSocket): the response head is raw HTTP and
+  nothing frames what follows it (HTTP; uwsgi behind nginx).
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ class ProtocolBase:
     proxied = True
     pipelined_errors = False
     sendfile = False
+    upgrades = False
 
     @classmethod
     def for_listener(

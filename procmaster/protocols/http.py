@@ -121,6 +121,7 @@ class HTTPProtocol(HTTPResponse):
     pipelined_errors = True
     # a response with a length goes out as it is (no chunks)
     sendfile = True
+    upgrades = True  # a 101 head hands the bytes to a WebSocket
 
     __slots__ = (
         "sink",

@@ -111,6 +111,7 @@ class UwsgiProtocol(LengthBody):
 
     name = "uwsgi"
     sendfile = True  # the body follows the head as it is
+    upgrades = True  # a 101 head hands the bytes to a WebSocket
 
     BODY = _BODY
     DONE = _DONE

@@ -8,6 +8,7 @@ returns. The parts, from the socket to the app and back::
     loop.py        the Worker: epoll, accept, signals, deadlines, graceful stop, recycle
     listener.py    what the worker keeps of a listening socket (its protocol's capabilities)
     connection.py  one connection: reading, the write queue, linger
+    transport.py   a socket's transport layers (PROXY header, TLS, forwarded headers)
     sink.py        the protocol's sink: a request's head, body (stored as it arrives), end
     glue.py        a complete request -> environ -> the app (here or in the threads)
     response.py    the response on its way out: pump, back-pressure, sendfile, errors

@@ -97,6 +97,7 @@ class Connection(RequestSink):
         "input_done",
         "mask",
         "receiving",
+        "layer",
     )
 
     def __init__(self, fd: int, worker: Host, listener: Listener, remote: tuple[str, str]) -> None:
@@ -130,6 +131,9 @@ class Connection(RequestSink):
         self.mask = EPOLLIN  # what epoll reports for us (the loop registers EPOLLIN)
         # the request whose body is arriving (closed at once if the connection closes)
         self.receiving: Request | None = None
+        # transport layers (PROXY header, TLS: worker/transport.py); None for most sockets
+        transport = listener.transport
+        self.layer = None if transport is None else transport.start(self)
 
     # -- Sink: events from the protocol ------------------------------------------
 
@@ -155,6 +159,10 @@ class Connection(RequestSink):
                 return
             self.pause_reading()
         else:
+            if self.layer is not None:  # the read point of the transport layers
+                data = self.layer.received(self, data)
+                if not data:
+                    return
             if not self.in_request:
                 self.in_request = True
                 self.got_head = False
@@ -333,6 +341,8 @@ class Connection(RequestSink):
 
     def send(self, data: bytes) -> None:
         """Queue bytes; write at once when nothing is waiting before them."""
+        if self.layer is not None:  # the write point of the transport layers (TLS)
+            data = self.layer.wrap(data)
         if not data:
             return  # (an empty write would never drain from the queue)
         if not self.out:

@@ -12,7 +12,8 @@ tuple of bytes, is framed and queued in one write here; a file goes to
 ``Exchange.start_file``; any other iterable to ``Exchange.pump``. With
 ``threads``, the app is called in the pool instead, except for a static file:
 that is answered here and sent by the loop (``offload-threads``' purpose:
-files never hold an app thread).
+files never hold an app thread). A WebSocket upgrade request runs in a thread
+of its own (``websocket.start``), threads or not.
 
 Must not know: protocol names, sockets (the connection writes), the loop.
 """
@@ -40,6 +41,8 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
         env["wsgi.url_scheme"] = url_scheme(env)
     else:
         env["REMOTE_ADDR"], env["REMOTE_PORT"] = conn.remote
+    if lst.transport is not None:  # TLS facts, PROXY client, trusted forwarded headers
+        lst.transport.environ(env, conn)
     body = req.body
     env["wsgi.input"] = body.stream() if body is not None else EMPTY_INPUT
     app = worker.apps.single
@@ -59,6 +62,18 @@ def run(worker: AppHost, conn: Client, req: Request) -> None:
         env["PATH_INFO"] = path_info
     start = time.time()
     worker.requests += 1
+    if (
+        "HTTP_UPGRADE" in env
+        and not offload
+        and lst.protocol.upgrades
+        and "websocket" in env["HTTP_UPGRADE"].lower()
+    ):
+        # lazy: wsproto (~0.1 s to import) loads with a worker's first WebSocket
+        # request, never in a site that has none
+        from .websocket import start as start_websocket
+
+        start_websocket(worker, conn, req, app, env, start)  # a thread of its own
+        return
     if worker.pool is not None and not offload:
         run_threaded(worker, conn, req, app, env, start)
         return

@@ -17,6 +17,7 @@ import ctypes
 import socket
 
 from ..protocols import protocol_class
+from .transport import attach
 
 __all__ = ["WorkerListener", "keepalive_timeout", "setnodelay"]
 
@@ -37,6 +38,7 @@ class WorkerListener:
         "unix",
         "server_name",
         "server_port",
+        "transport",
     )
 
     def __init__(self, listener, cfg) -> None:
@@ -59,6 +61,7 @@ class WorkerListener:
             server_port=self.server_port,
             backlog=cfg.listen,
         )
+        attach(self, listener, cfg)  # PROXY header, TLS, forwarded headers (or None)
 
 
 DEFAULT_KEEPALIVE = 15.0

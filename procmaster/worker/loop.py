@@ -14,8 +14,9 @@ Once a second, ``sweep`` closes connections past their deadline (header, read,
 write, keep-alive: counted and logged at exit), reports newly imported modules
 (py-autoreload) and asks the guards whether this worker has lived long enough.
 
-Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting, finish
-what is in flight, answer each next request on a kept-alive connection with
+Graceful stop (``SIGHUP``/``SIGTERM`` from the master): stop accepting (after
+taking the clients already in the listen queue, which a closing port would
+reset), close this worker's copy of the listeners, finish what is in flight, answer each next request on a kept-alive connection with
 ``Connection: close``, close connections that stay idle, then exit. ``SIGINT``
 and ``SIGQUIT`` exit at once. The worker dies with the master (``PR_SET_PDEATHSIG``).
 A guard (``procmaster.guards``: max-requests, reload-on-rss, max-worker-lifetime)
@@ -135,6 +136,10 @@ class Worker:
         # connections closed by a deadline, by kind (logged at exit)
         self.timeouts = {"header": 0, "read": 0, "write": 0, "keepalive": 0}
         self.nested = 0  # write() calls waiting in wait_drained
+        # WebSockets (worker/websocket.py, made at the first upgrade request) and
+        # other descriptors with their handler, polled by the loop
+        self.websockets = None
+        self.readers: dict[int, object] = {}
         self.next_sweep = 0.0
 
     # -- set-up ------------------------------------------------------------------
@@ -211,6 +216,12 @@ class Worker:
         self.stop_deadline = self.now + self.cfg.worker_reload_mercy
         self.update_accepting()
         for lst in self.listeners:
+            # the listen queue's clients are served, not reset when the port closes
+            while True:
+                before = len(self.conns)
+                self.accept(lst)  # at most 64 at a time; fewer: the queue is empty
+                if len(self.conns) - before < 64:
+                    break
             lst.sock.close()
         for conn in list(self.conns.values()):
             if conn.current is None and not conn.ready and not conn.in_request and not conn.out:
@@ -268,6 +279,8 @@ class Worker:
                         usignals.on_readable()
                         if usignals.sock is None:
                             usignal_fd = -2
+                    elif fd in self.readers:
+                        self.readers[fd]()
                 if self.recycle_reason is not None and not self.stopping:
                     self.recycle()
                 if self.stopping and (not conns or now > self.stop_deadline):
@@ -312,6 +325,8 @@ class Worker:
                         self.handle_signals()
                     elif self.pool is not None and fd == self.pool.fileno():
                         threads_done(self)
+                    elif fd in self.readers:
+                        self.readers[fd]()
         finally:
             self.nested -= 1
         return True
@@ -388,6 +403,11 @@ class Worker:
         )
         self.fd_episode = 0
 
+    def add_reader(self, fd: int, handler) -> None:
+        """Poll ``fd`` for reading; the loop calls ``handler()`` when it is readable."""
+        self.readers[fd] = handler
+        self.epoll.register(fd, EPOLLIN)
+
     def modify(self, fd: int, mask: int) -> None:
         try:
             self.epoll.modify(fd, mask)
@@ -430,6 +450,8 @@ class Worker:
         now = self.now
         if self.guard is not None and self.recycle_reason is None:
             self.recycle_reason = self.guard.expired(now)
+        if self.websockets is not None:
+            self.websockets.sweep(now)
         for conn in list(self.conns.values()):
             if conn.closed or conn.fd in active:
                 continue

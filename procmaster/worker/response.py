@@ -57,6 +57,7 @@ __all__ = [
     "request_finished",
     "simple_response",
     "threads_done",
+    "job_news",
 ]
 
 EPOLLIN = select.EPOLLIN
@@ -490,23 +491,28 @@ def threads_done(worker: AppHost) -> None:
     thread only)."""
     pool = worker.pool
     for job in pool.finished():
-        exchange = job.owner
-        conn = exchange.conn
-        if conn.closed or conn.current is not exchange:
-            _, done = pool.take(job)  # the chunks of a gone client: dropped
-            if done:
-                exchange.app_result_closed = True  # the thread closed it
-                if job.file is not None:
-                    exchange.result = job.file
-                    exchange.app_result_closed = False
-                    exchange.close_result()
-                if exchange.req.body is not None:
-                    exchange.req.body.close()
-                request_finished(worker, exchange, exchange.status or "500")
-            continue
-        try:
-            exchange.from_thread()
-        except Exception:  # the app's status or headers cannot go on the wire: a 500
-            exchange.app_error()
-        if conn.current is None and not conn.closed:
-            after_exchange(conn, exchange.req)
+        job_news(worker, pool, job)
+
+
+def job_news(worker: AppHost, pool, job) -> None:
+    """One job of ``pool`` has news (chunks, or its end): send them."""
+    exchange = job.owner
+    conn = exchange.conn
+    if conn.closed or conn.current is not exchange:
+        _, done = pool.take(job)  # the chunks of a gone client: dropped
+        if done:
+            exchange.app_result_closed = True  # the thread closed it
+            if job.file is not None:
+                exchange.result = job.file
+                exchange.app_result_closed = False
+                exchange.close_result()
+            if exchange.req.body is not None:
+                exchange.req.body.close()
+            request_finished(worker, exchange, exchange.status or "500")
+        return
+    try:
+        exchange.from_thread()
+    except Exception:  # the app's status or headers cannot go on the wire: a 500
+        exchange.app_error()
+    if conn.current is None and not conn.closed:
+        after_exchange(conn, exchange.req)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..app import Apps
 from ..appthreads import AppThreads
@@ -54,6 +54,7 @@ class Listener(Protocol):
     server_port: str
     proxied: bool
     sendfile: bool
+    transport: Any  # worker/transport.ListenerTransport, or None (no layer)
 
     def complete_environ(
         self, env: dict, remote: tuple[str, str], server_name: str, server_port: str
@@ -104,6 +105,7 @@ class AppHost(Books, Protocol):
     static: StaticFiles | None
     pool: AppThreads | None
     harakiri: bool
+    websockets: Any  # worker.websocket.WebSocketRunner once a request upgraded
 
 
 class Host(Loop, AppHost, Protocol):
@@ -142,6 +144,7 @@ class Client(Protocol):
     closed: bool
     deadline: float  # written by a file response waiting for the socket
     awaiting_write: bool  # written by a file response waiting for the socket
+    layer: Any  # the connection's transport layer (worker/transport.py), or None
 
     def send(self, data: bytes) -> None:
         """Queue bytes; write at once when nothing waits before them."""

@@ -10,7 +10,7 @@ import time
 from urllib.parse import parse_qs
 
 import uwsgi
-from uwsgidecorators import lock, postfork, thread
+from uwsgidecorators import harakiri, lock, postfork, thread
 
 EVENTS = os.environ["API_EVENTS"]
 COUNTER = EVENTS + ".counter"
@@ -84,6 +84,20 @@ def info():
     }
 
 
+@harakiri(1)
+def quick():
+    return f"quick in {os.getpid()}"
+
+
+def tag_request(who):
+    """Log variables set from a helper deep in the app (no environ at hand)."""
+    uwsgi.set_logvar("stage", "first")
+    uwsgi.set_logvar("stage", "second")  # the last value wins
+    uwsgi.set_logvar("who", who)
+    got = uwsgi.get_logvar("who")
+    return [None if got is None else got.decode(), uwsgi.get_logvar("never")]
+
+
 def application(env, start_response):
     path = env["PATH_INFO"]
     qs = parse_qs(env.get("QUERY_STRING", ""))
@@ -107,6 +121,15 @@ def application(env, start_response):
     elif path == "/reload":
         uwsgi.reload()
         body = "reloading"
+    elif path == "/user-harakiri":  # armed, then stuck: the process is killed
+        uwsgi.set_user_harakiri(1)
+        time.sleep(30)
+        body = "survived"
+    elif path == "/guarded":  # a quick call under @harakiri, then slow: disarmed
+        body = quick()
+        time.sleep(2)
+    elif path == "/logvar":
+        body = json.dumps(tag_request(qs.get("who", [""])[0]))
     else:
         body = "hello"
     start_response("200 OK", [("Content-Type", "text/plain")])

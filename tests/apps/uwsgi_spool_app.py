@@ -3,6 +3,7 @@ under uWSGI and procmaster. Each task appends a JSON line to ``SPOOL_RESULTS``."
 
 import json
 import os
+import time
 from urllib.parse import parse_qs
 
 import uwsgi
@@ -76,6 +77,15 @@ def application(env, start_response):
         out = failing.spool(x="1")
     elif path == "/later":
         out = task.spool(n="later", at=str(int(qs["at"][0])))
+    elif path == "/jobs":  # a task for much later, then what the spooler holds
+        name = task.spool(n="waiting", at=str(int(time.time()) + 3600))
+        jobs = uwsgi.spooler_jobs()
+        out = json.dumps(
+            {
+                "spoolers": [d.decode() for d in uwsgi.spoolers],
+                "listed": name in jobs and all(isinstance(j, bytes) for j in jobs),
+            }
+        )
     elif path == "/raw":
         try:
             out = uwsgi.spool({b"a": b"1", "b": "2"})

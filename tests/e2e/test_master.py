@@ -60,7 +60,7 @@ def test_example_hello_ini_from_configs(procmaster, tmp_path):
     ini = write_ini(tmp_path / "hello.ini", text)
     server = procmaster("--ini", ini, cwd="/", wait_port=port)
     assert http_get(port, "/")[2] == b"Hello, World!\n"
-    assert len(server.worker_pids()) == 2
+    assert len(server.wait_workers(2)) == 2
 
 
 def test_example_flask_ini(procmaster, tmp_path):
@@ -100,7 +100,7 @@ processes = 2
 
     env = json.loads(http_get(port, "/osenv")[2])
     assert env["FIRST"] == "1" and env["SECOND"] == "2" and env["FROM_BASE"] == "yes"
-    assert len(server.worker_pids()) == 2  # the last scalar wins
+    assert len(server.wait_workers(2)) == 2  # the last scalar wins
 
 
 def test_typo_option_warns_with_file_and_line(procmaster, tmp_path):
@@ -246,7 +246,7 @@ def test_sigterm_graceful_exit_0_nothing_left(procmaster):
         "2",
         wait_port=port,
     )
-    workers = server.worker_pids()
+    workers = server.wait_workers(2)
     assert len(workers) == 2
     # a request in flight finishes
     result = {}
@@ -280,7 +280,7 @@ def test_sigkill_of_master_leaves_no_worker(procmaster):
         "3",
         wait_port=port,
     )
-    workers = server.worker_pids()
+    workers = server.wait_workers(3)
     assert len(workers) == 3
     server.signal(signal.SIGKILL)
     server.wait_exit(5)

@@ -331,6 +331,12 @@ def test_stats_schema_busy_workers_and_listen_queue(procmaster, tmp_path):
     )  # fmt: skip
     for _ in range(5):
         assert http_get(port)[0] == 200
+    # a worker counts a request once its response is written: the client may be first
+    wait_for(
+        lambda: sum(w["requests"] for w in stats_json(stats)["workers"]) >= 5,
+        10,
+        what="5 requests counted",
+    )
     doc = stats_json(stats)
     check_schema(doc)
     assert doc["pid"] == server.pid

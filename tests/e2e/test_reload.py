@@ -112,14 +112,14 @@ def test_touch_chain_reload_replaces_one_at_a_time(procmaster, tmp_path):
     server, port, _ = start_site(
         procmaster, tmp_path, f"touch-chain-reload = {trigger}\nprocesses = 3"
     )
-    old = server.worker_pids()
+    old = server.wait_workers(3)
     assert len(old) == 3
     write_app(tmp_path, "2")
     trigger.write_text("go")
     server.wait_log("reload (touch-chain-reload", 20)
     wait_for(lambda: not set(old) & set(server.worker_pids()), 15, what="all replaced")
     assert {version(port) for _ in range(10)} == {"2"}
-    assert len(server.worker_pids()) == 3
+    assert len(server.wait_workers(3)) == 3
 
 
 def test_broken_new_version_keeps_old_serving_then_fixed_one_is_picked_up(procmaster, tmp_path):

@@ -6,94 +6,27 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import pytest
-from support import APPS, ROOT, free_port, http_get, kill_tree, remember_descendants, wait_for
+from support import APPS, ROOT, free_port, http_get, wait_for
+from support.side import needs_uwsgi, sides
 
-UWSGI = shutil.which("uwsgi")
 CACHES = ["--cache2", "name=default,items=10,blocksize=64", "--cache2", "name=other,items=5"]
-
-
-class Instance:
-    def __init__(self, kind: str, tmp: Path, *extra: str, processes: int = 2) -> None:
-        self.kind = kind
-        self.port = free_port()
-        self.log_path = tmp / f"{kind}-{self.port}.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
-        env.pop("NOTIFY_SOCKET", None)
-        common = [
-            "--master",
-            "--processes",
-            str(processes),
-            "--module",
-            "uwsgi_cache_app",
-            "--http-socket",
-            f"127.0.0.1:{self.port}",
-            *extra,
-        ]
-        if kind == "uwsgi":
-            argv = [UWSGI, "--pythonpath", str(APPS), "--die-on-term", *common]
-        else:
-            argv = [sys.executable, "-m", "procmaster", *common]
-        self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=tmp,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
-        self.known = {self.proc.pid}
-        wait_for(self.answers, 30, what=f"{kind} to answer:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def answers(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.kind} exited:\n{self.log()}")
-        try:
-            return http_get(self.port, "/", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    def get(self, path: str):
-        status, _, body = http_get(self.port, path, timeout=60)
-        assert status == 200, body
-        return json.loads(body)
-
-    def stop(self) -> None:
-        remember_descendants(self.proc.pid, self.known)
-        kill_tree(self.proc, self.known)
-        self.log_file.close()
 
 
 @pytest.fixture
 def instance(tmp_path):
-    started: list[Instance] = []
-
-    def start(kind: str, *extra: str, processes: int = 2) -> Instance:
-        inst = Instance(kind, tmp_path, *extra, processes=processes)
-        started.append(inst)
-        return inst
-
-    yield start
-    for inst in started:
-        inst.stop()
+    yield from sides(tmp_path, "uwsgi_cache_app")
 
 
-@pytest.mark.skipif(UWSGI is None, reason="uWSGI is not installed (.ci/run installs it)")
+@needs_uwsgi
 def test_every_cache_call_answers_as_uwsgi_does(instance):
-    ours = instance("procmaster", *CACHES).get("/sequence")
-    theirs = instance("uwsgi", *CACHES).get("/sequence")
+    ours = instance("procmaster", *CACHES).json("/sequence")
+    theirs = instance("uwsgi", *CACHES).json("/sequence")
     assert len(ours) == len(theirs) > 30
     for mine, reference in zip(ours, theirs, strict=True):
         if reference[0] == "intval":  # the same TypeError, worded for the argument
@@ -110,7 +43,7 @@ def test_four_workers_share_one_cache_and_the_counters_add_up(instance):
     def client(seed: int) -> None:
         try:
             for round_ in range(5):
-                results.append(inst.get(f"/mixed?n=2000&seed={seed * 10 + round_}"))
+                results.append(inst.json(f"/mixed?n=2000&seed={seed * 10 + round_}"))
         except BaseException as exc:  # noqa: BLE001 - reported in the main thread
             errors.append(exc)
 
@@ -121,20 +54,20 @@ def test_four_workers_share_one_cache_and_the_counters_add_up(instance):
         t.join(300)
     assert not errors, errors
     assert len(results) == 20  # 4 clients x 5 requests x 2,000 operations = 40,000
-    assert inst.get("/num?key=total") == sum(results)
+    assert inst.json("/num?key=total") == sum(results)
 
 
 def test_a_graceful_reload_keeps_the_items(instance):
     inst = instance("procmaster", "--cache2", "name=c,items=20,blocksize=64")
-    assert inst.get("/set?key=kept&value=yes") is True
-    before = {inst.get("/pid") for _ in range(4)}
+    assert inst.json("/set?key=kept&value=yes") is True
+    before = {inst.json("/pid") for _ in range(4)}
     inst.proc.send_signal(signal.SIGHUP)
     wait_for(
-        lambda: not ({inst.get("/pid") for _ in range(4)} & before),
+        lambda: not ({inst.json("/pid") for _ in range(4)} & before),
         30,
         what=f"only new workers answering:\n{inst.log()}",
     )
-    assert inst.get("/get?key=kept") == repr(b"yes")
+    assert inst.json("/get?key=kept") == repr(b"yes")
 
 
 def test_a_worker_killed_while_using_the_cache_does_not_wedge_it(instance):
@@ -144,7 +77,7 @@ def test_a_worker_killed_while_using_the_cache_does_not_wedge_it(instance):
     def hammer() -> None:
         while not done.is_set():
             try:
-                inst.get("/mixed?n=500&seed=1")
+                inst.json("/mixed?n=500&seed=1")
             except (OSError, AssertionError):
                 pass
 
@@ -152,18 +85,18 @@ def test_a_worker_killed_while_using_the_cache_does_not_wedge_it(instance):
     t.start()
     try:
         for _ in range(3):
-            victim = inst.get("/pid")
+            victim = inst.json("/pid")
             os.kill(victim, signal.SIGKILL)
             wait_for(
-                lambda v=victim: v not in {inst.get("/pid") for _ in range(4)},
+                lambda v=victim: v not in {inst.json("/pid") for _ in range(4)},
                 30,
                 what="the killed worker replaced",
             )
     finally:
         done.set()
         t.join(60)
-    assert inst.get("/set?key=after&value=1") is True
-    assert inst.get("/get?key=after") == repr(b"1")
+    assert inst.json("/set?key=after&value=1") is True
+    assert inst.json("/get?key=after") == repr(b"1")
 
 
 def test_a_bad_cache2_line_stops_the_start_with_its_place(tmp_path):
@@ -190,8 +123,8 @@ def test_a_bad_cache2_line_stops_the_start_with_its_place(tmp_path):
 
 def test_without_a_cache_the_calls_answer_as_uwsgi_does(instance):
     inst = instance("procmaster")
-    assert inst.get("/get?key=x") == "None"
-    assert inst.get("/set?key=x&value=1") is None
+    assert inst.json("/get?key=x") == "None"
+    assert inst.json("/set?key=x&value=1") is None
 
 
 def test_stats_show_each_cache(instance):
@@ -204,9 +137,9 @@ def test_stats_show_each_cache(instance):
         f"127.0.0.1:{stats_port}",
         "--stats-http",
     )
-    inst.get("/set?key=a&value=1")
-    inst.get("/get?key=a")
-    inst.get("/get?key=missing")
+    inst.json("/set?key=a&value=1")
+    inst.json("/get?key=a")
+    inst.json("/get?key=missing")
 
     def document() -> dict:
         status, _, body = http_get(stats_port, "/", timeout=10)

@@ -4,115 +4,28 @@ is installed: its behaviour is the reference."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from support import APPS, ROOT, free_port, http_get, kill_tree, remember_descendants, wait_for
+from support import APPS, ROOT, wait_for
+from support.side import KINDS, sides
 
-UWSGI = shutil.which("uwsgi")
-KINDS = [
-    "procmaster",
-    pytest.param(
-        "uwsgi",
-        marks=pytest.mark.skipif(
-            UWSGI is None, reason="uWSGI is not installed (.ci/run installs it)"
-        ),
-    ),
-]
 MULES = [f"--mule={APPS / 'mule_script.py'}", "--mules", "2", "--farm", "pool:2,3"]
-
-
-class Instance:
-    def __init__(self, kind: str, tmp: Path, *extra: str, mules: list[str] = MULES) -> None:
-        self.kind = kind
-        self.port = free_port()
-        self.results = tmp / f"results-{kind}.jsonl"
-        self.log_path = tmp / f"{kind}.log"
-        env = dict(os.environ)
-        env["MULE_RESULTS"] = str(self.results)
-        env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
-        env.pop("NOTIFY_SOCKET", None)
-        common = [
-            "--master",
-            "--processes",
-            "2",
-            "--module",
-            "uwsgi_mule_app",
-            "--http-socket",
-            f"127.0.0.1:{self.port}",
-            *mules,
-            *extra,
-        ]
-        if kind == "uwsgi":
-            argv = [UWSGI, "--pythonpath", str(APPS), "--die-on-term", *common]
-        else:
-            argv = [sys.executable, "-m", "procmaster", *common]
-        self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=tmp,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
-        self.known = {self.proc.pid}
-        wait_for(self.answers, 30, what=f"{kind} to answer:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def answers(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.kind} exited:\n{self.log()}")
-        try:
-            return http_get(self.port, "/", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    def get(self, path: str) -> str:
-        status, _, body = http_get(self.port, path, timeout=30)
-        assert status == 200, body
-        return body.decode()
-
-    def records(self, kind: str) -> list[dict]:
-        try:
-            lines = self.results.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        return [r for r in map(json.loads, lines) if r["kind"] == kind]
-
-    def stop(self) -> None:
-        remember_descendants(self.proc.pid, self.known)
-        kill_tree(self.proc, self.known)
-        self.log_file.close()
 
 
 @pytest.fixture
 def instance(tmp_path):
-    started: list[Instance] = []
-
-    def start(kind: str, *extra: str, mules: list[str] = MULES) -> Instance:
-        inst = Instance(kind, tmp_path, *extra, mules=mules)
-        started.append(inst)
-        return inst
-
-    yield start
-    for inst in started:
-        inst.stop()
+    yield from sides(tmp_path, "uwsgi_mule_app", "MULE_RESULTS")
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_mulefunc_calls_run_in_a_programmed_mule(instance, kind):
-    inst = instance(kind, mules=["--mules", "2"])
+    inst = instance(kind, "--mules", "2")
     for n in range(10):
-        assert inst.get(f"/work?n={n}") == "None"  # queued: the result stays in the mule
+        assert inst.text(f"/work?n={n}") == "None"  # queued: the result stays in the mule
     wait_for(lambda: len(inst.records("work")) == 10, 20, what=f"ten calls:\n{inst.log()}")
     calls = inst.records("work")
     assert sorted(c["n"] for c in calls) == list(range(10))
@@ -123,9 +36,9 @@ def test_mulefunc_calls_run_in_a_programmed_mule(instance, kind):
 def test_programmed_mules_of_a_farm_run_its_calls(instance):
     # uWSGI 2.0's programmed mules leave farm messages unread (only farm_get_msg()
     # takes them); procmaster's run them, which is what @mulefunc(farm) asks for
-    inst = instance("procmaster")
+    inst = instance("procmaster", *MULES)
     for n in range(6):
-        inst.get(f"/pooled?n={n}")
+        inst.text(f"/pooled?n={n}")
     wait_for(lambda: len(inst.records("pooled")) == 6, 20, what="six farm calls")
     assert {r["mule"] for r in inst.records("pooled")} <= {2, 3}
     assert all(r["in_farm"] for r in inst.records("pooled"))
@@ -133,17 +46,17 @@ def test_programmed_mules_of_a_farm_run_its_calls(instance):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_script_mule_gets_the_messages_sent_to_it(instance, kind):
-    inst = instance(kind)
-    assert inst.get("/direct?msg=hello") == "True"
-    assert inst.get("/nofarm") == "ValueError: unknown farm"
+    inst = instance(kind, *MULES)
+    assert inst.text("/direct?msg=hello") == "True"
+    assert inst.text("/nofarm") == "ValueError: unknown farm"
     wait_for(lambda: inst.records("script"), 20, what="the script mule's message")
     assert inst.records("script")[0]["msg"] == "hello"
     assert inst.records("script")[0]["mule"] == 1
 
 
 def test_a_killed_mule_comes_back_and_works(instance):
-    inst = instance("procmaster", mules=["--mules", "2"])
-    inst.get("/work?n=1")
+    inst = instance("procmaster", "--mules", "2")
+    inst.text("/work?n=1")
     wait_for(lambda: inst.records("work"), 20, what="a first call")
     victim = inst.records("work")[0]["pid"]
     os.kill(victim, signal.SIGKILL)
@@ -153,9 +66,9 @@ def test_a_killed_mule_comes_back_and_works(instance):
         what=f"the death said:\n{inst.log()}",
     )
     for n in range(2, 12):
-        inst.get(f"/work?n={n}")
+        inst.text(f"/work?n={n}")
     wait_for(lambda: len(inst.records("work")) == 11, 30, what=f"calls after:\n{inst.log()}")
-    assert inst.get("/nobody") == "False"  # no mule 9: refused, not an error
+    assert inst.text("/nobody") == "False"  # no mule 9: refused, not an error
 
 
 def test_a_missing_mule_script_stops_the_start_with_its_place(tmp_path):
@@ -176,3 +89,32 @@ def test_a_missing_mule_script_stops_the_start_with_its_place(tmp_path):
     )
     assert out.returncode != 0
     assert f"{ini}:4: mule = nothere.py: no such file" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_postfork_runs_in_workers_mules_and_spoolers_and_the_mule_decorators(tmp_path, kind):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    options = ("--mules", "4", "--farm", "pool:4", "--spooler", str(spool))
+    starts = sides(tmp_path, "uwsgi_mule_deco_app", "MULE_RESULTS", *options)
+    start = next(starts)
+    try:
+        inst = start(kind)
+        wait_for(lambda: len(inst.records("postfork")) == 7, 30, what=f"7 starts:\n{inst.log()}")
+        where = sorted((r["wid"], r["mule"], r["spooler"]) for r in inst.records("postfork"))
+        assert where == [(0, 0, True), (0, 1, False), (0, 2, False), (0, 3, False)] + [
+            (0, 4, False),
+            (1, 0, False),
+            (2, 0, False),
+        ]
+        assert [r["wid"] for r in inst.records("postfork-2")] == [2]
+        wait_for(lambda: inst.records("muleloop"), 20, what="the loop's third call")
+        assert [(r["mule"], r["times"]) for r in inst.records("muleloop")] == [(2, 3)]
+        assert [r["mule"] for r in inst.records("mule-once")] == [1]
+        assert inst.text("/to-mule?n=3&msg=hi") == "True"
+        assert inst.text("/to-farm?msg=all") == "None"
+        wait_for(lambda: inst.records("mulemsg") and inst.records("farm"), 20, what="messages")
+        assert [(r["mule"], r["msg"]) for r in inst.records("mulemsg")] == [(3, "hi")]
+        assert [(r["mule"], r["msg"]) for r in inst.records("farm")] == [(4, "all")]
+    finally:
+        next(starts, None)

@@ -4,126 +4,29 @@ runs under uWSGI 2.0 where it is installed: its behaviour is the reference."""
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
-from support import APPS, ROOT, free_port, http_get, kill_tree, remember_descendants, wait_for
-
-UWSGI = shutil.which("uwsgi")
-KINDS = [
-    "procmaster",
-    pytest.param(
-        "uwsgi",
-        marks=pytest.mark.skipif(
-            UWSGI is None, reason="uWSGI is not installed (.ci/run installs it)"
-        ),
-    ),
-]
-
-
-class Instance:
-    def __init__(self, kind: str, tmp: Path, spool: Path, *extra: str, processes: int = 2):
-        self.kind = kind
-        self.port = free_port()
-        self.results = tmp / "results.jsonl"
-        self.log_path = tmp / f"{kind}-{self.port}.log"
-        env = dict(os.environ)
-        env["SPOOL_RESULTS"] = str(self.results)
-        env["PYTHONPATH"] = os.pathsep.join([str(APPS), str(ROOT), env.get("PYTHONPATH", "")])
-        env.pop("NOTIFY_SOCKET", None)
-        common = [
-            "--master",
-            "--processes",
-            str(processes),
-            "--module",
-            "uwsgi_spool_app",
-            "--http-socket",
-            f"127.0.0.1:{self.port}",
-            "--spooler",
-            str(spool),
-            "--spooler-frequency",
-            "1",
-            *extra,
-        ]
-        if kind == "uwsgi":
-            argv = [UWSGI, "--pythonpath", str(APPS), "--die-on-term", *common]
-        else:
-            argv = [sys.executable, "-m", "procmaster", *common]
-        self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=tmp,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log_file,
-            stderr=subprocess.STDOUT,
-        )
-        self.known = {self.proc.pid}
-        wait_for(self.answers, 30, what=f"{kind} to answer:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def answers(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.kind} exited:\n{self.log()}")
-        try:
-            return http_get(self.port, "/", timeout=2)[0] == 200
-        except OSError:
-            return False
-
-    def get(self, path: str) -> bytes:
-        status, _, body = http_get(self.port, path, timeout=60)
-        assert status == 200, body
-        return body
-
-    def records(self, kind: str | None = None) -> list[dict]:
-        try:
-            lines = self.results.read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        out = [json.loads(line) for line in lines if line.strip()]
-        return [r for r in out if kind is None or r["kind"] == kind]
-
-    def spooler_pids(self) -> list[int]:
-        out = []
-        for child in psutil.Process(self.proc.pid).children():
-            try:
-                if child.status() != psutil.STATUS_ZOMBIE and "spooler" in child.name():
-                    out.append(child.pid)
-            except psutil.Error:
-                pass
-        return out
-
-    def stop(self) -> None:
-        remember_descendants(self.proc.pid, self.known)
-        kill_tree(self.proc, self.known)
-        self.log_file.close()
+from support import http_get, wait_for
+from support.side import KINDS, sides
 
 
 @pytest.fixture
 def instance(tmp_path):
-    started: list[Instance] = []
     spool = tmp_path / "spool"
     spool.mkdir(exist_ok=True)
-
-    def start(kind: str, *extra: str, processes: int = 2) -> Instance:
-        inst = Instance(kind, tmp_path, spool, *extra, processes=processes)
-        started.append(inst)
-        return inst
-
+    options = ("--spooler", str(spool), "--spooler-frequency", "1")
+    starts = sides(
+        tmp_path, "uwsgi_spool_app", "SPOOL_RESULTS", *options, records=tmp_path / "results.jsonl"
+    )
+    start = next(starts)
     start.spool = spool
     yield start
-    for inst in started:
-        inst.stop()
+    next(starts, None)
 
 
 def task_files(spool: Path) -> list[Path]:
@@ -146,6 +49,13 @@ def test_a_spooled_task_runs_in_the_spooler_with_its_arguments(instance, kind):
     assert inst.records("typed")[0]["number"] == 7
     assert inst.records("typed")[0]["items"] == [1, "two"]
     assert inst.get("/raw").startswith(b"ValueError: spooler callable dictionary must contain")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_app_sees_its_spoolers_and_their_waiting_tasks(instance, kind):
+    inst = instance(kind)
+    answer = inst.json("/jobs")
+    assert answer == {"spoolers": [os.path.realpath(instance.spool)], "listed": True}
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -178,7 +88,9 @@ def test_no_task_is_lost_across_reloads_stops_and_a_killed_spooler(instance, tmp
     # the spoolers stop before the reload's exec and start again in the new image
     wait_for(lambda: "reload (SIGHUP) done" in inst.log(), 60, what=f"the reload:\n{inst.log()}")
     pids = wait_for(
-        lambda: len(p := inst.spooler_pids()) == 2 and p, 30, what=f"two spoolers:\n{inst.log()}"
+        lambda: len(p := inst.children_named("spooler")) == 2 and p,
+        30,
+        what=f"two spoolers:\n{inst.log()}",
     )
     inst.get("/many?start=500&count=250")
     os.kill(pids[0], signal.SIGKILL)

@@ -201,6 +201,17 @@ class Server:
             pids.append(kid.pid)
         return sorted(pids)
 
+    def wait_workers(self, count: int, timeout: float = 30.0) -> list[int]:
+        """The worker pids once at least ``count`` are forked (the first worker
+        answers while the master may still be forking the others); the caller
+        asserts the exact number."""
+        wait_for(
+            lambda: len(self.worker_pids()) >= count,
+            timeout,
+            what=f"{count} workers:\n{self.log[-3000:]}",
+        )
+        return self.worker_pids()
+
     def descendants(self) -> list[psutil.Process]:
         try:
             return psutil.Process(self.pid).children(recursive=True)

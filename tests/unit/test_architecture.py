@@ -172,6 +172,8 @@ def test_no_import_cycle_between_modules():
             ("procmaster.config", "procmaster.sockets", "procmaster.master", "procmaster.worker"),
         ),
         ("procmaster.ipc", ("procmaster.",)),
+        # transport layers are sans-IO: bytes and facts, tested without sockets
+        ("procmaster.transports", ("procmaster.",)),
         ("procmaster.worker", ("procmaster.master", "procmaster.emperor", "procmaster.config")),
     ],
 )
@@ -211,7 +213,8 @@ FLOORS = {
     3: "master worker emperor",
     2: "sockets watch app static appthreads guards stats control daemons privileges check helpdoc "
     "hooks routing api",
-    1: "options config ipc protocols wsgi scoreboard pidfile process logs systemd daemonize",
+    1: "options config ipc protocols transports wsgi scoreboard pidfile process logs systemd "
+    "daemonize",
 }
 FLOOR_OF = {f"procmaster.{p}": floor for floor, parts in FLOORS.items() for p in parts.split()}
 

@@ -123,6 +123,9 @@ def test_socket_options_come_from_the_table():
         "fastcgi-socket": "fastcgi",
         "scgi-socket": "scgi",
         "http": "http",
+        "https": "http",
+        "https-socket": "http",
+        "ssl-socket": "uwsgi",
     }
     assert not hasattr(sockets, "SOCKET_OPTIONS")
 

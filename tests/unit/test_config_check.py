@@ -95,3 +95,17 @@ def test_partial_rows_say_what_differs_for_each_use_at_its_line(tmp_path):
     assert f"master-fifo ({ini}:13): as uWSGI, the first FIFO is active" in partly
     assert f"cache2 ({ini}:15): nodes: not in procmaster" in partly
     assert f"procname ({ini}:16): sets the kernel's process name" in partly
+
+
+def test_the_report_lists_each_uwsgi_api_subsystem_and_what_the_config_sets(tmp_path):
+    ini = tmp_path / "site.ini"
+    ini.write_text("[uwsgi]\nsocket = :3031\nmodule = app\nsharedarea = 1\nmules = 1\n")
+    text, would_start = render_check(load(["--ini", str(ini), "--check-no-import"], environ={}))
+    assert would_start
+    section = text.split("uWSGI API for apps, supported (")[1].split("\n procmaster")[0]
+    names = [line.strip().split(" [")[0] for line in section.splitlines()[1:]]
+    expected = ["uwsgi module", "uwsgidecorators", "cache", "spooler", "mules"]
+    expected += ["signals/timers/cron", "locks", "sharedarea", "rpc", "log variables"]
+    assert names[: len(expected)] == expected
+    assert "sharedarea [configured here: sharedarea]" in section
+    assert "[configured here: mules]" in section and "cache2" not in section

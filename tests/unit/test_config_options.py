@@ -137,15 +137,21 @@ def test_names_are_unique_and_real_uwsgi_names():
             seen.add(n)
     # everything declared is a uWSGI option, except procmaster's own --check and
     # --chain-reload PIDFILE, --check-no-import, --reload PIDFILE --wait [--wait-timeout],
-    # and the switch that lets emperor-tyrant run root-owned vassals (uWSGI always
-    # refuses them)
+    # the switch that lets emperor-tyrant run root-owned vassals (uWSGI always
+    # refuses them), and the trusted networks of the PROXY protocol and of forwarded
+    # headers (uWSGI has none; gunicorn's names)
     own = {
+        "proxy-allow-ips",
+        "forwarded-allow-ips",
         "check",
         "check-no-import",
         "chain-reload",
         "wait",
         "wait-timeout",
         "emperor-tyrant-allow-root",
+        # uWSGI's statsd pusher options after 2.0 (its master branch), taken as named there
+        "statsd-all-gauges",
+        "statsd-no-workers",
     }
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []
