@@ -58,7 +58,7 @@ def select(
 ) -> tuple[list[Server], list[Scenario]]:
     """Keep the servers and scenarios that --only names (by name or group)."""
     if not only:
-        return list(servers), list(scenarios)
+        return [s for s in servers if not s.optional], list(scenarios)
     server_tags = {t for s in servers for t in s.tags}
     scen_tags = {s.name for s in scenarios}
     unknown = [t for t in only if t not in server_tags | scen_tags]
@@ -67,13 +67,19 @@ def select(
         raise SystemExit(f"--only: unknown {', '.join(unknown)} (known: {known})")
     want_srv = [t for t in only if t in server_tags]
     want_scen = [t for t in only if t in scen_tags]
-    srv = [s for s in servers if not want_srv or s.tags & set(want_srv)]
+    srv = [s for s in servers if _named(s, want_srv) or not (want_srv or s.optional)]
     scn = [c for c in scenarios if not want_scen or c.name in want_scen]
     if not want_srv:  # scenarios alone: the servers they run against
         srv = [s for s in srv if any(s.suite in c.suites for c in scn)]
     if not want_scen:  # servers alone: the scenarios that run against them
         scn = [c for c in scn if any(s.suite in c.suites for s in srv)]
     return srv, scn
+
+
+def _named(server: Server, wanted: list[str]) -> bool:
+    """--only names this server (an optional one by its name or group, not its suite)."""
+    tags = {server.name, server.group} if server.optional else server.tags
+    return bool(tags & set(wanted))
 
 
 def check_tools(servers: list[Server]) -> None:

@@ -67,6 +67,7 @@ class Server:
     reload_signal: int | None = None
     reload_touch: str = ""  # a file name in {tmp}, among ``files``
     tree: str = ""  # procmaster's source tree, first on PYTHONPATH of the processes
+    optional: bool = False  # runs only when --only names it, its group or its suite
 
     def argvs(self, port: int | str, tmp: str = "TMP") -> list[list[str]]:
         """The commands with their placeholders filled in."""
@@ -271,7 +272,62 @@ RELOAD_SERVERS: tuple[Server, ...] = (
     ),
     reloading("gunicorn-hup", GUNICORN, reload_signal=signal.SIGHUP),
 )
-ALL_SERVERS = SERVERS + NGINX_SERVERS + RELOAD_SERVERS
+# ASGI (optional rows: only with --only asgi or --only nginx-asgi, or a row's name):
+# the same hello app (bench/apps/hello_asgi.py) under procmaster's ASGI worker,
+# uvicorn (httptools + uvloop, its fastest), granian and gunicorn's ASGI worker; each
+# with two worker processes; directly (group asgi) and behind nginx (group nginx-asgi:
+# procmaster over uwsgi_pass, the others over proxy_pass with upstream keep-alive)
+HELLO_ASGI = ("--processes", PROCS, "--master", "--disable-logging", "--pythonpath", "{apps}",
+              "--asgi", "hello_asgi:app")  # fmt: skip
+UVICORN = ("{python}", "-m", "uvicorn", "--workers", PROCS, "--loop", "uvloop", "--http",
+           "httptools", "--no-access-log", "--log-level", "warning", "--app-dir", "{apps}")  # fmt: skip
+GRANIAN = ("granian", "--interface", "asgi", "--workers", PROCS, "--no-access-log",
+           "--log-level", "warning", "--working-dir", "{apps}")  # fmt: skip
+GUNICORN_ASGI = ("gunicorn", "--workers", PROCS, "--worker-class", "asgi", "--chdir", "{apps}")
+NGINX_PASS["http"] = """            proxy_pass http://http_app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";"""
+NGINX_HTTP_UPSTREAM = """    upstream http_app {
+        server unix:{tmp}/app.sock;
+        keepalive 16;
+    }
+"""
+
+
+def asgi(name: str, family: str, command: tuple[str, ...], requires: tuple[str, ...]) -> Server:
+    return Server(name=name, family=family, group="asgi", commands=(command,), optional=True,
+                  requires=requires, tree=ROOT if family.startswith("procmaster") else "")  # fmt: skip
+
+
+def asgi_behind_nginx(name: str, family: str, protocol: str, command: tuple[str, ...]) -> Server:
+    server = behind_nginx(name, family, protocol, command)
+    conf = server.files[0][1].replace("    upstream fastcgi_app {", NGINX_HTTP_UPSTREAM
+                                       + "    upstream fastcgi_app {")  # fmt: skip
+    requires = ("nginx",) if command[0] == "{python}" else (command[0], "nginx")
+    return dataclasses.replace(
+        server, group="nginx-asgi", files=(("nginx.conf", conf),), requires=requires, optional=True
+    )
+
+
+ASGI_SERVERS: tuple[Server, ...] = (
+    asgi("procmaster-asgi-asyncio", "procmaster (asyncio)",
+         (*PROCMASTER_CMD, "--http-socket", "127.0.0.1:{port}", *HELLO_ASGI, "--asgi-loop",
+          "asyncio"), ()),
+    asgi("procmaster-asgi", "procmaster",
+         (*PROCMASTER_CMD, "--http-socket", "127.0.0.1:{port}", *HELLO_ASGI), ()),
+    asgi("uvicorn", "uvicorn", (*UVICORN, "--port", "{port}", "hello_asgi:app"), ()),
+    asgi("granian", "granian", (*GRANIAN, "--port", "{port}", "hello_asgi:app"), ("granian",)),
+    asgi("gunicorn-asgi", "gunicorn",
+         (*GUNICORN_ASGI, "-b", "127.0.0.1:{port}", "hello_asgi:app"), ("gunicorn",)),
+    asgi_behind_nginx("procmaster-asgi-uwsgi", "procmaster", "uwsgi",
+                      (*PROCMASTER_CMD, "--socket", "{tmp}/app.sock", *HELLO_ASGI)),
+    asgi_behind_nginx("uvicorn-proxy", "uvicorn", "http",
+                      (*UVICORN, "--uds", "{tmp}/app.sock", "hello_asgi:app")),
+    asgi_behind_nginx("granian-proxy", "granian", "http",
+                      (*GRANIAN, "--uds", "{tmp}/app.sock", "hello_asgi:app")),
+)  # fmt: skip
+
+ALL_SERVERS = SERVERS + NGINX_SERVERS + RELOAD_SERVERS + ASGI_SERVERS
 
 
 def with_tree(servers: list[Server], tree: str) -> list[Server]:

@@ -142,3 +142,12 @@ def test_soak_slope_is_least_squares() -> None:
     assert slope([(0, 1), (1, 3), (2, 5)]) == pytest.approx(2.0)
     assert slope([(0, 7), (1, 7)]) == 0.0
     assert slope([(0, 1)]) == 0.0
+
+
+def test_asgi_rows_run_only_when_named() -> None:
+    def names(only: list[str]) -> set[str]:
+        return {s.name for s in bench.select(only, ALL_SERVERS, SCENARIOS)[0]}
+
+    assert not {"uvicorn", "granian", "procmaster-asgi"} & (names([]) | names(["http"]))
+    assert {"procmaster-asgi", "uvicorn", "granian", "gunicorn-asgi"} <= names(["asgi"])
+    assert names(["nginx-asgi"]) == {"procmaster-asgi-uwsgi", "uvicorn-proxy", "granian-proxy"}

@@ -70,6 +70,18 @@ ECHO = bytes([0x82, len(PAYLOAD)]) + PAYLOAD  # what the server sends back
 
 def server_argv(kind: str, port: int, threads: int) -> list[str]:
     common = ["--master", "--processes", "2", "--module", "ws_echo", "--listen", "1024"]
+    if kind == "procmaster-asgi":
+        return procmaster_argv(
+            "--http-socket", f"127.0.0.1:{port}", "--pythonpath", str(APPS),
+            "--disable-logging", "--master", "--processes", "2", "--listen", "1024",
+            "--asgi", "ws_echo_asgi:app",
+        )  # fmt: skip
+    if kind == "uvicorn":  # httptools + uvloop, websockets (its default WebSocket library)
+        return [
+            sys.executable, "-m", "uvicorn", "--workers", "2", "--loop", "uvloop", "--http",
+            "httptools", "--no-access-log", "--log-level", "warning", "--app-dir", str(APPS),
+            "--port", str(port), "--backlog", "1024", "ws_echo_asgi:app",
+        ]  # fmt: skip
     if kind == "uwsgi":
         return [
             "uwsgi", "--http-socket", f"127.0.0.1:{port}", "--http-websockets",
@@ -229,10 +241,16 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--single", type=int, default=0, help="only: one client, N round trips")
+    ap.add_argument(
+        "--kinds",
+        default="procmaster,uwsgi",
+        help="servers, comma-separated: procmaster, uwsgi (uWSGI's API), procmaster-asgi, "
+        "uvicorn (ASGI, bench/apps/ws_echo_asgi.py)",
+    )
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    kinds = ["procmaster", "uwsgi"]
+    kinds = [k for k in args.kinds.split(",") if k]
     results: dict[tuple[str, str], list[dict]] = {}
     phases = ("single",) if args.single else ("rt", "open")
     with tempfile.TemporaryDirectory(prefix="wsbench-") as workdir:

@@ -1,7 +1,8 @@
 """Loading the WSGI application(s) a config names.
 
 Owns: ``module`` (``pkg.mod``, ``pkg.mod:name``, the factory form
-``pkg.mod:make_app()``), ``callable``, ``wsgi-file``, ``mount``, and the process
+``pkg.mod:make_app()``), ``callable``, ``wsgi-file``, ``mount``, ``asgi`` (one
+ASGI 3 app, checked to be an async callable: ``asgi_problem``), and the process
 set-up that must happen before the import: ``env``, ``chdir``, ``virtualenv``,
 ``pythonpath``. ``load_apps`` returns an ``Apps`` table that maps a request path
 to (app, SCRIPT_NAME, PATH_INFO).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import glob
 import importlib
 import importlib.util
+import inspect
 import os
 import site
 import sys
@@ -27,6 +29,8 @@ from importlib.machinery import SourceFileLoader
 __all__ = [
     "AppLoadError",
     "Apps",
+    "asgi_not_applied",
+    "asgi_problem",
     "debugger_note",
     "load_apps",
     "path_problems",
@@ -34,6 +38,8 @@ __all__ = [
 ]
 
 DEFAULT_CALLABLE = "application"
+ASGI_CALLABLE = "app"  # uvicorn's and FastAPI's convention
+ASGI_LOOPS = ("auto", "asyncio", "uvloop")
 
 
 class AppLoadError(Exception):
@@ -263,6 +269,8 @@ def _load_target(target: str, default_callable: str, origin: str) -> Callable:
 
 def load_apps(cfg) -> Apps:
     """Import every app the config names. Raises ``AppLoadError``."""
+    if cfg.asgi:
+        return Apps([("", load_asgi_app(cfg))])
     default_callable = cfg.callable or DEFAULT_CALLABLE
     mounts: list[tuple[str, Callable]] = []
     for index, item in enumerate(cfg.mount):
@@ -282,9 +290,115 @@ def load_apps(cfg) -> Apps:
         )
     if not mounts:
         raise AppLoadError(
-            "no app configured: set 'module' (pkg.mod:app), 'wsgi-file' (path.py) or 'mount'"
+            "no app configured: set 'module' (pkg.mod:app), 'wsgi-file' (path.py), 'mount' "
+            "or, for an ASGI app, 'asgi' (pkg.mod:app)"
         )
+    for prefix, app in mounts:
+        if asgi_problem(app) is None:
+            where = (
+                cfg.origin("mount")
+                if prefix
+                else cfg.origin("module" if cfg.module else "wsgi-file")
+            )
+            raise AppLoadError(
+                f"{where}: {_describe(app)} is an ASGI app (an async callable), not a WSGI "
+                "one: load it with 'asgi = module:app' instead"
+            )
     return Apps(mounts)
+
+
+def load_asgi_app(cfg) -> Callable:
+    """``asgi = module:app``: the one ASGI 3 app (``module:factory()`` calls a
+    factory); refused with the reason when it is not an ASGI 3 app or when a
+    WSGI app is configured beside it."""
+    origin = cfg.origin("asgi")
+    others = [name for name in ("module", "wsgi-file", "mount") if cfg.get(name)]
+    if others:
+        raise AppLoadError(
+            f"{origin}: option 'asgi' serves one ASGI app; remove {', '.join(others)} "
+            "(an instance serves either WSGI or ASGI)"
+        )
+    if cfg.threads > 1:
+        raise AppLoadError(
+            f"{origin}: option 'asgi' runs the app on each worker's asyncio loop; "
+            f"threads = {cfg.threads} does not apply (remove it; raise processes instead)"
+        )
+    loop = cfg.asgi_loop
+    if loop not in ASGI_LOOPS:
+        raise AppLoadError(
+            f"{cfg.origin('asgi-loop')}: option 'asgi-loop': {loop!r} is not one of "
+            f"{', '.join(ASGI_LOOPS)}"
+        )
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise AppLoadError(
+            f"{cfg.origin('asgi-loop')}: asgi-loop = uvloop, but uvloop is not installed "
+            "(pip install uvloop, or asgi-loop = auto)"
+        )
+    app = _load_target(cfg.asgi, ASGI_CALLABLE, origin)
+    problem = asgi_problem(app)
+    if problem:
+        raise AppLoadError(f"{origin}: asgi = {cfg.asgi!r}: {problem}")
+    return app
+
+
+# what the ASGI runner does not apply (the WSGI worker's front door and threads)
+ASGI_NOT_APPLIED = (
+    "route",
+    "static-",
+    "check-static",
+    "add-header",
+    "del-header",
+    "offload-threads",
+)
+
+
+def asgi_not_applied(cfg) -> list[str]:
+    """The options of ``cfg`` an ASGI app is served without (sorted, once each)."""
+    return sorted({e.key for e in cfg.entries if e.key.startswith(ASGI_NOT_APPLIED)})
+
+
+def asgi_problem(app) -> str | None:
+    """Why ``app`` is not an ASGI 3 app (an async callable taking scope,
+    receive, send), or None when it is one."""
+    call = vars(type(app)).get("__call__")  # an instance with an async __call__
+    if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(app):
+        try:
+            params = inspect.signature(app).parameters
+        except (TypeError, ValueError):
+            return None  # a builtin or C callable: trust it
+        positional = [
+            p for p in params.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        varargs = any(p.kind == p.VAR_POSITIONAL for p in params.values())
+        if len(positional) != 3 and not varargs:
+            return (
+                f"{_describe(app)} is async but takes {len(positional)} positional "
+                "argument(s); ASGI 3 calls app(scope, receive, send)"
+            )
+        return None
+    if inspect.isclass(app):
+        return (
+            f"{_describe(app)} is a class (an ASGI 2 app?); ASGI 3 needs an async callable "
+            "app(scope, receive, send) (asgiref's guarantee_single_callable wraps ASGI 2 apps)"
+        )
+    hint = " (it looks like a WSGI app: load it with 'module')" if _takes(app, 2) else ""
+    return (
+        f"{_describe(app)} is not an ASGI 3 app: expected an async callable "
+        f"app(scope, receive, send){hint}"
+    )
+
+
+def _takes(app, count: int) -> bool:
+    try:
+        return len(inspect.signature(app).parameters) == count
+    except (TypeError, ValueError):
+        return False
+
+
+def _describe(app) -> str:
+    name = getattr(app, "__qualname__", None) or type(app).__qualname__
+    module = getattr(app, "__module__", None) or type(app).__module__
+    return f"{module}.{name}"
 
 
 def _is_werkzeug_debugger(obj) -> bool:

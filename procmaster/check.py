@@ -25,6 +25,7 @@ Must not know: how anything is served; it reads the option table and the Config.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import select
 import signal
@@ -33,7 +34,7 @@ import time
 
 from . import options as _options
 from .api import service_problems, subsystems
-from .app import AppLoadError, load_apps, path_problems, prepare_process
+from .app import AppLoadError, asgi_not_applied, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
 from .logs import udp_address
@@ -71,8 +72,10 @@ def _problems(cfg) -> list[str]:
             "no socket: set http-socket (e.g. 127.0.0.1:8000), socket (uwsgi protocol), "
             "fastcgi-socket or scgi-socket"
         )
-    if not (cfg.module or cfg.wsgi_file or cfg.mount):
-        problems.append("no app: set module (pkg.mod:app), wsgi-file (path.py) or mount")
+    if not (cfg.module or cfg.wsgi_file or cfg.mount or cfg.asgi):
+        problems.append(
+            "no app: set module (pkg.mod:app), wsgi-file (path.py), mount, or asgi (pkg.mod:app)"
+        )
     known = set(_options.socket_options().values())
     if cfg.protocol and cfg.protocol not in known | {"http11"}:  # as sockets.default_protocol
         problems.append(
@@ -241,6 +244,28 @@ def _start_problems(cfg) -> list[str]:
     return import_problems(cfg)
 
 
+def _asgi_report(cfg) -> list[str]:
+    """``asgi = ...``: how the app is run, and the options it does not apply."""
+    harakiri = (
+        f"harakiri {cfg.harakiri}s cancels a request's task (the worker is killed only "
+        "when its loop is blocked)"
+        if cfg.harakiri
+        else "no harakiri"
+    )
+    loop = cfg.asgi_loop
+    if loop == "auto":
+        loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    lines = [
+        f" app runner: ASGI 3 ({cfg.origin('asgi')}: asgi = {cfg.asgi}): one {loop} loop per "
+        f"worker, http, websocket and lifespan scopes; lifespan startup before accepting, shutdown "
+        f"within worker-reload-mercy ({cfg.worker_reload_mercy:g}s); {harakiri}",
+    ]
+    ignored = asgi_not_applied(cfg)
+    if ignored:
+        lines.append(f" not applied to an ASGI app ({len(ignored)}): {', '.join(ignored)}")
+    return lines
+
+
 def render_check(cfg) -> tuple[str, bool]:
     """(report text, True when procmaster would start with ``cfg``)."""
     out = [cfg.as_ini(), ""]
@@ -273,6 +298,8 @@ def render_check(cfg) -> tuple[str, bool]:
         if rows:
             out.append(f" {heading} ({len(rows)}):")
             out.extend(rows)
+    if cfg.asgi:
+        out.extend(_asgi_report(cfg))
     rows, given = subsystems(), {_options.lookup(e.key) for e in cfg.entries}
     out.append(f" uWSGI API for apps, supported ({len(rows)}):")
     for name, _, opts in rows:  # (what each serves: the README and api.SUBSYSTEMS)

@@ -47,6 +47,8 @@ SLOT_SIZE = 256
 _WID = struct.Struct("<i")  # the worker id the master gave the slot's worker (after _SLOT)
 _OFF_WID = (_SLOT.size + 7) // 8 * 8
 assert _OFF_WID + _WID.size <= SLOT_SIZE
+_OFF_INFLIGHT = _OFF_WID + _WID.size  # requests in flight (an ASGI worker runs many at once)
+assert _OFF_INFLIGHT + 4 <= SLOT_SIZE
 _HEADER = struct.Struct("<q")  # total requests of the instance
 HEADER_SIZE = 64
 
@@ -94,10 +96,12 @@ class Slot:
         "rt_us",
         "classes",
         "buckets",
+        "inflight",
     )
 
-    def __init__(self, index: int, values: tuple) -> None:
+    def __init__(self, index: int, values: tuple, inflight: int = 0) -> None:
         self.index = index
+        self.inflight = inflight  # requests in flight (more than one in an ASGI worker)
         (
             self.pid,
             self.status,
@@ -139,6 +143,7 @@ class Scoreboard:
 
     def claim(self, index: int, pid: int = 0, harakiri: int = 0, wid: int = 0) -> None:
         _WID.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_WID, wid)
+        self.inflight(index, 0)
         _SLOT.pack_into(
             self.mem,
             HEADER_SIZE + index * SLOT_SIZE,
@@ -218,6 +223,13 @@ class Scoreboard:
         _STATUS_REQS.pack_into(mem, base + _OFF_STATUS, STATUS_IDLE, self.requests)
         _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
 
+    def inflight(self, index: int, count: int) -> None:
+        """How many requests the worker has in flight now (an ASGI worker's tasks)."""
+        _WID.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT, count)
+
+    def inflight_of(self, index: int) -> int:
+        return _WID.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT)[0]
+
     def exception(self, index: int) -> None:
         base = HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC
         (count,) = _QUAD.unpack_from(self.mem, base)
@@ -251,7 +263,12 @@ class Scoreboard:
     # -- read by anyone -----------------------------------------------------------------
 
     def read(self, index: int) -> Slot:
-        return Slot(index, _SLOT.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE))
+        base = HEADER_SIZE + index * SLOT_SIZE
+        return Slot(
+            index,
+            _SLOT.unpack_from(self.mem, base),
+            _WID.unpack_from(self.mem, base + _OFF_INFLIGHT)[0],
+        )
 
     def busy(self, index: int) -> list[tuple[int, float, str]]:
         """The requests in progress in slot ``index``: (core, start time, description)."""

@@ -283,6 +283,13 @@ OPTIONS: tuple[Option, ...] = (
     _O("callable", "str", "set the default WSGI callable name", default="application",
        group=_APP),
     _O("wsgi-file", "path", "load a .wsgi/.py file", aliases=("file",), group=_APP),
+    _O("asgi", "str", "load an ASGI 3 app (module:app or module:factory(); the callable "
+       "defaults to 'app') and serve it from an asyncio loop in each worker (a procmaster "
+       "extension)", group=_APP,
+       note="http, websocket and lifespan scopes over every socket protocol; the same limits, guards "
+       "and reloads as a WSGI app; excludes module, wsgi-file, mount and threads"),
+    _O("asgi-loop", "str", "the event loop of an ASGI worker: auto (uvloop when installed), "
+       "asyncio or uvloop (a procmaster extension)", default="auto", group=_APP),
     _O("chdir", "path", "chdir to the specified directory before loading the app",
        group=_APP),
     _O("pythonpath", "path", "add a directory to the Python path",

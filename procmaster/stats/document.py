@@ -116,6 +116,7 @@ def stats_document(source: StatsSource) -> dict:
                 "delta_requests": slot.requests,
                 "exceptions": slot.exceptions,
                 "harakiri_count": slot.harakiri,
+                "in_flight": slot.inflight,
                 "signals": 0,
                 "signal_queue": 0,
                 "status": status,
@@ -202,6 +203,9 @@ def render_metrics(source: StatsSource) -> bytes:
     family("procmaster_exceptions_total", "counter", "Exceptions raised by the app, per worker.")
     for wid, pid, slot in slots:
         out.append(f'procmaster_exceptions_total{{worker="{wid}",pid="{pid}"}} {slot.exceptions}')
+    family("procmaster_requests_in_flight", "gauge", "Requests in flight, per worker.")
+    for wid, pid, slot in slots:
+        out.append(f'procmaster_requests_in_flight{{worker="{wid}",pid="{pid}"}} {slot.inflight}')
     family("procmaster_responses_total", "counter", "Responses by status class.")
     for i in range(5):
         total = sum(slot.classes[i] for _, _, slot in slots)

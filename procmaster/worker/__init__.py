@@ -12,6 +12,9 @@ returns. The parts, from the socket to the app and back::
     sink.py        the protocol's sink: a request's head, body (stored as it arrives), end
     glue.py        a complete request -> environ -> the app (here or in the threads)
     response.py    the response on its way out: pump, back-pressure, sendfile, errors
+    asgi.py        the ASGI runner instead (``asgi = module:app``): an asyncio loop,
+                   asgi_http.py (connection, receive/send), asgi_scope.py, asgi_ws.py,
+                   asgi_lifespan.py
     roles.py       what each part needs of another (typing Protocols; imports none of them)
 
 At run time the imports go one way, loop -> connection -> glue -> response ->
@@ -87,7 +90,13 @@ def worker_main(
             apps = load_apps_here()
             if not hooks.run("post-app"):
                 _hook_failed(master_pid)
-        worker = Worker(wid, cfg, listeners, apps, ready_fd, scoreboard, slot)
+        if cfg.asgi:
+            # lazy: asyncio and the ASGI runner only in a worker that serves an ASGI app
+            from .asgi import AsgiWorker
+
+            worker = AsgiWorker(wid, cfg, listeners, apps, ready_fd, scoreboard, slot)
+        else:
+            worker = Worker(wid, cfg, listeners, apps, ready_fd, scoreboard, slot)
         if not hooks.run_accepting(wid):
             _hook_failed(master_pid)
         worker.run_forever()

@@ -152,6 +152,8 @@ def test_names_are_unique_and_real_uwsgi_names():
         # uWSGI's statsd pusher options after 2.0 (its master branch), taken as named there
         "statsd-all-gauges",
         "statsd-no-workers",
+        "asgi",  # an ASGI app (uWSGI never shipped ASGI) and its loop
+        "asgi-loop",
     }
     not_uwsgi = [n for n in seen if not options.is_uwsgi_option(n) and n not in own]
     assert not_uwsgi == []

@@ -1,0 +1,69 @@
+"""The ASGI ``http`` scope of a request, from its CGI variables.
+
+Theory of operation
+-------------------
+Every wire protocol (HTTP parsed here, or uwsgi, FastCGI, SCGI from a proxy)
+gives a request as CGI variables (``protocols.base.Request.environ``);
+``http_scope`` turns them into ASGI's scope: headers back as lower-case byte
+names (``HTTP_X_FOO`` -> ``x-foo``, plus content-type and content-length),
+``path`` = ``root_path`` (``SCRIPT_NAME``) + ``PATH_INFO`` decoded as UTF-8
+(ASGI's rule; Starlette strips ``root_path`` itself), ``raw_path`` from
+``REQUEST_URI``, the scheme as a WSGI app would see it, ``client`` and
+``server``, and a shallow copy of the lifespan ``state``.
+
+Must not know: sockets, the loop, protocol names.
+"""
+
+from __future__ import annotations
+
+from ..wsgi import url_scheme
+
+__all__ = ["ASGI_VERSION", "http_scope"]
+
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+
+
+def http_scope(env: dict, state: dict) -> dict:
+    """The ``http`` scope of a request from its CGI variables (as the protocol
+    parsed them, or as the proxy sent them)."""
+    headers = []
+    for key, value in env.items():
+        if key.startswith("HTTP_"):
+            headers.append(
+                (key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
+            )
+    ctype = env.get("CONTENT_TYPE")
+    if ctype:
+        headers.append((b"content-type", ctype.encode("latin-1")))
+    clen = env.get("CONTENT_LENGTH")
+    if clen:
+        headers.append((b"content-length", clen.encode("latin-1")))
+    root = env.get("SCRIPT_NAME", "")
+    path = root + env.get("PATH_INFO", "")
+    uri = env.get("REQUEST_URI")
+    raw_path = uri.partition("?")[0].encode("latin-1") if uri else path.encode("latin-1")
+    version = env.get("SERVER_PROTOCOL", "HTTP/1.1")
+    addr = env.get("REMOTE_ADDR")
+    try:
+        client = (addr, int(env.get("REMOTE_PORT") or 0)) if addr else None
+    except ValueError:
+        client = (addr, 0)
+    try:
+        server = (env.get("SERVER_NAME", ""), int(env.get("SERVER_PORT") or 0))
+    except ValueError:
+        server = None
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": version[5:] if version.startswith("HTTP/") else "1.1",
+        "method": env.get("REQUEST_METHOD", "GET"),
+        "scheme": url_scheme(env),
+        "path": path.encode("latin-1").decode("utf-8", "replace"),
+        "raw_path": raw_path,
+        "query_string": env.get("QUERY_STRING", "").encode("latin-1"),
+        "root_path": root.encode("latin-1").decode("utf-8", "replace"),
+        "headers": headers,
+        "client": client,
+        "server": server,
+        "state": dict(state),
+    }

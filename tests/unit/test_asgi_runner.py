@@ -1,0 +1,114 @@
+"""The ASGI runner's pure parts: which callables are ASGI 3 apps, and the http
+scope built from a protocol's CGI variables."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from procmaster.app import AppLoadError, asgi_problem, load_asgi_app
+from procmaster.config import load
+from procmaster.worker.asgi_scope import http_scope
+
+
+async def asgi3(scope, receive, send):
+    pass
+
+
+class AsgiInstance:
+    async def __call__(self, scope, receive, send):
+        pass
+
+
+class Asgi2:
+    def __init__(self, scope):
+        self.scope = scope
+
+    async def __call__(self, receive, send):
+        pass
+
+
+def wsgi(environ, start_response):
+    return []
+
+
+async def two(scope, receive):
+    pass
+
+
+@pytest.mark.parametrize("app", [asgi3, AsgiInstance(), functools.partial(asgi3)])
+def test_asgi3_apps_are_accepted(app):
+    assert asgi_problem(app) is None
+
+
+@pytest.mark.parametrize(
+    "app, words",
+    [
+        (wsgi, "looks like a WSGI app"),
+        (Asgi2, "is a class"),
+        (two, "takes 2 positional"),
+        (print, "is not an ASGI 3 app"),
+    ],
+)
+def test_other_callables_are_refused_with_the_reason(app, words):
+    assert words in (asgi_problem(app) or "")
+
+
+def test_http_scope_from_cgi_variables():
+    env = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "/app",
+        "PATH_INFO": "/caf\xc3\xa9",  # latin-1 view of the UTF-8 bytes, as PEP 3333
+        "REQUEST_URI": "/app/caf%C3%A9?x=1",
+        "QUERY_STRING": "x=1",
+        "SERVER_PROTOCOL": "HTTP/1.0",
+        "HTTP_X_FORWARDED_FOR": "10.0.0.9",
+        "HTTP_HOST": "example.org",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": "2",
+        "REMOTE_ADDR": "10.0.0.1",
+        "REMOTE_PORT": "5555",
+        "SERVER_NAME": "example.org",
+        "SERVER_PORT": "443",
+        "HTTPS": "on",
+    }
+    state = {"db": object()}
+    scope = http_scope(env, state)
+    assert scope["type"] == "http" and scope["asgi"]["version"] == "3.0"
+    assert scope["method"] == "POST" and scope["http_version"] == "1.0"
+    assert scope["root_path"] == "/app" and scope["path"] == "/app/café"
+    assert scope["raw_path"] == b"/app/caf%C3%A9" and scope["query_string"] == b"x=1"
+    assert scope["scheme"] == "https"
+    assert scope["client"] == ("10.0.0.1", 5555) and scope["server"] == ("example.org", 443)
+    headers = dict(scope["headers"])
+    assert headers[b"x-forwarded-for"] == b"10.0.0.9" and headers[b"host"] == b"example.org"
+    assert headers[b"content-type"] == b"application/json" and headers[b"content-length"] == b"2"
+    assert scope["state"] == state and scope["state"] is not state  # a shallow copy
+
+
+def test_http_scope_tolerates_odd_proxy_variables():
+    scope = http_scope({"SERVER_PORT": "not-a-port", "REMOTE_ADDR": "x", "REMOTE_PORT": "?"}, {})
+    assert scope["server"] is None and scope["client"] == ("x", 0)
+    assert scope["path"] == "" and scope["method"] == "GET" and scope["scheme"] == "http"
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--module", "x"], "remove module"),
+        (["--threads", "4"], "threads = 4 does not apply"),
+        (["--asgi-loop", "trio"], "'trio' is not one of auto, asyncio, uvloop"),
+    ],
+)
+def test_asgi_refuses_what_it_does_not_run(extra, words):
+    cfg = load(["--http-socket", "127.0.0.1:0", "--asgi", "json:loads", *extra], environ={})
+    with pytest.raises(AppLoadError) as exc:
+        load_asgi_app(cfg)
+    assert words in str(exc.value) and "command line" in str(exc.value)
+
+
+def test_a_plain_module_is_refused_as_not_asgi():
+    cfg = load(["--http-socket", "127.0.0.1:0", "--asgi", "json:loads"], environ={})
+    with pytest.raises(AppLoadError, match="json.loads is not an ASGI 3 app"):
+        load_asgi_app(cfg)
