@@ -10,7 +10,7 @@ mounts a small tmpfs, so it needs root)::
     python bench/faults.py oom                        # an app URL that allocates without end
     python bench/faults.py fulldisk                   # request bodies spooled to a full disk
     python bench/faults.py all                        # the five above
-    python bench/faults.py soak [--requests 2000000] [--minutes 60]
+    python bench/faults.py soak [--requests 2000000] [--minutes 60] [--trace DIR]
 
 Theory of operation
 -------------------
@@ -360,17 +360,24 @@ if __name__ == "__main__":
     parser.add_argument("--duration", type=float, default=60, help="kill: seconds of kills")
     parser.add_argument("--requests", type=int, default=2_000_000, help="soak: requests")
     parser.add_argument("--minutes", type=float, default=60, help="soak: at most this long")
+    parser.add_argument("--trace", help="soak: dump tracemalloc snapshots per worker here")
+    parser.add_argument("--keep", help="work (and leave the logs) in this directory")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("faults: wrk is not installed")
-    with tempfile.TemporaryDirectory(prefix="procmaster-faults-") as d:
+    with (
+        contextlib.nullcontext(args.keep)
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="procmaster-faults-") as d
+    ):
+        os.makedirs(d, exist_ok=True)
         names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
         good = True
         for name in names:
             sub = Path(d) / name
             sub.mkdir()
             if name == "soak":
-                good &= soak(sub, args.requests, args.minutes)
+                good &= soak(sub, args.requests, args.minutes, args.trace)
             elif name == "kill":
                 good &= kill(sub, args.duration)
             else:

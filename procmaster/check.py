@@ -37,6 +37,8 @@ from .api import service_problems, subsystems
 from .app import AppLoadError, asgi_not_applied, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
+from .logs import udp_address
+from .options.differences import RULES, differs
 from .privileges import PrivilegeError, drop_privileges
 from .routing.rules import check_routes
 from .sockets import SocketError, check_transports, socket_specs
@@ -139,6 +141,8 @@ def _logger_path(value: str) -> str | None:
 
 
 def _file_problem(where: str, what: str, path: str) -> str | None:
+    if udp_address(path) is not None:
+        return None  # HOST:PORT: logged over UDP, as uWSGI
     if os.path.isdir(path):
         return f"{where}: {what} {path!r} is a directory"
     if os.path.exists(path):
@@ -265,16 +269,29 @@ def _asgi_report(cfg) -> list[str]:
 def render_check(cfg) -> tuple[str, bool]:
     """(report text, True when procmaster would start with ``cfg``)."""
     out = [cfg.as_ini(), ""]
-    seen: dict[_options.Option, list[str]] = {}  # families (hook-*) have no BY_NAME entry
+    seen: dict[_options.Option, list] = {}  # families (hook-*) have no BY_NAME entry
     for entry in cfg.entries:
         opt = _options.lookup(entry.key)
         if opt is None or opt.cli_only or entry.key == "ini":
             continue  # (--check, --check-no-import ... are not the site's options)
-        seen.setdefault(opt, []).append(entry.origin)
+        seen.setdefault(opt, []).append(entry)
     by_status: dict[str, list[str]] = {status: [] for status in _HEADINGS}
-    for opt, origins in seen.items():
+    for opt, uses in seen.items():
         note = f": {opt.note}" if opt.note else ""
-        by_status[opt.status].append(f"  {opt.name} ({origins[0]}){note}")
+        if opt.status != _options.PARTIAL or opt.name not in RULES:
+            by_status[opt.status].append(f"  {opt.name} ({uses[0].origin}){note}")
+            continue
+        # a PARTIAL row whose difference is the value's: each use that differs, at
+        # its file:line, with what differs; the others are read as uWSGI reads them
+        differ = [(e, differs(opt.name, e.key, str(e.value), i)) for i, e in enumerate(uses)]
+        for e, what in differ:
+            if what:
+                by_status[opt.status].append(f"  {e.key} ({e.origin}): {what}")
+        if not all(what for _, what in differ):
+            same = next(e for e, what in differ if not what)
+            by_status[_options.FULL].append(
+                f"  {opt.name} ({same.origin}): as uWSGI with this value"
+            )
     out.append("migration report")
     for status, heading in _HEADINGS.items():
         rows = by_status[status]

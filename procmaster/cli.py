@@ -18,7 +18,7 @@ import sys
 
 from . import __version__
 from .config import ConfigError, load
-from .ipc import EXIT_APP_FAILED, EXIT_FATAL, PROBE_ENV, REEXEC_ENV
+from .ipc import EMPEROR_FD_ENV, EXIT_APP_FAILED, EXIT_FATAL, PROBE_ENV, REEXEC_ENV
 
 __all__ = ["main"]
 
@@ -144,10 +144,21 @@ def main(argv: list[str] | None = None) -> int:
         from .emperor import run as run_emperor
 
         return run_emperor(cfg)
-    if cfg.get("daemonize") and not os.environ.get(REEXEC_ENV):
+    # a reload's re-executed master is already detached; a vassal is not detached
+    # (as uWSGI: its emperor supervises it, daemonize only names its log)
+    umask = cfg.get("umask")  # an int (the table's mode type), None when unset
+    if umask is not None:
+        os.umask(umask)
+    if (
+        cfg.get("daemonize")
+        and not os.environ.get(REEXEC_ENV)
+        and not os.environ.get(EMPEROR_FD_ENV)
+    ):
         from .daemonize import detach
 
-        detach()  # a reload's re-executed master is already detached
+        detach()
+        if umask is None:
+            os.umask(0)  # as uWSGI's daemonize, unless umask is set
     # the composition root: the master gets the worker's entry point, so it imports
     # nothing of the worker (lazy, as above: the other commands never load them)
     from .master import run

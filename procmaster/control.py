@@ -108,11 +108,12 @@ def open_fifo(path: str) -> int:
 class MasterFifo:
     """The active master FIFO, registered in the master's selector."""
 
-    def __init__(self, path: str, letters: Letters, sel: selectors.BaseSelector) -> None:
-        self.path = path
+    def __init__(self, paths: list[str], letters: Letters, sel: selectors.BaseSelector) -> None:
+        self.paths = paths  # every master-fifo; the first is active, 0-9 switch (as uWSGI)
+        self.path = paths[0]
         self.letters = letters
         self.sel = sel
-        self.fd = open_fifo(path)
+        self.fd = open_fifo(self.path)
         sel.register(self.fd, selectors.EVENT_READ, self.on_readable)
 
     def close(self) -> None:
@@ -134,8 +135,17 @@ class MasterFifo:
         self.run(data.decode("latin-1"))
 
     def run(self, letters: str) -> None:
+        switch_to = None
         for letter in letters:
             if letter.isspace():
+                continue
+            if letter in "0123456789":
+                n = int(letter)
+                if n < len(self.paths):
+                    switch_to = self.paths[n]
+                    log(f"active master fifo is now {switch_to}")
+                else:
+                    log(f"master-fifo: {letter!r}: there is no master-fifo number {n}; ignored")
                 continue
             command = self.letters.get(letter)
             if command is None:
@@ -144,6 +154,20 @@ class MasterFifo:
             what, ask = command
             log(f"master-fifo: {letter!r}: {what}")
             ask(f"master-fifo {letter}")
+        if switch_to is not None and switch_to != self.path:
+            self.switch(switch_to)
+
+    def switch(self, path: str) -> None:
+        """uWSGI's 0-9: the FIFO at ``path`` becomes the active one (made afresh);
+        the previous one is closed and left where it is."""
+        try:
+            fd = open_fifo(path)
+        except OSError as exc:
+            log(f"master-fifo: cannot open {path!r}: {exc}; {self.path} stays active")
+            return
+        self.close()
+        self.fd, self.path = fd, path
+        self.sel.register(fd, selectors.EVENT_READ, self.on_readable)
 
 
 class PidfileError(Exception):

@@ -160,6 +160,8 @@ class ReexecState:
     # their slots; ``old_slots`` is parallel to ``old`` (-1: none)
     board: tuple[int, int, int] | None = None
     old_slots: list[int] = field(default_factory=list)
+    # log-master: the read ends of the children's stdout/stderr pipes still open
+    log_pipes: list[int] = field(default_factory=list)
 
     def encode(self) -> str:
         return json.dumps(
@@ -172,6 +174,7 @@ class ReexecState:
                 "reloads": self.reloads,
                 "board": list(self.board) if self.board else None,
                 "old_slots": list(self.old_slots),
+                "log_pipes": list(self.log_pipes),
             }
         )
 
@@ -197,6 +200,7 @@ class ReexecState:
                 if data.get("board")
                 else None,
                 old_slots=[int(n) for n in data.get("old_slots", [])],
+                log_pipes=[int(n) for n in data.get("log_pipes", [])],
             )
         except (ValueError, TypeError, AttributeError, IndexError):
             return None

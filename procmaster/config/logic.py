@@ -135,6 +135,13 @@ class Logic:
                 )
             return
         block = Block(word, arg, where)
+        if block.test == "plugin" and "%(" not in arg and arg.strip() not in _PLUGINS:
+            self.warn(
+                where,
+                f"'{block.label()}': procmaster has no plugin {arg.strip()!r}, so the test "
+                f"is {'true' if block.negated else 'false'} (uWSGI's answer depends on the "
+                f"plugins it was built with or loads)",
+            )
         if self.stack:
             self.warn(
                 where,

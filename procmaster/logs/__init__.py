@@ -2,8 +2,9 @@
 
 Theory of operation
 -------------------
-Lines go to the plain log: stderr, or ``logto``/``logto2``/the first unnamed
-``logger = file:...``/``daemonize = PATH``, opened for appending, made the
+Lines go to the plain log: stderr, or ``logto``/the first unnamed
+``logger = file:...``/``daemonize = PATH`` (``logto2``: once privileges are
+dropped, ``open_logto2``), opened for appending, made the
 process's stderr (so the app's ``print`` and tracebacks land there too) and
 reopened on request; rotation at ``log-maxsize`` (or the file logger's
 ``maxsize``) to ``log-backupname`` or ``LOG.<epoch>``. Each line is one
@@ -14,9 +15,10 @@ When more is configured (other loggers, named loggers with ``log-route``,
 ``log-encoder``; for request lines ``req-logger``, ``log-req-route``,
 ``log-req-encoder``), a ``sinks.Pipeline`` decides per line as uWSGI's log
 master does; without any, a line is written directly (the request path pays
-one attribute test). The pipeline runs in the process that writes the line,
-not in the master: the app's own stdout/stderr bytes go to the plain log file
-as they are (not encoded or routed).
+one attribute test). The pipeline runs in the process that writes the line;
+with ``log-master`` the children's own stdout/stderr are pipes the master reads
+(``capture``) and runs through it line by line, else those bytes go to the plain
+log file as they are (not encoded or routed).
 
 ``log-date`` prefixes the lines procmaster writes (``ctime - `` or
 ``FORMAT - ``, uWSGI's prefix), never request lines: uWSGI 2.0 writes request
@@ -36,6 +38,7 @@ Must not know: HTTP, WSGI, workers beyond the numbers it is given.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 
@@ -62,6 +65,7 @@ __all__ = [
     "compile_format",
     "log",
     "request_logger",
+    "udp_address",
 ]
 
 
@@ -81,6 +85,7 @@ class Log:
         self.pipeline: Pipeline | None = None  # all lines, when loggers/routes/encoders
         self.req_pipeline: Pipeline | None = None  # request lines, with req-logger & co
         self.sinks: list = []  # what the pipelines opened (closed when reconfigured)
+        self.stderr_taken = False  # fd 2 is a log-master pipe (this is a child)
         self.rsyslog = (1024, False)  # rsyslog-packet-size, rsyslog-split-messages
 
     def configure(self, cfg) -> None:
@@ -93,8 +98,11 @@ class Log:
         loggers = _specs(cfg.logger, "logger", problems)
         req_loggers = _specs(cfg.req_logger, "req-logger", problems)
         main = next((s for s in loggers if s.name is None and s.plugin == "file"), None)
-        path = cfg.get("logto") or cfg.logto2 or (main.path if main else None)
-        path = path or cfg.get("daemonize") or None
+        # logto2 is opened later, once privileges are dropped (``open_logto2``)
+        late = cfg.logto2 if not cfg.get("logto") else None
+        path = cfg.get("logto") or (self.path if late and self.path == late else None)
+        path = path or (None if late else (main.path if main else None))
+        path = path or (None if late else cfg.get("daemonize")) or None
         if main is not None and path == main.path and main.maxsize:
             self.maxsize, self.backupname = main.maxsize, main.backupname
         if path and path != self.path:
@@ -140,13 +148,21 @@ class Log:
         self.sinks.append(sink)
         return sink
 
+    def open_logto2(self, cfg) -> None:
+        """``logto2``: the log file opened after privileges are dropped (as uWSGI),
+        so it is created by, and belongs to, the user the processes run as."""
+        path = cfg.logto2
+        if path and not cfg.get("logto") and path != self.path:
+            self.path = path
+            self.reopen()
+
     def reopen(self) -> None:
         """Reopen ``logto`` (after an external rotation), and the loggers' files."""
         for sink in self.sinks:
             sink.reopen()
         if not self.path:
             return
-        fd = open_append(self.path)
+        fd = open_log(self.path)
         if self.fd > 2:
             os.dup2(fd, self.fd)
             os.close(fd)
@@ -158,8 +174,9 @@ class Log:
                 os.set_inheritable(self.notice_fd, False)
             except OSError:
                 pass
-        # the app's print() and tracebacks go there too
-        os.dup2(self.fd, 2)
+        # the app's print() and tracebacks go there too (unless log-master reads them)
+        if not self.stderr_taken:
+            os.dup2(self.fd, 2)
         os.set_inheritable(self.fd, False)
 
     def backup_path(self) -> str:
@@ -167,17 +184,20 @@ class Log:
         return backup_name(self.path or "", self.backupname)
 
     def rotate(self) -> str:
-        """A rotation asked for (``touch-logrotate``, master FIFO ``L``): rename the
-        file to ``log-backupname``, else ``LOG.<YYYYmmdd-HHMMSS>``, and return that
-        name; the caller reopens. A timestamped backup is made with ``link``, so
-        it never replaces an earlier one (``.1``, ``.2`` … within one second).
-        Raises ``OSError`` (also when there is no file)."""
+        """A rotation asked for (``touch-logrotate``, master FIFO ``L``), as uWSGI's
+        ``uwsgi_log_do_rotate``: the file is renamed to ``log-backupname`` (a fixed
+        name is replaced, as uWSGI), else to ``LOG.<epoch>``, after the line
+        ``logsize: N, triggering rotation to NAME...`` is written to it. The
+        ``<epoch>`` backup is made with ``link``, so it never replaces an earlier
+        one (``.1``, ``.2`` … within one second). Returns the backup's name; the
+        caller reopens. Raises ``OSError`` (also when there is no file)."""
         if not self.path:
             raise FileNotFoundError("no logto file to rotate")
         if self.backupname:
-            os.replace(self.path, self.backupname)  # a fixed name is overwritten, as uWSGI
+            self._say_rotation(self.backupname)
+            os.replace(self.path, self.backupname)
             return self.backupname
-        stamp = f"{self.path}.{time.strftime('%Y%m%d-%H%M%S')}"
+        stamp = f"{self.path}.{int(time.time())}"
         backup, n = stamp, 0
         while True:  # two rotations in one second keep both backups
             try:
@@ -186,8 +206,20 @@ class Log:
                 n += 1
                 backup = f"{stamp}.{n}"
                 continue
+            self._say_rotation(backup)
             os.unlink(self.path)
             return backup
+
+    def _say_rotation(self, backup: str) -> None:
+        """uWSGI's last line in a rotated file (when ``fd`` is that file)."""
+        try:
+            st, path = os.fstat(self.fd), os.stat(self.path or "")
+            if (st.st_dev, st.st_ino) == (path.st_dev, path.st_ino):
+                os.write(
+                    self.fd, f"logsize: {st.st_size}, triggering rotation to {backup}...\n".encode()
+                )
+        except OSError:
+            pass
 
     def rotate_if_full(self) -> None:
         """``log-maxsize``: rotate (once across all processes) and reopen."""
@@ -229,6 +261,28 @@ class Log:
         else:
             self.pipeline.emit(text.encode("utf-8", "backslashreplace"))
 
+    def write_app(self, line: bytes) -> None:
+        """A whole line a child wrote on its stdout/stderr (log-master): through
+        the pipeline when there is one, as uWSGI's log master does."""
+        if self.pipeline is None:
+            self.write_raw(line)
+        else:
+            self.pipeline.emit(line)
+
+    def detach_stderr(self) -> None:
+        """In a child whose fd 1 and 2 are about to become a log-master pipe: the
+        lines procmaster writes itself keep going where they went."""
+        self.stderr_taken = True
+        try:
+            if self.fd == 2:
+                self.fd = os.dup(2)
+                os.set_inheritable(self.fd, False)
+            if self.notice_fd == 2:
+                self.notice_fd = os.dup(2)
+                os.set_inheritable(self.notice_fd, False)
+        except OSError:
+            pass
+
     def write_raw(self, data: bytes) -> None:
         """To the plain log; a log that cannot grow (full disk) is said once on
         stderr and then skipped, never fatal."""
@@ -240,7 +294,7 @@ class Log:
                 self.notice(f"cannot write the log: {exc.strerror}; serving goes on")
         else:
             self.failed = False
-            if self.maxsize and self.path:
+            if self.maxsize and self.path and udp_address(self.path) is None:
                 self.rotate_if_full()
 
     def notice(self, message: str) -> None:
@@ -252,6 +306,30 @@ class Log:
 
     def __call__(self, message: str) -> None:
         self.write(f"{self.prefix()}{message}\n")
+
+
+def udp_address(path: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (no ``/``), which uWSGI's ``logto``/``logto2``/``daemonize``
+    read as a UDP address, one datagram per line; else None (a file)."""
+    host, sep, port = path.rpartition(":")
+    if sep and host and "/" not in path and port.isdigit() and 0 < int(port) < 65536:
+        return host, int(port)
+    return None
+
+
+def open_log(path: str) -> int:
+    """The plain log's descriptor: a file opened for appending, or a UDP socket
+    connected to ``HOST:PORT`` (each ``write`` of a line is one datagram)."""
+    address = udp_address(path)
+    if address is None:
+        return open_append(path)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.connect(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock.detach()
 
 
 class _Plain:

@@ -107,7 +107,7 @@ class Master(ForkedChildren):
         processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         ceiling = worker_ceiling(max(processes, cfg.processes))
         self.old_board, board = self.full.boards(3 * ceiling + 8, cfg.threads)
-        fork = forker(self._run_worker, HANDLED_SIGNALS, lambda wid: self.runtime.before_fork(wid))
+        fork = forker(self._run_worker, HANDLED_SIGNALS, self._before_fork, self._after_fork)
         self.table = WorkerTable(board, fork, log, processes, ceiling)
         self.mercy = cfg.worker_reload_mercy
         ops = TableOps(
@@ -175,11 +175,12 @@ class Master(ForkedChildren):
             return EXIT_FATAL
         api.install(self.runtime)
         attach_api(self.runtime, self.sel, self.table)
-        if not self.lazy:
-            apps = load_app(cfg, inherited is not None) if hooks.run("pre-app") else EXIT_FATAL
-            if isinstance(apps, int) or not hooks.run("post-app"):
-                return apps if isinstance(apps, int) else EXIT_FATAL
-            self.apps = apps
+        with self.capturing(inherited):  # log-master: the app's prints while it imports
+            if not self.lazy:
+                apps = load_app(cfg, inherited is not None) if hooks.run("pre-app") else EXIT_FATAL
+                if isinstance(apps, int) or not hooks.run("post-app"):
+                    return apps if isinstance(apps, int) else EXIT_FATAL
+                self.apps = apps
         name = process_name(cfg, "master")
         if name:
             set_process_name(name)
@@ -221,7 +222,7 @@ class Master(ForkedChildren):
         letters = {k: (what, partial(act, self)) for k, (what, act) in FIFO_LETTERS.items()}
         try:
             if fifos:
-                self.fifo = MasterFifo(fifos[0], letters, self.sel)
+                self.fifo = MasterFifo(fifos, letters, self.sel)
         except OSError as exc:
             log(f"warning: {cfg.origin('master-fifo', 0)}: cannot open {fifos[0]!r}: {exc}")
 
@@ -448,6 +449,7 @@ class Master(ForkedChildren):
     def reexec(self) -> None:
         table = self.table
         self.runtime.export_memory(os.environ)  # caches and shared areas go with the env
+        self.full.waiting.log_pipes = self.capture.export() if self.capture else []  # type: ignore[union-attr]
         self.full.execute(table.all(), table.board, self.listeners, self.stats, HANDLED_SIGNALS)
         self.runtime.export_memory(os.environ, undo=True)
         self.planner.exec_failed()  # still here: the exec failed
@@ -477,7 +479,7 @@ class Master(ForkedChildren):
         notifier.tick(self.status_line)
 
     def shutdown_done(self) -> int:
-        for part in (self.stats, self.fifo, self.pushers):
+        for part in (self.stats, self.fifo, self.pushers, self.capture):
             if part is not None:
                 part.close()
         for listener in self.listeners:

@@ -113,6 +113,7 @@ def prepare_master(cfg) -> int:
     try:
         for line in drop_privileges(cfg):
             log(line)
+        log.open_logto2(cfg)
         prepare_process(cfg)
     except (PrivilegeError, AppLoadError) as exc:
         log(f"error: {exc}")

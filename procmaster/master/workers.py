@@ -47,9 +47,11 @@ def forker(
     run_child: Callable[[int, int], None],
     blocked: tuple[int, ...],
     before: Callable[[int], None] | None = None,
+    after: Callable[[bool], None] | None = None,
 ):
     """The ``fork`` of a ``WorkerTable``: (worker id, slot) -> the child's pid; the
-    child runs ``run_child`` and never returns. ``before(wid)`` runs just before."""
+    child runs ``run_child`` and never returns. ``before(wid)`` runs just before,
+    ``after(forked)`` in the master just after (also when the fork failed)."""
 
     def fork(wid: int, slot: int) -> int:
         if before is not None:
@@ -59,9 +61,17 @@ def forker(
         # the child inherits the mask: a SIGTERM that arrives before the worker has
         # its own handlers waits for them instead of hitting the master's no-op
         signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            if after is not None:
+                after(False)
+            raise
         if pid:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+            if after is not None:
+                after(True)
             return pid
         try:
             run_child(wid, slot)

@@ -349,9 +349,11 @@ OPTIONS: tuple[Option, ...] = (
        group=_LOG, note="as uWSGI: 'ctime - ' or 'FORMAT - ' before procmaster's own "
        "lines; request lines are not dated (uWSGI 2.0 does not date them either: use "
        "%(ltime) or %(ftime) in log-format)"),
-    _O("logto", "str", "log to the specified file", group=_LOG),
+    _O("logto", "str", "log to the specified file", group=_LOG,
+       note="as uWSGI, HOST:PORT (no /) logs over UDP, one datagram per line"),
     _O("logto2", "str", "log to the specified file after privileges drop", group=_LOG,
-       status=PARTIAL, note="the same as logto: procmaster does not drop privileges"),
+       note="as uWSGI: opened once uid/gid are dropped (the file belongs to that user; "
+       "HOST:PORT logs over UDP); the lines before go to stderr; logto wins when both are set"),
     _O("log-maxsize", "size", "rotate the log file at this size", default=0, group=_LOG,
        note="every process checks after each line; the file is renamed once (under a "
        "lock) and every process reopens, so no line is lost"),
@@ -392,10 +394,19 @@ OPTIONS: tuple[Option, ...] = (
        "log-format", aliases=("log-format-strftime",), default=False, group=_LOG,
        note="uWSGI 2.0's meaning: %(ftime) takes log-date's format (else it is %(ltime))"),
     _O("log-master", "bool", "delegate logging to the master process", default=False,
-       group=_LOG, status=PARTIAL,
-       note="loggers, routes and encoders apply to every line procmaster writes, in the "
-       "process that writes it (the same files and lines as uWSGI's log master); the "
-       "app's raw stdout/stderr go to the plain log file unencoded"),
+       group=_LOG,
+       note="each worker's, spooler's and mule's stdout/stderr (print(), C extensions "
+       "writing to fd 1/2) is a pipe the master reads and runs line by line through "
+       "loggers, log-route and log-encoder; one pipe per child, so lines never "
+       "interleave (uWSGI shares one socket); procmaster's own lines take the same chain "
+       "in the process that writes them"),
+    _O("log-master-bufsize", "int", "the longest line the log master hands on whole "
+       "(longer ones are cut into pieces of this size)", default=8192, min=64,
+       group=_LOG),
+    _O("threaded-logger", "bool", "run the log master's reading in a thread",
+       default=False, group=_LOG, status=ACCEPTED,
+       note="the master reads the pipes in its own loop, never blocking on them (a "
+       "thread adds nothing)"),
     _O("log-zero", "bool", "log responses without body, even with disable-logging",
        default=False, group=_LOG),
     _O("log-slow", "int", "log requests slower than this many milliseconds, even with "
@@ -413,8 +424,9 @@ OPTIONS: tuple[Option, ...] = (
        note="uWSGI counts read and write errors; here a response cut by the client "
        "(the write failed) is such a request"),
     _O("touch-logrotate", "path", "rotate the log when the file is touched", multi=True,
-       group=_LOG, status=PARTIAL,
-       note="the log is renamed to log-backupname or LOG.<timestamp>, then reopened", watch="logrotate"),
+       group=_LOG, watch="logrotate",
+       note="as uWSGI: 'logsize: N, triggering rotation to NAME...' ends the old file, "
+       "renamed to log-backupname or LOG.<epoch>; the path is then reopened"),
     _O("touch-logreopen", "path", "reopen the log when the file is touched", multi=True,
        group=_LOG, status=FULL, watch="logreopen"),
     _O("memory-report", "bool", "add memory usage to request logs", short="m",
@@ -518,8 +530,10 @@ OPTIONS: tuple[Option, ...] = (
        note="SIGTERM is always a graceful stop in procmaster, as in uWSGI 2.1"),
     _O("master-fifo", "path", "enable the master FIFO (the first one is active): the "
        "letters r R c w W q Q l L + - s p", multi=True, group=_MASTER,
-       status=PARTIAL, note="the first FIFO is served; uWSGI's other letters (such as "
-       "0-9, switching to another FIFO) are logged and ignored"),
+       status=PARTIAL, note="as uWSGI, the first FIFO is active and 0-9 make the Nth "
+       "one active; uWSGI's letters B (vassal asks for reinforcements), C (go cheap), E "
+       "(emperor rescan), f (re-fork), P (rewrite pidfiles) and S (subscriptions) are "
+       "logged and ignored"),
     _O("stats", "address", "enable the stats server on the specified address",
        aliases=("stats-server",), group=_MASTER, status=PARTIAL,
        note="uWSGI's JSON keys and types, served by the master; listen_queue is "
@@ -621,8 +635,11 @@ OPTIONS: tuple[Option, ...] = (
        note="with uid given by name, the user's supplementary groups are set too"),
     _O("daemonize", "path", "daemonize, logging to the specified file", short="d",
        aliases=("daemonize2",), group=_PRIV, status=PARTIAL,
-       note="detaches (the command returns once the master runs; pidfile holds the "
-       "master) and logs to the file; under systemd or supervisord prefer the foreground"),
+       note="as uWSGI: detaches at once (pidfile holds the master), umask 0 unless umask "
+       "is set, logs to the file (HOST:PORT: over UDP); a vassal is not detached (it only "
+       "logs there); differs: daemonize2 detaches before the app is loaded (uWSGI: after)"),
+    _O("umask", "mode", "set the process umask (octal, e.g. 022)", group=_PRIV,
+       note="set before anything is bound or written, as uWSGI; daemonize then keeps it"),
     _O("chroot", "path", "chroot to the specified directory", group=_PRIV,
        aliases=("pivot-root", "jail", "unshare", "cap", "namespace", "ns",
                 "immediate-uid", "immediate-gid"),

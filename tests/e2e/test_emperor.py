@@ -655,3 +655,20 @@ def test_inotify_queue_overflow_makes_a_full_rescan(emperor, tmp_path):
         os.kill(emp.pid, signal.SIGCONT)
     emp.wait_log("vassal late.ini: started", timeout=30)
     wait_for(lambda: serves(port), 30, what=f"late.ini serving:\n{emp.log}")
+
+
+def test_a_vassal_with_daemonize_stays_the_emperor_s_child_and_logs_to_the_file(emperor, tmp_path):
+    """As uWSGI: under an emperor, daemonize only names the log (a detached vassal
+    would leave its emperor, which would start it again and again)."""
+    vassals = tmp_path / "vassals"
+    vassals.mkdir()
+    port = free_port()
+    log = tmp_path / "v.log"
+    vassal_ini(vassals / "v.ini", port, extra=f"daemonize = {log}\n")
+    emp = emperor("--emperor", vassals)
+    wait_for(lambda: serves(port), 20, what=f"the vassal:\n{emp.log}")
+    emp.wait_log("ready")
+    kids = psutil.Process(emp.pid).children()
+    assert len(kids) == 1 and any("v.ini" in part for part in kids[0].cmdline())
+    wait_for(lambda: log.exists() and "procmaster master pid" in log.read_text(), 10)
+    assert f"master pid {kids[0].pid}" in log.read_text()

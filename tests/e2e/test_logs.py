@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 
@@ -47,7 +48,7 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
     ini.write_text(
         f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nmodule = testapp\nprocesses = 2\n"
         f"daemonize = {log}\npidfile = {pidfile}\nmaster = true\n"
-        "reload-mercy = 3\n"
+        f"reload-mercy = 3\nsocket = {tmp_path}/site.sock\n"
     )
     try:
         done = subprocess.run(
@@ -68,6 +69,8 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
         assert status == 200 and body == b"Hello, World!"
         wait_for(lambda: "GET / =>" in log.read_text(), what="the request line in the log")
         assert "procmaster master pid" in log.read_text()
+        # as uWSGI's daemonize: umask 0 (a unix socket is srwxrwxrwx without chmod-socket)
+        assert (tmp_path / "site.sock").stat().st_mode & 0o777 == 0o777
         kids = master.children(recursive=True)
         os.kill(master.pid, signal.SIGTERM)
         wait_for(lambda: _gone(master), 20, what="the master to stop")
@@ -77,6 +80,33 @@ def test_daemonize_detaches_and_pidfile_holds_the_master(tmp_path):
         text = pidfile.read_text().strip() if pidfile.exists() else ""
         if text.isdigit():
             _kill_tree(int(text))
+
+
+def test_logto_host_port_logs_over_udp_as_uwsgi(procmaster, tmp_path):
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(20)
+    try:
+        port = free_port()
+        procmaster(
+            "--http-socket", f"127.0.0.1:{port}", "--module", "testapp", "--logto",
+            f"127.0.0.1:{sink.getsockname()[1]}", wait_port=port,
+        )  # fmt: skip
+        http_get(port, "/udp-logged")
+        lines = []
+        while not any("/udp-logged" in line for line in lines):
+            lines.append(sink.recv(65536).decode())  # one datagram per line
+        assert any(line.startswith("procmaster master pid") for line in lines)
+        assert all(line.endswith("\n") and line.count("\n") == 1 for line in lines), lines
+        assert not (tmp_path / f"127.0.0.1:{sink.getsockname()[1]}").exists()
+    finally:
+        sink.close()
+
+
+def test_umask_applies_before_the_sockets_are_made(procmaster, tmp_path):
+    path = str(tmp_path / "u.sock")
+    procmaster("--http-socket", path, "--module", "testapp", "--umask", "077", wait_unix=path)
+    assert os.stat(path).st_mode & 0o777 == 0o700
 
 
 def test_log_maxsize_rotation_loses_no_line(procmaster, tmp_path):

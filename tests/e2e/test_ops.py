@@ -643,6 +643,23 @@ def test_master_fifo_letters(procmaster, tmp_path):
     assert server.wait_exit() == 0
 
 
+def test_master_fifo_digits_switch_to_another_fifo_as_uwsgi(procmaster, tmp_path):
+    port = free_port()
+    first, second = str(tmp_path / "a.fifo"), str(tmp_path / "b.fifo")
+    server = procmaster(
+        "--http-socket", f"127.0.0.1:{port}", *APP, "--master-fifo", first,
+        "--master-fifo", second, wait_port=port,
+    )  # fmt: skip
+    assert not os.path.exists(second)  # only the first is active
+    fifo_write(first, "7")  # no seventh FIFO
+    server.wait_log("there is no master-fifo number 7; ignored")
+    fifo_write(first, "1")
+    server.wait_log(f"active master fifo is now {second}")
+    wait_for(lambda: os.path.exists(second), 5, what="the second FIFO")
+    fifo_write(second, "Q")
+    assert server.wait_exit(10) == 0
+
+
 def test_master_fifo_immediate_stop_and_logs(procmaster, tmp_path):
     port = free_port()
     fifo = str(tmp_path / "master.fifo")

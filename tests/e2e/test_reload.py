@@ -181,11 +181,14 @@ def test_touch_logreopen_and_logrotate(procmaster, tmp_path):
     http_get(port, "/?after-reopen=1")
     wait_for(lambda: "after-reopen=1" in logfile.read_text(), 5, what="worker writes the new file")
     rotate.write_text("1")
-    wait_for(
-        lambda: any(p.name.startswith("site.log.") for p in tmp_path.iterdir()),
+    backup = wait_for(
+        lambda: next((p for p in tmp_path.iterdir() if p.name.startswith("site.log.")), None),
         10,
         what="rotated file",
     )
+    # as uWSGI: LOG.<epoch>, and the old file's last line says so
+    assert backup.name[len("site.log.") :].isdigit(), backup.name
+    assert f"triggering rotation to {backup}..." in backup.read_text()
     http_get(port, "/?after-rotate=1")
     wait_for(
         lambda: logfile.exists() and "after-rotate=1" in logfile.read_text(),

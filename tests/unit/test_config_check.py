@@ -49,6 +49,54 @@ def test_relative_watched_paths_are_relative_to_chdir(tmp_path):
     ]
 
 
+def _report(text: str) -> dict[str, list[str]]:
+    """The migration report's sections: heading -> its lines."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.split("migration report\n", 1)[1].splitlines():
+        if line.startswith("  ") and current is not None:
+            sections[current].append(line.strip())
+        elif line.startswith(" "):
+            current = line.strip().split(" (")[0]
+            sections[current] = []
+    return sections
+
+
+def test_partial_rows_say_what_differs_for_each_use_at_its_line(tmp_path):
+    ini = tmp_path / "site.ini"
+    (tmp_path / "base.ini").write_text("[uwsgi]\nprocesses = 2\n")
+    ini.write_text(
+        "[uwsgi]\nsocket = :3031\nmodule = app\n"
+        "include = base.ini\n"  # 4
+        "cheaper-algo = spare\n"  # 5
+        "cheaper-algo = busyness\n"  # 6
+        f"logger = file:{tmp_path}/a.log\n"  # 7
+        "logger = zeromq:tcp://127.0.0.1:9\n"  # 8
+        "route = ^/old redirect-permanent:/new\n"  # 9
+        "route-uri = ^/x break\n"  # 10
+        "hook-as-user = exec:true\n"  # 11
+        "hook-master-start = exec:true\n"  # 12
+        "master-fifo = /tmp/one.fifo\nmaster-fifo = /tmp/two.fifo\n"  # 13, 14
+        "cache2 = name=a,items=10,nodes=10.0.0.2:4000\n"  # 15
+        "procname = web\n"  # 16: differs whatever the value
+    )
+    text, _ = render_check(load(["--ini", str(ini), "--check-no-import"], environ={}))
+    report = _report(text)
+    partly = "\n".join(report["partly supported"])
+    supported = "\n".join(report["supported"])
+    for line in (6, 8, 10, 11, 15, 16):
+        assert f"({ini}:{line})" in partly, (line, partly)
+    for line in (4, 5, 7, 9, 12):
+        assert f"({ini}:{line}): as uWSGI with this value" in supported, (line, supported)
+    assert f"cheaper-algo ({ini}:6): 'busyness': procmaster has only 'spare'" in partly
+    assert f"logger ({ini}:8): the 'zeromq' logger does not exist in procmaster" in partly
+    assert f"route-uri ({ini}:10): a bare 'break' answers 500" in partly
+    # (master-fifo differs by letters only, whatever the value: said by its note)
+    assert f"master-fifo ({ini}:13): as uWSGI, the first FIFO is active" in partly
+    assert f"cache2 ({ini}:15): nodes: not in procmaster" in partly
+    assert f"procname ({ini}:16): sets the kernel's process name" in partly
+
+
 def test_the_report_lists_each_uwsgi_api_subsystem_and_what_the_config_sets(tmp_path):
     ini = tmp_path / "site.ini"
     ini.write_text("[uwsgi]\nsocket = :3031\nmodule = app\nsharedarea = 1\nmules = 1\n")

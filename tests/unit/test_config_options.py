@@ -53,8 +53,8 @@ log-x-forwarded-for memory-report attach-daemon smart-attach-daemon cron
 """.split()
 # the kernel's process name only, not the command line
 PARTIAL_NOW = (
-    "procname-prefix procname-prefix-spaced auto-procname py-autoreload touch-logrotate "
-    "procname procname-master http daemonize logto2 logger req-logger".split()
+    "procname-prefix procname-prefix-spaced auto-procname py-autoreload "
+    "procname procname-master http daemonize logger req-logger".split()
 )
 
 
