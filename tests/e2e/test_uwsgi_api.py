@@ -201,7 +201,12 @@ def test_logvars_set_by_the_app_appear_in_log_format(instance, kind):
     inst = instance(kind, "--log-format", fmt)
     assert json.loads(inst.get("/logvar?who=alice")) == ["alice", None]
     inst.get("/info")  # a request that sets none: every logvar is '-'
-    wait_for(lambda: "LV GET /info" in inst.log(), 20, what=f"the request lines:\n{inst.log()}")
+    # each worker writes its line after its answer: wait for both, in either order
+    wait_for(
+        lambda: "LV GET /info" in inst.log() and "LV GET /logvar" in inst.log(),
+        20,
+        what=f"the request lines:\n{inst.log()}",
+    )
     lines = [line for line in inst.log().splitlines() if line.startswith("LV ")]
     assert "LV GET /logvar?who=alice who=[alice] stage=[second] unset=[-] 200" in lines
     assert "LV GET /info who=[-] stage=[-] unset=[-] 200" in lines
