@@ -63,7 +63,6 @@ from ..ipc import (
     SIG_REOPEN_LOG,
     SIG_RESUME,
     SIG_STOP,
-    encode_module,
     encode_ready,
 )
 from ..logs import log, request_logger
@@ -71,6 +70,7 @@ from .asgi_http import AsgiConnection, HttpExchange
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_ws import WsRun, is_websocket, websocket_scope
+from .autoreload import report_modules
 from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import request_line
 
@@ -154,7 +154,7 @@ class AsgiWorker:
             self.listen()
         os.write(self.ready_fd, encode_ready(os.getpid()))
         if self.autoreload:
-            self.report_modules()
+            report_modules(self)
         else:
             os.close(self.ready_fd)
         self.scoreboard.worker_ready(self.slot, os.getpid())
@@ -382,7 +382,7 @@ class AsgiWorker:
 
     def sweep(self, now: float) -> None:
         if self.autoreload:
-            self.report_modules()
+            report_modules(self)
         if self.guard is not None and self.recycle_reason is None:
             self.recycle_reason = self.guard.expired(now)
             if self.recycle_reason is not None:
@@ -467,20 +467,6 @@ class AsgiWorker:
         if any(self.timeouts.values()):
             counts = ", ".join(f"{k} {v}" for k, v in self.timeouts.items())
             log(f"worker {self.wid}: connections closed by timeouts: {counts}")
-
-    def report_modules(self) -> None:
-        """py-autoreload: send the master the source files of new modules."""
-        if len(sys.modules) == self.nmodules:
-            return
-        # lazy: watch needs inotify_simple, which only py-autoreload uses
-        from ..watch import module_files
-
-        self.nmodules = len(sys.modules)
-        for path in module_files(self.modules_seen):
-            try:
-                os.write(self.ready_fd, encode_module(path))
-            except OSError:
-                return
 
 
 def coroutine_stack(coro, limit: int = 30) -> list[str]:

@@ -44,7 +44,6 @@ import faulthandler
 import os
 import select
 import signal
-import sys
 import time
 import traceback
 from fcntl import F_SETFL, fcntl
@@ -61,13 +60,13 @@ from ..ipc import (
     SIG_REOPEN_LOG,
     SIG_RESUME,
     SIG_STOP,
-    encode_module,
     encode_ready,
 )
 from ..logs import log, request_logger
 from ..process import read_signals, signal_pipe
 from ..routing.front import front_door
 from ..wsgi import SPOOL_THRESHOLD, base_environ
+from .autoreload import report_modules
 from .connection import Connection
 from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import HIGH_WATER, request_line, threads_done
@@ -237,7 +236,7 @@ class Worker:
         self.update_accepting()
         os.write(self.ready_fd, encode_ready(os.getpid()))
         if self.autoreload:
-            self.report_modules()
+            report_modules(self)
         else:
             os.close(self.ready_fd)
         self.scoreboard.worker_ready(self.slot, os.getpid())
@@ -293,6 +292,8 @@ class Worker:
                     for lst in ready_listeners:
                         if self.accepting:
                             self.accept(lst)
+                if self.fd_episode and self.accepting:
+                    self.end_fd_episode()
                 if self.recycle_reason is not None and not self.stopping:
                     self.recycle()
                 if self.stopping and (not conns or now > self.stop_deadline):
@@ -432,6 +433,15 @@ class Worker:
         )
         self.fd_episode = 0
 
+    def end_fd_episode(self) -> None:
+        """Accepting again after EMFILE: the episode ends with an accept that finds
+        nothing waiting. Accept was paused, and the queue may have emptied
+        meanwhile (an accept fails with EMFILE even with nothing waiting), so no
+        wake-up would come for it: try each listener now."""
+        for lst in self.listeners:
+            if self.fd_episode and self.accepting:
+                self.accept(lst)
+
     def register(self, fd: int, mask: int) -> None:
         self.epoll.register(fd, mask)
 
@@ -454,26 +464,11 @@ class Worker:
             self.fd_starved = False
             self.update_accepting()
 
-    def report_modules(self) -> None:
-        """py-autoreload: send the master the source files of modules imported
-        since the last call (one line each, written whole)."""
-        if len(sys.modules) == self.nmodules:
-            return
-        # lazy: watch needs inotify_simple, which only py-autoreload uses
-        from ..watch import module_files
-
-        self.nmodules = len(sys.modules)
-        for path in module_files(self.modules_seen):
-            try:
-                os.write(self.ready_fd, encode_module(path))
-            except OSError:
-                return
-
     def sweep(self, active: set[int]) -> None:
         """Close connections past their deadline (socket-timeout, keep-alive),
         except those in ``active`` (they have events to handle now)."""
         if self.autoreload:
-            self.report_modules()
+            report_modules(self)
         if self.fd_starved:
             # paused by EMFILE with no connection of ours to free a descriptor
             # (the app holds them): try again once a second, never in a loop

@@ -166,3 +166,22 @@ def test_deadlines_count_from_the_clock_after_the_apps_of_the_drain(served, monk
     assert read_all(first).endswith(b"hello /slow")
     (conn,) = worker.conns.values()
     assert conn.deadline > clock[0]
+
+
+def test_an_emfile_episode_ends_when_descriptors_are_free_with_nothing_waiting(served):
+    """accept fails with EMFILE even when nothing waits: when the queue emptied
+    during the pause, no wake-up comes for the listener, so the loop ends the
+    episode itself once it may accept again (the log's "descriptors free again")."""
+    worker, lst, connect, _ = served("uwsgi")
+    worker.fd_episode = 3  # paused three times, now accepting again, queue empty
+    worker.update_accepting()
+    assert worker.accepting
+    worker.end_fd_episode()
+    assert worker.fd_episode == 0
+
+    worker.fd_episode = 1  # with a client waiting: it is served, then the episode ends
+    client = connect()
+    client.sendall(packet("/late"))
+    worker.end_fd_episode()
+    assert read_all(client).endswith(b"hello /late")
+    assert worker.fd_episode == 0
