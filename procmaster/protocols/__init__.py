@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import ProtocolBase, ProtocolError, Request, Sink, WireProtocol
+from .base import ProtocolBase, ProtocolError, Request, Sink, WireProtocol, released
 from .head import HeadError
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Sink",
     "WireProtocol",
     "protocol_class",
+    "released",
 ]
 
 PROTOCOLS = {

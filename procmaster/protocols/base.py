@@ -125,6 +125,11 @@ class ProtocolBase:
     sendfile = False
     upgrades = False
 
+    def release(self) -> None:
+        """The connection is done with this protocol: drop what refers back to
+        it, so the protocol and its sink are freed at once, never left for the
+        cycle collector. Nothing but ``release`` is called afterwards."""
+
     @classmethod
     def for_listener(
         cls, *, buffer_size: int, server_name: str, server_port: str, backlog: int
@@ -262,6 +267,10 @@ class WireProtocol(_Protocol):
         cut short."""
         ...
 
+    def release(self) -> None:
+        """The connection is done with it: drop references back (no cycle outlives it)."""
+        ...
+
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
@@ -279,3 +288,9 @@ class WireProtocol(_Protocol):
     def response_end(self, req: Request) -> bytes:
         """Bytes that end the response (last chunk, END_REQUEST ...)."""
         ...
+
+
+def released(proto: WireProtocol | None) -> None:
+    """``proto.release()`` when there is one; None, for ``conn.proto = released(...)``."""
+    if proto is not None:
+        proto.release()

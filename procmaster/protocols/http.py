@@ -387,6 +387,13 @@ class HTTPProtocol(HTTPResponse):
 
     # -- WireProtocol -----------------------------------------------------------
 
+    def release(self) -> None:
+        # the parser calls back into us (a cycle): without this, every HTTP
+        # connection, its sink and its last request waited for the cycle collector
+        self.parser = None
+        self.sink = None
+        self.req = None
+
     def feed(self, data: bytes) -> bytes:
         idle = self.idle
         if idle:

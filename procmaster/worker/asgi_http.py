@@ -35,7 +35,7 @@ from collections import deque
 from http import HTTPStatus
 
 from ..logs import log
-from ..protocols import ProtocolError, Request
+from ..protocols import ProtocolError, Request, released
 from .response import HIGH_WATER, request_line
 
 __all__ = ["AsgiConnection", "HttpExchange"]
@@ -297,7 +297,7 @@ class AsgiConnection(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         self.closed = True
-        self.proto = None
+        self.proto = released(self.proto)
         self.pending = b""
         for ex in self.queue:
             ex.gone = True
@@ -489,7 +489,7 @@ class AsgiConnection(asyncio.Protocol):
                 self.deferred = reply  # sent once the requests before it are answered
                 self.flow()  # (and nothing more is read)
                 return
-        self.proto = None
+        self.proto = released(self.proto)
         if reply is None or self.queue and self.queue[0].head_sent:
             self.abort()
             return

@@ -277,6 +277,7 @@ class Connection(RequestSink):
         """Close after the error reply is out, reading and dropping what the client
         still sends for a moment, so it sees our answer instead of a reset."""
         self.close_after = True
+        self.proto.release()
         self.proto = DISCARD
         if not self.out:
             self.shutdown_and_close()
@@ -464,6 +465,7 @@ class Connection(RequestSink):
             self.drop_requests()
         self.pending = b""
         # the protocol refers back to us (its sink): drop it, so no cycle outlives us
+        self.proto.release()
         self.proto = DISCARD
         if self.out:
             self.out.clear()
@@ -501,6 +503,9 @@ class _Discard:
 
     def feed(self, data: bytes) -> bytes:
         return b""
+
+    def release(self) -> None:
+        pass
 
     def eof(self) -> None:
         pass

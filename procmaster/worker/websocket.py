@@ -240,6 +240,9 @@ class WsWire:
     def __init__(self, channel: Channel) -> None:
         self.channel = channel
 
+    def release(self) -> None:
+        pass
+
     def feed(self, data: bytes) -> bytes:
         ch = self.channel
         session = ch.session
