@@ -51,6 +51,7 @@ from .sinks import (
     LoggerError,
     Pipeline,
     backup_name,
+    move_aside,
     open_append,
     parse_logger,
     parse_route,
@@ -197,18 +198,7 @@ class Log:
             self._say_rotation(self.backupname)
             os.replace(self.path, self.backupname)
             return self.backupname
-        stamp = f"{self.path}.{int(time.time())}"
-        backup, n = stamp, 0
-        while True:  # two rotations in one second keep both backups
-            try:
-                os.link(self.path, backup)
-            except FileExistsError:
-                n += 1
-                backup = f"{stamp}.{n}"
-                continue
-            self._say_rotation(backup)
-            os.unlink(self.path)
-            return backup
+        return move_aside(self.path, self._say_rotation)
 
     def _say_rotation(self, backup: str) -> None:
         """uWSGI's last line in a rotated file (when ``fd`` is that file)."""

@@ -156,22 +156,26 @@ def rotate_shared(fd: int, path: str, backupname: str | None, maxsize: int) -> b
             if backupname:
                 os.replace(path, backupname)
             else:
-                _move_aside(path)
+                move_aside(path)
     finally:
         fcntl.lockf(fd, fcntl.LOCK_UN)
     return True
 
 
-def _move_aside(path: str) -> None:
-    """Rename ``path`` to a ``PATH.<epoch>[.N]`` name that does not exist yet."""
+def move_aside(path: str, linked: Callable[[str], None] | None = None) -> str:
+    """Rename ``path`` to a ``PATH.<epoch>[.N]`` name that does not exist yet
+    (made with ``link``, so an earlier backup is never replaced) and return it;
+    ``linked(name)`` runs once the name is taken, before ``path`` goes."""
     while True:
         candidate = backup_name(path, None)
         try:
             os.link(path, candidate)
         except FileExistsError:
             continue  # taken meanwhile: the next number
+        if linked is not None:
+            linked(candidate)
         os.unlink(path)
-        return
+        return candidate
 
 
 def open_append(path: str) -> int:
