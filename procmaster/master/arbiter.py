@@ -41,6 +41,7 @@ from ..hooks import HookError, hooks_for
 from ..ipc import (
     CWD_ENV,
     EXIT_FATAL,
+    MASTER_ASKS,
     SIG_PAUSE,
     SIG_PRINT_REQUEST,
     SIG_REOPEN_LOG,
@@ -53,7 +54,14 @@ from ..ipc import (
     recycled,
 )
 from ..logs import log
-from ..process import process_name, read_signals, reap_children, set_process_name, signal_pipe
+from ..process import (
+    process_name,
+    read_signals,
+    reap_children,
+    send_signal,
+    set_process_name,
+    signal_pipe,
+)
 from ..routing.rules import RouteError, check_routes
 from ..stats import StatsServer
 from ..stats.push import Pushers
@@ -107,7 +115,8 @@ class Master(ForkedChildren):
         processes = initial_workers(cfg)  # SIGTTIN/SIGTTOU and cheaper change it
         ceiling = worker_ceiling(max(processes, cfg.processes))
         self.old_board, board = self.full.boards(3 * ceiling + 8, cfg.threads)
-        fork = forker(self._run_worker, HANDLED_SIGNALS, self._before_fork, self._after_fork)
+        blocked = (*HANDLED_SIGNALS, *MASTER_ASKS)  # pending in a new worker until its loop runs
+        fork = forker(self._run_worker, blocked, self._before_fork, self._after_fork)
         self.table = WorkerTable(board, fork, log, processes, ceiling)
         self.mercy = cfg.worker_reload_mercy
         ops = TableOps(
@@ -305,6 +314,8 @@ class Master(ForkedChildren):
                 self.files.module_imported(message.path)
             else:
                 self.table.mark_ready(message.pid)
+                if self.paused:  # a worker started (respawned) while we are paused
+                    send_signal(message.pid, SIG_PAUSE)
         self.planner.progress()
         self.tell_emperor_ready()
 

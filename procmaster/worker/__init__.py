@@ -42,7 +42,7 @@ import traceback
 
 from .. import api
 from ..hooks import hooks_for
-from ..ipc import EXIT_FATAL, MASTER_ASKS, SIG_PRINT_REQUEST, SIG_STOP
+from ..ipc import EXIT_FATAL, SIG_PRINT_REQUEST, SIG_STOP
 from ..logs import log
 from ..process import die_with_parent, process_name, set_process_name
 from .connection import Connection
@@ -65,14 +65,17 @@ def worker_main(
     """Entry point in the forked child; never returns."""
     try:
         die_with_parent(master_pid)
+        # until the loop has its handlers (after a lazy app load, maybe seconds),
+        # the fork's mask keeps the master's signals and requests (stop, reopen
+        # the log, pause) blocked: they wait, pending, and the loop acts on them
+        # once it unblocks them. The master's handlers, inherited by the fork,
+        # must never run here (they would wake the master's loop, not ours); a
+        # request to print the running request is ignored until then. Not
+        # ignored: that would drop a log reopen sent while the app loads, and
+        # this worker would write into the rotated file for the rest of its life.
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        # until the loop has its handlers (after a lazy app load, maybe seconds):
-        # a stop request ends a starting worker at once (the master's handler,
-        # inherited by the fork, would lose it), and the master's other requests
-        # (print request, pause, reopen log) are ignored, never fatal
         signal.signal(SIG_STOP, signal.SIG_DFL)
-        for sig in (SIG_PRINT_REQUEST, *MASTER_ASKS):
-            signal.signal(sig, signal.SIG_IGN)
+        signal.signal(SIG_PRINT_REQUEST, signal.SIG_IGN)
         name = process_name(cfg, f"worker {wid}")
         if name:
             set_process_name(name)

@@ -616,6 +616,17 @@ def test_master_fifo_letters(procmaster, tmp_path):
         5,
         what="workers paused",
     )
+    # a worker respawned while paused starts paused too
+    old = server.worker_pids()
+    os.kill(old[0], signal.SIGKILL)
+    wait_for(
+        lambda: (
+            len(set(server.worker_pids()) - set(old)) == 1
+            and [w["status"] for w in stats_json(f"127.0.0.1:{sport}")["workers"]] == ["pause"] * 2
+        ),
+        10,
+        what="the respawned worker paused",
+    )
     result: list = []
     t = threading.Thread(target=lambda: result.append(http_get(port, timeout=10)), daemon=True)
     t.start()

@@ -155,6 +155,54 @@ def test_py_autoreload_sees_module_change(procmaster, tmp_path):
     assert "py-autoreload" in server.log
 
 
+SLOW_START_APP = """
+import os
+import time
+
+# the worker loads this (lazy-apps) and waits here until the test opens the gate
+here = os.path.dirname(os.path.abspath(__file__))
+open(os.path.join(here, "loading"), "w").close()
+while not os.path.exists(os.path.join(here, "go")):
+    time.sleep(0.02)
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+def test_log_reopen_while_a_worker_loads_its_app_reaches_it(procmaster, tmp_path):
+    """A reopen asked for while a worker is still loading its app (lazy-apps, a
+    respawn, a reload) waits for that worker's loop; it is never dropped, or the
+    worker would write into the rotated file for the rest of its life."""
+    (tmp_path / "slowstart.py").write_text(SLOW_START_APP)
+    logfile, reopen = tmp_path / "site.log", tmp_path / "reopen.txt"
+    port = free_port()
+    procmaster(
+        "--http-socket",
+        f"127.0.0.1:{port}",
+        "--pythonpath",
+        tmp_path,
+        "--module",
+        "slowstart",
+        "--lazy-apps",
+        "--logto",
+        logfile,
+        "--touch-logreopen",
+        reopen,
+    )
+    wait_for(lambda: (tmp_path / "loading").exists(), 15, what="the worker loading its app")
+    os.rename(logfile, tmp_path / "moved.log")
+    reopen.write_text("1")
+    wait_for(
+        lambda: logfile.exists() and "log reopened" in logfile.read_text(), 10, what="reopened log"
+    )
+    (tmp_path / "go").touch()
+    assert http_get(port, "/?loaded-late=1", timeout=15)[0] == 200
+    wait_for(lambda: "loaded-late=1" in logfile.read_text(), 10, what="the line in the new file")
+    assert "loaded-late=1" not in (tmp_path / "moved.log").read_text()
+
+
 def test_touch_logreopen_and_logrotate(procmaster, tmp_path):
     logfile = tmp_path / "site.log"
     reopen = tmp_path / "reopen.txt"
