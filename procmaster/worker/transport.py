@@ -52,6 +52,7 @@ Must not know: protocol names, the loop, the app.
 from __future__ import annotations
 
 import ssl
+import sys
 import time
 
 from ..logs import log
@@ -269,6 +270,7 @@ def default_context(files: TlsFiles, cfg):
     if table:
         table.report = log
         table.contexts(make)
+        quiet_bad_server_names(cfg.ssl_verbose)
     pem = snapshot(files)
 
     def remake() -> ssl.SSLContext:
@@ -278,6 +280,34 @@ def default_context(files: TlsFiles, cfg):
         return ctx
 
     return remake
+
+
+def quiet_bad_server_names(verbose: bool) -> None:
+    """A server name that is not ASCII fails the handshake inside CPython, before
+    the SNI callback, and CPython prints it as an ignored exception with a
+    traceback: any client could fill the log so. Make it one line with
+    ``ssl-verbose``, nothing without (the handshake is refused either way)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "server_names", False):
+        return
+
+    def hook(args) -> None:
+        tb = args.exc_traceback
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if (
+            args.exc_type is UnicodeDecodeError
+            and isinstance(args.object, bytes)
+            and tb is not None
+            and tb.tb_frame.f_code.co_name == "do_handshake"
+        ):
+            if verbose:
+                log(f"TLS: server name {args.object[:64]!r} is not ASCII: handshake refused")
+            return
+        previous(args)
+
+    hook.server_names = True
+    sys.unraisablehook = hook
 
 
 def rotate_tickets(listeners, now: float) -> None:
