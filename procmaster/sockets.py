@@ -100,8 +100,8 @@ def socket_specs(cfg) -> list[Listener]:
 def check_transports(cfg, specs: list[Listener]) -> None:
     """What the transport layers need, checked before anything is bound: a
     PROXY protocol socket needs the networks it trusts; a TLS socket's
-    certificate and key load and match, and each ``sni`` context's. Raises
-    ``SocketError`` (file:line)."""
+    certificate and key load and match, and each ``sni``/``sni-regexp``
+    context's; ``sni-dir`` is a directory. Raises ``SocketError`` (file:line)."""
     for name in ("proxy-allow-ips", "forwarded-allow-ips"):
         values = cfg.get(name)
         if values:
