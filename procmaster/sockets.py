@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from .ipc import FDS_ENV
 from .options import parse_address, socket_options
 from .transports.networks import Networks
-from .transports.tls import TlsError, TlsFiles, context, sni_entry
 
 __all__ = [
     "Listener",
@@ -67,6 +66,15 @@ TLS_OPTIONS = frozenset({"https", "https-socket", "ssl-socket"})
 ROUTER_OPTIONS = frozenset({"http", "https"})
 
 
+def _tls():
+    """``transports.tls``, imported only when a TLS socket or ``sni`` is configured:
+    it loads ``ssl`` (milliseconds at start and memory in every process), which a
+    site without TLS never uses."""
+    from .transports import tls
+
+    return tls
+
+
 def socket_specs(cfg) -> list[Listener]:
     """Every socket the config declares, in declaration order across options (the
     table says which options declare sockets and the protocol each one speaks).
@@ -84,9 +92,10 @@ def socket_specs(cfg) -> list[Listener]:
         if e.key in TLS_OPTIONS:
             address, *fields = spec.address.split(",")
             spec.address = address.strip()
+            tls = _tls()
             try:
-                spec.extra["tls"] = TlsFiles.parse(fields)
-            except TlsError as exc:
+                spec.extra["tls"] = tls.TlsFiles.parse(fields)
+            except tls.TlsError as exc:
                 raise SocketError(f"{e.origin}: option '{e.key}': {exc}") from None
         if cfg.enable_proxy_protocol or (
             cfg.http_enable_proxy_protocol and e.key in ROUTER_OPTIONS
@@ -122,14 +131,16 @@ def check_transports(cfg, specs: list[Listener]) -> None:
             )
         files = spec.extra.get("tls")
         if files is not None:
+            tls = _tls()
             try:
-                context(files)
-            except TlsError as exc:
+                tls.context(files)
+            except tls.TlsError as exc:
                 raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
     for i, value in enumerate(cfg.sni or ()):
+        tls = _tls()
         try:
-            context(sni_entry(value)[1])
-        except TlsError as exc:
+            tls.context(tls.sni_entry(value)[1])
+        except tls.TlsError as exc:
             raise SocketError(f"{cfg.origin('sni', i)}: option 'sni': {exc}") from None
 
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
 from ..logs import log
@@ -179,6 +178,8 @@ def _status_line(text: str) -> str:
     code = text[:3]
     if len(text) > 3:
         return text
+    from http import HTTPStatus  # lazily: only route lines with a bare status code
+
     try:
         return f"{code} {HTTPStatus(int(code)).phrase}"
     except ValueError:
