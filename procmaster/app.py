@@ -18,7 +18,6 @@ from __future__ import annotations
 import glob
 import importlib
 import importlib.util
-import inspect
 import os
 import site
 import sys
@@ -360,6 +359,9 @@ def asgi_not_applied(cfg) -> list[str]:
 def asgi_problem(app) -> str | None:
     """Why ``app`` is not an ASGI 3 app (an async callable taking scope,
     receive, send), or None when it is one."""
+    # lazily: inspect (with ast, dis, tokenize) only for an ``asgi`` app's check
+    import inspect
+
     call = vars(type(app)).get("__call__")  # an instance with an async __call__
     if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(app):
         try:
@@ -389,6 +391,8 @@ def asgi_problem(app) -> str | None:
 
 
 def _takes(app, count: int) -> bool:
+    import inspect  # lazily: see asgi_problem
+
     try:
         return len(inspect.signature(app).parameters) == count
     except (TypeError, ValueError):

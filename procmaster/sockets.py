@@ -16,7 +16,6 @@ import errno
 import os
 import socket
 import stat
-from dataclasses import dataclass, field
 
 from .ipc import FDS_ENV
 from .options import parse_address, socket_options
@@ -39,17 +38,32 @@ class SocketError(Exception):
     """A socket could not be set up; the message names the config line."""
 
 
-@dataclass
 class Listener:
-    option: str
-    address: str
-    proto: str
-    origin: str
-    sock: socket.socket | None = None
-    family: int = socket.AF_INET
-    inherited: bool = False  # handed over by systemd: never unlinked by us
-    unix_path: str | None = None
-    extra: dict = field(default_factory=dict)
+    """A socket the config declares (or one handed over), bound or not yet.
+    (A plain class: ``dataclasses`` would cost every start its imports.)"""
+
+    __slots__ = ("option", "address", "proto", "origin", "sock", "family", "inherited")
+    __slots__ += ("unix_path", "extra")
+
+    def __init__(
+        self,
+        option: str,
+        address: str,
+        proto: str,
+        origin: str,
+        sock: socket.socket | None = None,
+        family: int = socket.AF_INET,
+        inherited: bool = False,  # handed over by systemd: never unlinked by us
+        unix_path: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        self.option, self.address, self.proto, self.origin = option, address, proto, origin
+        self.sock, self.family, self.inherited = sock, family, inherited
+        self.unix_path = unix_path
+        self.extra = {} if extra is None else extra
+
+    def __repr__(self) -> str:
+        return f"Listener({self.option} {self.address} {self.proto} at {self.origin})"
 
     @property
     def name(self) -> str:
@@ -172,10 +186,13 @@ def _addr_key(family: int, addr) -> tuple:
         return (family, path)
     host, port = addr
     if family == socket.AF_INET:
-        try:
-            host = socket.gethostbyname(host)
+        try:  # an address already (no resolver call, no idna codec loaded)
+            socket.inet_pton(socket.AF_INET, host)
         except OSError:
-            pass
+            try:
+                host = socket.gethostbyname(host)
+            except OSError:
+                pass
     return (family, (host, port))
 
 
