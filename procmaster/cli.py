@@ -163,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     # the composition root: the master gets the worker's entry point, so it imports
     # nothing of the worker (lazy, as above: the other commands never load them)
     from .master import run
-    from .worker import worker_main
+    from .worker import preload, worker_main
 
+    preload(cfg)
     return run(cfg, worker_main)
 
 

@@ -56,3 +56,25 @@ def test_the_date_header_is_what_email_formatdate_gives():
     now = time.time()
     for when in (0, 784111777, 951782400, 2**31 - 1, 4102444799, now, now + 86400 * 200):
         assert imf_date(when) == formatdate(int(when), usegmt=True)
+
+
+PRELOAD = """
+import json, sys
+from procmaster.config import load
+from procmaster.worker import preload
+preload(load(sys.argv[1:]))
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def test_the_master_preloads_the_protocols_its_sockets_speak_and_no_other():
+    """Imported before the fork, the protocol modules (httptools for HTTP) are
+    shared by the workers' pages instead of imported again in each worker."""
+    out = subprocess.run(
+        [sys.executable, "-c", PRELOAD, "--http-socket", "127.0.0.1:0",
+         "--wsgi-file", str(ROOT / "bench" / "apps" / "hello.py")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    loaded = set(json.loads(out.stdout.splitlines()[-1]))
+    assert {"procmaster.protocols.http", "httptools"} <= loaded
+    assert not loaded & {"procmaster.protocols.uwsgi", "procmaster.protocols.fastcgi"}
