@@ -89,6 +89,14 @@ def _tls():
     return tls
 
 
+def _sni():
+    """``transports.sni``, imported only when ``sni``/``sni-regexp``/``sni-dir`` is
+    set (as ``_tls``: it loads ``ssl``)."""
+    from .transports import sni
+
+    return sni
+
+
 def socket_specs(cfg) -> list[Listener]:
     """Every socket the config declares, in declaration order across options (the
     table says which options declare sockets and the protocol each one speaks).
@@ -122,8 +130,8 @@ def socket_specs(cfg) -> list[Listener]:
 def check_transports(cfg, specs: list[Listener]) -> None:
     """What the transport layers need, checked before anything is bound: a
     PROXY protocol socket needs the networks it trusts; a TLS socket's
-    certificate and key load and match, and each ``sni`` context's. Raises
-    ``SocketError`` (file:line)."""
+    certificate and key load and match, and each ``sni``/``sni-regexp``
+    context's; ``sni-dir`` is a directory. Raises ``SocketError`` (file:line)."""
     for name in ("proxy-allow-ips", "forwarded-allow-ips"):
         values = cfg.get(name)
         if values:
@@ -150,12 +158,22 @@ def check_transports(cfg, specs: list[Listener]) -> None:
                 tls.context(files)
             except tls.TlsError as exc:
                 raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
-    for i, value in enumerate(cfg.sni or ()):
-        tls = _tls()
-        try:
-            tls.context(tls.sni_entry(value)[1])
-        except tls.TlsError as exc:
-            raise SocketError(f"{cfg.origin('sni', i)}: option 'sni': {exc}") from None
+    if not (cfg.sni or cfg.sni_regexp or cfg.sni_dir):
+        return
+    tls, sni = _tls(), _sni()
+    try:  # sni, sni-regexp, sni-dir: each value parses, each context loads
+        table = sni.SniTable.parse(cfg.sni or [], cfg.sni_regexp or [], cfg.sni_dir,
+                                   cfg.sni_dir_ciphers)  # fmt: skip
+        for option, entries in (("sni", table.exact), ("sni-regexp", table.regexps)):
+            for i, (_name, files) in enumerate(entries):
+                try:
+                    tls.context(files)
+                except tls.TlsError as exc:
+                    exc.option, exc.index = option, i
+                    raise
+    except tls.TlsError as exc:
+        option, i = getattr(exc, "option", "sni"), getattr(exc, "index", 0)
+        raise SocketError(f"{cfg.origin(option, i)}: option '{option}': {exc}") from None
 
 
 def default_protocol(cfg, known: set[str]) -> str:
