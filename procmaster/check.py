@@ -8,9 +8,9 @@ finds what the start would refuse, with the start's own words:
 
 * the config itself (no socket, no app), here;
 * the files the master opens before anything else (``logto``, ``logto2``,
-  ``daemonize``, ``logger``/``req-logger = file:PATH``): ``log_problems``, which
-  the start (``cli``) also calls first, so a missing log directory is one clear
-  line there too;
+  ``daemonize``, ``logger``/``req-logger = file:PATH``): ``logs.files.log_problems``,
+  which the start (``cli``) also calls first (without importing this module), so a
+  missing log directory is one clear line there too;
 * the paths of the app (``chdir``, ``virtualenv``, ``wsgi-file``): the app part's
   ``path_problems``;
 * the app import itself, in a forked child that does what the master does
