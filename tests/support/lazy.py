@@ -28,4 +28,5 @@ LAZY = {
     "wsproto": "a WebSocket upgrade",
     "asyncio": "asgi",
     "psutil": "evil-reload-on-rss/-as",
+    "procmaster.api.spooler": "spooler",
 }
