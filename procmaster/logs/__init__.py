@@ -180,6 +180,24 @@ class Log:
             os.dup2(self.fd, 2)
         os.set_inheritable(self.fd, False)
 
+    def reopen_if_moved(self) -> None:
+        """A process whose loop starts now (a new worker) reopens ``logto`` when
+        the path no longer names the file it holds: a rotation done while it was
+        starting, before it could act on the master's reopen request, must not
+        leave it writing into the rotated file. Never fatal."""
+        if not self.path or self.fd < 0:
+            return
+        try:
+            held, named = os.fstat(self.fd), os.stat(self.path)
+            if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                return
+        except OSError:
+            pass  # gone from its path (renamed, not yet reopened): open it anew
+        try:
+            self.reopen()
+        except OSError:
+            pass
+
     def backup_path(self) -> str:
         """Where ``log-maxsize`` rotation moves the full file."""
         return backup_name(self.path or "", self.backupname)

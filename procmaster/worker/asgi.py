@@ -246,6 +246,7 @@ class AsgiWorker:
         if self.cfg.harakiri_verbose:
             faulthandler.register(SIG_DUMP_STACKS, file=log.fd, all_threads=True)
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        log.reopen_if_moved()  # a rotation while we started: not into the old file
 
     def master_asks(self, sig: int) -> None:
         if sig == SIG_REOPEN_LOG:

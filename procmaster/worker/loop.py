@@ -165,6 +165,7 @@ class Worker:
             self.epoll.register(self.pool.fileno(), EPOLLIN)
         # blocked by the master around the fork: from now on they reach our handlers
         signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        log.reopen_if_moved()  # a rotation while we started: not into the old file
 
     def _print_request(self, signum, frame) -> None:
         """SIGUSR2 (forwarded by the master): log what this worker is doing now.
