@@ -21,7 +21,10 @@ started) and raises in the app's ``send``. The app returning closes an open
 WebSocket with 1000. Reading pauses while more than ``websocket-max-size``
 bytes of messages wait for ``receive()``. The worker's sweep calls ``tick``
 (ping/pong keep-alive: ``websocket-ping-freq``, ``websocket-pong-tolerance``);
-when a graceful stop's mercy ends, ``going_away`` closes it with 1001.
+when a graceful stop's mercy ends, ``going_away`` closes it with 1001. Every
+close we start waits ``CLOSE_WAIT`` for the client's close frame before the TCP
+connection ends (``send_close``; ``tick`` bounds it); ``websocket.send`` after
+our close is a no-op, as after the client left.
 Harakiri does not apply to a WebSocket (the keep-alive bounds an idle one).
 
 Must not know: protocol names, the master, other connections.
@@ -47,7 +50,12 @@ from ..protocols.websocket import (
 from .asgi_http import REASONS
 from .response import request_line
 
-__all__ = ["BadMessage", "WsRun", "is_websocket", "websocket_scope"]
+__all__ = ["CLOSE_WAIT", "BadMessage", "WsRun", "is_websocket", "websocket_scope"]
+
+# seconds the client gets to answer our close frame before the TCP connection
+# ends (RFC 6455 7.1.1: the server closes it once both close frames went; an
+# early close would meet the client's last frames with a reset)
+CLOSE_WAIT = 0.5
 
 EXTENSIONS = {"websocket.http.response": {}}
 
@@ -83,6 +91,7 @@ class WsRun:
         self.read_paused = False
         self.denial_done = False  # the app's own HTTP response is complete
         self.bad: BadMessage | None = None
+        self.close_sent = 0.0  # when our close frame went (the client's answer is awaited)
 
     def wake(self) -> None:
         waiter, self.waiter = self.waiter, None
@@ -147,9 +156,7 @@ class WsRun:
             if self.session is None:
                 self.deny(403)
             elif not conn.closed:
-                conn.send(
-                    self.session.close(message.get("code") or 1000, message.get("reason") or "")
-                )
+                self.send_close(message.get("code") or 1000, message.get("reason") or "")
             return
         if kind.startswith("websocket.http.response."):
             await self.http_response(kind, message)
@@ -159,8 +166,8 @@ class WsRun:
         session = self.session
         if session is None:
             raise RuntimeError("ASGI: websocket.send before websocket.accept")
-        if conn.closed or session.closed:
-            return  # the peer left: the app sees websocket.disconnect on its next receive
+        if conn.closed or session.closed or session.closing:
+            return  # the peer left or we closed: the app sees websocket.disconnect next
         text = message.get("text")
         data = session.send(text) if text is not None else session.send(message.get("bytes") or b"")
         ex.rsize += len(data)
@@ -269,8 +276,7 @@ class WsRun:
             else:
                 self.deny(403 if ex.status is None else 500)
         elif not conn.closed:
-            conn.send(self.session.close(code))  # (1011: the app raised)
-            conn.transport.close()
+            self.send_close(code)  # (1011: the app raised); then the client's answer
         worker.request_finished(ex)
 
     # -- the connection's side ---------------------------------------------------------
@@ -288,9 +294,24 @@ class WsRun:
             conn.transport.pause_reading()
         self.wake()
 
+    def send_close(self, code: int, reason: str = "") -> None:
+        """Our close frame (once); the TCP connection ends when the client's
+        answer comes (``on_bytes``), or ``CLOSE_WAIT`` later (``tick``)."""
+        session, conn = self.session, self.conn
+        if not self.close_sent:
+            conn.send(session.close(code, reason))
+            self.close_sent = time.monotonic()
+        if session.closed:
+            conn.transport.close()
+
     def tick(self, now: float) -> None:
-        """Keep-alive ping, or the close when a pong is overdue."""
+        """Keep-alive ping, or the close when a pong is overdue; the end of a
+        connection whose client did not answer our close frame in time."""
         session = self.session
+        if self.close_sent:
+            if now - self.close_sent > CLOSE_WAIT:
+                self.conn.transport.close()
+            return
         out = session.tick(now)
         if out:
             self.conn.send(out)
@@ -300,10 +321,14 @@ class WsRun:
             self.wake()
 
     def going_away(self) -> None:
-        """The stop's mercy is over: close with 1001 (going away)."""
+        """The stop's mercy is ending: close with 1001 (going away), the client
+        answering within ``CLOSE_WAIT``; called again at the mercy's end, it
+        ends the connection of a client that did not answer."""
         if self.session is not None and not self.conn.closed:
-            self.conn.send(self.session.close(GOING_AWAY, "server restarting"))
-            self.conn.transport.close()
+            if self.close_sent:
+                self.conn.transport.close()
+            else:
+                self.send_close(GOING_AWAY, "server restarting")
         self.wake()
 
 
