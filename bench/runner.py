@@ -127,7 +127,7 @@ def wait_ready(server: Server, running: Running) -> None:
     """Poll until the server answers 200 with the expected body; ServerFailed if it dies."""
     log_path = running.log_path
     deadline = time.monotonic() + READY_TIMEOUT
-    while not answers(running.port, server.ready_path, EXPECTED_BODY):
+    while not answers(running.port, server.ready_path, server.expected or EXPECTED_BODY):
         for proc in running.procs:
             if proc.poll() is not None:
                 raise ServerFailed(
@@ -146,7 +146,8 @@ def wait_ready(server: Server, running: Running) -> None:
 def started(server: Server, logdir: str) -> Iterator[Running]:
     """Start the server, wait until it answers, yield it, stop it whatever happens."""
     port = free_port()
-    running = Running(url=f"http://127.0.0.1:{port}", port=port, expected=EXPECTED_BODY)
+    expected = server.expected or EXPECTED_BODY
+    running = Running(url=f"http://127.0.0.1:{port}", port=port, expected=expected)
     log_path = os.path.join(logdir, f"{server.slug}.log")
     # this start's files (nginx.conf, unix socket, touch file, nginx's pid file and logs);
     # inside logdir, so it is kept with the logs when a run failed
@@ -214,7 +215,7 @@ def run_scenario(
             args.duration,
             running.port,
             scenario.path,
-            EXPECTED_BODY,
+            running.expected,
         )
         res.cpu = total_cpu(running.tree()) - cpu0
     if isinstance(hook, hold_idle):
