@@ -153,6 +153,8 @@ class WsRun:
                 self.on_bytes(data)
             return
         if kind == "websocket.close":
+            if self.session is None and ex.status is not None:
+                raise self.refuse(f"{kind} after websocket.http.response.start")
             if self.session is None:
                 self.deny(403)
             elif not conn.closed:

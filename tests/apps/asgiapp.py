@@ -162,6 +162,10 @@ async def refuse(scope, send):
         await send({"type": "websocket.accept"})
         await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
         return
+    if name == "close-after-start":
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        await send({"type": "websocket.close"})
+        return
     if name == "body-first":
         await send({"type": "websocket.http.response.body", "body": b"x"})
         return

@@ -89,7 +89,7 @@ def test_app_answers_the_upgrade_with_its_own_http_response(site):
 
 
 BAD = ["status-101", "status-text", "status-big", "crlf", "lf-name", "nul", "not-bytes",
-       "not-pairs", "after-accept", "body-first", "body-text"]  # fmt: skip
+       "not-pairs", "after-accept", "close-after-start", "body-first", "body-text"]  # fmt: skip
 
 
 def test_bad_http_response_messages_are_a_500_and_one_log_line(site):
