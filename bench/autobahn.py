@@ -139,11 +139,12 @@ def main() -> None:
     py2 = python2(args.python2)
     kinds = [k for k in args.servers.split(",") if k]
     results = {}
+    source = tree_revision(str(ROOT))  # (before the runs: the tree may change meanwhile)
     with tempfile.TemporaryDirectory(prefix="autobahn-") as workdir:
         for kind in kinds:
             progress(f"{kind}: wstest fuzzingclient, cases {args.cases}")
             results[kind] = run_server(kind, args, workdir, py2)
-    print(f"procmaster source: {tree_revision(str(ROOT))}")
+    print(f"procmaster source: {source}")
     print(f"cases: {args.cases}; excluded: {args.exclude or 'none'}")
     print()
     names = ("OK", "NON-STRICT", "INFORMATIONAL", "UNIMPLEMENTED", "FAILED")
@@ -159,11 +160,19 @@ def main() -> None:
         odd = [
             (case, c["behavior"], c["behaviorClose"])
             for case, c in results[kind].items()
-            if c["behavior"] not in ("OK", "INFORMATIONAL")
+            if c["behavior"] not in ("OK", "INFORMATIONAL", "UNIMPLEMENTED")
             or c["behaviorClose"] not in ("OK", "INFORMATIONAL")
         ]
+        unimplemented = collections.Counter(
+            case.split(".")[0] + ".*"
+            for case, c in results[kind].items()
+            if c["behavior"] == "UNIMPLEMENTED"
+        )
+        if unimplemented:
+            sections = ", ".join(f"{s} ({n})" for s, n in sorted(unimplemented.items()))
+            print(f"\n{kind}: UNIMPLEMENTED by section: {sections}")
         if odd:
-            print(f"\n{kind}: cases not OK")
+            print(f"{kind}: cases not OK")
             for case, behavior, close in sorted(odd, key=lambda t: _case_key(t[0])):
                 print(f"  {case}: {behavior} (close {close})")
 
