@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from .ipc import FDS_ENV
 from .options import parse_address, socket_options
 from .transports.networks import Networks
-from .transports.tls import TlsError, TlsFiles, context, sni_entry
+from .transports.sni import SniTable
+from .transports.tls import TlsError, TlsFiles, context
 
 __all__ = [
     "Listener",
@@ -99,8 +100,8 @@ def socket_specs(cfg) -> list[Listener]:
 def check_transports(cfg, specs: list[Listener]) -> None:
     """What the transport layers need, checked before anything is bound: a
     PROXY protocol socket needs the networks it trusts; a TLS socket's
-    certificate and key load and match, and each ``sni`` context's. Raises
-    ``SocketError`` (file:line)."""
+    certificate and key load and match, and each ``sni``/``sni-regexp``
+    context's; ``sni-dir`` is a directory. Raises ``SocketError`` (file:line)."""
     for name in ("proxy-allow-ips", "forwarded-allow-ips"):
         values = cfg.get(name)
         if values:
@@ -126,11 +127,19 @@ def check_transports(cfg, specs: list[Listener]) -> None:
                 context(files)
             except TlsError as exc:
                 raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
-    for i, value in enumerate(cfg.sni or ()):
-        try:
-            context(sni_entry(value)[1])
-        except TlsError as exc:
-            raise SocketError(f"{cfg.origin('sni', i)}: option 'sni': {exc}") from None
+    try:  # sni, sni-regexp, sni-dir: each value parses, each context loads
+        table = SniTable.parse(cfg.sni or [], cfg.sni_regexp or [], cfg.sni_dir,
+                               cfg.sni_dir_ciphers)  # fmt: skip
+        for option, entries in (("sni", table.exact), ("sni-regexp", table.regexps)):
+            for i, (_name, files) in enumerate(entries):
+                try:
+                    context(files)
+                except TlsError as exc:
+                    exc.option, exc.index = option, i
+                    raise
+    except TlsError as exc:
+        option, i = getattr(exc, "option", "sni"), getattr(exc, "index", 0)
+        raise SocketError(f"{cfg.origin(option, i)}: option '{option}': {exc}") from None
 
 
 def default_protocol(cfg, known: set[str]) -> str:

@@ -71,6 +71,7 @@ from .connection import Connection
 from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import HIGH_WATER, request_line, threads_done
 from .roles import Client
+from .transport import rotate_tickets
 
 __all__ = ["Worker", "WorkerListener"]
 
@@ -479,6 +480,7 @@ class Worker:
             self.recycle_reason = self.guard.expired(now)
         if self.websockets is not None:
             self.websockets.sweep(now)
+        rotate_tickets(self.listeners, now)  # TLS session ticket keys (ssl-tickets-rotate)
         for conn in list(self.conns.values()):
             if conn.closed or conn.fd in active:
                 continue
