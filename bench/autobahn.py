@@ -2,9 +2,11 @@
 --mode fuzzingclient``, the cases the ``websockets`` and ``wsproto`` projects
 run against their servers, ``compliance/``) against procmaster's ASGI worker,
 and uvicorn as a reference, both serving the same echo app
-(bench/apps/autobahn_asgi.py) on 127.0.0.1, one worker each.
+(bench/apps/autobahn_asgi.py) on 127.0.0.1, one worker each; ``procmaster-nginx``
+is procmaster behind nginx (``proxy_pass`` with the Upgrade headers).
 
     python bench/autobahn.py --wstest-lib /tmp/ab27/lib
+    python bench/autobahn.py --wstest-lib /tmp/ab27/lib --servers procmaster,procmaster-nginx
     python bench/autobahn.py --wstest-lib /tmp/ab27/lib --cases '1.*,2.*,5.*' --servers procmaster
 
 Theory of operation
@@ -51,6 +53,7 @@ from processes import (  # noqa: E402
     tree_revision,
     wait_until,
 )
+from servers import NGINX, NGINX_CONF, fill  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 APPS = HERE / "apps"
@@ -61,10 +64,15 @@ WSTEST = (
     "import site, sys; site.addsitedir(sys.argv.pop(1)); "
     "from autobahntestsuite.wstest import run; sys.argv[0] = 'wstest'; run()"
 )
+PROXY_WS = """            proxy_pass http://127.0.0.1:BACKEND;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_read_timeout 300s;"""
 
 
 def server_argv(kind: str, port: int) -> list[str]:
-    if kind == "procmaster":
+    if kind.startswith("procmaster"):
         return procmaster_argv(
             "--http-socket", f"127.0.0.1:{port}", "--pythonpath", str(APPS),
             "--master", "--processes", "1", "--asgi", "autobahn_asgi:app",
@@ -89,24 +97,41 @@ def python2(given: str | None) -> str:
     raise SystemExit("no Python 2.7 found (the Autobahn testsuite needs one): give --python2")
 
 
+def start_nginx(workdir: str, backend: int, log) -> tuple[int, object]:
+    """nginx on a free port, proxying WebSockets to ``backend``; (port, process)."""
+    front = free_port()
+    tmp = os.path.join(workdir, "nginx")
+    os.makedirs(tmp, exist_ok=True)
+    conf = NGINX_CONF.replace("__PASS__", PROXY_WS.replace("BACKEND", str(backend)))
+    with open(os.path.join(tmp, "nginx.conf"), "w") as fh:
+        fh.write(fill(conf, front, tmp))
+    proc = spawn([fill(a, front, tmp) for a in NGINX], log, workdir)
+    wait_until(lambda: answers(front, "/", b"ok"), [proc], 30, "nginx")
+    return front, proc
+
+
 def run_server(kind: str, args, workdir: str, py2: str) -> dict:
     port = free_port()
     log_path = os.path.join(workdir, f"{kind}.log")
+    front, nginx = port, None
     spec = {
         "options": {"failByDrop": False},
         "outdir": os.path.join(args.outdir or workdir, kind),
-        "servers": [{"agent": kind, "url": f"ws://127.0.0.1:{port}"}],
+        "servers": [{"agent": kind, "url": "WSURL"}],
         "cases": args.cases.split(","),
         "exclude-cases": [c for c in args.exclude.split(",") if c],
         "exclude-agent-cases": {},
     }
     spec_path = os.path.join(workdir, f"{kind}.json")
-    with open(spec_path, "w") as fh:
-        json.dump(spec, fh)
     with open(log_path, "ab") as log:
         proc = spawn(server_argv(kind, port), log, workdir, tree_env(str(ROOT)))
         try:
             wait_until(lambda: answers(port, "/", b"ok"), [proc], 60, kind)
+            if kind.endswith("-nginx"):
+                front, nginx = start_nginx(workdir, port, log)
+            spec["servers"][0]["url"] = f"ws://127.0.0.1:{front}"
+            with open(spec_path, "w") as fh:
+                json.dump(spec, fh)
             with open(os.path.join(workdir, f"{kind}-wstest.log"), "ab") as wlog:
                 wstest = spawn(
                     [py2, "-c", WSTEST, args.wstest_lib, "--mode", "fuzzingclient", "--spec",
@@ -121,6 +146,8 @@ def run_server(kind: str, args, workdir: str, py2: str) -> dict:
             if code != 0:
                 raise RuntimeError(f"wstest exited with {code}: see {workdir}/{kind}-wstest.log")
         finally:
+            if nginx is not None:
+                stop_tree([nginx], 15)
             stop_tree([proc], 15)
     with open(os.path.join(spec["outdir"], "index.json")) as fh:
         return json.load(fh)[kind]
