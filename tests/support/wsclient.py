@@ -200,6 +200,8 @@ class WsLoad:
         self.failures: list = []
         self.kept = 0
         self.echoes = 0
+        self.holding = 0  # WebSockets open now
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
 
@@ -222,6 +224,15 @@ class WsLoad:
                     ws.shut()
 
     def _hold(self, ws: WS, opened: float) -> None:
+        with self._lock:
+            self.holding += 1
+        try:
+            self._echo(ws, opened)
+        finally:
+            with self._lock:
+                self.holding -= 1
+
+    def _echo(self, ws: WS, opened: float) -> None:
         n = 0
         while not self._stop.is_set():
             n += 1
@@ -247,7 +258,8 @@ class WsLoad:
     def __enter__(self) -> WsLoad:
         for t in self._threads:
             t.start()
-        wait_for(lambda: self.echoes > 20, 15, what="the WebSocket load to run")
+        n = len(self._threads)
+        wait_for(lambda: self.holding == n and self.echoes > 20, 15, what="every WebSocket open")
         return self
 
     def more(self, n: int = 20) -> None:
