@@ -1,6 +1,6 @@
 """Python opcodes per request of one worker's whole path, by function.
 
-    cd bench && python opcodes.py uwsgi 1000
+    cd bench && python opcodes.py uwsgi 1000 [--logged]
 
 Runs ``callgrind_path.py``'s case (a worker's loop on a real socket, a client in
 another process, one connection per request) with ``sys.settrace`` counting the
@@ -32,6 +32,7 @@ def tracer(frame, event, arg):
 
 def main() -> None:
     case, n = sys.argv[1], int(sys.argv[2])
+    logged = sys.argv[3:] == ["--logged"]  # uWSGI's default request line each request
     run_forever = loop.Worker.run_forever
 
     def traced(self) -> None:
@@ -49,7 +50,7 @@ def main() -> None:
 
     loop.Worker.run_forever = traced
     loop.os._exit = report
-    callgrind_path.serve(case, n)
+    callgrind_path.serve(case, n, logged)
 
 
 if __name__ == "__main__":
