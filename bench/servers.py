@@ -368,6 +368,22 @@ ASGI_SERVERS: tuple[Server, ...] = (
                       (*GRANIAN, "--uds", "{tmp}/app.sock", "hello_asgi:app")),
 )  # fmt: skip
 
+JSON_BODY = b'{"message": "Hello, World!"}'
+
+
+def asgi_json(server: Server) -> Server:
+    """The row of ``server`` serving the JSON app (bench/apps/json_asgi.py): group asgi-json."""
+    commands = tuple(
+        tuple(a.replace("hello_asgi:app", "json_asgi:app") for a in cmd) for cmd in server.commands
+    )
+    return dataclasses.replace(server, name=f"{server.name}-json", group="asgi-json",
+                               commands=commands, expected=JSON_BODY)  # fmt: skip
+
+
+# ASGI JSON (optional, --only asgi-json): procmaster (uvloop), uvicorn, granian, gunicorn
+ASGI_SERVERS += tuple(
+    asgi_json(s) for s in ASGI_SERVERS if s.group == "asgi" and s.name != "procmaster-asgi-asyncio"
+)
 ALL_SERVERS = SERVERS + NGINX_SERVERS + RELOAD_SERVERS + ASGI_SERVERS
 
 

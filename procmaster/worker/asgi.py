@@ -69,7 +69,7 @@ from ..logs import log, request_logger
 from .asgi_http import AsgiConnection, HttpExchange
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
-from .asgi_ws import WsRun, is_websocket, websocket_scope
+from .asgi_ws import CLOSE_WAIT, WsRun, is_websocket, websocket_scope
 from .autoreload import report_modules
 from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import request_line
@@ -429,13 +429,17 @@ class AsgiWorker:
         self.stopping = True
         self.stop_deadline = time.monotonic() + self.cfg.worker_reload_mercy
         self.loop.call_at(self.stop_deadline - SHUTDOWN_MINIMUM, self.mercy_over)
+        self.loop.call_at(self.stop_deadline - SHUTDOWN_MINIMUM - CLOSE_WAIT, self.going_away)
         self.stop_listening()
         self.check_done()
 
-    def mercy_over(self) -> None:
+    def going_away(self) -> None:
         for conn in list(self.conns):
             if conn.ws is not None:
-                conn.ws.going_away()  # 1001, then the close
+                conn.ws.going_away()  # 1001; the client answers within CLOSE_WAIT
+
+    def mercy_over(self) -> None:
+        self.going_away()  # (ends those that did not answer)
         if self.done is not None:
             self.done.set()
 

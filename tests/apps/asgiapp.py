@@ -115,6 +115,8 @@ async def ws_app(scope, receive, send):
     if scope["path"] == "/deny":
         await send({"type": "websocket.close"})
         return
+    if scope["path"].startswith("/refuse/"):
+        return await refuse(scope, send)
     await send({"type": "websocket.accept", "subprotocol": (scope["subprotocols"] or [None])[0]})
     if scope["path"] == "/room":
         ROOM.add(send)
@@ -138,3 +140,41 @@ async def ws_app(scope, receive, send):
             await send({"type": "websocket.send", "text": msg["text"]})
         else:
             await send({"type": "websocket.send", "bytes": msg["bytes"]})
+
+
+# /refuse/<name>: the websocket.http.response extension, good and hostile
+REFUSALS = {
+    "teapot": (418, [(b"content-type", b"text/plain"), (b"x-why", b"no tea")]),
+    "status-101": (101, []),
+    "status-text": ("404", []),
+    "status-big": (1000, []),
+    "crlf": (401, [(b"x-a", b"1\r\nSet-Cookie: evil=1")]),
+    "lf-name": (401, [(b"x-a\nx-b", b"1")]),
+    "nul": (401, [(b"x-a", b"a\x00b")]),
+    "not-bytes": (401, [("x-a", "1")]),
+    "not-pairs": (401, [(b"x-a",)]),
+}
+
+
+async def refuse(scope, send):
+    name = scope["path"][len("/refuse/") :]
+    if name == "after-accept":
+        await send({"type": "websocket.accept"})
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        return
+    if name == "close-after-start":
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        await send({"type": "websocket.close"})
+        return
+    if name == "body-first":
+        await send({"type": "websocket.http.response.body", "body": b"x"})
+        return
+    if name == "body-text":
+        await send({"type": "websocket.http.response.start", "status": 403, "headers": []})
+        await send({"type": "websocket.http.response.body", "body": "text"})
+        return
+    status, headers = REFUSALS[name]
+    assert scope["extensions"] == {"websocket.http.response": {}}
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": b"short and ", "more_body": True})
+    await send({"type": "websocket.http.response.body", "body": b"stout\n"})

@@ -1,5 +1,7 @@
 """The ASGI websocket scope on the shared WebSocket session: echo (text and
-binary), broadcast, a denied upgrade, 1001 when a reload's mercy ends."""
+binary), broadcast, a denied upgrade, the app's own HTTP answer to an upgrade
+(the ``websocket.http.response`` extension, hostile ones too), 1001 when a
+reload's mercy ends."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import signal
 import pytest
 from support import free_port, http_get, wait_for
 from support.nginx import nginx_binary, start_nginx
-from support.wsclient import WS
+from support.wsclient import WS, raw_upgrade
 from wsproto.events import AcceptConnection, CloseConnection, RejectConnection
 
 
@@ -54,6 +56,70 @@ def test_broadcast_and_denial(site):
     assert isinstance(denied.accept, RejectConnection) and denied.accept.status_code == 403
 
 
+def upgrade_answer(port: int, path: str) -> bytes:
+    """Everything the server sends to an upgrade request, up to its close."""
+    sock, got = raw_upgrade(port, path)
+    with sock:
+        while True:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                raise AssertionError(f"{path}: the server kept the connection: {got!r}") from None
+            if not data:
+                return got
+            got += data
+
+
+def test_app_answers_the_upgrade_with_its_own_http_response(site):
+    server, port, _ = site
+    pid = server.worker_pids()
+    ws = WS(port, "/refuse/teapot")
+    assert isinstance(ws.accept, RejectConnection), ws.accept
+    assert ws.accept.status_code == 418
+    assert (b"x-why", b"no tea") in ws.accept.headers
+    assert ws.body == b"short and stout\n"
+    raw = upgrade_answer(port, "/refuse/teapot")
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"HTTP/1.1 418 I'm a Teapot", raw
+    assert b"x-why: no tea" in lines and b"Connection: close" in lines, raw
+    assert b"Transfer-Encoding: chunked" in lines, raw  # (more_body: the length was unknown)
+    assert body == b"a\r\nshort and \r\n6\r\nstout\n\r\n0\r\n\r\n", raw
+    assert server.worker_pids() == pid
+
+
+BAD = ["status-101", "status-text", "status-big", "crlf", "lf-name", "nul", "not-bytes",
+       "not-pairs", "after-accept", "close-after-start", "body-first", "body-text"]  # fmt: skip
+
+
+def test_bad_http_response_messages_are_a_500_and_one_log_line(site):
+    server, port, _ = site
+    pid = server.worker_pids()
+    before = len(server.log)
+    for name in BAD:
+        raw = upgrade_answer(port, f"/refuse/{name}")
+        if name == "after-accept":  # accepted, then the bad message: closed with 1011
+            assert raw.startswith(b"HTTP/1.1 101 "), raw
+            assert raw.endswith(b"\x88\x02\x03\xf3"), raw
+        else:
+            assert raw.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), (name, raw)
+        assert b"evil" not in raw and b"\x00" not in raw and b"x-b" not in raw, (name, raw)
+    for name in BAD:
+        wait_for(lambda n=name: f"GET /refuse/{n} " in server.log[before:], 10, what=name)
+    logged = server.log[before:]
+    for name in BAD:
+        lines = [ln for ln in logged.splitlines() if f"ASGI app for GET /refuse/{name}:" in ln]
+        assert len(lines) == 1, (name, logged)
+    # (the log is escaped: the injected header never starts a line of its own)
+    assert not any(ln.startswith(("Set-Cookie", "x-b")) for ln in logged.splitlines()), logged
+    assert "Traceback" not in logged, logged
+    assert server.worker_pids() == pid
+    ws = WS(port, "/echo")
+    ws.send("still here")
+    assert ws.recv() == "still here"
+    ws.close()
+
+
 @pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 def test_behind_nginx_proxy_pass_and_uwsgi_pass(site, tmp_path):
     _, port, uport = site
@@ -88,6 +154,14 @@ def test_behind_nginx_proxy_pass_and_uwsgi_pass(site, tmp_path):
             for ws in (a, b, echo):
                 assert isinstance(ws.close(), CloseConnection)
             assert http_get(front, "/", timeout=10)[0] == 200
+            refused = WS(front, "/refuse/teapot")
+            assert isinstance(refused.accept, RejectConnection), (front, refused.accept)
+            assert refused.accept.status_code == 418, (front, refused.accept)
+            assert (b"x-why", b"no tea") in refused.accept.headers
+            assert refused.body == b"short and stout\n"
+            bad = WS(front, "/refuse/crlf")
+            assert isinstance(bad.accept, RejectConnection) and bad.accept.status_code == 500
+            assert not any(b"evil" in k + v for k, v in bad.accept.headers)
     finally:
         nginx.stop()
 

@@ -1,5 +1,5 @@
-"""A small blocking WebSocket client for the tests (wsproto over a socket), and
-raw helpers for hostile frames."""
+"""A small blocking WebSocket client for the tests (wsproto over a socket), a
+WebSocket load held through reloads, and raw helpers for hostile frames."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import base64
 import os
 import socket
 import struct
+import threading
+import time
 
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import (
+    AcceptConnection,
     BytesMessage,
     CloseConnection,
     Ping,
@@ -20,7 +23,9 @@ from wsproto.events import (
     TextMessage,
 )
 
-__all__ = ["WS", "frame", "raw_upgrade", "read_close"]
+from support import wait_for
+
+__all__ = ["WS", "WsLoad", "frame", "raw_upgrade", "read_close"]
 
 
 class WS:
@@ -178,3 +183,91 @@ def read_close(sock: socket.socket) -> int | None:
             return struct.unpack("!H", buf[j : j + 2])[0] if n >= 2 else 1005
         i = j + n
     return None
+
+
+class WsLoad:
+    """WebSockets held open through a reload: ``n`` threads each keep one open
+    (an echo round trip every ``every`` seconds) and open a new one when the
+    server closes theirs. ``closes`` holds (code, opened, closed) of each one
+    the server closed (time.monotonic()); ``kept`` counts those still open at
+    the end (the client closes them, the server must answer 1000);
+    ``failures`` anything else: a refused upgrade, a wrong echo, a connection
+    that ended without a close frame, an error."""
+
+    def __init__(self, port: int, path: str = "/ws", n: int = 4, every: float = 0.05) -> None:
+        self.port, self.path, self.every = port, path, every
+        self.closes: list[tuple[int, float, float]] = []
+        self.failures: list = []
+        self.kept = 0
+        self.echoes = 0
+        self.holding = 0  # WebSockets open now
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(n)]
+
+    def _run(self) -> None:
+        stop = self._stop
+        while not stop.is_set():
+            ws = None
+            try:
+                ws = WS(self.port, self.path)
+                if not isinstance(ws.accept, AcceptConnection):
+                    self.failures.append(("refused", ws.accept))
+                    stop.wait(0.1)
+                    continue
+                self._hold(ws, time.monotonic())
+            except Exception as exc:  # every failure counts
+                self.failures.append(("error", repr(exc)))
+                stop.wait(0.1)
+            finally:
+                if ws is not None:
+                    ws.shut()
+
+    def _hold(self, ws: WS, opened: float) -> None:
+        with self._lock:
+            self.holding += 1
+        try:
+            self._echo(ws, opened)
+        finally:
+            with self._lock:
+                self.holding -= 1
+
+    def _echo(self, ws: WS, opened: float) -> None:
+        n = 0
+        while not self._stop.is_set():
+            n += 1
+            text = f"m{n}"
+            ws.send(text)
+            ev = ws.recv()
+            if ev == text:
+                self.echoes += 1
+                self._stop.wait(self.every)
+                continue
+            if isinstance(ev, CloseConnection):
+                self.closes.append((ev.code, opened, time.monotonic()))
+                ws.sock.sendall(ws.ws.send(ev.response()))
+            else:
+                self.failures.append(("dropped" if ev is None else "unexpected", repr(ev)))
+            return
+        ev = ws.close()
+        if isinstance(ev, CloseConnection) and ev.code == 1000:
+            self.kept += 1
+        else:
+            self.failures.append(("client close answered with", repr(ev)))
+
+    def __enter__(self) -> WsLoad:
+        for t in self._threads:
+            t.start()
+        n = len(self._threads)
+        wait_for(lambda: self.holding == n and self.echoes > 20, 15, what="every WebSocket open")
+        return self
+
+    def more(self, n: int = 20) -> None:
+        """Wait until ``n`` more echoes came back (the site kept serving)."""
+        start = self.echoes
+        wait_for(lambda: self.echoes >= start + n, 20, what=f"{n} more WebSocket echoes")
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(25)

@@ -1,5 +1,6 @@
 """The ASGI runner's pure parts: which callables are ASGI 3 apps, and the http
-scope built from a protocol's CGI variables."""
+scope built from a protocol's CGI variables, the websocket scope and the
+``websocket.http.response`` extension's header check."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from procmaster.app import AppLoadError, asgi_problem, load_asgi_app
 from procmaster.config import load
 from procmaster.worker.asgi_scope import http_scope
+from procmaster.worker.asgi_ws import _byte_pairs, websocket_scope
 
 
 async def asgi3(scope, receive, send):
@@ -112,3 +114,31 @@ def test_a_plain_module_is_refused_as_not_asgi():
     cfg = load(["--http-socket", "127.0.0.1:0", "--asgi", "json:loads"], environ={})
     with pytest.raises(AppLoadError, match="json.loads is not an ASGI 3 app"):
         load_asgi_app(cfg)
+
+
+def test_websocket_scope_advertises_the_http_response_extension():
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": "/ws", "HTTP_UPGRADE": "websocket",
+           "HTTP_SEC_WEBSOCKET_PROTOCOL": "chat, superchat", "wsgi.url_scheme": "http"}  # fmt: skip
+    scope = websocket_scope(http_scope(env, {}))
+    assert scope["type"] == "websocket" and "method" not in scope
+    assert scope["subprotocols"] == ["chat", "superchat"]
+    assert scope["extensions"] == {"websocket.http.response": {}}
+    again = websocket_scope(http_scope(env, {}))
+    assert again["extensions"] is not scope["extensions"]  # (each scope its own dicts)
+    assert (
+        again["extensions"]["websocket.http.response"]
+        is not (scope["extensions"]["websocket.http.response"])
+    )
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [[("x-a", "1")], [(b"x-a",)], [(b"x-a", b"1", b"2")], [b"x-a: 1"], 5, [(b"x-a", 1)]],
+)
+def test_http_response_headers_must_be_pairs_of_bytes(headers):
+    with pytest.raises((TypeError, ValueError)):
+        _byte_pairs(headers)
+
+
+def test_http_response_headers_decode_as_latin1():
+    assert _byte_pairs([(b"x-a", b"caf\xe9")]) == [("x-a", "café")]
