@@ -13,7 +13,7 @@ import time
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("request_var")
 CHUNK = b"x" * (256 * 1024)
 STREAM_CHUNKS = 128
-BIG = 4 * 1024 * 1024
+BIG = 16 * 1024 * 1024
 PROGRESS = {"chunks": 0}
 
 
