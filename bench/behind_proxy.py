@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     print("ratios procmaster/uWSGI (medians of the runs without errors):")
     for front, proto in dict.fromkeys((front, proto) for front, _, proto in ROWS):
         pm, uw = results.get((front, "procmaster", proto)), results.get((front, "uWSGI", proto))
+        if pm is None or uw is None:  # no peer row here (nginx uwsgi: bench.py --only nginx-uwsgi)
+            continue
         if pm and uw:
             ratio = statistics.median(pm) / statistics.median(uw)
             print(f"  {front} {proto}: {ratio:.2f}")

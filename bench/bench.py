@@ -46,11 +46,12 @@ import shutil
 import signal
 import sys
 
+from app_rows import EVERY_SERVER
 from processes import ROOT, progress, tree_revision, tree_source
 from report import report
 from runner import run
 from scenarios import SCENARIOS, Scenario
-from servers import ALL_SERVERS, APPS, INSTALL_HINTS, Server, with_baseline, with_tree
+from servers import APPS, INSTALL_HINTS, Server, with_baseline, with_tree
 
 
 def select(
@@ -153,7 +154,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print the table; 1 if any run failed."""
     args = parse_args(argv)
-    servers, scenarios = select(args.only, ALL_SERVERS, SCENARIOS)
+    servers, scenarios = select(args.only, EVERY_SERVER, SCENARIOS)
     servers = with_tree(servers, args.tree)
     if args.baseline_tree:
         servers = with_baseline(servers, args.baseline_tree)

@@ -17,7 +17,9 @@ CASE is uwsgi, http (``Connection: close``), fastcgi (no keep-conn), scgi,
 ``asgi-http`` / ``asgi-uwsgi`` (the ASGI worker, ``bench/apps/hello_asgi.py``, on
 its default loop: uvloop when installed), or ``blocking`` (a 40-line blocking uwsgi server: accept, one read, parse the vars,
 call the app, one write, close; the floor a per-connection Python server has).
-Without valgrind it prints the requests per second of one worker.
+Without valgrind it prints the requests per second of one worker. ``--logged``
+after the count writes uWSGI's default request line for each request into a
+file (the default is ``disable-logging``).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ def blocking_server(sock: socket.socket, n: int) -> None:
     os._exit(0)
 
 
-def serve(case: str, n: int) -> None:
+def serve(case: str, n: int, logged: bool = False) -> None:
     proto, unix, _ = CASES[case]
     tmp = tempfile.mkdtemp()
     if unix:
@@ -152,16 +154,22 @@ def serve(case: str, n: int) -> None:
 
         sock.setblocking(False)
         listener = type("L", (), {"sock": sock, "proto": proto})()
+        # --logged: uWSGI's default request line for each request, into a file
+        logging = ["--logto", os.path.join(tmp, "log")] if logged else ["--disable-logging"]
+        asgi = ["--asgi", "x:app"] if case.startswith("asgi") else []
+        cfg = load_config(["--processes", "1", *logging, *asgi])
+        if logged:
+            from procmaster.logs import log
+
+            log.configure(cfg)
         r, w = os.pipe()
-        if case.startswith("asgi"):
+        if asgi:
             from apps.hello_asgi import app
 
             from procmaster.worker.asgi import AsgiWorker
 
-            cfg = load_config(["--processes", "1", "--disable-logging", "--asgi", "x:app"])
             worker = AsgiWorker(1, cfg, [listener], Apps([("", app)]), w, Scoreboard(2), 0)
         else:
-            cfg = load_config(["--processes", "1", "--disable-logging"])
             worker = Worker(1, cfg, [listener], Apps([("", hello)]), w, Scoreboard(2), 0)
     args = [sys.executable, __file__, "--client", address, case, str(n), str(os.getpid())]
     subprocess.Popen(args)
@@ -186,12 +194,15 @@ def per_request(low: str, high: str) -> None:
 
 def main() -> None:
     args = sys.argv[1:]
+    logged = "--logged" in args
+    if logged:
+        args.remove("--logged")
     if args[:1] == ["--client"]:
         client(args[1], args[2], int(args[3]), int(args[4]))
     elif args[:1] == ["--per-request"]:
         per_request(args[1], args[2])
     elif len(args) == 2 and args[0] in CASES:
-        serve(args[0], int(args[1]))
+        serve(args[0], int(args[1]), logged)
     else:
         raise SystemExit(__doc__)
 

@@ -126,6 +126,39 @@ def ratios(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     return header, cells
 
 
+def threads_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Per scenario: each family's median with the most threads per worker divided by
+    its median with one (groups ``threads-N``, see app_rows.py)."""
+    counts = sorted(
+        {int(r.server.group[8:]) for r in rows if r.server.group.startswith("threads-")}
+    )
+    if len(counts) < 2 or counts[0] != 1:
+        return [], []
+    most = counts[-1]
+    families = list(dict.fromkeys(r.server.family for r in rows if r.server.suite == "threads"))
+    header = ["scenario"] + [f"{f} threads={most} / threads=1" for f in families]
+    cells = []
+    for scen in dict.fromkeys(r.scenario.name for r in rows if r.server.suite == "threads"):
+        line = [scen]
+        for fam in families:
+            pair = {
+                r.server.group: r
+                for r in rows
+                if r.server.family == fam and r.scenario.name == scen
+                and r.server.group in ("threads-1", f"threads-{most}")
+            }  # fmt: skip
+            one, many = pair.get("threads-1"), pair.get(f"threads-{most}")
+            if not one or not many:
+                line.append("-")
+            elif one.void() or many.void():
+                line.append("void (errors)")
+            else:
+                a, b = many.median(), one.median()
+                line.append(f"{a / b:.2f}" if a and b else "-")
+        cells.append(line)
+    return header, cells
+
+
 def idle_table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
     """Per server: req/s with the idle connections open / without, and their cost."""
     header = [
@@ -295,6 +328,9 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
     if load_rows:
         tables.append((*table(load_rows), 2))
         tables.append((*ratios(load_rows), 1))
+        th, tc = threads_table(load_rows)
+        if tc:
+            tables.append((th, tc, 1))
     if reload_rows:
         tables.append((*reload_table(reload_rows), 2))
     ih, ic = idle_table(rows)

@@ -47,7 +47,7 @@ from processes import (
     tree_env,
 )
 from scenarios import IdleStats, Running, Scenario, hold_idle
-from servers import APPS, EXPECTED_BODY, Server, fill, round_order
+from servers import APPS, Server, fill, round_order
 from wrk import PROBE_TIMEOUT, WrkResult, run_wrk, wrk_argv
 
 READY_TIMEOUT = 30.0  # seconds a server may take to answer its first request
@@ -127,7 +127,7 @@ def wait_ready(server: Server, running: Running) -> None:
     """Poll until the server answers 200 with the expected body; ServerFailed if it dies."""
     log_path = running.log_path
     deadline = time.monotonic() + READY_TIMEOUT
-    while not answers(running.port, server.ready_path, EXPECTED_BODY):
+    while not answers(running.port, server.ready_path, server.expected):
         for proc in running.procs:
             if proc.poll() is not None:
                 raise ServerFailed(
@@ -146,7 +146,7 @@ def wait_ready(server: Server, running: Running) -> None:
 def started(server: Server, logdir: str) -> Iterator[Running]:
     """Start the server, wait until it answers, yield it, stop it whatever happens."""
     port = free_port()
-    running = Running(url=f"http://127.0.0.1:{port}", port=port, expected=EXPECTED_BODY)
+    running = Running(url=f"http://127.0.0.1:{port}", port=port, expected=server.expected)
     log_path = os.path.join(logdir, f"{server.slug}.log")
     # this start's files (nginx.conf, unix socket, touch file, nginx's pid file and logs);
     # inside logdir, so it is kept with the logs when a run failed
@@ -214,7 +214,7 @@ def run_scenario(
             args.duration,
             running.port,
             scenario.path,
-            EXPECTED_BODY,
+            running.expected,
         )
         res.cpu = total_cpu(running.tree()) - cpu0
     if isinstance(hook, hold_idle):

@@ -207,4 +207,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         around=reloads_during,
         suites=("reload",),
     ),
+    # threads=1 against threads=4 (bench/apps/threads_app.py, keep-alive): no wait in
+    # the app, then 50 ms of it per request; a request may queue behind the others'
+    # sleeps for longer than wrk's default 2 s timeout with threads=1, hence 10 s
+    Scenario(name="threads hello", suites=("threads",)),
+    Scenario(
+        name="threads sleep", path="/sleep", wrk_args=("--timeout", "10s"), suites=("threads",)
+    ),
 )

@@ -72,6 +72,7 @@ class Server:
     # frames connections otherwise in one mode is two servers of one family
     # (uWSGI's --http11-socket keeps a connection a client asked to close)
     only: tuple[str, ...] = ()
+    expected: bytes = EXPECTED_BODY  # the exact body of every answer (readiness, probes)
 
     def serves(self, scenario) -> bool:
         """Whether ``scenario`` runs against this server."""

@@ -1,6 +1,8 @@
 """Checks of the bench's own pure parts, no servers started: wrk's output parsed,
 --only and --baseline-tree selecting rows, the round order, the environment of a
-source tree, and the wire bytes understood by procmaster's protocol parsers.
+source tree, the wire bytes understood by procmaster's protocol parsers, and the
+rows of app_rows.py (threads, Django and Flask behind nginx, logging on): same
+settings on both sides, the bodies the apps really answer, the threads ratio.
 
     python -m pytest bench/test_bench.py        (from the repository root)
 
@@ -9,12 +11,24 @@ Not collected by the project's test suite (testpaths = tests): bench/ is a tool.
 
 from __future__ import annotations
 
+import io
 import os
+import subprocess
+import sys
+import time
 
 import pytest
-from processes import ROOT, tree_env
+from app_rows import (
+    DJANGO_BODY,
+    EVERY_SERVER,
+    FLASK_BODY,
+    LOGGED_SERVERS,
+    REAL_APP_SERVERS,
+    THREAD_SERVERS,
+)
+from processes import HERE, ROOT, tree_env
 from scenarios import SCENARIOS
-from servers import ALL_SERVERS, BASELINE, round_order, with_baseline, with_tree
+from servers import ALL_SERVERS, APPS, BASELINE, round_order, with_baseline, with_tree
 from soak import slope
 from wire import fastcgi_request, scgi_request, uwsgi_packet
 from wrk import parse_wrk
@@ -181,3 +195,136 @@ def test_a_row_with_errors_is_void() -> None:
     cells = {c[1]: c[2] for c in table([good, bad])[1]}
     assert cells == {"procmaster": "5,000", "uWSGI http-socket": "void (errors)"}
     assert ratios([good, bad])[1] == [["close", "void (errors)"]]
+
+
+def test_new_rows_run_only_when_named_and_leave_the_old_selections_alone() -> None:
+    def names(only: list[str]) -> set[str]:
+        return {s.name for s in bench.select(only, EVERY_SERVER, SCENARIOS)[0]}
+
+    new = {s.name for s in THREAD_SERVERS + REAL_APP_SERVERS + LOGGED_SERVERS}
+    for only in ([], ["http"], ["nginx"], ["keep-alive"], ["close"]):
+        assert not new & names(only), only
+        assert names(only) == {s.name for s in bench.select(only, ALL_SERVERS, SCENARIOS)[0]}
+    servers, scenarios = bench.select(["threads-1", "threads-4"], EVERY_SERVER, SCENARIOS)
+    assert [c.name for c in scenarios] == ["threads hello", "threads sleep"]
+    assert [s.name for s in servers] == [
+        "procmaster threads=1",
+        "uWSGI threads=1",
+        "procmaster threads=4",
+        "uWSGI threads=4",
+    ]
+    assert names(["nginx-django"]) == {"procmaster-django", "uWSGI-django", "gunicorn-django"}
+    assert names(["http-logged"]) == {"procmaster logged", "uWSGI logged"}
+
+
+def options(server) -> list[str]:
+    """The options of a row's backend (its first command) after the program and its
+    socket (procmaster's --http-socket is uWSGI's --http11-socket for keep-alive)."""
+    argv = list(server.commands[0])
+    return argv[5:] if argv[0] == "{python}" else argv[3:]
+
+
+def test_peers_of_the_new_rows_run_with_the_same_settings() -> None:
+    """procmaster and uWSGI differ by their program only (the threads rows, the
+    real apps, the logged rows); the logged rows differ from their base only by
+    logging."""
+    pairs = [THREAD_SERVERS[0:2], THREAD_SERVERS[2:4], LOGGED_SERVERS]
+    pairs += [REAL_APP_SERVERS[0:2], REAL_APP_SERVERS[3:5]]
+    for ours, theirs in pairs:
+        assert (ours.family, theirs.family) == ("procmaster", "uWSGI")
+        extra = ["--tcp-nodelay"] if ours.suite == "threads" else []  # procmaster's own
+        assert options(ours) + extra == options(theirs), (ours.name, theirs.name)
+    for row, threads in zip(THREAD_SERVERS, (1, 1, 4, 4), strict=True):
+        argv = options(row)
+        assert argv[argv.index("--threads") + 1] == str(threads)
+        assert "{apps}/threads_app.py" in argv and "--disable-logging" in argv
+    for row in LOGGED_SERVERS:
+        base = next(s for s in ALL_SERVERS if s.name == row.name.removesuffix(" logged"))
+        assert "--disable-logging" not in row.commands[0]
+        assert [a for a in options(base) if a != "--disable-logging"] == options(row)
+
+
+def test_gunicorn_behind_nginx_gets_the_clients_host() -> None:
+    """Django refuses proxy_pass's default Host (the upstream's name, http_app)."""
+    for row in REAL_APP_SERVERS:
+        conf = dict(row.files)["nginx.conf"]
+        if row.family == "gunicorn":
+            assert "proxy_pass http://http_app;" in conf and "proxy_set_header Host $host;" in conf
+            assert "--worker-class" in row.commands[0] and "sync" in row.commands[0]
+        else:
+            assert "uwsgi_pass unix:{tmp}/app.sock;" in conf
+
+
+def wsgi_get(app, path: str = "/") -> tuple[str, bytes]:
+    """Call a WSGI app once; its status and body."""
+    got: list[str] = []
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "80",
+        "HTTP_HOST": "127.0.0.1",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": io.StringIO(),
+    }
+    body = b"".join(app(environ, lambda status, headers, exc_info=None: got.append(status)))
+    return got[0], body
+
+
+def test_real_apps_answer_the_bodies_the_rows_expect(tmp_path) -> None:
+    """The bodies readiness and probes compare with: what the apps really send
+    (Django with its SQLite query, in a child so its settings stay there)."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import django_app, flask_app, test_bench;"
+        " print(test_bench.wsgi_get(django_app.application)[1].decode(), end='\\0');"
+        " print(test_bench.wsgi_get(flask_app.application)[1].decode(), end='')"
+    )
+    env = {**os.environ, "BENCH_DB": str(tmp_path / "items.sqlite3")}
+    env["PYTHONPATH"] = os.pathsep.join([HERE, ROOT])
+    out = subprocess.run(
+        [sys.executable, "-c", code, APPS], env=env, capture_output=True, check=True
+    ).stdout
+    django_body, flask_body = out.split(b"\0")
+    assert django_body == DJANGO_BODY and flask_body == FLASK_BODY
+    for row in REAL_APP_SERVERS:
+        assert row.expected == (DJANGO_BODY if "django" in row.group else FLASK_BODY)
+
+
+def test_threads_app_streams_and_sleeps_on_sleep_only() -> None:
+    sys.path.insert(0, APPS)
+    try:
+        import threads_app
+    finally:
+        sys.path.remove(APPS)
+    assert wsgi_get(threads_app.application) == ("200 OK", b"Hello, World!")
+    status_headers: list = []
+    result = threads_app.application(
+        {"PATH_INFO": "/"}, lambda s, h, e=None: status_headers.append(h)
+    )
+    assert not isinstance(result, list | tuple | bytes)  # a generator: the server streams it
+    assert list(result) == [b"Hello, ", b"World!"]
+    t0 = time.monotonic()
+    assert wsgi_get(threads_app.application, "/sleep")[1] == b"Hello, World!"
+    assert time.monotonic() - t0 >= threads_app.SLEEP
+
+
+def test_threads_ratio_is_each_family_against_its_one_thread_row() -> None:
+    from report import threads_table
+    from runner import Row
+    from wrk import WrkResult
+
+    hello, sleep = (c for c in SCENARIOS if c.suites == ("threads",))
+    figures = {  # (server, scenario): req/s; uWSGI threads=4 sleep has an error
+        (0, hello): 1000.0, (1, hello): 800.0, (2, hello): 950.0, (3, hello): 900.0,
+        (0, sleep): 40.0, (1, sleep): 20.0, (2, sleep): 150.0, (3, sleep): 80.0,
+    }  # fmt: skip
+    rows = [
+        Row(THREAD_SERVERS[i], c, runs=[WrkResult(rps=v, requests=int(v), timeout=(i, c) == (3, sleep))])
+        for (i, c), v in figures.items()
+    ]  # fmt: skip
+    header, cells = threads_table(rows)
+    assert header == ["scenario", "procmaster threads=4 / threads=1", "uWSGI threads=4 / threads=1"]
+    assert cells == [["threads hello", "0.95", "1.12"], ["threads sleep", "3.75", "void (errors)"]]

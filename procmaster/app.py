@@ -15,10 +15,10 @@ of the app: they go through (Ctrl-C during a slow import stops procmaster).
 
 from __future__ import annotations
 
+import functools
 import glob
 import importlib
 import importlib.util
-import inspect
 import os
 import site
 import sys
@@ -294,7 +294,7 @@ def load_apps(cfg) -> Apps:
             "or, for an ASGI app, 'asgi' (pkg.mod:app)"
         )
     for prefix, app in mounts:
-        if asgi_problem(app) is None:
+        if _looks_async(app) and asgi_problem(app) is None:
             where = (
                 cfg.origin("mount")
                 if prefix
@@ -357,9 +357,39 @@ def asgi_not_applied(cfg) -> list[str]:
     return sorted({e.key for e in cfg.entries if e.key.startswith(ASGI_NOT_APPLIED)})
 
 
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE
+
+
+def _is_async(obj) -> bool:
+    """``inspect.iscoroutinefunction`` for what apps are (functions, methods,
+    partials), without importing ``inspect`` into every WSGI site's processes."""
+    while True:
+        if isinstance(obj, functools.partial):
+            obj = obj.func
+        elif hasattr(obj, "__func__"):  # a bound method
+            obj = obj.__func__
+        else:
+            break
+    if hasattr(obj, "_is_coroutine_marker"):  # Python 3.12's markcoroutinefunction
+        import inspect  # lazily: only such a marked callable needs it
+
+        return inspect.iscoroutinefunction(obj)
+    code = getattr(obj, "__code__", None)
+    return bool(getattr(code, "co_flags", 0) & _CO_COROUTINE)
+
+
+def _looks_async(app) -> bool:
+    """An async callable or an instance with an async ``__call__`` (what
+    ``asgi_problem`` examines further)."""
+    return _is_async(vars(type(app)).get("__call__")) or _is_async(app)
+
+
 def asgi_problem(app) -> str | None:
     """Why ``app`` is not an ASGI 3 app (an async callable taking scope,
     receive, send), or None when it is one."""
+    # lazily: inspect (with ast, dis, tokenize) only for an ``asgi`` app's check
+    import inspect
+
     call = vars(type(app)).get("__call__")  # an instance with an async __call__
     if inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(app):
         try:
@@ -389,6 +419,8 @@ def asgi_problem(app) -> str | None:
 
 
 def _takes(app, count: int) -> bool:
+    import inspect  # lazily: see asgi_problem
+
     try:
         return len(inspect.signature(app).parameters) == count
     except (TypeError, ValueError):

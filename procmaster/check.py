@@ -8,9 +8,9 @@ finds what the start would refuse, with the start's own words:
 
 * the config itself (no socket, no app), here;
 * the files the master opens before anything else (``logto``, ``logto2``,
-  ``daemonize``, ``logger``/``req-logger = file:PATH``): ``log_problems``, which
-  the start (``cli``) also calls first, so a missing log directory is one clear
-  line there too;
+  ``daemonize``, ``logger``/``req-logger = file:PATH``): ``logs.files.log_problems``,
+  which the start (``cli``) also calls first (without importing this module), so a
+  missing log directory is one clear line there too;
 * the paths of the app (``chdir``, ``virtualenv``, ``wsgi-file``): the app part's
   ``path_problems``;
 * the app import itself, in a forked child that does what the master does
@@ -37,7 +37,7 @@ from .api import service_problems, subsystems
 from .app import AppLoadError, asgi_not_applied, load_apps, path_problems, prepare_process
 from .hooks import Hooks
 from .ipc import describe_exit
-from .logs import udp_address
+from .logs.files import log_problems
 from .options.differences import RULES, differs
 from .privileges import PrivilegeError, drop_privileges
 from .routing.rules import check_routes
@@ -52,7 +52,6 @@ __all__ = [
 ]
 
 IMPORT_TIMEOUT = 120.0  # seconds the app import may take in --check
-LOG_OPTIONS = ("logto", "logto2", "daemonize")
 
 _HEADINGS = {
     _options.FULL: "supported",
@@ -123,58 +122,6 @@ def _watch_problems(cfg) -> list[str]:
                 f"{entry.origin}: option '{entry.key}': {path!r} can never be "
                 f"watched: directory {directory!r} does not exist"
             )
-    return problems
-
-
-def _logger_path(value: str) -> str | None:
-    """The file of ``[name ]file:PATH`` or ``file:logfile=PATH,...``; None for
-    other loggers (the log part reports those)."""
-    head, sep, rest = value.strip().partition(" ")
-    if sep and ":" not in head:
-        value = rest.strip()  # a named logger
-    if not value.startswith("file:"):
-        return None
-    path = value[5:]
-    if path.startswith("logfile="):
-        path = path[8:].split(",", 1)[0]
-    return path or None
-
-
-def _file_problem(where: str, what: str, path: str) -> str | None:
-    if udp_address(path) is not None:
-        return None  # HOST:PORT: logged over UDP, as uWSGI
-    if os.path.isdir(path):
-        return f"{where}: {what} {path!r} is a directory"
-    if os.path.exists(path):
-        if not os.access(path, os.W_OK):
-            return f"{where}: {what} {path!r} is not writable"
-        return None
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        return f"{where}: cannot create {what} {path!r}: directory {directory!r} does not exist"
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return f"{where}: cannot create {what} {path!r}: directory {directory!r} is not writable"
-    return None
-
-
-def log_problems(cfg) -> list[str]:
-    """Log files the master could not open (relative paths: to the directory
-    procmaster starts in, as the master opens them before ``chdir``)."""
-    wanted: list[tuple[str, str]] = []
-    for option in LOG_OPTIONS:
-        value = cfg.get(option)
-        if value:
-            wanted.append((f"{cfg.origin(option)}: option '{option}'", value))
-    for option in ("logger", "req-logger"):
-        for index, value in enumerate(cfg.get(option) or []):
-            path = _logger_path(value)
-            if path:
-                wanted.append((f"{cfg.origin(option, index)}: option '{option}'", path))
-    problems = []
-    for where, path in wanted:
-        problem = _file_problem(where, "log file", path)
-        if problem and problem not in problems:
-            problems.append(problem)
     return problems
 
 

@@ -35,8 +35,9 @@ def _probe(cfg) -> int:
     imported goes nowhere (the real start prints it)."""
     from . import api
     from .app import AppLoadError, load_apps, prepare_process
-    from .check import log_problems, transport_problems
+    from .check import transport_problems
     from .logs import log
+    from .logs.files import log_problems
 
     report = os.dup(1)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -80,7 +81,7 @@ def _reload_and_wait(cfg) -> int:
 def _start_problems(cfg) -> bool:
     """Files the master opens first (the log): a clear error now, not a traceback
     later (and before ``daemonize`` takes the terminal away)."""
-    from .check import log_problems
+    from .logs.files import log_problems
 
     problems = log_problems(cfg)
     for problem in problems:
@@ -162,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     # the composition root: the master gets the worker's entry point, so it imports
     # nothing of the worker (lazy, as above: the other commands never load them)
     from .master import run
-    from .worker import worker_main
+    from .worker import preload, worker_main
 
+    preload(cfg)
     return run(cfg, worker_main)
 
 

@@ -37,9 +37,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["CronJob", "Daemons", "Group", "cron_due", "parse_cron", "from_config"]
 
@@ -267,6 +270,9 @@ class Daemons:
     # -- inside ------------------------------------------------------------------
 
     def _spawn(self, proc: _Proc) -> None:
+        # lazily: only a master with attach-daemon/cron lines starts processes this way
+        import subprocess
+
         try:
             proc.popen = subprocess.Popen(
                 ["/bin/sh", "-c", proc.cmd],

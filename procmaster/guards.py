@@ -44,8 +44,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .ipc import SIG_DUMP_STACKS
 from .logs import log
@@ -90,8 +89,7 @@ class GuardedWorker(Protocol):
         """Count a harakiri kill in its scoreboard slot."""
 
 
-@dataclass
-class GuardHooks:
+class GuardHooks(NamedTuple):
     """What the master hands its guards."""
 
     workers: Callable[[], Iterable[GuardedWorker]]  # every live worker, old ones too

@@ -55,7 +55,6 @@ import mmap
 import os
 import signal
 import stat
-import subprocess
 import time
 
 from .logs import log
@@ -231,6 +230,8 @@ def _parse(key: str, value: str, where: str) -> Hook | None:
 
 
 def _exec(hooks, arg):
+    import subprocess  # lazily: only exec-* hooks run commands
+
     code = subprocess.call(["/bin/sh", "-c", arg])
     return f'command "{arg}" exited with non-zero code: {code}' if code else None
 

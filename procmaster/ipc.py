@@ -36,7 +36,7 @@ import json
 import os
 import signal
 import socket
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 __all__ = [
     "CWD_ENV",
@@ -146,22 +146,37 @@ PRIVATE_ENV = (
 )
 
 
-@dataclass
 class ReexecState:
-    """What a master hands the image it re-executes into for a full reload."""
+    """What a master hands the image it re-executes into for a full reload.
+    (Plain classes here, not dataclasses: every process imports this module, and
+    ``dataclasses`` costs each start milliseconds of imports and class building.)"""
 
-    old: list[tuple[int, int]] = field(default_factory=list)  # (pid, worker id)
-    reason: str = "reload"
-    t0: float = 0.0  # wall clock when the reload was asked for
-    pending: tuple[str, str, bool] | None = None  # a queued reload: (kind, reason, brutal)
-    brutal: bool = False
-    reloads: int = 0
-    # the scoreboard's memory (fd, slots, cores per slot), so the old workers keep
-    # their slots; ``old_slots`` is parallel to ``old`` (-1: none)
-    board: tuple[int, int, int] | None = None
-    old_slots: list[int] = field(default_factory=list)
-    # log-master: the read ends of the children's stdout/stderr pipes still open
-    log_pipes: list[int] = field(default_factory=list)
+    __slots__ = ("old", "reason", "t0", "pending", "brutal", "reloads", "board")
+    __slots__ += ("old_slots", "log_pipes")
+
+    def __init__(
+        self,
+        old: list[tuple[int, int]] | None = None,  # (pid, worker id)
+        reason: str = "reload",
+        t0: float = 0.0,  # wall clock when the reload was asked for
+        pending: tuple[str, str, bool] | None = None,  # a queued reload: (kind, reason, brutal)
+        brutal: bool = False,
+        reloads: int = 0,
+        # the scoreboard's memory (fd, slots, cores per slot), so the old workers keep
+        # their slots; ``old_slots`` is parallel to ``old`` (-1: none)
+        board: tuple[int, int, int] | None = None,
+        old_slots: list[int] | None = None,
+        # log-master: the read ends of the children's stdout/stderr pipes still open
+        log_pipes: list[int] | None = None,
+    ) -> None:
+        self.old = [] if old is None else old
+        self.reason, self.t0, self.pending, self.brutal = reason, t0, pending, brutal
+        self.reloads, self.board = reloads, board
+        self.old_slots = [] if old_slots is None else old_slots
+        self.log_pipes = [] if log_pipes is None else log_pipes
+
+    def __repr__(self) -> str:
+        return f"ReexecState({self.encode()})"
 
     def encode(self) -> str:
         return json.dumps(
@@ -217,18 +232,32 @@ def reload_status_path(pidfile: str) -> str:
     return pidfile + ".reload"
 
 
-@dataclass
 class ReloadStatus:
     """The last reload of a master: written whole (``pidfile.write_atomically``)
     by the master when a reload starts and when it ends; read by
     ``procmaster --reload PIDFILE --wait``. ``reloads`` counts the reloads this
     master started (across its re-executions), so a waiter knows which one it sees."""
 
-    pid: int
-    reloads: int
-    state: str  # RELOAD_RUNNING, RELOAD_DONE or RELOAD_ABORTED
-    reason: str = ""  # what asked for it (SIGHUP, a touched file ...)
-    detail: str = ""  # why it was aborted (the new app's error), or what it did
+    __slots__ = ("pid", "reloads", "state", "reason", "detail")
+
+    def __init__(
+        self,
+        pid: int,
+        reloads: int,
+        state: str,  # RELOAD_RUNNING, RELOAD_DONE or RELOAD_ABORTED
+        reason: str = "",  # what asked for it (SIGHUP, a touched file ...)
+        detail: str = "",  # why it was aborted (the new app's error), or what it did
+    ) -> None:
+        self.pid, self.reloads, self.state = pid, reloads, state
+        self.reason, self.detail = reason, detail
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReloadStatus):
+            return NotImplemented
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+    def __repr__(self) -> str:
+        return f"ReloadStatus({self.encode().decode().strip()})"
 
     def encode(self) -> bytes:
         data = {k: getattr(self, k) for k in ("pid", "reloads", "state", "reason", "detail")}
@@ -272,15 +301,13 @@ class LineReader:
         return lines
 
 
-@dataclass(frozen=True)
-class ReadyMessage:
+class ReadyMessage(NamedTuple):
     """A worker accepts connections."""
 
     pid: int
 
 
-@dataclass(frozen=True)
-class ModuleMessage:
+class ModuleMessage(NamedTuple):
     """A worker imported the module at ``path`` (py-autoreload watches it)."""
 
     path: str

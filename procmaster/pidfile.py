@@ -11,9 +11,14 @@ Must not know: which process writes it, or why.
 from __future__ import annotations
 
 import os
-import secrets
 
 __all__ = ["remove_pidfile", "write_atomically", "write_pidfile"]
+
+
+def _token() -> str:
+    """64 random bits for a temporary's name (``secrets.token_hex(8)`` without
+    importing ``secrets``, whose ``hmac``/``hashlib`` every start would pay for)."""
+    return os.urandom(8).hex()
 
 
 def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
@@ -22,7 +27,7 @@ def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
     base = os.path.basename(path)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     for _ in range(16):
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
+        tmp = os.path.join(directory, f".{base}.{_token()}.tmp")
         try:
             fd = os.open(tmp, flags, mode)
             break

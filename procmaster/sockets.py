@@ -16,12 +16,10 @@ import errno
 import os
 import socket
 import stat
-from dataclasses import dataclass, field
 
 from .ipc import FDS_ENV
 from .options import parse_address, socket_options
 from .transports.networks import Networks
-from .transports.tls import TlsError, TlsFiles, context, sni_entry
 
 __all__ = [
     "Listener",
@@ -40,17 +38,32 @@ class SocketError(Exception):
     """A socket could not be set up; the message names the config line."""
 
 
-@dataclass
 class Listener:
-    option: str
-    address: str
-    proto: str
-    origin: str
-    sock: socket.socket | None = None
-    family: int = socket.AF_INET
-    inherited: bool = False  # handed over by systemd: never unlinked by us
-    unix_path: str | None = None
-    extra: dict = field(default_factory=dict)
+    """A socket the config declares (or one handed over), bound or not yet.
+    (A plain class: ``dataclasses`` would cost every start its imports.)"""
+
+    __slots__ = ("option", "address", "proto", "origin", "sock", "family", "inherited")
+    __slots__ += ("unix_path", "extra")
+
+    def __init__(
+        self,
+        option: str,
+        address: str,
+        proto: str,
+        origin: str,
+        sock: socket.socket | None = None,
+        family: int = socket.AF_INET,
+        inherited: bool = False,  # handed over by systemd: never unlinked by us
+        unix_path: str | None = None,
+        extra: dict | None = None,
+    ) -> None:
+        self.option, self.address, self.proto, self.origin = option, address, proto, origin
+        self.sock, self.family, self.inherited = sock, family, inherited
+        self.unix_path = unix_path
+        self.extra = {} if extra is None else extra
+
+    def __repr__(self) -> str:
+        return f"Listener({self.option} {self.address} {self.proto} at {self.origin})"
 
     @property
     def name(self) -> str:
@@ -65,6 +78,23 @@ class Listener:
 TLS_OPTIONS = frozenset({"https", "https-socket", "ssl-socket"})
 # socket options of uWSGI's HTTP router (http-enable-proxy-protocol applies to them)
 ROUTER_OPTIONS = frozenset({"http", "https"})
+
+
+def _tls():
+    """``transports.tls``, imported only when a TLS socket or ``sni`` is configured:
+    it loads ``ssl`` (milliseconds at start and memory in every process), which a
+    site without TLS never uses."""
+    from .transports import tls
+
+    return tls
+
+
+def _sni():
+    """``transports.sni``, imported only when ``sni``/``sni-regexp``/``sni-dir`` is
+    set (as ``_tls``: it loads ``ssl``)."""
+    from .transports import sni
+
+    return sni
 
 
 def socket_specs(cfg) -> list[Listener]:
@@ -84,9 +114,10 @@ def socket_specs(cfg) -> list[Listener]:
         if e.key in TLS_OPTIONS:
             address, *fields = spec.address.split(",")
             spec.address = address.strip()
+            tls = _tls()
             try:
-                spec.extra["tls"] = TlsFiles.parse(fields)
-            except TlsError as exc:
+                spec.extra["tls"] = tls.TlsFiles.parse(fields)
+            except tls.TlsError as exc:
                 raise SocketError(f"{e.origin}: option '{e.key}': {exc}") from None
         if cfg.enable_proxy_protocol or (
             cfg.http_enable_proxy_protocol and e.key in ROUTER_OPTIONS
@@ -99,8 +130,8 @@ def socket_specs(cfg) -> list[Listener]:
 def check_transports(cfg, specs: list[Listener]) -> None:
     """What the transport layers need, checked before anything is bound: a
     PROXY protocol socket needs the networks it trusts; a TLS socket's
-    certificate and key load and match, and each ``sni`` context's. Raises
-    ``SocketError`` (file:line)."""
+    certificate and key load and match, and each ``sni``/``sni-regexp``
+    context's; ``sni-dir`` is a directory. Raises ``SocketError`` (file:line)."""
     for name in ("proxy-allow-ips", "forwarded-allow-ips"):
         values = cfg.get(name)
         if values:
@@ -122,15 +153,27 @@ def check_transports(cfg, specs: list[Listener]) -> None:
             )
         files = spec.extra.get("tls")
         if files is not None:
+            tls = _tls()
             try:
-                context(files)
-            except TlsError as exc:
+                tls.context(files)
+            except tls.TlsError as exc:
                 raise SocketError(f"{spec.origin}: option '{spec.option}': {exc}") from None
-    for i, value in enumerate(cfg.sni or ()):
-        try:
-            context(sni_entry(value)[1])
-        except TlsError as exc:
-            raise SocketError(f"{cfg.origin('sni', i)}: option 'sni': {exc}") from None
+    if not (cfg.sni or cfg.sni_regexp or cfg.sni_dir):
+        return
+    tls, sni = _tls(), _sni()
+    try:  # sni, sni-regexp, sni-dir: each value parses, each context loads
+        table = sni.SniTable.parse(cfg.sni or [], cfg.sni_regexp or [], cfg.sni_dir,
+                                   cfg.sni_dir_ciphers)  # fmt: skip
+        for option, entries in (("sni", table.exact), ("sni-regexp", table.regexps)):
+            for i, (_name, files) in enumerate(entries):
+                try:
+                    tls.context(files)
+                except tls.TlsError as exc:
+                    exc.option, exc.index = option, i
+                    raise
+    except tls.TlsError as exc:
+        option, i = getattr(exc, "option", "sni"), getattr(exc, "index", 0)
+        raise SocketError(f"{cfg.origin(option, i)}: option '{option}': {exc}") from None
 
 
 def default_protocol(cfg, known: set[str]) -> str:
@@ -161,10 +204,13 @@ def _addr_key(family: int, addr) -> tuple:
         return (family, path)
     host, port = addr
     if family == socket.AF_INET:
-        try:
-            host = socket.gethostbyname(host)
+        try:  # an address already (no resolver call, no idna codec loaded)
+            socket.inet_pton(socket.AF_INET, host)
         except OSError:
-            pass
+            try:
+                host = socket.gethostbyname(host)
+            except OSError:
+                pass
     return (family, (host, port))
 
 

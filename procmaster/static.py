@@ -35,12 +35,10 @@ Must not know: sockets, protocols, workers (it sees an environ, returns a WSGI a
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import re
 import stat
 from collections.abc import Callable
-from email.utils import formatdate, parsedate_to_datetime
 
 from .wsgi import FileWrapper
 
@@ -200,6 +198,11 @@ class _FileApp:
         st = os.fstat(fh.fileno())
         size = st.st_size
         mtime = int(st.st_mtime)
+        # lazily: a worker loads mimetypes (which reads the system's tables) and the
+        # email package for dates only once it serves a file; most sites never do
+        import mimetypes
+        from email.utils import formatdate
+
         ctype = mimetypes.guess_type(self.path)[0] or "application/octet-stream"
         headers = [("Content-Type", ctype), ("Last-Modified", formatdate(mtime, usegmt=True))]
         if self.gzip is not None:
@@ -262,6 +265,8 @@ def _accepts(accept: str, token: str) -> bool:
 def _http_date(value: str | None) -> int | None:
     if not value:
         return None
+    from email.utils import parsedate_to_datetime  # lazily: see _FileApp (only files)
+
     try:
         return int(parsedate_to_datetime(value).timestamp())
     except (TypeError, ValueError, IndexError, OverflowError):

@@ -31,7 +31,6 @@ from importlib.machinery import ModuleSpec
 from types import ModuleType
 
 from .caches import CacheConfigError
-from .face import build
 from .mules import MuleConfigError
 from .runtime import Runtime, SpoolConfigError, current, service_problems
 from .sharedarea import SharedAreaError
@@ -104,6 +103,11 @@ class _Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 def install(runtime: Runtime) -> None:
     """Make ``import uwsgi`` and ``import uwsgidecorators`` work in this process."""
+    # lazily: the module's functions (face, with the spooler's, the mules', the shared
+    # areas' and the WebSocket names) are loaded by the processes that install it,
+    # not by ``--check``, which only reads SUBSYSTEMS and the service problems
+    from .face import build
+
     runtime.module = build(runtime)
     runtime.activate()
     sys.meta_path.insert(0, _Finder(runtime))

@@ -28,7 +28,6 @@ Must not know: sockets of clients, workers, the master's loop.
 from __future__ import annotations
 
 import os
-import runpy
 import select
 import signal
 import socket
@@ -171,6 +170,8 @@ def run_mule(runtime: Any, mule_id: int, master_pid: int) -> None:
         script = runtime.queues.mules[mule_id - 1]
         if script:
             log(f"mule {mule_id} (pid {os.getpid()}) running {script}")
+            import runpy  # lazily: only a mule with a script runs one
+
             runpy.run_path(script, run_name="__main__")
             code = 0
         else:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import secrets
 import socket
 import stat
 import struct
@@ -103,7 +102,7 @@ def task_name() -> str:
     now = time.time()
     return (
         f"{PREFIX}{socket.gethostname()}_{os.getpid()}_{_counter}_"
-        f"{secrets.randbelow(1 << 31)}_{int(now)}_{int(now % 1 * 1e6)}"
+        f"{int.from_bytes(os.urandom(4), 'big') >> 1}_{int(now)}_{int(now % 1 * 1e6)}"
     )
 
 
@@ -111,7 +110,7 @@ def write_task(directory: str, data: bytes) -> str:
     """Write a task into ``directory`` atomically; its path. OSError when it could not
     be written (nothing is left behind)."""
     final = os.path.join(directory, task_name())
-    temp = os.path.join(directory, f".tmp-{secrets.token_hex(8)}")
+    temp = os.path.join(directory, f".tmp-{os.urandom(8).hex()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         view = memoryview(data)

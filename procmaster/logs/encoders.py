@@ -22,7 +22,6 @@ Must not know: where lines go (``sinks``), requests.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 import time
@@ -96,6 +95,8 @@ def _build(name: str, args: str) -> Callable[[bytes], bytes]:
     if name == "json":
         return _template(args, _json_text)
     if name == "gzip":
+        import gzip  # lazily: only a gzip log encoder needs it
+
         return gzip.compress
     if name == "compress":
         return zlib.compress

@@ -78,8 +78,9 @@ class RequestLogger:
     def __init__(self, cfg, wid: int) -> None:
         fmt = cfg.get("log-format") or DEFAULT_FORMAT
         self.template, self.names = compile_format(fmt)
-        # one function per variable, chosen once: a line is one call per variable
-        self.getters = tuple(_GETTERS.get(name) or _by_name(name) for name in self.names)
+        # the values of a line in one generated call (see compile_values)
+        self.values = compile_values(self.names)
+        self.needs_total = "total" in self.names  # a sum over every worker's slot
         self.wid = wid
         self.pid = os.getpid()
         self.x_forwarded_for = cfg.log_x_forwarded_for
@@ -122,10 +123,9 @@ class RequestLogger:
         reqnum: int,
         total: int,
     ) -> str:
-        values = [
-            get(self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total)
-            for get in self.getters
-        ]
+        values = self.values(
+            self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total
+        )
         if self.memory_report:
             vsz, rss = _memory("vsz"), _memory("rss")
             return (
@@ -225,12 +225,14 @@ def _vars(environ: dict) -> int:
 
 
 def _pktsize(environ: dict) -> int:
-    """uWSGI's ``pktsize``, approximated: the bytes of the CGI variables."""
-    size = 0
-    for k, v in environ.items():
-        if type(v) is str and k.isupper():
-            size += len(k) + len(v)
-    return size
+    """uWSGI's ``pktsize``, approximated: the bytes of the CGI variables (the
+    upper-case keys with text values). Counted without a Python-level loop when
+    every such value is text, as the server puts them."""
+    keys = list(filter(str.isupper, environ))
+    values = list(map(environ.__getitem__, keys))
+    if set(map(type, values)) <= {str}:
+        return sum(map(len, keys)) + sum(map(len, values))
+    return sum(len(k) + len(v) for k, v in zip(keys, values, strict=True) if type(v) is str)
 
 
 def _by_name(name: str):
@@ -249,46 +251,57 @@ def _by_name(name: str):
     return get
 
 
-def _addr(s, e, st, rs, hs, nh, t0, t1, rq, tot):
-    if s.x_forwarded_for and e.get("HTTP_X_FORWARDED_FOR"):
-        return e["HTTP_X_FORWARDED_FOR"]
-    return e.get("REMOTE_ADDR", "")
+# the variables of the default line (and the common ones) as expressions over the
+# arguments of RequestLogger.line (s: the logger, e: the environ, st: the status,
+# rs/hs: body and head bytes, nh: headers, t0/t1: start and end, rq/tot: the
+# worker's and the instance's request counts)
+_INLINE = {
+    "addr": '(e["HTTP_X_FORWARDED_FOR"] if s.x_forwarded_for and e.get("HTTP_X_FORWARDED_FOR") '
+    'else e.get("REMOTE_ADDR", ""))',
+    "uri": '(e["REQUEST_URI"] if "REQUEST_URI" in e else _uri(e))',
+    "method": 'e.get("REQUEST_METHOD", "")',
+    "proto": 'e.get("SERVER_PROTOCOL", "")',
+    "status": "st[:3]",
+    "size": "rs",
+    "rsize": "rs",
+    "hsize": "hs",
+    "headers": "nh",
+    "msecs": "int((t1 - t0) * 1000)",
+    "micros": "int((t1 - t0) * 1000000)",
+    "pid": "s.pid",
+    "wid": "s.wid",
+    "reqnum": "rq",
+    "total": "tot",
+    "ctime": "ctime(t0)",
+    "user": 'e.get("REMOTE_USER", "")',
+    "vars": "_vars(e)",
+    "pktsize": "_pktsize(e)",
+    "switches": "1",
+    "core": "0",
+}
+_ARGS = "s, e, st, rs, hs, nh, t0, t1, rq, tot"
 
 
-def _uri(s, e, st, rs, hs, nh, t0, t1, rq, tot):
-    uri = e.get("REQUEST_URI")
-    if uri is None:
-        uri = e.get("SCRIPT_NAME", "") + e.get("PATH_INFO", "")
-        if e.get("QUERY_STRING"):
-            uri += "?" + e["QUERY_STRING"]
+def _uri(e: dict) -> str:
+    uri = e.get("SCRIPT_NAME", "") + e.get("PATH_INFO", "")
+    if e.get("QUERY_STRING"):
+        uri += "?" + e["QUERY_STRING"]
     return uri
 
 
-# the variables of the default line (and the common ones), each its own function;
-# the arguments are those of RequestLogger.line, with the logger first
-_GETTERS = {
-    "addr": _addr,
-    "uri": _uri,
-    "method": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("REQUEST_METHOD", ""),
-    "proto": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("SERVER_PROTOCOL", ""),
-    "status": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: st[:3],
-    "size": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rs,
-    "rsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rs,
-    "hsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: hs,
-    "headers": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: nh,
-    "msecs": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: int((t1 - t0) * 1000),
-    "micros": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: int((t1 - t0) * 1000000),
-    "pid": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: s.pid,
-    "wid": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: s.wid,
-    "reqnum": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: rq,
-    "total": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: tot,
-    "ctime": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: time.ctime(t0),
-    "user": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: e.get("REMOTE_USER", ""),
-    "vars": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: _vars(e),
-    "pktsize": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: _pktsize(e),
-    "switches": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: 1,
-    "core": lambda s, e, st, rs, hs, nh, t0, t1, rq, tot: 0,
-}
+def compile_values(names: tuple[str, ...]):
+    """One function returning the values of ``names`` for a line: the common
+    variables as inline expressions of a generated function (a line costs one
+    call, not one per variable), any other through its getter. The generated
+    text is made only of this module's fixed expressions and indices: nothing a
+    ``log-format`` says is ever part of it."""
+    getters = tuple(None if name in _INLINE else _by_name(name) for name in names)
+    exprs = [_INLINE.get(name) or f"g[{i}]({_ARGS})" for i, name in enumerate(names)]
+    source = f"def values({_ARGS}):\n    return ({', '.join(exprs)}{',' if exprs else ''})\n"
+    namespace = {"g": getters, "ctime": time.ctime, "_vars": _vars, "_pktsize": _pktsize}
+    namespace["_uri"] = _uri
+    exec(compile(source, "<log-format>", "exec"), namespace)  # noqa: S102
+    return namespace["values"]
 
 
 def _memory(which: str) -> int:

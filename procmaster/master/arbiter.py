@@ -63,8 +63,6 @@ from ..process import (
     signal_pipe,
 )
 from ..routing.rules import RouteError, check_routes
-from ..stats import StatsServer
-from ..stats.push import Pushers
 from ..systemd import Notifier
 from .children import ForkedChildren
 from .observe import start_stats
@@ -142,8 +140,8 @@ class Master(ForkedChildren):
         )
         self.emperor = VassalLink.from_environ()  # this master is a vassal of an emperor
         self.daemons: daemons_mod.Daemons | None = None  # attach-daemon, cron ...
-        self.stats: StatsServer | None = None
-        self.pushers: Pushers | None = None  # stats-push, carbon
+        self.stats = None  # the stats.StatsServer, when stats is set (observe)
+        self.pushers = None  # stats-push, carbon (stats.push.Pushers)
         self.runtime: api.Runtime  # what the uwsgi module knows, and the caches (set by run)
         self.fifo: MasterFifo | None = None
 

@@ -25,7 +25,6 @@ import sys
 from contextlib import nullcontext
 
 from ..api.mules import run_mule
-from ..api.spooler import run_spooler
 from ..app import AppLoadError, load_apps
 from ..ipc import EXIT_APP_FAILED, ReexecState
 from ..logs import log
@@ -97,6 +96,10 @@ class ForkedChildren:
         )
 
     def _fork_spooler(self, directory: str) -> int:
+        # lazily (before the fork, so each spooler shares it): only a master with
+        # ``spooler`` directories runs the spooler process
+        from ..api.spooler import run_spooler
+
         pid = self._fork_child()
         if pid == 0:
             self._child_cleanup()

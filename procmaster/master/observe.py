@@ -16,9 +16,15 @@ Must not know: how the stats are rendered or sent (``procmaster.stats``).
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
+from ..ipc import STATS_FD_ENV
 from ..logs import log
-from ..stats import StatsServer, StatsSource
-from ..stats.push import Pushers, make_pushers
+
+if TYPE_CHECKING:
+    from ..stats import StatsServer
+    from ..stats.push import Pushers
 
 __all__ = ["start_stats"]
 
@@ -28,6 +34,17 @@ def start_stats(master) -> tuple[StatsServer | None, Pushers | None]:
     each None when not configured; a stats address that cannot be bound is a
     warning (the site serves on without stats)."""
     cfg = master.cfg
+    if not (cfg.get("stats") or cfg.stats_push or cfg.carbon):
+        if STATS_FD_ENV in os.environ:  # the previous image served stats: close its socket
+            from ..stats import StatsServer  # lazily, as below
+
+            StatsServer.forget_inherited()
+        return None, None
+    # lazily: the stats server and the pushers (JSON documents, metrics, UDP) are
+    # loaded only by a master configured to serve or push stats
+    from ..stats import StatsServer, StatsSource
+    from ..stats.push import make_pushers
+
     table = master.table
     source = StatsSource(
         workers=lambda: [(p.wid, p.pid, s) for p, s in table.slots()],

@@ -30,9 +30,12 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import subprocess
 
 from .. import sockets as sockets_mod
 from ..ipc import PROBE_ENV, REEXEC_ENV, ReexecState
@@ -78,6 +81,8 @@ class FullReload:
         env = dict(os.environ)
         env[PROBE_ENV] = "1"
         env[REEXEC_ENV] = ""  # read the config as the re-executed image will (if-reload)
+        import subprocess  # lazily: only a full reload starts the probe
+
         for attempt in (1, 2):
             try:
                 # a file, not a pipe: the probe never blocks on a master busy elsewhere

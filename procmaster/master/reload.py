@@ -40,9 +40,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from ..ipc import RELOAD_ABORTED, RELOAD_DONE, RELOAD_RUNNING, ReexecState
 
@@ -66,8 +65,7 @@ class ReloadKind(Enum):
 _STRENGTH = (ReloadKind.WORKERS, ReloadKind.CHAIN, ReloadKind.FULL)
 
 
-@dataclass(frozen=True)
-class ReloadRequest:
+class ReloadRequest(NamedTuple):
     kind: ReloadKind
     reason: str
     brutal: bool = False

@@ -25,12 +25,14 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Hashable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..ipc import EMPEROR_RELOAD, EMPEROR_STOP
 from ..options import watch_options
-from ..watch import Watcher, module_files
 from .reload import ReloadKind, ReloadRequest
+
+if TYPE_CHECKING:
+    from ..watch import Watcher
 
 __all__ = [
     "DEBOUNCE",
@@ -157,15 +159,24 @@ class FileTriggers:
 
     def setup(self, cfg, log: Callable[[str], None]) -> bool:
         """Watch what ``cfg`` asks for; True when there is something to watch."""
-        watcher = Watcher()
-        for option, word in watch_options().items():
-            if word not in WATCH_ACTIONS:
-                continue
-            for index, path in enumerate(cfg.get(option)):
-                problem = watcher.add(path, (option, word))
-                if problem:
-                    log(f"warning: {cfg.origin(option, index)}: option '{option}': {problem}")
+        wanted = [
+            (option, word, index, path)
+            for option, word in watch_options().items()
+            if word in WATCH_ACTIONS
+            for index, path in enumerate(cfg.get(option))
+        ]
         autoreload = cfg.py_autoreload > 0
+        if not wanted and not autoreload:
+            return False
+        # lazily: watch loads inotify_simple (and ctypes.util), which only a site
+        # with touch-* options or py-autoreload uses
+        from ..watch import Watcher, module_files
+
+        watcher = Watcher()
+        for option, word, index, path in wanted:
+            problem = watcher.add(path, (option, word))
+            if problem:
+                log(f"warning: {cfg.origin(option, index)}: option '{option}': {problem}")
         if autoreload:
             for path in module_files(self.modules_seen):
                 watcher.add(path, PY_AUTORELOAD)

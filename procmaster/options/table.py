@@ -167,6 +167,33 @@ OPTIONS: tuple[Option, ...] = (
     _O("sni", "str", "add an SNI-governed TLS context: NAME,CERT,KEY[,CIPHERS[,CA]] (a "
        "client asking for NAME gets this certificate on every TLS socket)", multi=True,
        group=_SOCK),
+    _O("sni-regexp", "str", "add an SNI-governed TLS context for the host names a regular "
+       "expression matches: REGEXP CERT,KEY[,CIPHERS[,CA]] (or REGEXP,CERT,KEY...)", multi=True,
+       group=_SOCK, note="Python's re, searched as uWSGI's PCRE (not anchored: write ^...$), "
+       "case-insensitive, tried in order after the sni names; a pattern that does not compile "
+       "stops the start"),
+    _O("sni-dir", "path", "look for <name>.crt and <name>.key (and <name>.ca: clients must "
+       "present a certificate it verifies) in this directory for a host name no sni or "
+       "sni-regexp names", group=_SOCK,
+       note="read at the first handshake naming a host, kept until the next reload; only a "
+       "host name (letters, digits, - and _ in dot-separated labels) is looked up, so no "
+       "name reads outside the directory; files that cannot be loaded are logged once and "
+       "the default certificate answers; a .ca takes effect only on a socket with a CA of "
+       "its own (Python's ssl cannot ask one connection for a certificate), else such a "
+       "client is refused"),
+    _O("sni-dir-ciphers", "str", "the ciphers of the contexts sni-dir makes (empty: the "
+       "defaults)", group=_SOCK),
+    _O("ssl-verify-depth", "int", "the most intermediate CAs a client certificate's chain may "
+       "hold", default=1, group=_SOCK,
+       note="uWSGI's default (1); checked on the verified chain once the handshake is done (a "
+       "deeper chain is refused, logged with ssl-verbose)"),
+    _O("ssl-tickets-rotate", "int", "renew the TLS session ticket keys every N seconds (0: "
+       "never; they then live as long as the worker)", default=3600, group=_SOCK,
+       note="a procmaster extension (uWSGI keeps one key per process): a fresh context with "
+       "the same certificate, so a ticket resumes a session for at most N seconds; open "
+       "connections keep their context; keys are also new at every reload and respawn. "
+       "uWSGI's ssl-sessions-timeout sets a session cache's lifetime, which Python's ssl "
+       "cannot set"),
     _O("ssl-verbose", "bool", "log every failed TLS handshake and TLS error", default=False,
        group=_SOCK),
     _O("ssl-enable-tlsv1", "bool", "allow TLS 1.0", default=False, group=_SOCK,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import re
 import time
-from email.utils import formatdate
 
 from .base import ProtocolError
 
@@ -69,12 +68,27 @@ class HeadError(ValueError):
     header (as ``repr``, cut short): it is safe to log."""
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def imf_date(when: float) -> str:
+    """RFC 9110's IMF-fixdate (``Sun, 06 Nov 1994 08:49:37 GMT``), in English
+    whatever the locale (what ``email.utils.formatdate(usegmt=True)`` gives,
+    without importing the email package into every worker)."""
+    year, month, day, hour, minute, second, weekday = time.gmtime(when)[:7]
+    return (
+        f"{_DAYS[weekday]}, {day:02d} {_MONTHS[month - 1]} {year:04d} "
+        f"{hour:02d}:{minute:02d}:{second:02d} GMT"
+    )
+
+
 def http_date() -> str:
     """The ``Date`` header value, recomputed at most once a second."""
     now = int(time.time())
     if now != _date_cache[0]:
         _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True)
+        _date_cache[1] = imf_date(now)
     return _date_cache[1]
 
 

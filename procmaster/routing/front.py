@@ -31,12 +31,10 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Callable
-from http import HTTPStatus
 from urllib.parse import unquote_to_bytes
 
 from ..logs import log
 from ..static import file_app, static_files
-from . import auth
 from .rules import DONOTLOG, RouteError, Rule, compile_rules, header_lines, render
 
 __all__ = ["DONOTLOG", "Front", "RouteError", "front_door", "header_lines"]
@@ -179,6 +177,8 @@ def _status_line(text: str) -> str:
     code = text[:3]
     if len(text) > 3:
         return text
+    from http import HTTPStatus  # lazily: only route lines with a bare status code
+
     try:
         return f"{code} {HTTPStatus(int(code)).phrase}"
     except ValueError:
@@ -323,6 +323,8 @@ def _basicauth(front, rule, m, env, state) -> int:
     realm, cred = rule.arg
     header = env.get("HTTP_AUTHORIZATION", "")
     if len(header) > 7:
+        from . import auth  # lazily: hashlib/hmac/base64 only for basicauth routes
+
         user = auth.check(header, cred)
         if user is not None:
             env["REMOTE_USER"] = user

@@ -1,6 +1,7 @@
 """Transport layers between a client's socket and its wire protocol: the PROXY
-protocol header (``proxy``), TLS in memory (``tls``), the trusted forwarded
-headers (``forwarded``) and the networks a layer trusts (``networks``).
+protocol header (``proxy``), TLS in memory (``tls``) and the certificate a
+server name picks (``sni``), the trusted forwarded headers (``forwarded``) and
+the networks a layer trusts (``networks``).
 
 Theory of operation
 -------------------

@@ -11,10 +11,13 @@ TLS 1.2 at least, the server's cipher order, no compression, no
 renegotiation, ALPN ``http/1.1``; with a CA, a client must present a
 certificate it verifies. Session tickets stay on: OpenSSL makes their keys with
 each context, which each worker builds after the fork, so they are new at every
-reload and recycle (a ticket from another worker costs a full handshake).
+reload and recycle (a ticket from another worker costs a full handshake);
+``snapshot(files)`` keeps the files' bytes so that ``context(files, pem)`` makes
+the same certificate again with new ticket keys (the worker's rotation), even if
+the files changed on disk since.
 
-``with_sni(ctx, named)`` makes a context pick another one's certificate for
-the host name a client asks for (``sni = NAME,CERT,KEY``).
+``with_sni(ctx, chooser)`` makes a context hand a connection to another one
+for the host name its client asks for (``transports.sni``).
 
 ``TlsSession.received(data)`` takes ciphertext from the socket and returns the
 plaintext it completes (``b""`` while a handshake or a record is incomplete);
@@ -22,7 +25,14 @@ what the session must send (handshake messages, alerts, tickets) waits in
 ``outgoing()``. ``wrap(data)`` encrypts response bytes and returns them with
 anything outgoing before them. A handshake failure, bytes that are not TLS (a
 plaintext request on the TLS port) or a renegotiation attempt raise
-``TlsError``; ``closed`` turns true once the client sent close_notify.
+``TlsError``; ``closed`` turns true once the client sent close_notify. Once the
+handshake is done, a context that demands a client certificate is checked
+again: the client's verified chain may hold at most ``depth`` intermediate CAs
+(uWSGI's ``ssl-verify-depth``; Python's ``ssl`` has no verify depth of its own),
+and a context chosen by SNI that demands a certificate the socket never asked
+for refuses the client (Python cannot change a connection's verify mode). Such
+a refusal drops what the handshake left to send (the session tickets among it:
+a refused client must not resume past the check).
 
 ``environ()`` is what a request on the session adds to the environ as uWSGI
 exports it: ``HTTPS=on``, ``wsgi.url_scheme``, and for a verified client
@@ -37,7 +47,16 @@ import os
 import ssl
 from typing import NamedTuple
 
-__all__ = ["TlsError", "TlsFiles", "TlsSession", "context", "sni_entry", "with_sni"]
+__all__ = [
+    "TlsError",
+    "TlsFiles",
+    "TlsSession",
+    "context",
+    "entry_fields",
+    "sni_entry",
+    "snapshot",
+    "with_sni",
+]
 
 ALPN = ["http/1.1"]
 
@@ -70,16 +89,49 @@ def _readable(kind: str, path: str) -> None:
         raise TlsError(f"{kind} file {path!r} is not readable")
 
 
-def context(files: TlsFiles) -> ssl.SSLContext:
-    """The server context for ``files``; ``TlsError`` says what is wrong."""
-    _readable("certificate", files.cert)
-    _readable("key", files.key)
+class Pem(NamedTuple):
+    """The bytes of a context's files, read once (``snapshot``)."""
+
+    cert_key: bytes  # the certificate chain, then the key
+    ca: str
+
+
+def snapshot(files: TlsFiles) -> Pem:
+    """The certificate, key and CA of ``files`` as they are now (``TlsError``)."""
+    parts = []
+    for kind, path in (("certificate", files.cert), ("key", files.key)):
+        _readable(kind, path)
+        try:
+            with open(path, "rb") as f:
+                parts.append(f.read().rstrip(b"\n") + b"\n")
+        except OSError as exc:
+            raise TlsError(f"cannot read the {kind} file {path!r}: {exc.strerror}") from None
+    ca = ""
+    if files.ca:
+        _readable("CA", files.ca)
+        try:
+            with open(files.ca, encoding="ascii", errors="replace") as f:
+                ca = f.read()
+        except OSError as exc:
+            raise TlsError(f"cannot read the CA file {files.ca!r}: {exc.strerror}") from None
+    return Pem(b"".join(parts), ca)
+
+
+def context(files: TlsFiles, pem: Pem | None = None) -> ssl.SSLContext:
+    """The server context for ``files`` (from ``pem``, their bytes, when given);
+    ``TlsError`` says what is wrong."""
+    if pem is None:
+        _readable("certificate", files.cert)
+        _readable("key", files.key)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_COMPRESSION
     ctx.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
     try:
-        ctx.load_cert_chain(files.cert, files.key)
+        if pem is None:
+            ctx.load_cert_chain(files.cert, files.key)
+        else:
+            _load_pem(ctx, pem.cert_key)
     except ssl.SSLError as exc:
         why = exc.reason or str(exc)
         if "KEY_VALUES_MISMATCH" in str(exc) or "mismatch" in str(exc).lower():
@@ -93,9 +145,12 @@ def context(files: TlsFiles) -> ssl.SSLContext:
         except ssl.SSLError:
             raise TlsError(f"no cipher matches {files.ciphers!r}") from None
     if files.ca:
-        _readable("CA", files.ca)
         try:
-            ctx.load_verify_locations(files.ca)
+            if pem is not None:
+                ctx.load_verify_locations(cadata=pem.ca)
+            else:
+                _readable("CA", files.ca)
+                ctx.load_verify_locations(files.ca)
         except (ssl.SSLError, OSError) as exc:
             raise TlsError(f"cannot load the CA file {files.ca!r}: {exc}") from None
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -103,22 +158,50 @@ def context(files: TlsFiles) -> ssl.SSLContext:
     return ctx
 
 
-def sni_entry(value: str) -> tuple[str, TlsFiles]:
-    """``NAME,CERT,KEY[,CIPHERS[,CA]]`` (uWSGI's ``sni``) -> (lower-case name, files)."""
-    name, *fields = value.split(",")
+def _load_pem(ctx: ssl.SSLContext, cert_key: bytes) -> None:
+    """``load_cert_chain`` from bytes: Python's ``ssl`` reads files alone, so
+    the bytes go through an anonymous memory file (closed at once)."""
+    fd = os.memfd_create("procmaster-tls", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, cert_key)
+        ctx.load_cert_chain(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def entry_fields(value: str, what: str) -> tuple[str, TlsFiles]:
+    """uWSGI's ``NAME CERT,KEY[,CIPHERS[,CA]]`` (a space after the name), or
+    ``NAME,CERT,KEY[,CIPHERS[,CA]]`` -> (name, files). ``what`` names NAME."""
+    value = value.strip()
+    head, space, rest = value.partition(" ")
+    if space and "," in rest:
+        name, fields = head, rest.strip().split(",")
+    else:
+        name, *fields = value.split(",")
     if not name.strip():
-        raise TlsError("expected NAME,CERT,KEY[,CIPHERS[,CA]]")
-    return name.strip().lower(), TlsFiles.parse(fields)
+        raise TlsError(f"expected {what} CERT,KEY[,CIPHERS[,CA]]")
+    try:
+        return name.strip(), TlsFiles.parse(fields)
+    except TlsError:
+        raise TlsError(f"expected {what} CERT,KEY[,CIPHERS[,CA]]") from None
 
 
-def with_sni(default: ssl.SSLContext, named: dict[str, ssl.SSLContext]) -> ssl.SSLContext:
-    """``default`` answering a client that names one of ``named`` (lower-case host
-    names, as uWSGI's ``sni``) with that context's certificate instead."""
+def sni_entry(value: str) -> tuple[str, TlsFiles]:
+    """uWSGI's ``sni``: ``NAME CERT,KEY[,CIPHERS[,CA]]`` (or ``NAME,CERT,...``)
+    -> (lower-case name, files)."""
+    name, files = entry_fields(value, "NAME")
+    return name.lower(), files
+
+
+def with_sni(default: ssl.SSLContext, chooser) -> ssl.SSLContext:
+    """``default`` asking ``chooser(name)`` (a lower-case host name) for the
+    context to answer a client that names a host (``None``: ``default``'s own)."""
 
     def choose(obj, name, _ctx):
-        chosen = named.get(name.lower()) if name else None
-        if chosen is not None:
-            obj.context = chosen
+        if name:
+            chosen = chooser(name.lower())
+            if chosen is not None:
+                obj.context = chosen
         return None
 
     default.sni_callback = choose
@@ -128,15 +211,16 @@ def with_sni(default: ssl.SSLContext, named: dict[str, ssl.SSLContext]) -> ssl.S
 class TlsSession:
     """One connection's TLS; see the module."""
 
-    __slots__ = ("obj", "inbio", "outbio", "handshaken", "closed", "export_cert")
+    __slots__ = ("obj", "inbio", "outbio", "handshaken", "closed", "export_cert", "depth")
 
-    def __init__(self, ctx: ssl.SSLContext, export_cert: bool = False) -> None:
+    def __init__(self, ctx: ssl.SSLContext, export_cert: bool = False, depth: int = 100) -> None:
         self.inbio = ssl.MemoryBIO()
         self.outbio = ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inbio, self.outbio, server_side=True)
         self.handshaken = False
         self.closed = False
         self.export_cert = export_cert
+        self.depth = depth
 
     def received(self, data: bytes) -> bytes:
         self.inbio.write(data)
@@ -149,6 +233,8 @@ class TlsSession:
             except ssl.SSLError as exc:
                 raise TlsError(f"TLS handshake failed: {_reason(exc)}") from None
             self.handshaken = True
+            if obj.context.verify_mode == ssl.CERT_REQUIRED:
+                self._check_client()
         chunks = []
         while True:
             try:
@@ -165,6 +251,26 @@ class TlsSession:
                 break
             chunks.append(chunk)
         return b"".join(chunks)
+
+    def _check_client(self) -> None:
+        """What Python's ``ssl`` cannot ask OpenSSL to check (see the module)."""
+        obj = self.obj
+        why = ""
+        if not obj.getpeercert():
+            why = (
+                "the certificate chosen for this server name needs a client certificate, "
+                "which the socket does not ask for (give the socket a CA too)"
+            )
+        elif not obj.session_reused:  # a resumed session passed this check before
+            chain = _verified_chain(obj)
+            if chain is not None and len(chain) - 2 > self.depth:
+                why = (
+                    f"the client certificate chain holds {len(chain) - 2} intermediate "
+                    f"CAs; ssl-verify-depth allows {self.depth}"
+                )
+        if why:
+            self.outbio.read()  # never the session tickets of a refused client
+            raise TlsError(why)
 
     def outgoing(self) -> bytes:
         return self.outbio.read()
@@ -209,6 +315,15 @@ _SHORT = {
     "commonName": "CN",
     "emailAddress": "emailAddress",
 }
+
+
+def _verified_chain(obj: ssl.SSLObject) -> list | None:
+    """The client's verified chain, end entity to trust anchor: public from
+    Python 3.13, a method of the underlying object since 3.10."""
+    public = getattr(obj, "get_verified_chain", None)
+    if public is not None:
+        return public()
+    return obj._sslobj.get_verified_chain()
 
 
 def _reason(exc: ssl.SSLError) -> str:

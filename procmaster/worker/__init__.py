@@ -45,10 +45,25 @@ from ..hooks import hooks_for
 from ..ipc import EXIT_FATAL, SIG_PRINT_REQUEST, SIG_STOP
 from ..logs import log
 from ..process import die_with_parent, process_name, set_process_name
+from ..protocols import protocol_class
+from ..sockets import SocketError, socket_specs
 from .connection import Connection
 from .loop import Worker
 
-__all__ = ["Connection", "Worker", "worker_main"]
+__all__ = ["Connection", "Worker", "preload", "worker_main"]
+
+
+def preload(cfg) -> None:
+    """Run by the master before it forks: import the protocol modules its sockets
+    speak (``httptools`` for HTTP), so the workers share those pages instead of
+    each importing them after the fork. A socket the master will refuse (its
+    error comes at binding, with file:line) is simply not preloaded."""
+    try:
+        specs = socket_specs(cfg)
+    except SocketError:
+        return
+    for proto in {spec.proto for spec in specs}:
+        protocol_class(proto)
 
 
 def worker_main(

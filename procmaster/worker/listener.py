@@ -17,7 +17,6 @@ import ctypes
 import socket
 
 from ..protocols import protocol_class
-from .transport import attach
 
 __all__ = ["WorkerListener", "keepalive_timeout", "setnodelay"]
 
@@ -61,7 +60,15 @@ class WorkerListener:
             server_port=self.server_port,
             backlog=cfg.listen,
         )
-        attach(self, listener, cfg)  # PROXY header, TLS, forwarded headers (or None)
+        extra = getattr(listener, "extra", None) or {}  # (a bare listener in unit tests)
+        if extra.get("tls") or extra.get("proxy") or cfg.forwarded_allow_ips:
+            # lazily: the layers (``transport``, and through it ``ssl``) are loaded
+            # only by a worker with a socket that has them (see transport.attach)
+            from .transport import attach
+
+            attach(self, listener, cfg)  # PROXY header, TLS, forwarded headers
+        else:
+            self.transport = None
 
 
 DEFAULT_KEEPALIVE = 15.0

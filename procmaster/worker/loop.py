@@ -99,6 +99,11 @@ class Worker:
         self.scoreboard = scoreboard
         self.slot = slot
         self.listeners = [WorkerListener(listener, cfg) for listener in listeners]
+        self.rotate_tickets = None  # TLS session ticket keys (ssl-tickets-rotate)
+        if any(lst.transport is not None for lst in self.listeners):
+            from .transport import rotate_tickets  # lazily: as listener.py, sockets with layers
+
+            self.rotate_tickets = rotate_tickets
         self.by_fd = {lst.fd: lst for lst in self.listeners}
         self.conns: dict[int, Connection] = {}
         self.epoll = select.epoll()
@@ -479,6 +484,8 @@ class Worker:
             self.recycle_reason = self.guard.expired(now)
         if self.websockets is not None:
             self.websockets.sweep(now)
+        if self.rotate_tickets is not None:
+            self.rotate_tickets(self.listeners, now)
         for conn in list(self.conns.values()):
             if conn.closed or conn.fd in active:
                 continue

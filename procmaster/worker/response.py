@@ -481,7 +481,7 @@ def request_finished(worker: Books, exchange: Exchange, status: str | None) -> N
                 exchange.start,
                 end,
                 worker.requests,
-                scoreboard.total(),
+                scoreboard.total() if req_log.needs_total else 0,
             )
             log.write_request(line)
 

@@ -29,6 +29,18 @@ and tickets go out through ``conn.send(b"")``; a slow handshake is a
 connection waiting for bytes like any other, so it holds no worker. TLS sockets
 send no file with ``sendfile`` (the bytes must be encrypted).
 
+Session tickets are rotated: every ``ssl-tickets-rotate`` seconds the socket
+gets a fresh default context (the same certificate, from the bytes read at
+start: ``transports.tls.snapshot``; new ticket keys), so a ticket resumes a
+session for at most that long. The loop's once-a-second sweep calls
+``rotate_tickets`` (an idle worker drops old keys on time) and a new connection
+checks the time too (a busy loop or the ASGI worker rotates exactly on time).
+A connection keeps the context it started with; the old context is freed with
+the last connection that uses it (each ``SSLObject`` holds its context).
+``sni``, ``sni-regexp`` and ``sni-dir`` contexts (``transports.sni``) need no
+rotation: OpenSSL encrypts tickets with the keys of the context a connection
+started with, the default one.
+
 ``environ(env, conn)`` adds the layers' facts to a request: ``HTTPS=on``,
 ``wsgi.url_scheme``, ``HTTPS_DN``/``HTTPS_CC`` of a verified client, the PROXY
 header's client on a proxied protocol (uwsgi), then the forwarded headers of a
@@ -40,21 +52,37 @@ Must not know: protocol names, the loop, the app.
 from __future__ import annotations
 
 import ssl
+import sys
+import time
 
 from ..logs import log
 from ..transports import forwarded
 from ..transports.networks import Networks
 from ..transports.proxy import ProxyError, parse
-from ..transports.tls import TlsError, TlsSession, context, sni_entry, with_sni
+from ..transports.sni import SniTable
+from ..transports.tls import TlsError, TlsFiles, TlsSession, context, snapshot, with_sni
 from .roles import Client
 
-__all__ = ["ListenerTransport", "ProxyStage", "TlsStage", "attach"]
+__all__ = ["ListenerTransport", "ProxyStage", "TlsStage", "attach", "rotate_tickets"]
 
 
 class ListenerTransport:
     """One listening socket's layers (see the module)."""
 
-    __slots__ = ("name", "proxy", "allowed", "unix", "ctx", "export_cert", "verbose", "trusted")
+    __slots__ = (
+        "name",
+        "proxy",
+        "allowed",
+        "unix",
+        "ctx",
+        "export_cert",
+        "verbose",
+        "trusted",
+        "depth",
+        "remake",
+        "period",
+        "rotate_at",
+    )
 
     def __init__(
         self,
@@ -75,6 +103,10 @@ class ListenerTransport:
         self.export_cert = export_cert
         self.verbose = verbose
         self.trusted = trusted
+        self.depth = 100  # ssl-verify-depth (a socket with a CA)
+        self.remake = None  # a fresh default context (the same certificate), or None
+        self.period = 0.0  # ssl-tickets-rotate (0: never)
+        self.rotate_at = 0.0
 
     def start(self, conn: Client) -> ProxyStage | TlsStage | None:
         if self.proxy:
@@ -85,7 +117,20 @@ class ListenerTransport:
     def after_proxy(self) -> TlsStage | None:
         if self.ctx is None:
             return None
-        return TlsStage(TlsSession(self.ctx, self.export_cert), self)
+        if self.rotate_at and time.monotonic() >= self.rotate_at:
+            self.rotate(time.monotonic())
+        return TlsStage(TlsSession(self.ctx, self.export_cert, self.depth), self)
+
+    def rotate(self, now: float) -> None:
+        """New session ticket keys: a fresh default context (see the module)."""
+        self.rotate_at = now + self.period
+        try:
+            self.ctx = self.remake()
+        except (TlsError, OSError) as exc:
+            log(f"{self.name}: session ticket keys not rotated: {exc}")
+            return
+        if self.verbose:
+            log(f"{self.name}: TLS session ticket keys rotated")
 
     def environ(self, env: dict, conn: Client) -> None:
         layer = conn.layer
@@ -188,27 +233,86 @@ def attach(lst, listener, cfg) -> None:
     if files is None and not proxy and trusted is None:
         lst.transport = None
         return
-    ctx = None
+    remake = None
     if files is not None:
-        ctx = context(files)
-        named = {}
-        for value in cfg.sni or ():
-            name, sni_files = sni_entry(value)
-            named[name] = context(sni_files)
-        for each in (ctx, *named.values()):
-            for option in cfg.ssl_option or ():
-                each.options |= option
-        if named:
-            with_sni(ctx, named)
+        remake = default_context(files, cfg)
         lst.sendfile = False
     allowed = Networks.parse(cfg.proxy_allow_ips) if cfg.proxy_allow_ips else None
-    lst.transport = ListenerTransport(
+    layers = lst.transport = ListenerTransport(
         f"{listener.option} {listener.address}",
         proxy,
         allowed,
         lst.unix,
-        ctx,
+        remake() if remake is not None else None,
         cfg.https_export_cert,
         cfg.ssl_verbose,
         trusted,
     )
+    layers.depth = cfg.ssl_verify_depth
+    if remake is not None and cfg.ssl_tickets_rotate > 0:
+        layers.remake, layers.period = remake, float(cfg.ssl_tickets_rotate)
+        layers.rotate_at = time.monotonic() + layers.period
+
+
+def default_context(files: TlsFiles, cfg):
+    """A callable making the socket's default context, the same certificate
+    each time (``TlsError``), with the SNI contexts and ``ssl-option``."""
+    options = 0
+    for option in cfg.ssl_option or ():
+        options |= option
+
+    def make(each: TlsFiles, pem=None) -> ssl.SSLContext:
+        ctx = context(each, pem)
+        ctx.options |= options
+        return ctx
+
+    table = SniTable.parse(cfg.sni or [], cfg.sni_regexp or [], cfg.sni_dir, cfg.sni_dir_ciphers)
+    if table:
+        table.report = log
+        table.contexts(make)
+        quiet_bad_server_names(cfg.ssl_verbose)
+    pem = snapshot(files)
+
+    def remake() -> ssl.SSLContext:
+        ctx = make(files, pem)
+        if table:
+            with_sni(ctx, table.choose)
+        return ctx
+
+    return remake
+
+
+def quiet_bad_server_names(verbose: bool) -> None:
+    """A server name that is not ASCII fails the handshake inside CPython, before
+    the SNI callback, and CPython prints it as an ignored exception with a
+    traceback: any client could fill the log so. Make it one line with
+    ``ssl-verbose``, nothing without (the handshake is refused either way)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "server_names", False):
+        return
+
+    def hook(args) -> None:
+        tb = args.exc_traceback
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if (
+            args.exc_type is UnicodeDecodeError
+            and isinstance(args.object, bytes)
+            and tb is not None
+            and tb.tb_frame.f_code.co_name == "do_handshake"
+        ):
+            if verbose:
+                log(f"TLS: server name {args.object[:64]!r} is not ASCII: handshake refused")
+            return
+        previous(args)
+
+    hook.server_names = True
+    sys.unraisablehook = hook
+
+
+def rotate_tickets(listeners, now: float) -> None:
+    """The loop's sweep: rotate the session ticket keys of the TLS sockets due."""
+    for lst in listeners:
+        layers = lst.transport
+        if layers is not None and layers.rotate_at and now >= layers.rotate_at:
+            layers.rotate(now)

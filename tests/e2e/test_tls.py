@@ -252,6 +252,10 @@ def test_renegotiation_is_refused(site, pki):
         ("{cert}", "expected ADDRESS,CERT,KEY"),
         ("{cert},{key},,{d}/noca.pem", "CA file '{d}/noca.pem' does not exist"),
         ("{cert},{key}\nsni = x.example,{cert},{key2}", "the key does not match"),
+        ("{cert},{key}\nsni = x.example {cert},{key2}", "the key does not match"),
+        ("{cert},{key}\nsni-regexp = ^(x|y\\.example {cert},{key}", "not a regular expression"),
+        ("{cert},{key}\nsni-regexp = ^x$ {cert},{key2}", "the key does not match"),
+        ("{cert},{key}\nsni-dir = {d}/nowhere", "'{d}/nowhere' is not a directory"),
     ],
 )
 def test_start_up_errors_name_the_line(tmp_path, pki, fields, why):
@@ -267,7 +271,8 @@ def test_start_up_errors_name_the_line(tmp_path, pki, fields, why):
     )  # fmt: skip
     err = out.stderr.decode()
     assert out.returncode != 0
-    where = f"{ini}:5: option 'sni'" if "sni" in fields else f"{ini}:4: option 'https-socket'"
+    option = fields.partition("\n")[2].partition(" =")[0]
+    where = f"{ini}:5: option '{option}'" if option else f"{ini}:4: option 'https-socket'"
     assert where in err and why.format(**names) in err, err
     assert "Traceback" not in err
 

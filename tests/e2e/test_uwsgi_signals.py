@@ -50,6 +50,9 @@ def test_a_file_monitor_fires_when_the_file_changes(instance, kind, tmp_path):
     watched.write_text("first")  # uWSGI watches only a file that exists at start
     inst = instance(kind, records=events)
     assert not inst.records("changed")
+    # the master arms timers and file monitors together as its loop starts, which
+    # can be after a worker answers (uWSGI, on a busy machine): a tick says it did
+    wait_for(lambda: inst.records("timer"), 20, what=f"the master's loop:\n{inst.log()}")
     watched.write_text("second")
     wait_for(lambda: inst.records("changed"), 20, what=f"the change seen:\n{inst.log()}")
 

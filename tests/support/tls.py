@@ -56,3 +56,27 @@ def make_pki(d: Path) -> Pki:
         d / "otherca.pem", d / "mallory.pem", d / "mallory.key", d / "server2.pem",
         d / "server2.key",
     )  # fmt: skip
+
+
+class Chains(NamedTuple):
+    """Client certificates under ``ca`` through intermediate CAs: each file holds
+    the client's certificate, then the intermediates it needs (as a client sends them)."""
+
+    one: Path  # client <- int1 <- ca
+    one_key: Path
+    two: Path  # client <- int2 <- int1 <- ca
+    two_key: Path
+
+
+def make_chains(d: Path) -> Chains:
+    """In ``d`` (which holds make_pki's ``ca``): two intermediates and two clients."""
+    inter = "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
+    client = "extendedKeyUsage=clientAuth\n"
+    _signed(d, "ca", "int1", "/CN=int1", inter)
+    _signed(d, "int1", "int2", "/CN=int2", inter)
+    _signed(d, "int1", "deep1", "/CN=one-deep", client)
+    _signed(d, "int2", "deep2", "/CN=two-deep", client)
+    pem = {n: (d / f"{n}.pem").read_text() for n in ("int1", "int2", "deep1", "deep2")}
+    (d / "chain1.pem").write_text(pem["deep1"] + pem["int1"])
+    (d / "chain2.pem").write_text(pem["deep2"] + pem["int2"] + pem["int1"])
+    return Chains(d / "chain1.pem", d / "deep1.key", d / "chain2.pem", d / "deep2.key")

@@ -11,9 +11,10 @@ import pytest
 from test_reload_planner import FakeOps
 
 from procmaster.app import AppLoadError, load_apps, path_problems, prepare_process
-from procmaster.check import _logger_path, log_problems
 from procmaster.config import load
 from procmaster.ipc import RELOAD_ABORTED, RELOAD_DONE, ReloadStatus, reload_status_path
+from procmaster.logs.files import log_problems
+from procmaster.logs.files import logger_path as _logger_path
 from procmaster.master.reload import ReloadKind, ReloadPlanner, ReloadRequest
 
 

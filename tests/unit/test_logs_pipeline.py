@@ -198,3 +198,46 @@ def test_ftime_takes_log_date_format_with_logformat_strftime():
     cfg.logformat_strftime = False
     line = RequestLogger(cfg, 1).line({}, "200 OK", 0, 0, 0, 0.0, 0.0, 1, 1)
     assert line == time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(0)) + "\n"
+
+
+_ENVIRONS = [
+    {"REQUEST_METHOD": "GET", "REQUEST_URI": "/a?b=1", "REMOTE_ADDR": "10.0.0.1"},
+    {"SCRIPT_NAME": "/app", "PATH_INFO": "/x", "QUERY_STRING": "q=2", "REMOTE_USER": "bob"},
+    {"SCRIPT_NAME": "", "PATH_INFO": "/y", "REQUEST_URI": "", "HTTP_USER_AGENT": "ua"},
+    {"HTTP_X_FORWARDED_FOR": "1.2.3.4", "REMOTE_ADDR": "10.0.0.2", "SERVER_PROTOCOL": "HTTP/1.1"},
+    {"CONTENT_LENGTH": "3", "X_APP_NUMBER": 7, "X_APP_BYTES": b"xy", "wsgi.input": object()},
+    {"uwsgi.logvars": {"mine": "v"}, "HTTP_HOST": "h", "HTTP_REFERER": "r", "PATH_INFO": "/"},
+]
+
+
+@pytest.mark.parametrize("forwarded", [False, True])
+@pytest.mark.parametrize("environ", _ENVIRONS)
+def test_a_compiled_line_says_what_each_variable_says_alone(environ, forwarded):
+    """The generated values function (the common variables inline) gives, for
+    every variable uWSGI knows plus var.X and a logvar, what the variable's own
+    reading gives."""
+    from procmaster.logs.request import _KNOWN
+
+    names = sorted(_KNOWN - {"rss", "vsz"}) + ["var.HTTP_HOST", "mine", "nosuch"]
+    cfg = _cfg(disable_logging=False, log_x_forwarded_for=forwarded)
+    cfg.get = lambda name: " ".join(f"%({n})" for n in names) if name == "log-format" else None
+    logger = RequestLogger(cfg, 3)
+    args = ("404 Not Found", 12, 34, 2, 1000.25, 1000.5, 5, 9)
+    line = logger.line(environ, *args)
+    alone = []
+    for name in names:
+        if name == "mine" or name == "nosuch":
+            found = environ.get("uwsgi.logvars")
+            alone.append(found.get(name, "-") if found else "-")
+        else:
+            alone.append(logger._value(name, environ, *args))
+    assert line == " ".join(map(str, alone)) + "\n"
+
+
+@pytest.mark.parametrize("environ", _ENVIRONS)
+def test_vars_and_pktsize_count_the_cgi_variables_with_text_values(environ):
+    from procmaster.logs.request import _pktsize, _vars
+
+    cgi = {k: v for k, v in environ.items() if k.isupper()}
+    assert _vars(environ) == len(cgi)
+    assert _pktsize(environ) == sum(len(k) + len(v) for k, v in cgi.items() if type(v) is str)

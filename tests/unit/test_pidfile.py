@@ -48,7 +48,7 @@ def test_a_collision_with_a_planted_temporary_is_skipped(tmp_path, monkeypatch):
     victim = tmp_path / "victim"
     victim.write_text("precious\n")
     tokens = iter(["guessed", "guessed", "fresh"])
-    monkeypatch.setattr(pidfile.secrets, "token_hex", lambda n: next(tokens))
+    monkeypatch.setattr(pidfile, "_token", lambda: next(tokens))
     path = tmp_path / "app.pid"
     (tmp_path / ".app.pid.guessed.tmp").symlink_to(victim)
     write_atomically(str(path), b"123\n")

@@ -7,9 +7,17 @@ from __future__ import annotations
 import ssl
 
 import pytest
-from support.tls import make_pki
+from support.tls import make_chains, make_pki
 
-from procmaster.transports.tls import TlsError, TlsFiles, TlsSession, context, sni_entry, with_sni
+from procmaster.transports.tls import (
+    TlsError,
+    TlsFiles,
+    TlsSession,
+    context,
+    snapshot,
+    sni_entry,
+    with_sni,
+)
 
 
 @pytest.fixture(scope="module")
@@ -170,7 +178,7 @@ def test_fields():
 @pytest.mark.parametrize("name, org", [("Other.Example", "Second"), ("localhost", None)])
 def test_sni_picks_the_named_certificate(pki, name, org):
     named = {"other.example": context(TlsFiles(str(pki.cert2), str(pki.key2)))}
-    server = TlsSession(with_sni(context(files(pki)), named))
+    server = TlsSession(with_sni(context(files(pki)), named.get))
     ctx = ssl.create_default_context(cafile=str(pki.ca))
     ctx.check_hostname = False
     inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
@@ -188,6 +196,66 @@ def test_sni_picks_the_named_certificate(pki, name, org):
 
 def test_sni_entry():
     assert sni_entry("Example.COM,c,k") == ("example.com", TlsFiles("c", "k", "", ""))
+    # uWSGI's own form: the name, a space, then the files
+    assert sni_entry("Example.COM c,k,HIGH,ca") == ("example.com", TlsFiles("c", "k", "HIGH", "ca"))
     for bad in (",c,k", "name,c", "name"):
         with pytest.raises(TlsError):
             sni_entry(bad)
+
+
+@pytest.fixture(scope="module")
+def chains(pki):
+    return make_chains(pki.ca.parent)
+
+
+@pytest.mark.parametrize("depth, chain, refused", [(1, "one", False), (1, "two", True),
+                                                    (2, "two", False), (0, "one", True)])  # fmt: skip
+def test_verify_depth_counts_the_intermediates(pki, chains, depth, chain, refused):
+    """ssl-verify-depth: a chain with more intermediate CAs than allowed is
+    refused once the handshake is done, and the session tickets are not sent."""
+    server = TlsSession(context(files(pki, ca=pki.ca)), depth=depth)
+    cert, key = (chains.one, chains.one_key) if chain == "one" else (chains.two, chains.two_key)
+    client = Client(pki, cert, key)
+    if not refused:
+        client.handshake(server)
+        client.obj.write(b"x")
+        assert server.received(client.outb.read()) == b"x"
+        return
+    with pytest.raises(TlsError, match=f"ssl-verify-depth allows {depth}"):
+        client.handshake(server)
+    assert server.outgoing() == b""  # nothing left to send: no ticket for a refused client
+
+
+def test_a_client_certificate_demanded_by_sni_alone_is_refused(pki):
+    """A name whose context has a CA, on a socket without one: Python cannot ask
+    that connection for a certificate, so the client is refused (fail closed)."""
+    named = {"secure.example": context(files(pki, ca=pki.ca))}
+    server = TlsSession(with_sni(context(files(pki)), named.get))
+    ctx = ssl.create_default_context(cafile=str(pki.ca))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inb, outb, server_hostname="secure.example")
+    with pytest.raises(TlsError, match="needs a client certificate"):
+        for _ in range(5):
+            try:
+                obj.do_handshake()
+            except ssl.SSLWantReadError:
+                pass
+            server.received(outb.read())
+            inb.write(server.outgoing())
+
+
+def test_a_snapshot_makes_the_same_certificate_after_the_files_changed(pki, tmp_path):
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_bytes(pki.cert.read_bytes())
+    key.write_bytes(pki.key.read_bytes())
+    live = TlsFiles(str(cert), str(key), "", str(pki.ca))
+    pem = snapshot(live)
+    cert.write_bytes(pki.cert2.read_bytes())  # swapped on disk: not this worker's business
+    key.write_bytes(b"garbage")
+    server = TlsSession(context(live, pem))
+    client = Client(pki, pki.client_cert, pki.client_key)
+    client.handshake(server)
+    assert "organizationName" not in dict(x[0] for x in client.obj.getpeercert()["subject"])
+    assert server.environ()["HTTPS_DN"] == "/C=FR/O=Example/CN=alice"  # the CA came along

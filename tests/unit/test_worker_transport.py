@@ -12,7 +12,13 @@ from support.tls import make_pki
 
 from procmaster.transports.networks import Networks
 from procmaster.transports.tls import TlsFiles, context
-from procmaster.worker.transport import ListenerTransport, ProxyStage, TlsStage
+from procmaster.worker.transport import (
+    ListenerTransport,
+    ProxyStage,
+    TlsStage,
+    attach,
+    rotate_tickets,
+)
 
 
 class FakeListener:
@@ -65,8 +71,12 @@ def test_untrusted_peer_and_bad_header_close(capsys):
 
 
 @pytest.fixture(scope="module")
-def ctx(tmp_path_factory):
-    pki = make_pki(tmp_path_factory.mktemp("pki"))
+def pki(tmp_path_factory):
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def ctx(pki):
     return context(TlsFiles(str(pki.cert), str(pki.key))), pki
 
 
@@ -110,3 +120,76 @@ def test_environ_on_a_proxied_protocol_and_forwarded_headers():
     own.environ(env, conn)  # nginx's REMOTE_ADDR is replaced by the header's client,
     # which is a trusted proxy: its X-Forwarded-For is believed
     assert env["REMOTE_ADDR"] == "198.51.100.2"
+
+
+def _tls_site(pki, rotate):
+    """A TLS socket's transport as ``attach`` builds it (a stand-in config)."""
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(
+        forwarded_allow_ips=None, proxy_allow_ips=None, sni=None, sni_regexp=None, sni_dir=None,
+        sni_dir_ciphers=None, ssl_option=None, https_export_cert=False, ssl_verbose=False,
+        ssl_verify_depth=1, ssl_tickets_rotate=rotate,
+    )  # fmt: skip
+    listener = SimpleNamespace(
+        extra={"tls": TlsFiles(str(pki.cert), str(pki.key))}, option="https-socket", address="x"
+    )
+    lst = SimpleNamespace(unix=False, sendfile=True)
+    attach(lst, listener, cfg)
+    return lst.transport
+
+
+def _connect(layers, ctx, session=None):
+    """A client handshake and one request through a new connection's stage; the
+    client's object (its ``session``, ``session_reused``) and the stage."""
+    inb, outb = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inb, outb, server_hostname="localhost", session=session)
+    conn = FakeConn(layers)
+    for _ in range(5):
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            conn.feed(outb.read())
+            inb.write(conn.sent)
+            conn.sent = b""
+    obj.write(b"ping")
+    assert conn.feed(outb.read()) == b"ping"
+    conn.send(b"pong")
+    inb.write(conn.sent)
+    assert obj.read() == b"pong"  # the tickets came before: obj.session resumes
+    return obj, conn.layer
+
+
+def test_session_tickets_rotate_and_the_old_context_goes_with_its_last_connection(pki):
+    import gc
+    import weakref
+
+    layers = _tls_site(pki, rotate=3600)
+    assert layers.period == 3600.0 and layers.rotate_at > 0
+    client = ssl.create_default_context(cafile=str(pki.ca))
+    first, stage = _connect(layers, client)
+    again, _ = _connect(layers, client, first.session)
+    assert again.session_reused  # before the rotation: resumed
+    old = weakref.ref(layers.ctx)
+    rotate_tickets([SimpleListener(layers)], layers.rotate_at)  # the sweep, when due
+    assert layers.ctx is not old() and layers.rotate_at > 0
+    late, _ = _connect(layers, client, first.session)
+    assert not late.session_reused  # after it: a full handshake
+    assert old() is not None  # the first connection still uses it
+    stage.session.obj.write(b"still")  # and goes on with it
+    del stage, again, first, late
+    gc.collect()
+    assert old() is None
+
+
+def test_no_rotation_when_switched_off(pki):
+    layers = _tls_site(pki, rotate=0)
+    ctx = layers.ctx
+    rotate_tickets([SimpleListener(layers)], 1e12)
+    assert layers.rotate_at == 0 and layers.ctx is ctx
+
+
+class SimpleListener:
+    def __init__(self, transport):
+        self.transport = transport
