@@ -303,6 +303,7 @@ class EarlyTransport:
                 self.sock.close()
             self.aborted = True
             conn.connection_lost(self.error)
+            self.conn = None  # (no cycle with the connection: freed at once)
             return
         self.handed = True
         connect_later(worker, self.sock, lst, conn)
@@ -310,6 +311,7 @@ class EarlyTransport:
     def hand_over(self, conn, real: asyncio.Transport) -> None:
         """The loop's transport for the connection: pass on what was recorded."""
         self.real = conn.transport = real
+        self.conn = None  # (no cycle with the connection)
         real.set_write_buffer_limits(high=HIGH_WATER)
         if self.aborted:
             real.abort()
