@@ -13,8 +13,9 @@ difference, so the start-up cancels out::
         --callgrind-out-file=cg.$n python bench/callgrind_path.py uwsgi $n; done
     python bench/callgrind_path.py --per-request cg.1000 cg.3000
 
-CASE is uwsgi, http (``Connection: close``), fastcgi (no keep-conn), scgi, or
-``blocking`` (a 40-line blocking uwsgi server: accept, one read, parse the vars,
+CASE is uwsgi, http (``Connection: close``), fastcgi (no keep-conn), scgi,
+``asgi-http`` / ``asgi-uwsgi`` (the ASGI worker, ``bench/apps/hello_asgi.py``, on
+its default loop: uvloop when installed), or ``blocking`` (a 40-line blocking uwsgi server: accept, one read, parse the vars,
 call the app, one write, close; the floor a per-connection Python server has).
 Without valgrind it prints the requests per second of one worker. ``--logged``
 after the count writes uWSGI's default request line for each request into a
@@ -69,6 +70,8 @@ CASES = {  # case: (protocol, unix socket?, request bytes)
     "scgi": ("scgi", True, scgi_request(PAIRS)),
     "blocking": ("uwsgi", True, uwsgi_packet(PAIRS)),
 }
+CASES["asgi-http"] = CASES["http"]
+CASES["asgi-uwsgi"] = CASES["uwsgi"]
 
 
 def hello(environ, start_response):
@@ -153,13 +156,21 @@ def serve(case: str, n: int, logged: bool = False) -> None:
         listener = type("L", (), {"sock": sock, "proto": proto})()
         # --logged: uWSGI's default request line for each request, into a file
         logging = ["--logto", os.path.join(tmp, "log")] if logged else ["--disable-logging"]
-        cfg = load_config(["--processes", "1", *logging])
+        asgi = ["--asgi", "x:app"] if case.startswith("asgi") else []
+        cfg = load_config(["--processes", "1", *logging, *asgi])
         if logged:
             from procmaster.logs import log
 
             log.configure(cfg)
         r, w = os.pipe()
-        worker = Worker(1, cfg, [listener], Apps([("", hello)]), w, Scoreboard(2), 0)
+        if asgi:
+            from apps.hello_asgi import app
+
+            from procmaster.worker.asgi import AsgiWorker
+
+            worker = AsgiWorker(1, cfg, [listener], Apps([("", app)]), w, Scoreboard(2), 0)
+        else:
+            worker = Worker(1, cfg, [listener], Apps([("", hello)]), w, Scoreboard(2), 0)
     args = [sys.executable, __file__, "--client", address, case, str(n), str(os.getpid())]
     subprocess.Popen(args)
     if case == "blocking":

@@ -1,6 +1,6 @@
 """Python opcodes per request of one worker's whole path, by function.
 
-    cd bench && python opcodes.py uwsgi 1000 [--logged]
+    cd bench && python opcodes.py uwsgi 1000 [--logged]   # or asgi-uwsgi, asgi-http, ...
 
 Runs ``callgrind_path.py``'s case (a worker's loop on a real socket, a client in
 another process, one connection per request) with ``sys.settrace`` counting the
@@ -17,7 +17,7 @@ import sys
 
 import callgrind_path
 
-from procmaster.worker import loop
+from procmaster.worker import asgi, loop
 
 counts: collections.Counter = collections.Counter()
 
@@ -33,7 +33,8 @@ def tracer(frame, event, arg):
 def main() -> None:
     case, n = sys.argv[1], int(sys.argv[2])
     logged = sys.argv[3:] == ["--logged"]  # uWSGI's default request line each request
-    run_forever = loop.Worker.run_forever
+    worker = asgi.AsgiWorker if case.startswith("asgi") else loop.Worker
+    run_forever = worker.run_forever
 
     def traced(self) -> None:
         sys.settrace(tracer)
@@ -48,7 +49,7 @@ def main() -> None:
             print(f"{count / n:8.1f}  {path}:{line} {name}")
         real_exit(0)
 
-    loop.Worker.run_forever = traced
+    worker.run_forever = traced
     loop.os._exit = report
     callgrind_path.serve(case, n, logged)
 

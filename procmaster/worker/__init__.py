@@ -13,7 +13,8 @@ returns. The parts, from the socket to the app and back::
     glue.py        a complete request -> environ -> the app (here or in the threads)
     response.py    the response on its way out: pump, back-pressure, sendfile, errors
     asgi.py        the ASGI runner instead (``asgi = module:app``): an asyncio loop,
-                   asgi_http.py (connection, receive/send), asgi_scope.py, asgi_ws.py,
+                   asgi_accept.py (the read at accept), asgi_http.py (connection,
+                   receive/send), asgi_scope.py, asgi_ws.py,
                    asgi_lifespan.py
     roles.py       what each part needs of another (typing Protocols; imports none of them)
 

@@ -41,11 +41,9 @@ protocol names.
 from __future__ import annotations
 
 import asyncio
-import errno
 import faulthandler
 import os
 import signal
-import socket
 import sys
 import time
 import traceback
@@ -66,12 +64,13 @@ from ..ipc import (
     encode_ready,
 )
 from ..logs import log, request_logger
+from .asgi_accept import STEP_AT_ACCEPT, EarlyTransport, accept
 from .asgi_http import AsgiConnection, HttpExchange
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_ws import CLOSE_WAIT, WsRun, is_websocket, websocket_scope
 from .autoreload import report_modules
-from .listener import WorkerListener, keepalive_timeout, setnodelay
+from .listener import WorkerListener, keepalive_timeout
 from .response import request_line
 
 __all__ = ["AsgiWorker", "new_loop"]
@@ -177,7 +176,7 @@ class AsgiWorker:
             return
         self.accepting = True
         for lst in self.listeners:
-            self.loop.add_reader(lst.fd, self.accept, lst)
+            self.loop.add_reader(lst.fd, accept, self, lst)
 
     def stop_listening(self) -> None:
         if not self.accepting:
@@ -185,38 +184,6 @@ class AsgiWorker:
         self.accepting = False
         for lst in self.listeners:
             self.loop.remove_reader(lst.fd)
-
-    def accept(self, lst: WorkerListener) -> None:
-        """Take what waits in the listen queue (a bounded batch). Each socket
-        becomes a connection through the loop; until then it counts in
-        ``accepted``, so a stopping worker waits for it instead of dropping it.
-        (Not asyncio's Server: closing one drops, unanswered, the sockets it
-        accepted in the same loop iteration.)"""
-        sock = lst.sock
-        for _ in range(16):
-            try:
-                conn, _ = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    self.out_of_fds(exc)
-                return
-            conn.setblocking(False)
-            if not lst.unix:
-                setnodelay(conn.fileno())
-            self.accepted += 1
-            self.loop.create_task(self.connect(conn, lst))
-
-    async def connect(self, sock: socket.socket, lst: WorkerListener) -> None:
-        try:
-            await self.loop.connect_accepted_socket(lambda: AsgiConnection(self, lst), sock)
-        except OSError:
-            sock.close()
-        finally:
-            self.accepted -= 1
-            if self.stopping:
-                self.check_done()
 
     def out_of_fds(self, exc: OSError) -> None:
         """EMFILE: stop accepting for a second (never spin), logged."""
@@ -309,6 +276,11 @@ class AsgiWorker:
             if self.harakiri:
                 scoreboard.request_desc(self.slot, request_line(env).encode("latin-1", "replace"))
         scoreboard.inflight(self.slot, len(inflight))
+        early = conn.transport
+        if type(early) is EarlyTransport and early.first is None and not early.handed:
+            if STEP_AT_ACCEPT:  # read at accept: its first step runs there (asgi_accept)
+                early.first = (ex, run(self.app))
+                return
         ex.task = self.loop.create_task(run(self.app))
 
     def request_finished(self, ex: HttpExchange) -> None:

@@ -3,25 +3,23 @@ protocol and runs the app's ``http`` scope, one task per request.
 
 Theory of operation
 -------------------
-``AsgiConnection`` is the asyncio ``Protocol`` of one accepted socket and the
-``Sink`` of its wire protocol (the WSGI worker's classes, built by the
-listener); bytes pass its transport layers (``worker/transport.py``: PROXY
-header, TLS) at one read point (``data_received``) and one write point
-(``send``). What it reads is fed to the protocol a ``FEED_SLICE`` at a time
-while no body arrives; a request's head makes an ``HttpExchange`` and, when
-nothing runs on the connection, starts the app's task at once, so the body
-streams to ``receive()``. Pipelined requests wait in ``queue``; once a complete
-request waits, the rest stays unparsed in ``pending`` and reading pauses.
+``AsgiConnection`` is the asyncio ``Protocol`` of an accepted socket (first on
+``asgi_accept``'s early transport when read at accept) and its wire protocol's
+``Sink``; bytes pass its transport layers (``worker/transport.py``: PROXY, TLS)
+at one read point (``data_received``) and one write point (``send``). Reads go
+to the protocol a ``FEED_SLICE`` at a time while no body arrives; a request's
+head makes an ``HttpExchange`` and, when nothing runs on the connection, starts
+the app's task, so the body streams to ``receive()``. Pipelined requests wait in
+``queue``; then the rest stays unparsed in ``pending`` and reading pauses.
 
-Memory per connection is bounded: reading pauses while more than
-``BODY_HIGH`` body bytes wait for ``receive()`` (resumed below ``BODY_LOW``)
-or a complete request waits behind another; a ``send`` waits while more than
-``HIGH_WATER`` bytes are unsent. Slow clients hold memory, never the loop: the
-deadlines (``socket-timeout``, ``http-keepalive``) are the worker's ``sweep``.
+Memory per connection is bounded: reading pauses while over ``BODY_HIGH`` body
+bytes wait for ``receive()`` (resumed below ``BODY_LOW``) or a complete request
+waits behind another; a ``send`` waits while over ``HIGH_WATER`` bytes are unsent.
+Slow clients hold memory, never the loop (deadlines: the worker's ``sweep``);
 ``limit-post`` answers 413, a bad head 400/431 (``error_reply``), as in WSGI.
-``receive()`` gives ``http.request`` messages, then ``http.disconnect`` once the
-response is complete or the client left; ``send()`` after the client left is
-a no-op (as uvicorn). An exception before the head is a 500, after it a cut.
+``receive()`` gives ``http.request``, then ``http.disconnect`` once the response
+is complete or the client left; ``send()`` after the client left is a no-op (as
+uvicorn). An exception before the head is a 500, after it a cut.
 
 Must not know: protocol names, the master, other connections.
 """
@@ -253,6 +251,8 @@ class AsgiConnection(asyncio.Protocol):
     # -- asyncio's callbacks ------------------------------------------------------------
 
     def connection_made(self, transport) -> None:
+        if self.transport is not None:  # read at accept (asgi_accept): the loop takes over
+            return self.transport.hand_over(self, transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER)
         if not self.listener.unix:

@@ -23,15 +23,19 @@ __all__ = ["ASGI_VERSION", "http_scope"]
 ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
 
 
+NAMES: dict[str, bytes] = {}  # HTTP_X_FOO -> b"x-foo", the names seen (bounded)
+NAMES_MAX = 256
+
+
 def http_scope(env: dict, state: dict) -> dict:
     """The ``http`` scope of a request from its CGI variables (as the protocol
     parsed them, or as the proxy sent them)."""
-    headers = []
-    for key, value in env.items():
-        if key.startswith("HTTP_"):
-            headers.append(
-                (key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
-            )
+    names = NAMES
+    headers = [
+        (names.get(key) or header_name(key), value.encode("latin-1"))
+        for key, value in env.items()
+        if key.startswith("HTTP_")
+    ]
     ctype = env.get("CONTENT_TYPE")
     if ctype:
         headers.append((b"content-type", ctype.encode("latin-1")))
@@ -67,3 +71,11 @@ def http_scope(env: dict, state: dict) -> dict:
         "server": server,
         "state": dict(state),
     }
+
+
+def header_name(key: str) -> bytes:
+    """``HTTP_X_FOO`` -> ``b"x-foo"``, kept for the next request (up to ``NAMES_MAX``)."""
+    name = key[5:].replace("_", "-").lower().encode("latin-1")
+    if len(NAMES) < NAMES_MAX:
+        NAMES[key] = name
+    return name
