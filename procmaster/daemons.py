@@ -270,10 +270,11 @@ class Daemons:
     # -- inside ------------------------------------------------------------------
 
     def _spawn(self, proc: _Proc) -> None:
-        # lazily: only a master with attach-daemon/cron lines starts processes this way
-        import subprocess
-
         try:
+            # lazily: only a master with attach-daemon/cron lines starts processes
+            # this way (in the try: out of descriptors, the import fails too)
+            import subprocess
+
             proc.popen = subprocess.Popen(
                 ["/bin/sh", "-c", proc.cmd],
                 stdin=subprocess.DEVNULL,

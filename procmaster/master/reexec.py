@@ -81,10 +81,12 @@ class FullReload:
         env = dict(os.environ)
         env[PROBE_ENV] = "1"
         env[REEXEC_ENV] = ""  # read the config as the re-executed image will (if-reload)
-        import subprocess  # lazily: only a full reload starts the probe
-
         for attempt in (1, 2):
             try:
+                # lazily: only a full reload starts the probe (in the try: out of
+                # descriptors, the import fails too, and shedding clients helps)
+                import subprocess
+
                 # a file, not a pipe: the probe never blocks on a master busy elsewhere
                 # (a memfd: out of descriptors it fails with EMFILE, which tempfile hides)
                 self.probe_out = os.fdopen(

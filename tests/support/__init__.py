@@ -28,15 +28,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
-    """Poll ``predicate`` until it returns a truthy value (never a blind sleep)."""
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what="condition"):
+    """Poll ``predicate`` until it returns a truthy value (never a blind sleep).
+    ``what`` names the condition in the failure; a callable is asked at the
+    timeout, so a log it shows is the log then, not when the wait began."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {said}")
         time.sleep(interval)
 
 
@@ -222,7 +225,7 @@ class Server:
         wait_for(
             lambda: self.log.count(text) >= count,
             timeout,
-            what=f"{text!r} in the log:\n{self.log[-3000:]}",
+            what=lambda: f"{text!r} in the log:\n{self.log[-3000:]}",
         )
         return self.log
 
