@@ -61,7 +61,6 @@ from ..ipc import (
     SIG_REOPEN_LOG,
     SIG_RESUME,
     SIG_STOP,
-    encode_ready,
 )
 from ..logs import log, request_logger
 from .asgi_accept import STEP_AT_ACCEPT, EarlyTransport, accept
@@ -69,7 +68,7 @@ from .asgi_http import AsgiConnection, HttpExchange
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_ws import CLOSE_WAIT, WsRun, is_websocket, websocket_scope
-from .autoreload import report_modules
+from .autoreload import report_modules, say_ready
 from .listener import WorkerListener, keepalive_timeout
 from .response import request_line
 
@@ -151,11 +150,7 @@ class AsgiWorker:
             return EXIT_FATAL
         if not self.stopping:
             self.listen()
-        os.write(self.ready_fd, encode_ready(os.getpid()))
-        if self.autoreload:
-            report_modules(self)
-        else:
-            os.close(self.ready_fd)
+        say_ready(self)
         self.scoreboard.worker_ready(self.slot, os.getpid())
         self.next_sweep = time.monotonic() + 1.0
         loop.call_later(self.tick_every, self.tick)

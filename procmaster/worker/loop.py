@@ -60,13 +60,12 @@ from ..ipc import (
     SIG_REOPEN_LOG,
     SIG_RESUME,
     SIG_STOP,
-    encode_ready,
 )
 from ..logs import log, request_logger
 from ..process import read_signals, signal_pipe
 from ..routing.front import front_door
 from ..wsgi import SPOOL_THRESHOLD, base_environ
-from .autoreload import report_modules
+from .autoreload import report_modules, say_ready
 from .connection import Connection
 from .listener import WorkerListener, keepalive_timeout, setnodelay
 from .response import HIGH_WATER, request_line, threads_done
@@ -240,11 +239,7 @@ class Worker:
     def run_forever(self) -> None:
         self.setup_signals()
         self.update_accepting()
-        os.write(self.ready_fd, encode_ready(os.getpid()))
-        if self.autoreload:
-            report_modules(self)
-        else:
-            os.close(self.ready_fd)
+        say_ready(self)
         self.scoreboard.worker_ready(self.slot, os.getpid())
         poll = self.epoll.poll
         conns = self.conns

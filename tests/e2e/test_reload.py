@@ -203,6 +203,52 @@ def test_log_reopen_while_a_worker_loads_its_app_reaches_it(procmaster, tmp_path
     assert "loaded-late=1" not in (tmp_path / "moved.log").read_text()
 
 
+FIRST_LOADER_WAITS_APP = """
+import os
+import time
+
+# the first process to load this (a worker: never the reload's check) waits here
+# until the test opens the gate; every later one goes on at once
+here = os.path.dirname(os.path.abspath(__file__))
+if os.environ.get("PROCMASTER_PROBE") != "1":
+    try:
+        os.close(os.open(os.path.join(here, "loading"), os.O_CREAT | os.O_EXCL))
+        first = True
+    except FileExistsError:
+        first = False
+    while first and not os.path.exists(os.path.join(here, "go")):
+        time.sleep(0.02)
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+
+def test_a_worker_still_starting_when_the_master_reexecutes_stops_cleanly(procmaster, tmp_path):
+    """A SIGHUP while a worker loads its app: the master re-executes, the worker's
+    ready line meets a closed pipe; the worker is an old one of the new image
+    then, and stops as asked: no traceback, exit code 0."""
+    (tmp_path / "firstwaits.py").write_text(FIRST_LOADER_WAITS_APP)
+    port = free_port()
+    server = procmaster(
+        "--http-socket", f"127.0.0.1:{port}", "--pythonpath", tmp_path,
+        "--module", "firstwaits", "--lazy-apps",
+    )  # fmt: skip
+    wait_for(lambda: (tmp_path / "loading").exists(), 15, what="the worker loading its app")
+    starting = server.worker_pids()
+    server.signal(signal.SIGHUP)
+    server.wait_log("reload (SIGHUP) done", 30)
+    (tmp_path / "go").touch()
+    wait_for(
+        lambda: not set(server.worker_pids()) & set(starting),
+        30,
+        what=lambda: f"the old worker gone:\n{server.log}",
+    )
+    assert "Traceback" not in server.log and "code 1" not in server.log, server.log
+    assert http_get(port, "/")[0] == 200
+
+
 def test_touch_logreopen_and_logrotate(procmaster, tmp_path):
     logfile = tmp_path / "site.log"
     reopen = tmp_path / "reopen.txt"
