@@ -55,6 +55,7 @@ __all__ = [
     "SIG_REOPEN_LOG",
     "SIG_RESUME",
     "SIG_STOP",
+    "STOP_SIGNALS",
     "STATS_FD_ENV",
     "CACHE_FDS_ENV",
     "SHAREDAREA_FDS_ENV",
@@ -92,6 +93,7 @@ SIG_DUMP_STACKS = signal.SIGRTMIN + 2  # faulthandler: every thread's stack (har
 SIG_PRINT_REQUEST = signal.SIGUSR2  # log the request being run, and for how long
 # what a worker only acts on once its loop runs (ignored until then, never fatal)
 MASTER_ASKS = (SIG_REOPEN_LOG, SIG_PAUSE, SIG_RESUME)
+STOP_SIGNALS = (SIG_STOP, signal.SIGHUP)  # either ends a spooler or a mule gracefully
 
 # -- exit codes --------------------------------------------------------------------------
 EXIT_FATAL = 1

@@ -35,6 +35,7 @@ __all__ = [
     "become_subreaper",
     "read_signals",
     "signal_pipe",
+    "signalled",
     "reap_children",
     "send_signal",
     "die_with_parent",
@@ -168,6 +169,14 @@ def signal_pipe(signals: Iterable[int]) -> int:
         signal.signal(sig, _wake_only)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     return r
+
+
+def signalled(fd: int, wanted: Iterable[int]) -> bool:
+    """Whether one of ``wanted`` is among the signals waiting on a ``signal_pipe``.
+    Others are read and dropped: a forked child (spooler, mule) still has the
+    master's handlers for some signals, and the wake-up descriptor is written for
+    every handled signal, such as the SIGCHLD of a process the app started."""
+    return not set(read_signals(fd)).isdisjoint(wanted)
 
 
 def read_signals(fd: int) -> bytes:

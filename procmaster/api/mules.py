@@ -35,8 +35,9 @@ import time
 import traceback
 from typing import Any
 
+from ..ipc import STOP_SIGNALS
 from ..logs import log
-from ..process import die_with_parent, read_signals, set_process_name, signal_pipe
+from ..process import die_with_parent, set_process_name, signal_pipe, signalled
 
 __all__ = ["MuleConfigError", "Queues", "mule_table", "run_mule"]
 
@@ -164,7 +165,7 @@ def run_mule(runtime: Any, mule_id: int, master_pid: int) -> None:
     try:
         die_with_parent(master_pid)
         set_process_name(f"uwsgi mule {mule_id}")
-        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)  # before the post-fork hook (@muleloop ...)
         runtime.enter_mule(mule_id)
         script = runtime.queues.mules[mule_id - 1]
@@ -185,13 +186,13 @@ def run_mule(runtime: Any, mule_id: int, master_pid: int) -> None:
 
 
 def _programmed(runtime: Any, mule_id: int) -> int:
-    wake = signal_pipe((signal.SIGTERM, signal.SIGHUP))
+    wake = signal_pipe(STOP_SIGNALS)
     readers = runtime.queues.readers(mule_id)
     log(f"mule {mule_id} (pid {os.getpid()}) waiting for messages")
     while True:
         msg = get_message(readers, -1, wake, runtime.signals)
         if msg is None:
-            if read_signals(wake):
+            if signalled(wake, STOP_SIGNALS):
                 runtime.exiting()
                 return 0
             continue

@@ -33,8 +33,9 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from ..ipc import STOP_SIGNALS
 from ..logs import log
-from ..process import die_with_parent, read_signals, set_process_name, signal_pipe
+from ..process import die_with_parent, set_process_name, signal_pipe, signalled
 from .spool_files import SpoolError, claim, decode_task, scan
 
 __all__ = ["run_spooler"]
@@ -83,9 +84,9 @@ class _Spooler:
         self.invalid: set[str] = set()
 
     def run(self) -> int:
-        for sig in (signal.SIGINT, signal.SIGQUIT):
-            signal.signal(sig, signal.SIG_DFL)
-        wake_r = signal_pipe((signal.SIGTERM, signal.SIGHUP))
+        for sig in (signal.SIGINT, signal.SIGQUIT, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)  # the master's handlers, not ours
+        wake_r = signal_pipe(STOP_SIGNALS)
         ino = _watch(self.directory)
         log(f"spooler on {self.directory} (pid {os.getpid()}) ready")
         while not self.stopping:
@@ -95,7 +96,7 @@ class _Spooler:
             inbox = self.runtime.signals.inbox
             fds = [wake_r, *inbox] + ([ino.fileno()] if ino is not None else [])
             ready, _, _ = select.select(fds, [], [], self.frequency)
-            if wake_r in ready and read_signals(wake_r):
+            if wake_r in ready and signalled(wake_r, STOP_SIGNALS):
                 self.stopping = True
             for sock in inbox:
                 if sock in ready and not self.stopping:
