@@ -237,8 +237,11 @@ class WsLoad:
         while not self._stop.is_set():
             n += 1
             text = f"m{n}"
-            ws.send(text)
-            ev = ws.recv()
+            if ws.ws.state is ConnectionState.REMOTE_CLOSING:
+                ev = ws.recv()  # the server's close came in with the last echo
+            else:
+                ws.send(text)
+                ev = ws.recv()
             if ev == text:
                 self.echoes += 1
                 self._stop.wait(self.every)
