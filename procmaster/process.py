@@ -36,6 +36,7 @@ __all__ = [
     "read_signals",
     "signal_pipe",
     "signalled",
+    "SIGNAL_SEEN",
     "reap_children",
     "send_signal",
     "die_with_parent",
@@ -187,8 +188,14 @@ def read_signals(fd: int) -> bytes:
         return b""
 
 
+# set by a ``signal_pipe`` signal's handler (run in the main thread soon after the
+# signal): a loop that already holds the events of its last poll sees from it,
+# without a system call, that a signal came in since (see ``Worker.run_forever``)
+SIGNAL_SEEN = [False]
+
+
 def _wake_only(signum, frame) -> None:
-    pass  # the wake-up fd carries the signal to the loop
+    SIGNAL_SEEN[0] = True  # the wake-up fd carries the signal itself to the loop
 
 
 def send_signal(pid: int, sig: int) -> bool:

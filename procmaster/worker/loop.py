@@ -62,7 +62,7 @@ from ..ipc import (
     SIG_STOP,
 )
 from ..logs import log, request_logger
-from ..process import read_signals, signal_pipe
+from ..process import SIGNAL_SEEN, read_signals, signal_pipe
 from ..routing.front import front_door
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .autoreload import report_modules, say_ready
@@ -181,6 +181,7 @@ class Worker:
             )
 
     def handle_signals(self) -> None:
+        SIGNAL_SEEN[0] = False  # (before reading: a later signal sets it again)
         for signum in read_signals(self.signal_r):
             if signum in (signal.SIGINT, signal.SIGQUIT):
                 self.leave()
@@ -245,6 +246,7 @@ class Worker:
         conns = self.conns
         by_fd = self.by_fd
         signal_r = self.signal_r
+        seen = SIGNAL_SEEN
         pool_fd = self.pool.fileno() if self.pool is not None else -2
         runtime = api.current()
         usignals = runtime.signals if runtime is not None and runtime.signals.sock else None
@@ -290,6 +292,8 @@ class Worker:
                     elif fd in self.readers:
                         self.readers[fd]()
                 if ready_listeners is not None:
+                    if seen[0]:  # a signal since the poll (preempted): before new clients
+                        self.handle_signals()
                     for lst in ready_listeners:
                         if self.accepting:
                             self.accept(lst)
