@@ -246,7 +246,6 @@ class Worker:
         conns = self.conns
         by_fd = self.by_fd
         signal_r = self.signal_r
-        seen = SIGNAL_SEEN
         pool_fd = self.pool.fileno() if self.pool is not None else -2
         runtime = api.current()
         usignals = runtime.signals if runtime is not None and runtime.signals.sock else None
@@ -292,8 +291,6 @@ class Worker:
                     elif fd in self.readers:
                         self.readers[fd]()
                 if ready_listeners is not None:
-                    if seen[0]:  # a signal since the poll (preempted): before new clients
-                        self.handle_signals()
                     for lst in ready_listeners:
                         if self.accepting:
                             self.accept(lst)
@@ -375,16 +372,19 @@ class Worker:
             log(f"worker {self.wid}: connections closed by timeouts: {counts}")
 
     def accept(self, lst: WorkerListener, serve: bool = True) -> int:
-        """Take the waiting connections (up to ``ACCEPT_BATCH`` a call; how many
-        were taken is returned) and read each at once: a front end has usually
-        written its whole request by then, so the request is answered here and a
-        connection closed after its answer never enters the epoll set
-        (``Connection.rearm`` puts it there when it waits). ``serve`` False:
-        only take them (into the epoll set), as the graceful stop does."""
+        """Take the waiting connections (up to ``ACCEPT_BATCH``; returns how many)
+        and read each at once: a front end has usually written its whole request,
+        so it is answered here and never enters the epoll set unless it waits
+        (``Connection.rearm``). ``serve`` False: only take them, as a stop does."""
         sock = lst.sock
         conns = self.conns
         unix = lst.unix
+        seen = SIGNAL_SEEN
         for taken in range(ACCEPT_BATCH):
+            if seen[0] and serve:  # a signal while we ran (preempted, or an app):
+                self.handle_signals()  # it comes before the next client
+                if not self.accepting:
+                    return taken
             try:
                 fd, addr = sock._accept()
             except BlockingIOError:
