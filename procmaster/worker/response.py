@@ -151,14 +151,17 @@ class Exchange(Response):
     # -- the head and the body ---------------------------------------------------
 
     def send_head(self, length: int | None = None) -> None:
-        conn = self.conn
-        head = conn.proto.response_head(self.req, self.status, self.headers, length)
+        self.conn.send(self.head(length))
+
+    def head(self, length: int | None = None) -> bytes:
+        """The response head, framed; from now on it counts as sent."""
+        head = self.conn.proto.response_head(self.req, self.status, self.headers, length)
         for name, value in self.headers:
             if len(name) == 14 and name.lower() == "content-length" and value.isdigit():
                 self.declared = int(value)
         self.headers_sent = True
         self.hsize = len(head)
-        conn.send(head)
+        return head
 
     def pump(self) -> None:
         """Pull chunks from the app's iterator while the socket keeps up."""
@@ -188,9 +191,8 @@ class Exchange(Response):
         self.finish()
 
     def send_chunk(self, conn: Client, proto, req: Request, chunk: bytes) -> None:
-        """One chunk of the body, framed (the head first)."""
-        if not self.headers_sent:
-            self.send_head()
+        """One chunk of the body, framed; the first in the same write as the head."""
+        head = b"" if self.headers_sent else self.head()
         data = proto.response_body(req, chunk)
         self.rsize += len(chunk)
         if 0 <= self.declared <= self.rsize:
@@ -199,7 +201,7 @@ class Exchange(Response):
             # body, give up on the kept-alive connection and close it
             data += proto.response_end(req)
             self.declared = -2
-        conn.send(data)
+        conn.send(head + data if head else data)
 
     def resume(self) -> bool:
         """The socket took what was queued: go on with the body. True while the
