@@ -265,6 +265,15 @@ def accepts_unix(path: str, server: Server) -> bool:
         s.close()
 
 
+def _dropped(conn: http.client.HTTPConnection) -> bool:
+    """An idle keep-alive connection the server has closed (or sent bytes on
+    unasked) is readable: checked before reuse, as urllib3's pool does, since a
+    request written into it would meet the close (RFC 9112 section 9.3.1)."""
+    import select
+
+    return conn.sock is not None and bool(select.select([conn.sock], [], [], 0)[0])
+
+
 class Load:
     """Continuous requests from several threads (half keep-alive, half
     ``Connection: close``) until stopped; every failure is recorded."""
@@ -293,6 +302,9 @@ class Load:
         while not self._stop.is_set():
             t0 = time.monotonic()
             try:
+                if conn is not None and _dropped(conn):
+                    conn.close()  # the server closed it while idle: reconnect, as urllib3 does
+                    conn = None
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
                 conn.request("GET", self.path, headers={} if keepalive else {"Connection": "close"})
