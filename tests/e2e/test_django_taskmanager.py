@@ -67,7 +67,7 @@ def test_tasks_run_their_command_in_the_spooler_report_and_repeat(site):
     assert Path(task["spooler_id"]).parent == spool  # uwsgi.spool answered the file's path
     wait_for(lambda: _finished(port, task["id"]), 30, what=f"a report:\n{server.log}")
     state = _get(port, f"/state?id={task['id']}")
-    assert state["status"] == "idle" and state["spooler_id"] == ""
+    assert state["status"] == "idle" and state["spooler_id"] == "", f"{state}\n{server.log}"
     [report] = state["reports"]
     assert report["result"] == "ok", report
     assert "hello world from pid" in report["log"] and "in the spooler: True" in report["log"]
