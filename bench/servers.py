@@ -317,7 +317,7 @@ RELOAD_SERVERS: tuple[Server, ...] = (
 # the same hello app (bench/apps/hello_asgi.py) under procmaster's ASGI worker,
 # uvicorn (httptools + uvloop, its fastest), granian and gunicorn's ASGI worker; each
 # with two worker processes; directly (group asgi) and behind nginx (group nginx-asgi:
-# procmaster over uwsgi_pass, the others over proxy_pass with upstream keep-alive)
+# procmaster over uwsgi_pass and, as the others, over proxy_pass with upstream keep-alive)
 HELLO_ASGI = ("--processes", PROCS, "--master", "--disable-logging", "--pythonpath", "{apps}",
               "--asgi", "hello_asgi:app")  # fmt: skip
 UVICORN = ("{python}", "-m", "uvicorn", "--workers", PROCS, "--loop", "uvloop", "--http",
@@ -362,6 +362,8 @@ ASGI_SERVERS: tuple[Server, ...] = (
          (*GUNICORN_ASGI, "-b", "127.0.0.1:{port}", "hello_asgi:app"), ("gunicorn",)),
     asgi_behind_nginx("procmaster-asgi-uwsgi", "procmaster", "uwsgi",
                       (*PROCMASTER_CMD, "--socket", "{tmp}/app.sock", *HELLO_ASGI)),
+    asgi_behind_nginx("procmaster-asgi-proxy", "procmaster", "http",
+                      (*PROCMASTER_CMD, "--http-socket", "{tmp}/app.sock", *HELLO_ASGI)),
     asgi_behind_nginx("uvicorn-proxy", "uvicorn", "http",
                       (*UVICORN, "--uds", "{tmp}/app.sock", "hello_asgi:app")),
     asgi_behind_nginx("granian-proxy", "granian", "http",
