@@ -10,6 +10,7 @@ called as the loop calls it."""
 from __future__ import annotations
 
 import gc
+import os
 import select
 import socket
 from types import SimpleNamespace
@@ -18,6 +19,7 @@ import pytest
 
 from procmaster.app import Apps
 from procmaster.config import load
+from procmaster.process import SIGNAL_SEEN
 from procmaster.scoreboard import Scoreboard
 from procmaster.worker import Worker
 
@@ -32,7 +34,7 @@ def served(tmp_path):
     """(worker, its listener, connect(), fds the worker put in its epoll set)"""
     made = []
 
-    def make(proto: str):
+    def make(proto: str, the_app=app):
         path = str(tmp_path / f"{proto}.sock")
         sock = socket.socket(socket.AF_UNIX)
         sock.bind(path)
@@ -43,7 +45,7 @@ def served(tmp_path):
             1,
             cfg,
             [SimpleNamespace(sock=sock, proto=proto)],
-            Apps([("", app)]),
+            Apps([("", the_app)]),
             -1,
             Scoreboard(2),
             0,
@@ -108,6 +110,36 @@ def test_the_backlog_is_drained_in_one_wake_up(served):
     for i, client in enumerate(clients):
         assert read_all(client).endswith(f"hello /{i}".encode())
     assert registered == [] and worker.conns == {}
+
+
+def test_a_signal_during_a_drained_connection_comes_before_the_next(served, monkeypatch):
+    """The master's signal (here a pause; a log reopen alike) arrives while the
+    worker serves the first connection of a batch (preempted, or in the app):
+    it is handled before the next connection is taken, which stays queued."""
+    order = []
+
+    def signalled_app(environ, start_response):
+        order.append(environ["PATH_INFO"])
+        SIGNAL_SEEN[0] = True  # what the signal handler does
+        return app(environ, start_response)
+
+    worker, lst, connect, _ = served("uwsgi", signalled_app)
+
+    def handle_signals() -> None:
+        SIGNAL_SEEN[0] = False
+        order.append("signal")
+        worker.pause_accepting()
+
+    monkeypatch.setattr(worker, "handle_signals", handle_signals)
+    clients = [connect() for _ in range(2)]
+    for i, client in enumerate(clients):
+        client.sendall(packet(f"/{i}"))
+    assert worker.accept(lst) == 1
+    assert order == ["/0", "signal"] and not worker.accepting
+    assert read_all(clients[0]).endswith(b"hello /0")
+    worker.paused = False  # resumed: the queued connection is served
+    worker.update_accepting()
+    assert worker.accept(lst) == 1 and order[2] == "/1"
 
 
 def test_an_incomplete_request_waits_in_epoll_and_is_served_when_complete(served):
@@ -215,3 +247,43 @@ def test_a_closed_connection_leaves_nothing_for_the_cycle_collector(served, prot
     finally:
         gc.enable()
     assert found == 0, f"{found} objects of 50 {proto} connections were left in cycles"
+
+
+class Body:
+    """An iterable body that is not a list (as Flask's and Django's responses are)."""
+
+    def __init__(self, *chunks: bytes) -> None:
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+
+@pytest.mark.parametrize("proto", ["uwsgi", "http"])
+def test_an_iterable_bodys_first_chunk_goes_in_the_heads_write(served, monkeypatch, proto):
+    """One write for the head, the body and the end when one chunk completes the
+    declared length; a second chunk is a write of its own (streamed, not held)."""
+
+    def iterable_app(environ, start_response):
+        chunks = (b"one",) if environ["PATH_INFO"] == "/one" else (b"one", b"two")
+        start_response("200 OK", [("Content-Length", str(sum(map(len, chunks))))])
+        return Body(*chunks)
+
+    worker, lst, connect, _ = served(proto, iterable_app)
+    writes: list[bytes] = []
+    real_write = os.write
+    monkeypatch.setattr(
+        "procmaster.worker.connection.os.write",
+        lambda fd, data: writes.append(bytes(data)) or real_write(fd, data),
+    )
+    for path, expected in (("/one", [b"one"]), ("/two", [b"one", b"two"])):
+        writes.clear()
+        client = connect()
+        if proto == "http":
+            client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        else:
+            client.sendall(packet(path))
+        worker.accept(lst)
+        assert read_all(client).endswith(b"".join(expected))
+        assert len(writes) == len(expected)
+        assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\none")
