@@ -360,7 +360,8 @@ ASGI_SERVERS: tuple[Server, ...] = (
     asgi("granian", "granian", (*GRANIAN, "--port", "{port}", "hello_asgi:app"), ("granian",)),
     asgi("gunicorn-asgi", "gunicorn",
          (*GUNICORN_ASGI, "-b", "127.0.0.1:{port}", "hello_asgi:app"), ("gunicorn",)),
-    asgi_behind_nginx("procmaster-asgi-uwsgi", "procmaster", "uwsgi",
+    # a family of its own: the ratios to uvicorn and granian take the proxy_pass row
+    asgi_behind_nginx("procmaster-asgi-uwsgi", "procmaster (uwsgi_pass)", "uwsgi",
                       (*PROCMASTER_CMD, "--socket", "{tmp}/app.sock", *HELLO_ASGI)),
     asgi_behind_nginx("procmaster-asgi-proxy", "procmaster", "http",
                       (*PROCMASTER_CMD, "--http-socket", "{tmp}/app.sock", *HELLO_ASGI)),

@@ -178,7 +178,12 @@ def test_asgi_rows_run_only_when_named() -> None:
 
     assert not {"uvicorn", "granian", "procmaster-asgi"} & (names([]) | names(["http"]))
     assert {"procmaster-asgi", "uvicorn", "granian", "gunicorn-asgi"} <= names(["asgi"])
-    assert names(["nginx-asgi"]) == {"procmaster-asgi-uwsgi", "uvicorn-proxy", "granian-proxy"}
+    assert names(["nginx-asgi"]) == {
+        "procmaster-asgi-uwsgi",
+        "procmaster-asgi-proxy",
+        "uvicorn-proxy",
+        "granian-proxy",
+    }
 
 
 def test_a_row_with_errors_is_void() -> None:
