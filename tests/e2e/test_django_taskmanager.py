@@ -18,9 +18,14 @@ pytest.importorskip("taskmanager", reason="django-uwsgi-taskmanager is a test ex
 
 
 def _finished(port: int, task_id: int) -> bool:
-    """The task ran and the spooler is done with it (a report, no longer "started")."""
+    """The task ran and the spooler is done with it: its report has a result
+    (written at the run's end) and the task is no longer "started"."""
     state = _get(port, f"/state?id={task_id}")
-    return bool(state["reports"]) and state["status"] != "started"
+    return (
+        bool(state["reports"])
+        and state["reports"][-1]["result"] != ""
+        and state["status"] != "started"
+    )
 
 
 def _get(port: int, path: str) -> dict:

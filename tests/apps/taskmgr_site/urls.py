@@ -3,6 +3,7 @@ admin's "launch" action does: ``Task.launch()``) and read a task's state and rep
 
 import datetime
 
+from django.db import transaction
 from django.http import JsonResponse
 from django.urls import include, path
 from taskmanager.models import AppCommand, Task
@@ -29,11 +30,15 @@ def launch(request):
 
 
 def state(request):
-    task = Task.objects.get(pk=int(request.GET["id"]))
-    reports = [
-        {"result": r.invocation_result, "log": r.log, "lines": r.n_log_lines}
-        for r in task.report_set.order_by("id")
-    ]
+    # one read transaction: the task's status and its reports as of one moment
+    # (two reads apart could pair a status from before the spooler's run with the
+    # report that run created)
+    with transaction.atomic():
+        task = Task.objects.get(pk=int(request.GET["id"]))
+        reports = [
+            {"result": r.invocation_result, "log": r.log, "lines": r.n_log_lines}
+            for r in task.report_set.order_by("id")
+        ]
     return JsonResponse(
         {
             "status": task.status,
