@@ -220,7 +220,8 @@ def test_cheaper_adds_workers_under_load_and_stops_them_when_idle(procmaster):
         "--worker-reload-mercy",
         "5",
     )
-    assert len(server.worker_pids()) == 1
+    # the port is bound before the first worker is forked: wait for it (one, not four)
+    wait_for(lambda: len(server.worker_pids()) == 1, 20, what="the one cheaper worker")
     with Load(port, "/sleep?s=0.2", threads=8):
         wait_for(lambda: len(server.worker_pids()) == 4, 20, what="4 workers under load")
     server.wait_log("cheaper: all")

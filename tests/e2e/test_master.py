@@ -503,8 +503,12 @@ def test_process_names_with_prefix(procmaster):
         wait_port=port,
     )
     assert psutil.Process(server.pid).name() == "mysite master"
-    names = sorted(psutil.Process(p).name() for p in server.worker_pids())
-    assert names == ["mysite worker 1", "mysite worker 2"]
+
+    def names() -> list[str]:
+        return sorted(psutil.Process(p).name() for p in server.worker_pids())
+
+    # the port is bound before the workers are forked: wait for both
+    wait_for(lambda: names() == ["mysite worker 1", "mysite worker 2"], 30, what=names)
 
 
 def test_limit_post_answers_413_to_curl(procmaster, tmp_path):
