@@ -189,8 +189,8 @@ def read_signals(fd: int) -> bytes:
 
 
 # set by a ``signal_pipe`` signal's handler (run in the main thread soon after the
-# signal): a loop that already holds the events of its last poll sees from it,
-# without a system call, that a signal came in since (see ``Worker.run_forever``)
+# signal): a loop busy since its last poll sees from it, without a system call,
+# that a signal came in meanwhile (``Worker.accept`` reads it before each client)
 SIGNAL_SEEN = [False]
 
 
