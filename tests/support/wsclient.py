@@ -237,11 +237,9 @@ class WsLoad:
         while not self._stop.is_set():
             n += 1
             text = f"m{n}"
-            if ws.ws.state is ConnectionState.REMOTE_CLOSING:
-                ev = ws.recv()  # the server's close came in with the last echo
-            else:
-                ws.send(text)
-                ev = ws.recv()
+            if ws.ws.state is not ConnectionState.REMOTE_CLOSING:
+                ws.send(text)  # (else the server's close came in with the last echo)
+            ev = ws.recv()
             if ev == text:
                 self.echoes += 1
                 self._stop.wait(self.every)
