@@ -23,9 +23,17 @@ import socket
 import statistics
 import sys
 import tempfile
-import time
 
-from processes import ROOT, procmaster_argv, spawn, stop_tree, total_cpu, tree_env, tree_of
+from processes import (
+    ROOT,
+    procmaster_argv,
+    spawn,
+    stop_tree,
+    total_cpu,
+    tree_env,
+    tree_of,
+    wait_until,
+)
 from wire import uwsgi_packet
 
 APPS = os.path.join(ROOT, "bench", "apps")
@@ -50,6 +58,14 @@ def request(path: str) -> bytes:
         return got
 
 
+def answers(path: str) -> bool:
+    """The server answers 200 on ``path``."""
+    try:
+        return request(path).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
 def measure(server: str, module: str, n: int) -> float:
     """Microseconds of worker CPU per request for ``server`` serving ``module``."""
     tmp = tempfile.mkdtemp(prefix="worker-cpu-")
@@ -60,16 +76,7 @@ def measure(server: str, module: str, n: int) -> float:
     with open(os.path.join(tmp, "server.log"), "wb") as out:
         proc = spawn(argv, out, tmp, tree_env(ROOT))
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if request(path).startswith(b"HTTP/1.1 200"):
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"{server} did not answer; see {tmp}/server.log")
-            time.sleep(0.05)
+        wait_until(lambda: answers(path), [proc], 30, f"{server} (log: {tmp}/server.log)")
         for _ in range(300):
             request(path)
         workers = [p for p in tree_of([proc]) if p.pid != proc.pid]
