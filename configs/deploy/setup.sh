@@ -2,7 +2,7 @@
 # Lay out a DEPLOY_DIR that configs/deploy works with, from nothing:
 #   DEPLOY_DIR/origin.git  a bare repository: "your repository" (seeded with example-app/)
 #   DEPLOY_DIR/app         the checkout procmaster serves (APP_DIR), tracking origin/main
-#   DEPLOY_DIR/work        your own clone: commit and push new versions from here
+#   DEPLOY_DIR/dev         your own clone: commit and push new versions from here
 #   DEPLOY_DIR/log         supervisord's and procmaster's logs
 #   DEPLOY_DIR/run         pidfiles and supervisord's socket
 # Usage:  DEPLOY_DIR=/tmp/site configs/deploy/setup.sh
@@ -25,14 +25,14 @@ if [ ! -d "$DEPLOY_DIR/origin.git" ]; then
     git -C "$seed" push -q "$DEPLOY_DIR/origin.git" main
     rm -rf "$seed"
 fi
-for checkout in app work; do
+for checkout in app dev; do
     if [ ! -d "$DEPLOY_DIR/$checkout/.git" ]; then
         git clone -q "$DEPLOY_DIR/origin.git" "$DEPLOY_DIR/$checkout"
     fi
 done
-# commits in work/ need a name: keep yours, else a local one
-if ! git -C "$DEPLOY_DIR/work" config user.email >/dev/null; then
-    git -C "$DEPLOY_DIR/work" config user.name "$(id -un)"
-    git -C "$DEPLOY_DIR/work" config user.email "$(id -un)@localhost"
+# commits in dev/ need a name: keep yours, else a local one
+if ! git -C "$DEPLOY_DIR/dev" config user.email >/dev/null; then
+    git -C "$DEPLOY_DIR/dev" config user.name "$(id -un)"
+    git -C "$DEPLOY_DIR/dev" config user.email "$(id -un)@localhost"
 fi
-echo "DEPLOY_DIR=$DEPLOY_DIR is ready: origin.git, app (served), work (yours), log, run"
+echo "DEPLOY_DIR=$DEPLOY_DIR is ready: origin.git, app (served), dev (yours), log, run"

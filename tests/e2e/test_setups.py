@@ -176,7 +176,7 @@ class Supervisord:
 
 def test_deploy_under_supervisord_behind_nginx(tmp_path):
     """The README's production commands: setup.sh lays out DEPLOY_DIR, supervisord
-    runs procmaster, a new version is committed in work/ and pushed, deploy.sh
+    runs procmaster, a new version is committed in dev/ and pushed, deploy.sh
     pulls, reloads and waits (exit 0, the new code served, no request failed); a
     version with a syntax error makes deploy.sh fail with the reason while the old
     workers go on serving."""
@@ -195,14 +195,14 @@ def test_deploy_under_supervisord_behind_nginx(tmp_path):
         DEPLOY_DIR=str(deploy_dir),
         PATH=f"{bindir}{os.pathsep}{env['PATH']}",
         PYTHONPATH=str(ROOT),
-        HOME=str(tmp_path),  # no global git identity: setup.sh gives work/ one
+        HOME=str(tmp_path),  # no global git identity: setup.sh gives dev/ one
     )
     env.pop("NOTIFY_SOCKET", None)
     setup = subprocess.run(
         [str(conf / "setup.sh")], env=env, capture_output=True, text=True, check=True
     )
     assert "is ready" in setup.stdout
-    for part in ("origin.git", "app/.git", "work/.git", "log", "run"):
+    for part in ("origin.git", "app/.git", "dev/.git", "log", "run"):
         assert (deploy_dir / part).exists(), part
     # the checkout tracks origin: git pull needs no argument
     assert git("rev-parse", "--abbrev-ref", "@{u}", cwd=deploy_dir / "app").strip() == (
@@ -227,14 +227,14 @@ def test_deploy_under_supervisord_behind_nginx(tmp_path):
         return path.read_text() if path.exists() else ""
 
     def push(version: str, code: str | None = None) -> None:
-        work = deploy_dir / "work"
-        text = (work / "wsgi.py").read_text()
+        dev = deploy_dir / "dev"
+        text = (dev / "wsgi.py").read_text()
         text = text.replace(text.split("VERSION = ")[1].split("\n")[0], f'"{version}"')
-        (work / "wsgi.py").write_text(code or text)
+        (dev / "wsgi.py").write_text(code or text)
         subprocess.run(
-            ["git", "commit", "-qam", f"version {version}"], cwd=work, env=env, check=True
+            ["git", "commit", "-qam", f"version {version}"], cwd=dev, env=env, check=True
         )
-        subprocess.run(["git", "push", "-q"], cwd=work, env=env, check=True)
+        subprocess.run(["git", "push", "-q"], cwd=dev, env=env, check=True)
 
     def deploy() -> subprocess.CompletedProcess:
         return subprocess.run(
