@@ -375,17 +375,22 @@ JSON_BODY = b'{"message": "Hello, World!"}'
 
 
 def asgi_json(server: Server) -> Server:
-    """The row of ``server`` serving the JSON app (bench/apps/json_asgi.py): group asgi-json."""
+    """The row of ``server`` serving the JSON app (bench/apps/json_asgi.py): group
+    asgi-json, or nginx-asgi-json for a row behind nginx."""
     commands = tuple(
         tuple(a.replace("hello_asgi:app", "json_asgi:app") for a in cmd) for cmd in server.commands
     )
-    return dataclasses.replace(server, name=f"{server.name}-json", group="asgi-json",
+    return dataclasses.replace(server, name=f"{server.name}-json", group=f"{server.group}-json",
                                commands=commands, expected=JSON_BODY)  # fmt: skip
 
 
-# ASGI JSON (optional, --only asgi-json): procmaster (uvloop), uvicorn, granian, gunicorn
+# ASGI JSON (optional, --only asgi-json, --only nginx-asgi-json): procmaster (uvloop),
+# uvicorn, granian, gunicorn directly; procmaster, uvicorn, granian over proxy_pass
 ASGI_SERVERS += tuple(
-    asgi_json(s) for s in ASGI_SERVERS if s.group == "asgi" and s.name != "procmaster-asgi-asyncio"
+    asgi_json(s)
+    for s in ASGI_SERVERS
+    if (s.group == "asgi" and s.name != "procmaster-asgi-asyncio")
+    or (s.group == "nginx-asgi" and s.name != "procmaster-asgi-uwsgi")
 )
 ALL_SERVERS = SERVERS + NGINX_SERVERS + RELOAD_SERVERS + ASGI_SERVERS
 

@@ -184,6 +184,12 @@ def test_asgi_rows_run_only_when_named() -> None:
         "uvicorn-proxy",
         "granian-proxy",
     }
+    assert names(["nginx-asgi-json"]) == {
+        "procmaster-asgi-proxy-json",
+        "uvicorn-proxy-json",
+        "granian-proxy-json",
+    }
+    assert "uvicorn-proxy-json" not in names(["asgi-json"]) | names(["nginx-asgi"])
 
 
 def test_a_row_with_errors_is_void() -> None:
