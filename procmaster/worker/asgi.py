@@ -69,7 +69,7 @@ from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_ws import CLOSE_WAIT, WsRun, is_websocket, websocket_scope
 from .autoreload import report_modules, say_ready
-from .listener import WorkerListener, keepalive_timeout
+from .listener import WorkerListener, bytes_waiting, keepalive_timeout
 from .response import request_line
 
 __all__ = ["AsgiWorker", "new_loop"]
@@ -375,8 +375,10 @@ class AsgiWorker:
                     conn.abort()
                 continue
             if self.stopping and not conn.in_request:
-                if now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING:
-                    conn.transport.close()
+                sock = conn.transport.get_extra_info("socket")
+                idle = now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING
+                if idle and not (sock is not None and bytes_waiting(sock.fileno())):
+                    conn.transport.close()  # (a request on its way is read and answered instead)
                 continue
             if now > conn.deadline:
                 if not conn.in_request:

@@ -6,7 +6,9 @@ Theory of operation
 ``WorkerListener`` holds a listening socket with what its protocol class says
 the worker must know (``protocols.base``: Capabilities), built once per worker;
 ``keepalive_timeout`` reads ``http-keepalive`` as uWSGI does; ``setnodelay``
-sets ``TCP_NODELAY`` on an accepted fd without building a socket object.
+sets ``TCP_NODELAY`` on an accepted fd without building a socket object;
+``bytes_waiting`` tells a draining worker that an idle connection's next
+request has arrived (it is served, not closed unread).
 
 Must not know: connections, the event loop, protocol names.
 """
@@ -14,6 +16,7 @@ Must not know: connections, the event loop, protocol names.
 from __future__ import annotations
 
 import ctypes
+import select
 import socket
 
 from ..protocols import protocol_class
@@ -84,6 +87,21 @@ def keepalive_timeout(value: int) -> float:
     if not value or value == 1:
         return DEFAULT_KEEPALIVE
     return float(value)
+
+
+def bytes_waiting(fd: int) -> bool:
+    """Whether ``fd`` is readable now (bytes, or the client's close).
+
+    A draining worker closes a kept-alive connection that stayed idle; a
+    request that arrived since the loop last polled would be closed unread
+    (the client sees a reset), so the drain asks first and serves it instead.
+    What arrives after this answer meets the close: HTTP's own race, which a
+    client retries (RFC 9112 9.3.1)."""
+    if fd < 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def setnodelay(fd: int) -> None:

@@ -67,7 +67,7 @@ from ..routing.front import front_door
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .autoreload import report_modules, say_ready
 from .connection import Connection
-from .listener import WorkerListener, keepalive_timeout, setnodelay
+from .listener import WorkerListener, bytes_waiting, keepalive_timeout, setnodelay
 from .response import HIGH_WATER, request_line, threads_done
 from .roles import Client
 
@@ -493,7 +493,8 @@ class Worker:
             if conn.current is not None and not writing:
                 continue  # the app is producing (threads) or waiting: not the client's fault
             if self.stopping and not conn.in_request and not writing and not conn.ready:
-                if now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING:
+                idle = now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING
+                if idle and not bytes_waiting(conn.fd):  # (a request on its way: served)
                     conn.close()
                 continue
             if now > conn.deadline:

@@ -287,3 +287,26 @@ def test_an_iterable_bodys_first_chunk_goes_in_the_heads_write(served, monkeypat
         assert read_all(client).endswith(b"".join(expected))
         assert len(writes) == len(expected)
         assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\none")
+
+
+def test_a_drain_serves_an_idle_connection_whose_next_request_already_arrived(served):
+    """Stopping, a kept-alive connection idle past the drain's moment is closed
+    at the sweep, unless its next request arrived since the loop polled (the
+    sweep's ``active`` set does not have it): that one is read and answered."""
+    worker, lst, connect, _ = served("http")
+    waiting, quiet = connect(), connect()
+    for client in (waiting, quiet):
+        client.sendall(b"GET /k HTTP/1.1\r\nHost: x\r\n\r\n")
+    worker.accept(lst)
+    for client in (waiting, quiet):
+        assert client.recv(65536).endswith(b"hello /k")
+    worker.stopping = True
+    for conn in worker.conns.values():
+        conn.idle_since = worker.now - 10  # idle for long, as the drain sees it
+    waiting.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")  # after the loop's poll
+    worker.sweep(set())
+    assert quiet.recv(65536) == b""  # nothing waiting: closed, as before
+    (conn,) = worker.conns.values()  # the other is still open
+    conn.on_readable()
+    assert read_all(waiting).endswith(b"hello /next")  # answered (Connection: close)
+    assert worker.conns == {}
