@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from support import APPS, ROOT, free_port, http_get, wait_for
+from support import APPS, ROOT, Load, free_port, http_get, wait_for
 
 
 def run_cli(*args, cwd=None, timeout=30, env=None):
@@ -329,47 +329,17 @@ def test_sighup_under_load_zero_failures_and_new_config(procmaster, tmp_path):
     server = procmaster("--ini", ini, wait_port=port)
     old = server.worker_pids()
     assert http_get(port, "/version")[2] == b"1"
-    failures, count, stop = [], [0], threading.Event()
 
-    def load(keepalive: bool):
-        import http.client
+    def accept(status: int, body: bytes) -> bool:
+        return status == 200 and body in (b"1", b"2")
 
-        conn = None
-        while not stop.is_set():
-            try:
-                if conn is None or not keepalive:
-                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-                conn.request(
-                    "GET", "/version", headers={} if keepalive else {"Connection": "close"}
-                )
-                resp = conn.getresponse()
-                body = resp.read()
-                if resp.status != 200 or body not in (b"1", b"2"):
-                    failures.append((resp.status, body))
-                if resp.getheader("Connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
-                count[0] += 1
-            except Exception as exc:  # any failure counts
-                failures.append(repr(exc))
-                conn = None
-
-    threads = [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    try:
-        wait_for(lambda: count[0] > 200, 10, what="load running")
+    with Load(port, "/version", accept=accept) as load:
         ini.write_text(ini.read_text().replace("APP_VERSION=1", "APP_VERSION=2"))
         server.signal(signal.SIGHUP)
         wait_for(lambda: http_get(port, "/version")[2] == b"2", 20, what="new version served")
         wait_for(lambda: not set(old) & set(server.worker_pids()), 20, what="old workers gone")
-        n = count[0]
-        wait_for(lambda: count[0] > n + 200, 10, what="load after reload")
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(10)
-    assert failures == []
+        load.more(200)
+    assert load.failures == [], load.failures[:5]
     assert server.proc.poll() is None and server.pid == server.proc.pid
     assert "reload (SIGHUP) done" in server.log
 

@@ -276,10 +276,22 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
 
 class Load:
     """Continuous requests from several threads (half keep-alive, half
-    ``Connection: close``) until stopped; every failure is recorded."""
+    ``Connection: close``) until stopped; every failure is recorded.
+
+    A GET on a kept-alive connection that the server closed as the request went
+    out (no byte of an answer: the close crossed the request on the wire) is
+    sent again once on a new connection, as browsers and urllib3 do and RFC 9112
+    section 9.3.1 allows for an idempotent request; those are in ``retried``.
+    A request on a new connection is never retried: its failure counts."""
 
     def __init__(
-        self, port: int, path: str = "/", threads: int = 6, accept=None, timeout: float = 10.0
+        self,
+        port: int,
+        path: str = "/",
+        threads: int = 6,
+        accept=None,
+        timeout: float = 10.0,
+        ssl_context=None,
     ):
         import threading
 
@@ -288,7 +300,10 @@ class Load:
         self.accept = accept or (lambda status, body: status == 200)
         self.timeout = timeout
         self.failures: list = []
+        self.retried: list = []
         self.count = 0
+        self.counts = [0, 0]  # answered: on new connections, on kept-alive ones
+        self.ssl_context = ssl_context  # HTTPS
         self.bodies: set = set()
         self.max_latency = 0.0
         self._stop = threading.Event()
@@ -305,10 +320,21 @@ class Load:
                 if conn is not None and _dropped(conn):
                     conn.close()  # the server closed it while idle: reconnect, as urllib3 does
                     conn = None
+                headers = {} if keepalive else {"Connection": "close"}
+                reused = conn is not None
                 if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-                conn.request("GET", self.path, headers={} if keepalive else {"Connection": "close"})
-                resp = conn.getresponse()
+                    conn = self._connect()
+                try:
+                    conn.request("GET", self.path, headers=headers)
+                    resp = conn.getresponse()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as e:
+                    if not reused:
+                        raise
+                    self.retried.append(repr(e))
+                    conn.close()
+                    conn = self._connect()
+                    conn.request("GET", self.path, headers=headers)
+                    resp = conn.getresponse()
                 body = resp.read()
                 if not self.accept(resp.status, body):
                     self.failures.append((resp.status, body[:200]))
@@ -317,12 +343,20 @@ class Load:
                     conn.close()
                     conn = None
                 self.count += 1
+                self.counts[keepalive] += 1
                 self.max_latency = max(self.max_latency, time.monotonic() - t0)
             except Exception as exc:  # every failure counts
                 self.failures.append(repr(exc))
                 if conn is not None:
                     conn.close()
                 conn = None
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self.ssl_context is None:
+            return http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        return http.client.HTTPSConnection(
+            "127.0.0.1", self.port, context=self.ssl_context, timeout=self.timeout
+        )
 
     def __enter__(self) -> Load:
         for t in self._threads:
