@@ -127,6 +127,8 @@ def test_reload_wait_reports_done_and_aborted(procmaster, tmp_path):
     assert good.returncode == 0, good.stdout + good.stderr + server.log
     assert f"reload of master pid {server.pid} done" in good.stdout
     assert http_get(port)[2] == b"v2"  # the reload is done: only new workers accept
+    # (the old ones may still be finishing their requests: the two left are v2's)
+    wait_for(lambda: len(server.worker_pids()) == 2, 60, what="the old workers gone")
     serving = sorted(server.worker_pids())
 
     (tmp_path / "app.py").write_text(app.replace("[b'v1']", "[b'v3'"))  # a syntax error

@@ -267,14 +267,21 @@ def test_deploy_under_supervisord_behind_nginx(tmp_path):
             print(f"{load.count} requests through nginx during the deploy, none failed")
 
             pid = int((deploy_dir / "run" / "site.pid").read_text())
-            serving = sorted(p.pid for p in psutil.Process(pid).children())
+
+            def workers() -> list[int]:
+                return sorted(p.pid for p in psutil.Process(pid).children())
+
+            # the reload is over when the new workers serve; the old ones may still
+            # be finishing their requests (graceful): the four left are version 2's
+            wait_for(lambda: len(workers()) == 4, 60, what=f"the old workers gone: {workers()}")
+            serving = workers()
             push("3", code="def application(environ, start_response:\n")  # a syntax error
             failed = deploy()
             assert failed.returncode == 1, failed.stdout + failed.stderr
             assert "FAILED" in failed.stderr and "SyntaxError" in failed.stderr, failed.stderr
             assert "the old workers go on serving" in failed.stderr
             assert get_text(ngx.port, "/") == (200, "version 2\n")
-            assert sorted(p.pid for p in psutil.Process(pid).children()) == serving
+            assert workers() == serving
     finally:
         sup.stop()
 
