@@ -11,7 +11,12 @@ ever touched by two threads.
 
 A response streams as it does without threads: each chunk the thread gets
 (from the iterable, or from ``write()``) goes to the job's inbox and the loop
-is woken (an ``eventfd``) when the job has news. The loop takes the inbox only
+is woken (an ``eventfd``) when the job has news, unless it is awake and will
+look at the pool's ``news`` before it waits again: the loop arms the pool before
+each ``poll`` (``loop_sleeps``, which also tells it whether news already waits)
+and disarms it when ``poll`` returns (``loop_woke``); a thread writes the
+eventfd only when armed, read after its news was appended, so a busy loop
+takes news with no system call on either side. The loop takes the inbox only
 while the client's socket keeps up; while the inbox holds more than
 ``high_water`` bytes, the thread waits (back-pressure): a slow client holds its
 thread and a bounded buffer, never the loop and never unbounded memory. A
@@ -92,6 +97,10 @@ class AppThreads:
         self.cond = threading.Condition(threading.Lock())
         self.high_water = high_water
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # False while the loop is awake and will look at ``news`` before it
+        # sleeps again (see the module docstring); always True for a reader
+        # that does not take part (the WebSocket threads' own eventfd reader)
+        self.armed = True
         self.scoreboard = scoreboard
         self.slot = slot
         self.threads = [
@@ -111,13 +120,26 @@ class AppThreads:
 
     # -- the loop's side ------------------------------------------------------------
 
-    def finished(self) -> list[Job]:
+    def loop_sleeps(self) -> bool:
+        """The loop is about to wait in ``poll``: True if it may (no news is
+        waiting; from now on news writes the eventfd), False if it must not."""
+        self.armed = True
+        return not self.news  # read after arming: news put before is seen here
+
+    def loop_woke(self) -> None:
+        """The loop's ``poll`` returned: until it sleeps again, news is found
+        in ``news`` without a wake-up."""
+        self.armed = False
+
+    def finished(self, fired: bool = True) -> list[Job]:
         """The jobs with news since the last call (the loop calls this when the
-        eventfd fires); the loop then ``take``s what each has."""
-        try:
-            os.eventfd_read(self.efd)
-        except BlockingIOError:
-            pass
+        eventfd fired, or when ``news`` is not empty); the loop then ``take``s
+        what each has."""
+        if fired:
+            try:
+                os.eventfd_read(self.efd)
+            except BlockingIOError:
+                pass
         with self.cond:
             out = list(self.news)
             self.news.clear()
@@ -167,7 +189,7 @@ class AppThreads:
             if wake:
                 job.flagged = True
                 self.news.append(job)
-        if wake:
+        if wake and self.armed:  # (armed is read after news was appended)
             os.eventfd_write(self.efd, 1)
         if job.inbox > self.high_water:
             with cond:
@@ -183,7 +205,7 @@ class AppThreads:
             if wake:
                 job.flagged = True
                 self.news.append(job)
-        if wake:
+        if wake and self.armed:  # (armed is read after news was appended)
             os.eventfd_write(self.efd, 1)
 
     def _run(self, core: int) -> None:

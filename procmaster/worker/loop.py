@@ -145,6 +145,7 @@ class Worker:
         # other descriptors with their handler, polled by the loop
         self.websockets = None
         self.readers: dict[int, object] = {}
+        self.usignals = None  # uWSGI signals from the master (api.signals), polled too
         self.next_sweep = 0.0
 
     # -- set-up ------------------------------------------------------------------
@@ -242,63 +243,20 @@ class Worker:
         self.update_accepting()
         say_ready(self)
         self.scoreboard.worker_ready(self.slot, os.getpid())
-        poll = self.epoll.poll
-        conns = self.conns
-        by_fd = self.by_fd
-        signal_r = self.signal_r
-        pool_fd = self.pool.fileno() if self.pool is not None else -2
         runtime = api.current()
         usignals = runtime.signals if runtime is not None and runtime.signals.sock else None
-        usignal_fd = usignals.sock.fileno() if usignals is not None else -2
         if usignals is not None:  # uWSGI signals from the master (uwsgi.register_signal)
-            self.epoll.register(usignal_fd, EPOLLIN)
+            self.epoll.register(usignals.sock.fileno(), EPOLLIN)
+            self.usignals = usignals
         self.next_sweep = time.monotonic() + 1.0
         try:
             while True:
-                events = poll(1.0)
-                self.now = now = time.monotonic()
-                if now >= self.next_sweep:
-                    # before handling the events: a connection whose bytes are
-                    # waiting (while the app ran for another) is not idle
-                    self.next_sweep = now + 1.0
-                    self.sweep({fd for fd, _ in events})
-                ready_listeners = None
-                for fd, ev in events:
-                    conn = conns.get(fd)
-                    if conn is not None:
-                        if ev & EPOLLOUT:
-                            conn.on_writable()
-                        if ev & (EPOLLIN | EPOLLERR) and not conn.closed and conn.reading:
-                            conn.on_readable()
-                        elif ev & EPOLLERR and not conn.closed and not ev & EPOLLOUT:
-                            conn.close()
-                    elif fd in by_fd:
-                        # accepted after the other events: a new connection is
-                        # served at once, so a signal of the same wake-up (stop,
-                        # reopen the log, pause) comes first, as it did before
-                        if ready_listeners is None:
-                            ready_listeners = [by_fd[fd]]
-                        else:
-                            ready_listeners.append(by_fd[fd])
-                    elif fd == signal_r:
-                        self.handle_signals()
-                    elif fd == pool_fd:
-                        threads_done(self)
-                    elif fd == usignal_fd:
-                        usignals.on_readable()
-                        if usignals.sock is None:
-                            usignal_fd = -2
-                    elif fd in self.readers:
-                        self.readers[fd]()
-                if ready_listeners is not None:
-                    for lst in ready_listeners:
-                        if self.accepting:
-                            self.accept(lst)
+                self.turn(1.0)
                 if self.fd_episode and self.accepting:
                     self.end_fd_episode()
                 if self.recycle_reason is not None and not self.stopping:
                     self.recycle()
-                if self.stopping and (not conns or now > self.stop_deadline):
+                if self.stopping and (not self.conns or self.now > self.stop_deadline):
                     break
         except Exception:
             log(f"worker {self.wid} (pid {os.getpid()}) internal error:\n{traceback.format_exc()}")
@@ -307,6 +265,59 @@ class Worker:
         self.leave()
         os._exit(self.exit_code)
 
+    def turn(self, timeout: float) -> None:
+        """One wait on the epoll set (up to ``timeout`` seconds) and what it
+        reported: the loop's body, also run nested by ``wait_drained``."""
+        pool = self.pool
+        if pool is None:
+            events = self.epoll.poll(timeout)
+        else:  # while awake, the app threads' news needs no wake-up (appthreads)
+            events = self.epoll.poll(timeout if pool.loop_sleeps() else 0)
+            pool.loop_woke()
+        self.now = now = time.monotonic()
+        if now >= self.next_sweep:
+            # before handling the events: a connection whose bytes are
+            # waiting (while the app ran for another) is not idle
+            self.next_sweep = now + 1.0
+            self.sweep({fd for fd, _ in events})
+        conns = self.conns
+        by_fd = self.by_fd
+        ready_listeners = None
+        pool_fired = False
+        for fd, ev in events:
+            conn = conns.get(fd)
+            if conn is not None:
+                if ev & EPOLLOUT:
+                    conn.on_writable()
+                if ev & (EPOLLIN | EPOLLERR) and not conn.closed and conn.reading:
+                    conn.on_readable()
+                elif ev & EPOLLERR and not conn.closed and not ev & EPOLLOUT:
+                    conn.close()
+            elif fd in by_fd:
+                # accepted after the other events: a new connection is served
+                # at once, so a signal of the same wake-up (stop, reopen the
+                # log, pause) comes first, as it did before
+                if ready_listeners is None:
+                    ready_listeners = [by_fd[fd]]
+                else:
+                    ready_listeners.append(by_fd[fd])
+            elif fd == self.signal_r:
+                self.handle_signals()
+            elif pool is not None and fd == pool.efd:
+                pool_fired = True
+            elif self.usignals is not None and fd == self.usignals.sock.fileno():
+                self.usignals.on_readable()
+                if self.usignals.sock is None:
+                    self.usignals = None
+            elif fd in self.readers:
+                self.readers[fd]()
+        if pool is not None and (pool_fired or pool.news):
+            threads_done(self, pool_fired)
+        if ready_listeners is not None:
+            for lst in ready_listeners:
+                if self.accepting:
+                    self.accept(lst)
+
     def wait_drained(self, conn: Client, deadline: float) -> bool:
         """A ``write()`` of the app of ``conn`` waits for its client: run the loop
         (nested) until ``conn`` has nothing queued or closed; False at the
@@ -314,38 +325,12 @@ class Worker:
         if self.nested >= MAX_NESTED:
             return _wait_alone(conn, deadline)
         self.nested += 1
-        conns = self.conns
         try:
             while conn.out and not conn.closed:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                events = self.epoll.poll(min(left, 1.0))
-                self.now = now = time.monotonic()
-                if now >= self.next_sweep:
-                    self.next_sweep = now + 1.0
-                    self.sweep({fd for fd, _ in events})
-                ready_listeners = []
-                for fd, ev in events:
-                    other = conns.get(fd)
-                    if other is not None:
-                        if ev & EPOLLOUT:
-                            other.on_writable()
-                        if ev & (EPOLLIN | EPOLLERR) and not other.closed and other.reading:
-                            other.on_readable()
-                        elif ev & EPOLLERR and not other.closed and not ev & EPOLLOUT:
-                            other.close()
-                    elif fd in self.by_fd:
-                        ready_listeners.append(self.by_fd[fd])  # after the signals, as above
-                    elif fd == self.signal_r:
-                        self.handle_signals()
-                    elif self.pool is not None and fd == self.pool.fileno():
-                        threads_done(self)
-                    elif fd in self.readers:
-                        self.readers[fd]()
-                for lst in ready_listeners:
-                    if self.accepting:
-                        self.accept(lst)
+                self.turn(min(left, 1.0))
         finally:
             self.nested -= 1
         return True

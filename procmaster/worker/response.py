@@ -488,11 +488,11 @@ def request_finished(worker: Books, exchange: Exchange, status: str | None) -> N
             log.write_request(line)
 
 
-def threads_done(worker: AppHost) -> None:
+def threads_done(worker: AppHost, fired: bool = True) -> None:
     """Jobs of the app threads with news: send what they produced (the loop's
-    thread only)."""
+    thread only; ``fired``: the pool's eventfd woke the loop)."""
     pool = worker.pool
-    for job in pool.finished():
+    for job in pool.finished(fired):
         job_news(worker, pool, job)
 
 

@@ -107,3 +107,37 @@ def test_a_file_wrapper_goes_back_to_the_loop_unread(pool, tmp_path):
     assert done and not chunks and job.file is not None
     assert job.file.filelike.tell() == 0
     job.file.close()
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [])
+    return [b"hello"]
+
+
+def eventfd_fired(pool: AppThreads) -> bool:
+    return bool(select.select([pool.fileno()], [], [], 0)[0])
+
+
+def test_a_loop_that_is_awake_takes_news_without_a_wake_up(pool):
+    """Disarmed (the loop's poll returned): news is appended, the eventfd stays
+    quiet, and the loop's next ``loop_sleeps`` says it must not sleep."""
+    pool.loop_woke()
+    job = submit(pool, hello)
+    pause = threading.Event()  # never set: a sleep that is not a guess of the outcome
+    for _ in range(500):  # the thread appends its news within a moment (5 s at most)
+        if pool.news:
+            break
+        pause.wait(0.01)
+    assert list(pool.news) == [job]
+    assert not eventfd_fired(pool)
+    assert pool.loop_sleeps() is False
+    assert pool.finished(fired=False) == [job]
+    assert pool.take(job) == ([b"hello"], True)
+
+
+def test_a_loop_about_to_sleep_is_woken_by_news(pool):
+    """Armed (the loop is about to poll with nothing waiting): news writes the
+    eventfd, so a sleeping loop wakes."""
+    assert pool.loop_sleeps() is True
+    job = submit(pool, hello)
+    assert wait_news(pool) == [job]
