@@ -1,5 +1,8 @@
 """CPU time of one worker per request, procmaster against uWSGI, one connection
-at a time over the uwsgi protocol on a unix socket (as nginx's ``uwsgi_pass``).
+at a time over the uwsgi protocol on a unix socket (as nginx's ``uwsgi_pass``);
+with ``--asgi``, procmaster's ASGI worker against uvicorn (httptools, uvloop),
+HTTP/1.1 requests one after another on one kept-alive connection over a unix
+socket (as nginx's ``proxy_pass`` with upstream keep-alive).
 
 wrk behind nginx measures the whole machine, where nginx and wrk take most of
 the two CPUs and hide the server's share. This measures the server's share
@@ -11,6 +14,7 @@ included. Servers alternate for ``--rounds``; medians are printed.
 
     python bench/worker_cpu.py                       # hello world and the Flask app
     python bench/worker_cpu.py -n 5000 --rounds 3 hello:application
+    python bench/worker_cpu.py --asgi -n 20000       # ASGI hello world and JSON
 
 Must not know: wrk, nginx, the other bench scripts' servers or reports.
 """
@@ -88,6 +92,66 @@ def measure(server: str, module: str, n: int) -> float:
         stop_tree([proc], 9)
 
 
+HTTP_REQUEST = (
+    b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Real-IP: 127.0.0.1\r\n"
+    b"X-Forwarded-For: 127.0.0.1\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+)  # what nginx's proxy_pass sends for wrk's GET / (Connection "" set: kept alive)
+
+
+def kept_alive(sock: socket.socket, n: int) -> None:
+    """``n`` requests, one after another, on one kept-alive connection."""
+    for _ in range(n):
+        sock.sendall(HTTP_REQUEST)
+        got = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise OSError("the server closed the kept-alive connection")
+            got += chunk
+            head, sep, body = got.partition(b"\r\n\r\n")
+            if sep and len(body) >= int(head.lower().split(b"content-length: ")[1].split()[0]):
+                break
+
+
+def measure_asgi(server: str, app: str, n: int) -> float:
+    """Microseconds of worker CPU per request for ``server`` serving the ASGI ``app``."""
+    tmp = tempfile.mkdtemp(prefix="worker-cpu-")
+    path = os.path.join(tmp, "app.sock")
+    if server == "procmaster":
+        argv = procmaster_argv("--http-socket", path, "--processes", "1", "--master",
+                               "--disable-logging", "--pythonpath", APPS, "--asgi", app)  # fmt: skip
+    else:  # one process: uvicorn runs the app in it (no supervisor)
+        argv = [sys.executable, "-m", "uvicorn", "--workers", "1", "--loop", "uvloop", "--http",
+                "httptools", "--no-access-log", "--log-level", "warning", "--app-dir", APPS,
+                "--uds", path, app]  # fmt: skip
+
+    def up() -> bool:
+        try:
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(10)
+                s.connect(path)
+                kept_alive(s, 1)
+            return True
+        except OSError:
+            return False
+
+    with open(os.path.join(tmp, "server.log"), "wb") as out:
+        proc = spawn(argv, out, tmp, tree_env(ROOT))
+    try:
+        wait_until(up, [proc], 30, f"{server} (log: {tmp}/server.log)")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(path)
+            kept_alive(s, 500)
+            tree = tree_of([proc])
+            workers = [p for p in tree if p.pid != proc.pid] or tree
+            before = total_cpu(workers)
+            kept_alive(s, n)
+            return (total_cpu(workers) - before) / n * 1e6
+    finally:
+        stop_tree([proc], 9)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -95,17 +159,25 @@ def main() -> None:
     )
     parser.add_argument("-n", type=int, default=5000, help="requests per measurement")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--asgi", action="store_true", help="ASGI apps, procmaster against uvicorn, HTTP kept alive"
+    )
     opts = parser.parse_args()
-    print("| app | procmaster µs/request | uWSGI µs/request | procmaster / uWSGI |")
+    peer = "uvicorn" if opts.asgi else "uWSGI"
+    modules = opts.modules
+    if opts.asgi and modules == parser.get_default("modules"):
+        modules = ["hello_asgi:app", "json_asgi:app"]
+    run = measure_asgi if opts.asgi else measure
+    print(f"| app | procmaster µs/request | {peer} µs/request | procmaster / {peer} |")
     print("|---|---:|---:|---:|")
-    for module in opts.modules:
-        got: dict[str, list[float]] = {"procmaster": [], "uWSGI": []}
+    for module in modules:
+        got: dict[str, list[float]] = {"procmaster": [], peer: []}
         for _ in range(opts.rounds):
             for server in got:
-                got[server].append(measure(server, module, opts.n))
+                got[server].append(run(server, module, opts.n))
                 print(f"  {module} {server} {got[server][-1]:.1f} µs", file=sys.stderr)
-        pm, uw = (statistics.median(got[s]) for s in ("procmaster", "uWSGI"))
-        print(f"| `{module}` | {pm:.1f} | {uw:.1f} | {pm / uw:.2f} |")
+        pm, other = (statistics.median(got[s]) for s in ("procmaster", peer))
+        print(f"| `{module}` | {pm:.1f} | {other:.1f} | {pm / other:.2f} |")
 
 
 if __name__ == "__main__":
