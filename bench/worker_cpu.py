@@ -70,6 +70,23 @@ def answers(path: str) -> bool:
         return False
 
 
+def cpu_per_request(server: str, argv: list[str], tmp: str, ready, run, warm: int, n: int) -> float:
+    """Start ``argv`` (its log in ``tmp``), wait until ``ready()``, ``run(warm)``
+    requests, then the workers' CPU microseconds per request over ``run(n)``."""
+    with open(os.path.join(tmp, "server.log"), "wb") as out:
+        proc = spawn(argv, out, tmp, tree_env(ROOT))
+    try:
+        wait_until(ready, [proc], 30, f"{server} (log: {tmp}/server.log)")
+        run(warm)
+        tree = tree_of([proc])
+        workers = [p for p in tree if p.pid != proc.pid] or tree  # (uvicorn: one process)
+        before = total_cpu(workers)
+        run(n)
+        return (total_cpu(workers) - before) / n * 1e6
+    finally:
+        stop_tree([proc], 9)
+
+
 def measure(server: str, module: str, n: int) -> float:
     """Microseconds of worker CPU per request for ``server`` serving ``module``."""
     tmp = tempfile.mkdtemp(prefix="worker-cpu-")
@@ -77,19 +94,12 @@ def measure(server: str, module: str, n: int) -> float:
     args = ("--socket", path, "--processes", "1", "--master", "--disable-logging",
             "--chdir", APPS, "--pythonpath", APPS, "--module", module)  # fmt: skip
     argv = procmaster_argv(*args) if server == "procmaster" else ["uwsgi", *args]
-    with open(os.path.join(tmp, "server.log"), "wb") as out:
-        proc = spawn(argv, out, tmp, tree_env(ROOT))
-    try:
-        wait_until(lambda: answers(path), [proc], 30, f"{server} (log: {tmp}/server.log)")
-        for _ in range(300):
+
+    def run(count: int) -> None:
+        for _ in range(count):
             request(path)
-        workers = [p for p in tree_of([proc]) if p.pid != proc.pid]
-        before = total_cpu(workers)
-        for _ in range(n):
-            request(path)
-        return (total_cpu(workers) - before) / n * 1e6
-    finally:
-        stop_tree([proc], 9)
+
+    return cpu_per_request(server, argv, tmp, lambda: answers(path), run, 300, n)
 
 
 HTTP_REQUEST = (
@@ -135,21 +145,18 @@ def measure_asgi(server: str, app: str, n: int) -> float:
         except OSError:
             return False
 
-    with open(os.path.join(tmp, "server.log"), "wb") as out:
-        proc = spawn(argv, out, tmp, tree_env(ROOT))
-    try:
-        wait_until(up, [proc], 30, f"{server} (log: {tmp}/server.log)")
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(10)
-            s.connect(path)
-            kept_alive(s, 500)
-            tree = tree_of([proc])
-            workers = [p for p in tree if p.pid != proc.pid] or tree
-            before = total_cpu(workers)
-            kept_alive(s, n)
-            return (total_cpu(workers) - before) / n * 1e6
-    finally:
-        stop_tree([proc], 9)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        connected = False
+
+        def run(count: int) -> None:  # on one connection, made with the first requests
+            nonlocal connected
+            if not connected:
+                sock.connect(path)
+                connected = True
+            kept_alive(sock, count)
+
+        return cpu_per_request(server, argv, tmp, up, run, 500, n)
 
 
 def main() -> None:
