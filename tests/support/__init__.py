@@ -301,7 +301,6 @@ class Load:
         self.timeout = timeout
         self.failures: list = []
         self.retried: list = []
-        self.count = 0
         self.counts = [0, 0]  # answered: on new connections, on kept-alive ones
         self.ssl_context = ssl_context  # HTTPS
         self.bodies: set = set()
@@ -342,7 +341,6 @@ class Load:
                 if not keepalive or (resp.getheader("Connection") or "").lower() == "close":
                     conn.close()
                     conn = None
-                self.count += 1
                 self.counts[keepalive] += 1
                 self.max_latency = max(self.max_latency, time.monotonic() - t0)
             except Exception as exc:  # every failure counts
@@ -350,6 +348,11 @@ class Load:
                 if conn is not None:
                     conn.close()
                 conn = None
+
+    @property
+    def count(self) -> int:
+        """Requests answered so far."""
+        return self.counts[0] + self.counts[1]
 
     def _connect(self) -> http.client.HTTPConnection:
         if self.ssl_context is None:
