@@ -63,8 +63,9 @@ from ..ipc import (
     SIG_STOP,
 )
 from ..logs import log, request_logger
-from .asgi_accept import STEP_AT_ACCEPT, EarlyTransport, accept
-from .asgi_http import AsgiConnection, HttpExchange
+from .asgi_accept import accept
+from .asgi_exchange import HttpExchange
+from .asgi_http import AsgiConnection
 from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_ws import CLOSE_WAIT, WsRun, is_websocket, websocket_scope
@@ -157,7 +158,8 @@ class AsgiWorker:
         await self.done.wait()
         # the requests in flight finished, or the mercy is over
         for ex in list(self.inflight):
-            ex.task.cancel()
+            if ex.task is not None:
+                ex.task.cancel()
         for conn in list(self.conns):
             if not conn.transport.is_closing():  # (a WebSocket's 1001 goes out)
                 conn.abort()
@@ -271,11 +273,9 @@ class AsgiWorker:
             if self.harakiri:
                 scoreboard.request_desc(self.slot, request_line(env).encode("latin-1", "replace"))
         scoreboard.inflight(self.slot, len(inflight))
-        early = conn.transport
-        if type(early) is EarlyTransport and early.first is None and not early.handed:
-            if STEP_AT_ACCEPT:  # read at accept: its first step runs there (asgi_accept)
-                early.first = (ex, run(self.app))
-                return
+        if conn.feeding and conn.first is None:  # its first step runs once the read is parsed
+            conn.first = (ex, run(self.app))
+            return
         ex.task = self.loop.create_task(run(self.app))
 
     def request_finished(self, ex: HttpExchange) -> None:

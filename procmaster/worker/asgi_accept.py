@@ -8,9 +8,9 @@ written its whole request by the time the worker accepts. ``serve_at_accept``
 reads the new socket once; with nothing there, the socket goes to the loop as
 before (``AsgiWorker.connect``). With bytes, the connection is an
 ``AsgiConnection`` whose transport is an ``EarlyTransport`` on the bare socket:
-the bytes are parsed as usual, and the request's task is not made: its first
-step runs here (``step``, in a context of its own, as a task's would), outside
-the parser. A hello-world app finishes in that step; its response was written
+the bytes are parsed as usual, and the request's first step runs as on any
+connection (``asgi_exchange.step``, when ``data_received`` has parsed the read),
+without a task. A hello-world app finishes in that step; its response was written
 straight to the socket and, when the connection closes after it (``Connection:
 close``, the uwsgi protocol), the socket is closed: no transport, no task, no
 epoll registration, no further trip through the loop.
@@ -20,8 +20,8 @@ a response did not fit the socket, a lingering error answer, a WebSocket)
 hands the socket to the loop (``settle``): the loop's transport replaces the
 early one in ``AsgiConnection.connection_made`` (``hand_over``), which passes on
 what was recorded meanwhile (unsent bytes, paused reading, close, abort,
-write_eof), in that order; a suspended app goes on as a task (``Resume``: its
-first ``send`` gives the task the future the app waits on). The guarantees are
+write_eof), in that order; a suspended app goes on as a task (``Resume``). The
+guarantees are
 the loop path's: bytes not sent wait in memory bounded as a transport's
 (``pause_writing`` above ``HIGH_WATER``, so the app's ``send`` waits), the
 deadlines start at the connection's creation, harakiri sees the task.
@@ -32,23 +32,18 @@ Must not know: protocol names, the master, other connections.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import errno
 import socket
-import sys
-from collections.abc import Coroutine
 
 from ..logs import log
 from .asgi_http import AsgiConnection
 from .listener import setnodelay
 from .response import HIGH_WATER
 
-__all__ = ["STEP_AT_ACCEPT", "EarlyTransport", "accept", "serve_at_accept", "step"]
+__all__ = ["EarlyTransport", "accept", "serve_at_accept"]
 
 ACCEPT_BATCH = 16
 READ_SIZE = 65536
-# a task made in a given context (the first step's) needs Python 3.11
-STEP_AT_ACCEPT = sys.version_info >= (3, 11)
 STREAM = socket.SOCK_STREAM
 
 
@@ -121,72 +116,11 @@ def serve_at_accept(worker, sock: socket.socket, lst, addr) -> None:
     early = EarlyTransport(sock, addr, conn)
     try:
         conn.connection_made(early)
-        conn.data_received(data)
-        first, early.first = early.first, False  # (a later request runs as a task)
-        if first:
-            step(worker.loop, *first)
+        conn.data_received(data)  # (which runs the first step of what it parsed)
     except Exception as exc:  # as the loop does for a protocol's callback
         log(f"{worker.who}: error serving a new connection: {exc!r}")
         early.abort()
     early.settle(worker, conn, lst)
-
-
-def step(loop: asyncio.AbstractEventLoop, ex, coro) -> None:
-    """Run a request's coroutine up to its first wait; a task goes on from there."""
-    ctx = contextvars.copy_context()
-    try:
-        waits_on = ctx.run(coro.send, None)
-    except StopIteration:
-        return
-    except asyncio.CancelledError:  # the app raised it itself: as a cancelled request
-        ex.failed(None)
-        return
-    ex.task = loop.create_task(Resume(coro, waits_on), context=ctx)
-
-
-class Resume(Coroutine):
-    """A coroutine that already ran its first step, for a task to go on with:
-    the first ``send`` gives back what that step yielded (the future it waits on)."""
-
-    __slots__ = ("coro", "waits_on", "fresh")
-
-    def __init__(self, coro, waits_on) -> None:
-        self.coro = coro
-        self.waits_on = waits_on
-        self.fresh = True
-
-    def send(self, value):
-        if self.fresh:
-            self.fresh = False
-            waits_on, self.waits_on = self.waits_on, None
-            return waits_on
-        return self.coro.send(value)
-
-    def throw(self, *args):
-        self.fresh = False
-        self.waits_on = None
-        return self.coro.throw(*args)
-
-    def close(self) -> None:
-        self.coro.close()
-
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        return self.send(None)
-
-    # what coroutine_stack (SIGUSR2) follows
-    @property
-    def cr_frame(self):
-        return self.coro.cr_frame
-
-    @property
-    def cr_await(self):
-        return self.coro.cr_await
 
 
 class EarlyTransport:
@@ -197,7 +131,6 @@ class EarlyTransport:
         "sock",
         "addr",
         "conn",
-        "first",
         "out",
         "outsize",
         "closing",
@@ -213,7 +146,6 @@ class EarlyTransport:
         self.sock = sock
         self.addr = addr
         self.conn = conn
-        self.first = None  # (exchange, coroutine) of the request to step (AsgiWorker.start)
         self.out: list[bytes] = []  # bytes the socket did not take
         self.outsize = 0
         self.closing = self.aborted = self.paused = self.eof = self.handed = False

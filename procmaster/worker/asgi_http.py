@@ -1,5 +1,5 @@
 """The ASGI runner's connection: an asyncio protocol that drives a sans-IO wire
-protocol and runs the app's ``http`` scope, one task per request.
+protocol and runs the app's ``http`` scope, one request at a time.
 
 Theory of operation
 -------------------
@@ -9,7 +9,8 @@ Theory of operation
 at one read point (``data_received``) and one write point (``send``). Reads go
 to the protocol a ``FEED_SLICE`` at a time while no body arrives; a request's
 head makes an ``HttpExchange`` and, when nothing runs on the connection, starts
-the app's task, so the body streams to ``receive()``. Pipelined requests wait in
+the app (its first step once the read is parsed, ``first``; a task from its first
+wait on), so the body streams to ``receive()``. Pipelined requests wait in
 ``queue``; then the rest stays unparsed in ``pending`` and reading pauses.
 
 Memory per connection is bounded: reading pauses while over ``BODY_HIGH`` body
@@ -28,194 +29,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-import traceback
 from collections import deque
-from http import HTTPStatus
 
 from ..logs import log
 from ..protocols import ProtocolError, Request, released
-from .response import HIGH_WATER, request_line
+from .asgi_exchange import STEP_INLINE, HttpExchange, step
+from .response import HIGH_WATER
 
-__all__ = ["AsgiConnection", "HttpExchange"]
+__all__ = ["AsgiConnection"]
 
 FEED_SLICE = 4096
 BODY_HIGH = 64 * 1024  # pause reading while this many body bytes wait for receive()
 BODY_LOW = 16 * 1024
 LINGER_SECONDS = 1.0
-REASONS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
-DISCONNECT = {"type": "http.disconnect"}
-
-
-class HttpExchange:
-    """One request on an ASGI connection: scope, body queue, response state."""
-
-    __slots__ = (
-        "conn",
-        "req",
-        "scope",
-        "chunks",
-        "buffered",
-        "body_done",
-        "final_sent",
-        "waiter",
-        "status",
-        "headers",
-        "head_sent",
-        "finished",
-        "gone",
-        "task",
-        "start",
-        "rsize",
-        "hsize",
-        "cancelled",
-        "received",
-    )
-
-    def __init__(self, conn: AsgiConnection, req: Request) -> None:
-        self.conn = conn
-        self.req = req
-        self.scope: dict | None = None
-        self.chunks: deque[bytes] = deque()
-        self.buffered = 0
-        self.body_done = False
-        self.final_sent = False
-        self.waiter: asyncio.Future | None = None
-        self.status: str | None = None
-        self.headers: list | None = None
-        self.head_sent = False
-        self.finished = False
-        self.gone = False  # the response is complete or the client left: receive() disconnects
-        self.task: asyncio.Task | None = None
-        self.start = 0.0
-        self.rsize = 0
-        self.hsize = 0
-        self.cancelled = False  # harakiri
-        self.received = 0  # body bytes read (limit-post)
-
-    def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    # -- the app's receive() and send() ---------------------------------------------
-
-    async def receive(self) -> dict:
-        while True:
-            if self.chunks:
-                chunks = self.chunks
-                data = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                self.buffered = 0
-                self.conn.body_taken()
-                more = not self.body_done
-                self.final_sent = not more
-                return {"type": "http.request", "body": data, "more_body": more}
-            if self.gone:
-                return DISCONNECT
-            if self.body_done and not self.final_sent:
-                self.final_sent = True
-                return {"type": "http.request", "body": b"", "more_body": False}
-            self.waiter = self.conn.loop.create_future()
-            await self.waiter
-
-    async def send(self, message: dict) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
-            if self.status is not None:
-                raise RuntimeError("ASGI: http.response.start sent twice")
-            code = message["status"]
-            self.status = REASONS.get(code) or f"{int(code)} Unknown"
-            self.headers = [
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())
-            ]
-            return
-        if kind != "http.response.body":
-            if kind == "http.response.trailers" or kind.startswith("http.response."):
-                return  # an extension this server did not advertise
-            raise RuntimeError(f"ASGI: unexpected message {kind!r} in the http scope")
-        if self.status is None:
-            raise RuntimeError("ASGI: http.response.body before http.response.start")
-        if self.finished:
-            raise RuntimeError("ASGI: http.response.body after the response was complete")
-        conn = self.conn
-        if conn.closed:
-            return  # the client left: the app may finish its work, nothing is sent
-        body = message.get("body", b"")
-        more = message.get("more_body", False)
-        proto = conn.proto
-        req = self.req
-        if conn.worker.stopping:
-            req.keep_alive = False
-        if not self.head_sent:
-            head = proto.response_head(req, self.status, self.headers, None if more else len(body))
-            self.head_sent = True
-            self.hsize = len(head)
-            data = head + proto.response_body(req, body) if body else head
-        else:
-            data = proto.response_body(req, body) if body else b""
-        self.rsize += len(body)
-        if not more:
-            self.finished = True
-            data += proto.response_end(req)
-        if data:
-            conn.send(data)
-        if not more:
-            conn.response_done(self)
-        elif conn.write_paused:
-            await conn.drain()
-
-    # -- the task ------------------------------------------------------------------------
-
-    async def run(self, app) -> None:
-        conn = self.conn
-        worker = conn.worker
-        try:
-            await app(self.scope, self.receive, self.send)
-        except asyncio.CancelledError:
-            if not self.cancelled:
-                raise
-            self.failed(None)
-            return
-        except Exception:
-            self.failed(traceback.format_exc().rstrip())
-            return
-        finally:
-            self.gone = True
-        if not self.finished and not conn.closed:
-            self.failed("the app returned without completing its response")
-            return
-        worker.request_finished(self)  # (the client left: counted as 499, not an error)
-
-    def failed(self, why: str | None) -> None:
-        """The app raised, returned early or was cancelled: a 500 if nothing was
-        sent yet, else the connection is cut."""
-        conn = self.conn
-        worker = conn.worker
-        if why is not None:
-            worker.scoreboard.exception(worker.slot)
-            log(f"error in ASGI app for {request_line(self.req.environ)}:\n{why}")
-        if not conn.closed and not self.head_sent:
-            self.req.keep_alive = False
-            self.status = "500 Internal Server Error"
-            body = b"Internal Server Error\n"
-            proto = conn.proto
-            try:
-                head = proto.response_head(
-                    self.req, self.status, [("Content-Type", "text/plain")], len(body)
-                )
-            except Exception:
-                conn.abort()
-            else:
-                self.hsize, self.rsize = len(head), len(body)
-                conn.send(head + proto.response_body(self.req, body) + proto.response_end(self.req))
-                self.finished = True
-                conn.response_done(self)
-        elif not self.finished:
-            self.status = self.status or "500 Internal Server Error"
-            conn.abort()
-        worker.request_finished(self)
 
 
 class AsgiConnection(asyncio.Protocol):
@@ -244,6 +70,10 @@ class AsgiConnection(asyncio.Protocol):
         self.deferred: bytes | None = None
         self.in_request = False
         self.got_head = False
+        # set while a read is parsed: a request started meanwhile waits in
+        # ``first`` (exchange, coroutine) for its first step (AsgiWorker.start)
+        self.feeding = False
+        self.first: tuple | None = None
         now = time.monotonic()
         self.deadline = now + worker.socket_timeout
         self.idle_since = now
@@ -278,7 +108,19 @@ class AsgiConnection(asyncio.Protocol):
             self.in_request = True
             self.got_head = False
             self.deadline = time.monotonic() + self.worker.socket_timeout
-        self.take(data)
+        if not STEP_INLINE:
+            return self.take(data)
+        self.feeding = True
+        try:
+            self.take(data)
+            while self.first is not None:  # (a step may start the next request)
+                (ex, coro), self.first = self.first, None
+                step(self.loop, ex, coro)
+        finally:
+            self.feeding = False
+            if self.first is not None:  # parsing raised after a head: as a task
+                (ex, coro), self.first = self.first, None
+                ex.task = self.loop.create_task(coro)
 
     def eof_received(self) -> bool | None:
         if self.proto is not None:

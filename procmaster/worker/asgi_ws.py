@@ -47,7 +47,7 @@ from ..protocols.websocket import (
     accept_head,
     check_upgrade,
 )
-from .asgi_http import REASONS
+from .asgi_exchange import REASONS
 from .response import request_line
 
 __all__ = ["CLOSE_WAIT", "BadMessage", "WsRun", "is_websocket", "websocket_scope"]

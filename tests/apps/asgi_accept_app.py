@@ -2,7 +2,8 @@
 blocked on purpose (``/block?S``) so that the next connections wait in the
 listen queue with their requests already sent, and endpoints whose first step
 does more than answer: a large answer, a long synchronous stream, a context
-variable and a wait, a wait that never ends."""
+variable and a wait, a thread through anyio (which needs the request's task), a
+wait that never ends."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ async def app(scope, receive, send) -> None:
         VAR.set("set by an earlier request")
         await asyncio.sleep(0.05)
         await answer(send, f"{before} {VAR.get()}".encode())
+    elif path == "/in-task":  # as anyio does for a thread (FastAPI's sync endpoints)
+        import anyio
+
+        task = asyncio.current_task()
+        got = await anyio.to_thread.run_sync(lambda: "from a thread")
+        await answer(send, f"{task is not None and task is asyncio.current_task()} {got}".encode())
     elif path == "/forever":
         await asyncio.Event().wait()
     else:

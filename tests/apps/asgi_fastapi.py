@@ -41,6 +41,11 @@ def write_marker(value: str) -> None:
         fh.write(value + "\n")
 
 
+@app.get("/sync/{item_id}")
+def sync_item(item_id: int):  # a sync endpoint: FastAPI runs it in a thread (anyio)
+    return {"item_id": item_id, "sync": True}
+
+
 @app.post("/task/{value}")
 async def task(value: str, background: BackgroundTasks):
     background.add_task(write_marker, value)

@@ -136,6 +136,24 @@ def test_each_request_has_its_own_context(site):
         assert read_all(s).endswith(b"unset set by an earlier request")
 
 
+def test_the_first_step_runs_in_the_requests_own_task(site):
+    """An app that needs its task in its first step (anyio for a thread, as
+    FastAPI runs a sync endpoint; a cancel scope) finds it: read at accept, and
+    for the next request of a kept-alive connection, started as its read is parsed."""
+    _, port = site
+    request = b"GET /in-task HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /in-task HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with Blocked(port):
+        at_accept = [connect(port, last) for _ in range(3)]
+        pipelined = connect(port, request + request + last)
+    for s in at_accept:
+        reply = read_all(s)
+        assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"True from a thread"), reply
+    replies = read_all(pipelined)
+    assert replies.count(b"HTTP/1.1 200") == 3, replies
+    assert replies.count(b"True from a thread") == 3, replies
+
+
 def test_bad_request_at_accept_gets_its_400(site):
     _, port = site
     with Blocked(port):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from support import free_port, wait_for
+from support import free_port, raw_request, wait_for
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
@@ -53,6 +53,28 @@ def test_fastapi_streaming_and_background_task(fastapi_site):
         assert r.json() == {"queued": "tok-123"}
     wait_for(
         lambda: marker.exists() and "tok-123" in marker.read_text(), 10, what="the background task"
+    )
+
+
+def test_fastapi_sync_endpoint_and_background_task_on_new_connections(fastapi_site):
+    """A connection per request, its request sent at once (as nginx does): the
+    worker mostly finds the request at accept and runs the app's first step
+    there, where a sync endpoint and a background task (both run in a thread
+    by anyio) still find the request's task."""
+    _, port, marker = fastapi_site
+    for i in range(30):
+        reply = raw_request(
+            port, b"GET /sync/%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % i
+        )
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+        assert reply.endswith(b'{"item_id":%d,"sync":true}' % i), reply[-200:]
+    for i in range(10):
+        post = b"POST /task/new-%d HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n" % i
+        assert raw_request(port, post + b"Connection: close\r\n\r\n").startswith(b"HTTP/1.1 200")
+    wait_for(
+        lambda: marker.exists() and all(f"new-{i}" in marker.read_text() for i in range(10)),
+        20,
+        what="the ten background tasks",
     )
 
 
