@@ -19,8 +19,9 @@ from support import APPS, ROOT, Server, accepts, free_port, http_get, raw_reques
 BLOCK = 1.0  # seconds the loop is blocked while the requests under test are sent
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
+@pytest.fixture(scope="module", params=["auto", "asyncio"])
+def site(request, tmp_path_factory):
+    """One worker on uvloop (``auto``, when installed) and on asyncio's own loop."""
     tmp = tmp_path_factory.mktemp("asgi-accept")
     port = free_port()
     env = {"PYTHONPATH": f"{APPS}:{ROOT}"}
@@ -29,6 +30,7 @@ def site(tmp_path_factory):
         "--asgi", "asgi_accept_app:app",
         "--processes", "1",
         "--master",
+        "--asgi-loop", request.param,
         "--harakiri", "3",
         "--socket-timeout", "10",
     ]  # fmt: skip
