@@ -73,6 +73,7 @@ def table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         "new conn (ms)",
         "lost procs",
         "RSS MiB",
+        "CPU µs/req",
     ]
     cells = []
     for row in rows:
@@ -92,6 +93,7 @@ def table(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
                 fmt_probes(probes),
                 str(row.lost_workers),
                 f"{statistics.median(row.rss) / 2**20:.1f}" if row.rss else "",
+                f"{cpu:.1f}" if (cpu := row.cpu_per_request()) else "-",
             ]
         )
     return header, cells
@@ -417,7 +419,10 @@ def report(rows: list[Row], args: argparse.Namespace, markdown: bool) -> str:
                 f" {PROBE_INTERVAL:g} s during the run, to be answered"
                 f" ({PROBE_TIMEOUT:g} s timeout). lost procs: server processes that"
                 " disappeared during a run. RSS: master + workers after the keep-alive run"
-                " (median of the rounds; shared pages counted in each process).",
+                " (median of the rounds; shared pages counted in each process)."
+                " CPU µs/req: user + system time of the server's processes (nginx's"
+                " too, for a row behind nginx) during the run, per answered request"
+                " (median of the rounds).",
             ]
     if reload_rows:
         out += [
