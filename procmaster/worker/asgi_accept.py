@@ -36,6 +36,7 @@ import errno
 import socket
 
 from ..logs import log
+from .asgi_exchange import STEP_AT_ACCEPT
 from .asgi_http import AsgiConnection
 from .listener import setnodelay
 from .response import HIGH_WATER
@@ -116,6 +117,7 @@ def serve_at_accept(worker, sock: socket.socket, lst, addr) -> None:
     early = EarlyTransport(sock, addr, conn)
     try:
         conn.connection_made(early)
+        conn.stepping = STEP_AT_ACCEPT
         conn.data_received(data)  # (which runs the first step of what it parsed)
     except Exception as exc:  # as the loop does for a protocol's callback
         log(f"{worker.who}: error serving a new connection: {exc!r}")

@@ -13,11 +13,12 @@ connection's writing is paused (``drain``). An exception before the head is a
 500, after it a cut (``failed``); either way the worker's accounting runs once
 (``request_finished``).
 
-A request started while its connection parses a read does not get a task at
-once: ``step`` runs its coroutine up to its first wait once the read is parsed
-(a hello-world app finishes there), and only a coroutine that waits goes on as
-a task (``Resume``). That saves a task, a trip through the loop and its
-scheduling per request; the app sees the same context a task would give it.
+A request read at accept (Python 3.11+), or any request on 3.12+, is not left
+for the loop to start: ``step`` runs its coroutine up to its first wait once the
+read is parsed (a hello-world app finishes there), inside the request's own task,
+which goes on from the first wait. Read at accept, that lets the answer go out
+before the loop makes a transport; on 3.12 (an eager task) it also saves a trip
+through the loop. The app sees its task and a context of its own, as always.
 
 Must not know: sockets, the loop's transports, protocol names, other requests.
 """
@@ -38,13 +39,15 @@ from ..logs import log
 from ..protocols import Request
 from .response import request_line
 
-__all__ = ["DISCONNECT", "REASONS", "STEP_INLINE", "HttpExchange", "step"]
+__all__ = ["DISCONNECT", "EAGER", "REASONS", "STEP_AT_ACCEPT", "HttpExchange", "step"]
 
 REASONS = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 DISCONNECT = {"type": "http.disconnect"}
-# a task made in a given context (the first step's) needs Python 3.11; a task
-# that runs its first step at once (eager), 3.12
-STEP_INLINE = sys.version_info >= (3, 11)
+# a task made in a given context (the first step's) needs Python 3.11: a request
+# read at accept takes its first step there. A task that runs its first step at
+# once (eager, 3.12) saves a trip through the loop on any connection; by hand
+# (3.11) it saves none: a kept-alive connection's requests start as plain tasks.
+STEP_AT_ACCEPT = sys.version_info >= (3, 11)
 EAGER = sys.version_info >= (3, 12)
 
 

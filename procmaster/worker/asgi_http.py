@@ -9,8 +9,9 @@ Theory of operation
 at one read point (``data_received``) and one write point (``send``). Reads go
 to the protocol a ``FEED_SLICE`` at a time while no body arrives; a request's
 head makes an ``HttpExchange`` and, when nothing runs on the connection, starts
-the app (its first step once the read is parsed, ``first``; a task from its first
-wait on), so the body streams to ``receive()``. Pipelined requests wait in
+the app (a task; or, read at accept or on Python 3.12+, its first step once the
+read is parsed: ``first``, ``asgi_exchange.step``), so the body streams to
+``receive()``. Pipelined requests wait in
 ``queue``; then the rest stays unparsed in ``pending`` and reading pauses.
 
 Memory per connection is bounded: reading pauses while over ``BODY_HIGH`` body
@@ -33,7 +34,7 @@ from collections import deque
 
 from ..logs import log
 from ..protocols import ProtocolError, Request, released
-from .asgi_exchange import STEP_INLINE, HttpExchange, step
+from .asgi_exchange import EAGER, HttpExchange, step
 from .response import HIGH_WATER
 
 __all__ = ["AsgiConnection"]
@@ -71,9 +72,11 @@ class AsgiConnection(asyncio.Protocol):
         self.in_request = False
         self.got_head = False
         # set while a read is parsed: a request started meanwhile waits in
-        # ``first`` (exchange, coroutine) for its first step (AsgiWorker.start)
+        # ``first`` (exchange, coroutine) for its first step (AsgiWorker.start);
+        # ``stepping``: on this connection, always (3.12), or while read at accept
         self.feeding = False
         self.first: tuple | None = None
+        self.stepping = EAGER
         now = time.monotonic()
         self.deadline = now + worker.socket_timeout
         self.idle_since = now
@@ -82,6 +85,7 @@ class AsgiConnection(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         if self.transport is not None:  # read at accept (asgi_accept): the loop takes over
+            self.stepping = EAGER
             return self.transport.hand_over(self, transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=HIGH_WATER)
@@ -108,7 +112,7 @@ class AsgiConnection(asyncio.Protocol):
             self.in_request = True
             self.got_head = False
             self.deadline = time.monotonic() + self.worker.socket_timeout
-        if not STEP_INLINE:
+        if not self.stepping:
             return self.take(data)
         self.feeding = True
         try:

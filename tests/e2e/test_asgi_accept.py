@@ -140,8 +140,8 @@ def test_each_request_has_its_own_context(site):
 
 def test_the_first_step_runs_in_the_requests_own_task(site):
     """An app that needs its task in its first step (anyio for a thread, as
-    FastAPI runs a sync endpoint; a cancel scope) finds it: read at accept, and
-    for the next request of a kept-alive connection, started as its read is parsed."""
+    FastAPI runs a sync endpoint; a cancel scope) finds it: read at accept, alone
+    or pipelined behind another in the same read."""
     _, port = site
     request = b"GET /in-task HTTP/1.1\r\nHost: x\r\n\r\n"
     last = b"GET /in-task HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
