@@ -8,21 +8,21 @@ written its whole request by the time the worker accepts. ``serve_at_accept``
 reads the new socket once; with nothing there, the socket goes to the loop as
 before (``AsgiWorker.connect``). With bytes, the connection is an
 ``AsgiConnection`` whose transport is an ``EarlyTransport`` on the bare socket:
-the bytes are parsed as usual, and the request's first step runs as on any
-connection (``asgi_exchange.step``, when ``data_received`` has parsed the read),
-without a task. A hello-world app finishes in that step; its response was written
-straight to the socket and, when the connection closes after it (``Connection:
-close``, the uwsgi protocol), the socket is closed: no transport, no task, no
-epoll registration, no further trip through the loop.
+the bytes are parsed as usual, and the request's first step runs once
+``data_received`` has parsed the read (``asgi_exchange.step``, inside the
+request's own task, so an app that asks for its task finds it). A hello-world
+app finishes in that step; its response was written straight to the socket and,
+when the connection closes after it (``Connection: close``, the uwsgi protocol),
+the socket is closed: no transport, no epoll registration; on Python 3.11 the
+finished task only ends on the loop's next turn.
 
 Whatever goes on past that step (the app waits, the connection is kept alive,
 a response did not fit the socket, a lingering error answer, a WebSocket)
 hands the socket to the loop (``settle``): the loop's transport replaces the
 early one in ``AsgiConnection.connection_made`` (``hand_over``), which passes on
 what was recorded meanwhile (unsent bytes, paused reading, close, abort,
-write_eof), in that order; a suspended app goes on as a task (``Resume``). The
-guarantees are
-the loop path's: bytes not sent wait in memory bounded as a transport's
+write_eof), in that order; a suspended app goes on in its task. The guarantees
+are the loop path's: bytes not sent wait in memory bounded as a transport's
 (``pause_writing`` above ``HIGH_WATER``, so the app's ``send`` waits), the
 deadlines start at the connection's creation, harakiri sees the task.
 
