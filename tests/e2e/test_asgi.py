@@ -35,7 +35,13 @@ def _start(tmp: Path, *args, env: dict | None = None, wait_port: int | None = No
     full.update(env or {})
     server = Server([str(a) for a in args], tmp, full, tmp / f"log-{time.monotonic_ns()}")
     if wait_port is not None:
-        wait_for(lambda: accepts(wait_port, server), 20, what=f"port {wait_port}:\n{server.log}")
+        try:
+            wait_for(
+                lambda: accepts(wait_port, server), 20, what=f"port {wait_port}:\n{server.log}"
+            )
+        except BaseException:  # a server that never answered is still stopped, by its pid
+            server.kill_all()
+            raise
     return server
 
 
