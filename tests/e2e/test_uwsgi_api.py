@@ -39,7 +39,7 @@ def test_postfork_runs_once_per_worker_and_atexit_once_per_graceful_exit(instanc
     assert imports[0]["masterpid"] == inst.proc.pid
     old = {e["pid"] for e in first}
 
-    inst.proc.send_signal(signal.SIGHUP)  # graceful reload in both servers
+    inst.signal(signal.SIGHUP)  # graceful reload in both servers
     # uWSGI waits up to its worker mercy (60 s) for an old worker: seen past 30 s
     # once, on a machine loaded by a soak and a test run
     wait_for(lambda: len(inst.records("postfork")) == 4, 75, what="new workers")
@@ -158,7 +158,7 @@ def test_skip_atexit_skips_python_atexit_but_not_uwsgi_atexit(instance):
     inst = instance("procmaster", "--skip-atexit")
     wait_for(lambda: len(inst.records("postfork")) == 2, 20, what="two postfork events")
     old = workers(inst)
-    inst.proc.send_signal(signal.SIGHUP)
+    inst.signal(signal.SIGHUP)
     wait_for(
         lambda: {e["pid"] for e in inst.records("uwsgi-atexit")} >= old,
         30,

@@ -61,7 +61,7 @@ def test_a_graceful_reload_keeps_the_items(instance):
     inst = instance("procmaster", "--cache2", "name=c,items=20,blocksize=64")
     assert inst.json("/set?key=kept&value=yes") is True
     before = {inst.json("/pid") for _ in range(4)}
-    inst.proc.send_signal(signal.SIGHUP)
+    inst.signal(signal.SIGHUP)
     wait_for(
         lambda: not ({inst.json("/pid") for _ in range(4)} & before),
         30,

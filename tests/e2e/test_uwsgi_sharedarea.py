@@ -51,7 +51,7 @@ def test_workers_share_the_area_and_a_reload_keeps_it(instance):
     assert not errors
     assert inst.json("/count") == 4 * 5 * 200
     before = {inst.json("/pid") for _ in range(6)}
-    inst.proc.send_signal(signal.SIGHUP)
+    inst.signal(signal.SIGHUP)
     wait_for(
         lambda: not ({inst.json("/pid") for _ in range(6)} & before),
         60,

@@ -83,7 +83,7 @@ def test_no_task_is_lost_across_reloads_stops_and_a_killed_spooler(instance, tmp
     total = 1000
     inst = instance("procmaster", "--spooler-processes", "2")
     inst.get("/many?start=0&count=250")
-    inst.proc.send_signal(signal.SIGHUP)  # a graceful reload while tasks run
+    inst.signal(signal.SIGHUP)  # a graceful reload while tasks run
     inst.get("/many?start=250&count=250")
     # the spoolers stop before the reload's exec and start again in the new image
     wait_for(lambda: "reload (SIGHUP) done" in inst.log(), 60, what=f"the reload:\n{inst.log()}")
@@ -103,7 +103,7 @@ def test_no_task_is_lost_across_reloads_stops_and_a_killed_spooler(instance, tmp
 
     wait_for(kill_a_spooler, 30, what=f"two spoolers, one killed:\n{inst.log()}")
     inst.get("/many?start=750&count=250")
-    inst.proc.send_signal(signal.SIGTERM)  # a graceful stop: tasks left stay on disk
+    inst.signal(signal.SIGTERM)  # a graceful stop: tasks left stay on disk
     assert inst.proc.wait(60) == 0, inst.log()
     again = instance("procmaster", "--spooler-processes", "2")
     wait_for(lambda: not task_files(instance.spool), 120, what=f"every task done:\n{again.log()}")

@@ -137,10 +137,35 @@ class Side:
                 pass
         return out
 
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to the master once it has a handler for it. uWSGI's master
+        sets its handlers when its main loop starts, after it forked the workers:
+        a signal sent as soon as the workers are up can arrive before that, and is
+        lost (seen once in about twenty loaded runs of the suite)."""
+        wait_for(
+            lambda: catches(self.proc.pid, sig),
+            20,
+            what=f"{self.kind}'s master to catch signal {sig}:\n{self.log()}",
+        )
+        self.proc.send_signal(sig)
+
     def stop(self) -> None:
         remember_descendants(self.proc.pid, self.known)
         kill_tree(self.proc, self.known)
         self.log_file.close()
+
+
+def catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler installed for ``sig`` (``SigCgt`` in
+    its ``/proc/PID/status``)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    except OSError:
+        pass
+    return False
 
 
 def sides(
