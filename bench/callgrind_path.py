@@ -17,6 +17,10 @@ CASE is uwsgi, http (``Connection: close``), fastcgi (no keep-conn), scgi,
 ``asgi-http`` / ``asgi-uwsgi`` (the ASGI worker, ``bench/apps/hello_asgi.py``, on
 its default loop: uvloop when installed), or ``blocking`` (a 40-line blocking uwsgi server: accept, one read, parse the vars,
 call the app, one write, close; the floor a per-connection Python server has).
+``asgi-keepalive`` sends its requests one after another on one kept-alive
+connection (as nginx's ``proxy_pass`` with upstream keep-alive does), and
+``uvicorn-keepalive`` does the same to uvicorn (httptools, uvloop) serving the
+same app in this process: the peer's figure, measured the same way.
 Without valgrind it prints the requests per second of one worker. ``--logged``
 after the count writes uWSGI's default request line for each request into a
 file (the default is ``disable-logging``).
@@ -72,6 +76,11 @@ CASES = {  # case: (protocol, unix socket?, request bytes)
 }
 CASES["asgi-http"] = CASES["http"]
 CASES["asgi-uwsgi"] = CASES["uwsgi"]
+# requests one after another on one kept-alive connection, as nginx's proxy_pass
+# with upstream keep-alive sends them; uvicorn (httptools, uvloop) is the peer
+KEPT = b"GET /hello?x=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
+CASES["asgi-keepalive"] = ("http", False, KEPT)
+CASES["uvicorn-keepalive"] = ("http", False, KEPT)
 
 
 def hello(environ, start_response):
@@ -79,11 +88,33 @@ def hello(environ, start_response):
     return [BODY]
 
 
+def kept_client(address: str, n: int) -> None:
+    """One kept-alive connection, one request at a time, each answer read to its body."""
+    host, port = address.rsplit(":", 1)
+    s = socket.create_connection((host, int(port)))
+    for i in range(n):
+        s.sendall(KEPT)
+        got = b""
+        while not got.endswith(BODY):
+            chunk = s.recv(65536)
+            if not chunk:
+                raise SystemExit(f"request {i}: closed after {got[:200]!r}")
+            got += chunk
+    s.close()
+
+
 def client(address: str, case: str, n: int, server_pid: int) -> None:
-    """One connection per request, one at a time; each answer read to EOF."""
+    """One connection per request, one at a time; each answer read to EOF
+    (``*-keepalive``: all on one connection)."""
     _, unix, request = CASES[case]
     start = time.perf_counter()
-    for i in range(n):
+    if case.endswith("-keepalive"):
+        try:
+            kept_client(address, n)
+        except BaseException:
+            os.kill(server_pid, signal.SIGKILL)
+            raise
+    for i in range(0 if case.endswith("-keepalive") else n):
         if unix:
             s = socket.socket(socket.AF_UNIX)
             s.connect(address)
@@ -101,7 +132,8 @@ def client(address: str, case: str, n: int, server_pid: int) -> None:
     rate = n / (time.perf_counter() - start)
     if case != "blocking":  # (which stops after n requests)
         os.kill(server_pid, signal.SIGINT)  # the worker exits at once
-    print(f"{case}: {rate:,.0f} requests/s, one connection each, one at a time", file=sys.stderr)
+    how = "on one connection" if case.endswith("-keepalive") else "one connection each"
+    print(f"{case}: {rate:,.0f} requests/s, {how}, one at a time", file=sys.stderr)
 
 
 def blocking_server(sock: socket.socket, n: int) -> None:
@@ -145,7 +177,20 @@ def serve(case: str, n: int, logged: bool = False) -> None:
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
     sock.listen(128)
-    if case != "blocking":
+    if case == "uvicorn-keepalive":
+        import uvicorn
+        from apps.hello_asgi import app
+
+        config = uvicorn.Config(
+            app,
+            loop="uvloop",
+            http="httptools",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+        )
+        server = uvicorn.Server(config)
+    elif case != "blocking":
         # lazy: the blocking floor is measured without procmaster's modules
         from procmaster.app import Apps
         from procmaster.config import load as load_config
@@ -175,6 +220,11 @@ def serve(case: str, n: int, logged: bool = False) -> None:
     subprocess.Popen(args)
     if case == "blocking":
         blocking_server(sock, n)
+    elif case == "uvicorn-keepalive":
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:  # (uvicorn raises the client's SIGINT again once stopped)
+            pass
     else:
         worker.run_forever()
 
