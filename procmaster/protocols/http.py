@@ -266,10 +266,12 @@ class HTTPProtocol(HTTPResponse):
         if method_str == "CONNECT":
             self._fail(MethodNotServed("CONNECT (a tunnel) is for proxies", 501))
         url = raw_url if raw_url[:1] == b"/" else self._origin_form(raw_url, method_str)
-        if b"#" in url:  # neither the path nor the query may hold one (RFC 9112 3.2)
+        # (``find``, not ``in``: ``bytes in bytes`` first tries the right side as an
+        # int and formats the TypeError it swallows, twice the cost on every request)
+        if url.find(b"#") >= 0:  # neither the path nor the query may hold one (RFC 9112 3.2)
             self._fail(ProtocolError("fragment in request target", 400))
         path, sep, query = url.partition(b"?")
-        if b"%" in path:
+        if path.find(b"%") >= 0:
             if _BAD_ESCAPE.search(path):
                 self._fail(ProtocolError("invalid percent-escape in request target", 400))
             path = unquote_to_bytes(path)
@@ -281,10 +283,12 @@ class HTTPProtocol(HTTPResponse):
         env["SERVER_PROTOCOL"] = protocol
         host = env.get("HTTP_HOST")
         if host:
-            try:
-                env["SERVER_NAME"], env["SERVER_PORT"] = _HOSTS[host]
-            except KeyError:
-                env["SERVER_NAME"], env["SERVER_PORT"] = self._split_host(host)
+            if ":" not in host:  # (most): the port is the socket's
+                env["SERVER_NAME"] = host
+                env["SERVER_PORT"] = self.server_port
+            else:
+                parts = _HOSTS.get(host) or self._split_host(host)
+                env["SERVER_NAME"], env["SERVER_PORT"] = parts
         elif version == "1.1" and host is None:  # an empty Host is allowed (RFC 9112 3.2)
             self._fail(ProtocolError("HTTP/1.1 request without Host", 400))
         else:
@@ -358,7 +362,8 @@ class HTTPProtocol(HTTPResponse):
 
     def _split_host(self, host: str) -> tuple[str, str]:
         parts = _split_host(host, self.server_port)
-        if len(_HOSTS) < 256 and ":" in host:  # a host without a port depends on the socket
+        # kept when the port is the host's own, not the socket's (``[::1]``, ``x:``)
+        if len(_HOSTS) < 256 and f"{parts[0]}:{parts[1]}" == host:
             _HOSTS[host] = parts
         return parts
 

@@ -55,10 +55,10 @@ class Sink:
         self.open = None
 
 
-def run(chunks: list[bytes], eof: bool = True):
+def run(chunks: list[bytes], eof: bool = True, port: str = "80"):
     """Feed ``chunks``; returns (completed requests, error status or None, reply)."""
     sink = Sink()
-    proto = HTTPProtocol(sink, buffer_size=4096)
+    proto = HTTPProtocol(sink, buffer_size=4096, server_port=port)
     reply = b""
     status = None
     try:
@@ -106,6 +106,18 @@ def test_corpus_case(name):
             for key in want.get("absent", ()):
                 assert key not in req.environ, (how, key)
         assert reply == want["reply"].encode("latin-1"), how
+
+
+@pytest.mark.parametrize("host", ["[::1]", "name:", "[::1]:"])
+def test_a_host_without_its_own_port_takes_each_sockets_port(host):
+    """A Host whose port is missing gets the port of the socket the request came
+    in on, for every socket (a cache once kept the first socket's port for all)."""
+    request = f"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    for port in ("8001", "8002", "8001"):
+        [(req, _)], status, _ = run([request], port=port)
+        assert status is None and req.environ["SERVER_PORT"] == port
+    [(req, _)], _, _ = run([b"GET / HTTP/1.1\r\nHost: name:9\r\n\r\n"], port="8003")
+    assert req.environ["SERVER_PORT"] == "9"
 
 
 # -- properties ----------------------------------------------------------------------
