@@ -92,6 +92,7 @@ class Request:
         "aborted",
         "state",
         "body",
+        "headers",
     )
 
     def __init__(self, environ: dict, keep_alive: bool = False) -> None:
@@ -108,6 +109,9 @@ class Request:
         self.state = None
         # the worker's: where the body bytes were stored (the protocol never reads it)
         self.body = None
+        # the header fields as received, when the worker asked the protocol for them
+        # (HTTP's ``keep_headers``): [(lower-case name, value)], as bytes
+        self.headers: list[tuple[bytes, bytes]] | None = None
 
 
 class ProtocolBase:
@@ -124,6 +128,11 @@ class ProtocolBase:
     pipelined_errors = False
     sendfile = False
     upgrades = False
+
+    def keep_headers(self) -> None:
+        """Ask for ``Request.headers`` (the fields as received): only a protocol
+        that parses header fields itself has them (HTTP); the others' come as
+        CGI variables from the proxy."""
 
     def release(self) -> None:
         """The connection is done with this protocol: drop what refers back to

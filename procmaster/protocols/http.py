@@ -148,6 +148,7 @@ class HTTPProtocol(HTTPResponse):
         "server_port",
         "chunked_out",
         "close_after",
+        "headers",
     )
 
     def __init__(
@@ -190,6 +191,9 @@ class HTTPProtocol(HTTPResponse):
         self.collecting = False
         self.chunked_out = False
         self.close_after = False
+        # the request's header fields as (lower-case name, value) bytes, for a sink
+        # that asked for them (``keep_headers``: an ASGI scope); None otherwise
+        self.headers: list[tuple[bytes, bytes]] | None = None
 
     @classmethod
     def for_listener(
@@ -198,6 +202,13 @@ class HTTPProtocol(HTTPResponse):
         return partial(
             cls, buffer_size=buffer_size, server_name=server_name, server_port=server_port
         )
+
+    def keep_headers(self) -> None:
+        """From now on every request also carries its header fields as received
+        (``Request.headers``: lower-case names, repeated fields kept apart), the
+        same fields its environ has (none that the environ drops)."""
+        if self.headers is None:
+            self.headers = []
 
     # -- llhttp callbacks -------------------------------------------------------
 
@@ -233,6 +244,8 @@ class HTTPProtocol(HTTPResponse):
         env = self.env
         if value and value[-1] in (32, 9):  # llhttp keeps trailing OWS (RFC 9110 5.5)
             value = value.rstrip(b" \t")
+        if self.headers is not None:
+            self.headers.append((name.lower(), value))
         if key in env:
             if key == "HTTP_HOST":  # RFC 9112 3.2: more than one Host is a 400
                 self._fail(ProtocolError("more than one Host header", 400))
@@ -296,6 +309,7 @@ class HTTPProtocol(HTTPResponse):
             env["SERVER_PORT"] = self.server_port
         req = Request(env, parser.should_keep_alive())
         req.version = version
+        req.headers = self.headers
         if method_str == "HEAD":
             req.head_only = True
         cl = env.get("CONTENT_LENGTH")
@@ -340,6 +354,8 @@ class HTTPProtocol(HTTPResponse):
     def on_message_complete(self) -> None:
         # reset for the next request on this connection (cheaper than on_message_begin)
         self.env = {}
+        if self.headers is not None:
+            self.headers = []
         self.head_bytes = self.nheaders = 0
         self.head_limit = self.buffer_size
         self.url = b""
@@ -386,6 +402,9 @@ class HTTPProtocol(HTTPResponse):
                 # RFC 9110 4.2.4: userinfo in an http(s) URI is to be treated as an error
                 self._fail(ProtocolError("userinfo in the request target", 400))
             self.env["HTTP_HOST"] = authority.decode("latin-1")
+            if self.headers is not None:
+                self.headers = [h for h in self.headers if h[0] != b"host"]
+                self.headers.append((b"host", authority))
             return rest[slash:] if slash >= 0 else b"/"
         self._fail(ProtocolError("invalid request target", 400))
         return b""  # not reached

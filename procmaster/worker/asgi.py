@@ -252,13 +252,16 @@ class AsgiWorker:
         conn = ex.conn
         env = ex.req.environ
         lst = conn.listener
+        client = None  # from the environ
         if lst.proxied:
             lst.complete_environ(env, conn.remote, lst.server_name, lst.server_port)
         else:
             env["REMOTE_ADDR"], env["REMOTE_PORT"] = conn.remote
+            client = conn.client
         if lst.transport is not None:  # HTTPS=on, a verified client, a PROXY header's client
             lst.transport.environ(env, conn)
-        ex.scope = http_scope(env, self.state)
+            client = None
+        ex.scope = http_scope(env, self.state, ex.req.headers, client)
         run = ex.run
         if is_websocket(lst, env):
             websocket_scope(ex.scope)

@@ -55,6 +55,7 @@ class AsgiConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.proto = None
         self.remote = ("", "")
+        self.client: tuple[str, int] | None = None  # the peer, for the scope
         self.queue: deque[HttpExchange] = deque()
         self.receiving: HttpExchange | None = None
         self.refused: ProtocolError | None = None
@@ -93,7 +94,9 @@ class AsgiConnection(asyncio.Protocol):
             peer = transport.get_extra_info("peername")
             if peer:
                 self.remote = (str(peer[0]), str(peer[1]))
+                self.client = (self.remote[0], int(peer[1]))
         self.proto = self.listener.factory(self)
+        self.proto.keep_headers()  # the scope's headers as HTTP's parser read them
         self.worker.conns.add(self)
         # transport layers (PROXY header, TLS: worker/transport.py); None for most sockets
         layers = self.listener.transport

@@ -73,7 +73,9 @@ def websocket_scope(scope: dict) -> dict:
     scope["type"] = "websocket"
     scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
     del scope["method"]
-    offered = dict(scope["headers"]).get(b"sec-websocket-protocol", b"").decode("latin-1")
+    # (the field may be repeated: HTTP's parser keeps repeats apart)
+    offered = b",".join(v for k, v in scope["headers"] if k == b"sec-websocket-protocol")
+    offered = offered.decode("latin-1")
     scope["subprotocols"] = [p.strip() for p in offered.split(",") if p.strip()]
     scope["extensions"] = {name: {} for name in EXTENSIONS}
     return scope

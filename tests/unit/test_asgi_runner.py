@@ -89,6 +89,17 @@ def test_http_scope_from_cgi_variables():
     assert scope["state"] == state and scope["state"] is not state  # a shallow copy
 
 
+def test_http_scope_takes_the_headers_and_client_it_is_given():
+    """From HTTP's parser: the header fields as received (repeats apart) and the
+    socket's peer, instead of what the CGI variables would give."""
+    env = {"HTTP_ACCEPT": "a, b", "REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5555"}
+    kept = [(b"accept", b"a"), (b"accept", b"b")]
+    scope = http_scope(env, {}, kept, ("10.0.0.1", 5555))
+    assert scope["headers"] is kept and scope["client"] == ("10.0.0.1", 5555)
+    assert http_scope(env, {})["headers"] == [(b"accept", b"a, b")]
+    assert http_scope(env, {})["client"] == ("10.0.0.1", 5555)
+
+
 def test_http_scope_tolerates_odd_proxy_variables():
     scope = http_scope({"SERVER_PORT": "not-a-port", "REMOTE_ADDR": "x", "REMOTE_PORT": "?"}, {})
     assert scope["server"] is None and scope["client"] == ("x", 0)
@@ -122,6 +133,9 @@ def test_websocket_scope_advertises_the_http_response_extension():
     scope = websocket_scope(http_scope(env, {}))
     assert scope["type"] == "websocket" and "method" not in scope
     assert scope["subprotocols"] == ["chat", "superchat"]
+    # the field repeated, as HTTP's parser keeps it: every offer counts
+    kept = [(b"sec-websocket-protocol", b"chat"), (b"sec-websocket-protocol", b"superchat")]
+    assert websocket_scope(http_scope(env, {}, kept))["subprotocols"] == ["chat", "superchat"]
     assert scope["extensions"] == {"websocket.http.response": {}}
     again = websocket_scope(http_scope(env, {}))
     assert again["extensions"] is not scope["extensions"]  # (each scope its own dicts)

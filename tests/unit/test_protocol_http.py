@@ -29,6 +29,7 @@ from support import DATA as TEST_DATA
 
 from procmaster.protocols import ProtocolError, Request
 from procmaster.protocols.http import HTTPProtocol
+from procmaster.worker.asgi_scope import http_scope
 
 DATA = TEST_DATA / "http"
 CASES = sorted(p.stem for p in DATA.glob("*.http"))
@@ -55,10 +56,12 @@ class Sink:
         self.open = None
 
 
-def run(chunks: list[bytes], eof: bool = True, port: str = "80"):
+def run(chunks: list[bytes], eof: bool = True, keep_headers: bool = False, port: str = "80"):
     """Feed ``chunks``; returns (completed requests, error status or None, reply)."""
     sink = Sink()
     proto = HTTPProtocol(sink, buffer_size=4096, server_port=port)
+    if keep_headers:
+        proto.keep_headers()
     reply = b""
     status = None
     try:
@@ -106,6 +109,53 @@ def test_corpus_case(name):
             for key in want.get("absent", ()):
                 assert key not in req.environ, (how, key)
         assert reply == want["reply"].encode("latin-1"), how
+
+
+def combined(headers: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """Repeated fields joined as the environ joins them (RFC 9110 5.3; cookies "; ")."""
+    out: dict[bytes, bytes] = {}
+    for name, value in headers:
+        if name in out:
+            out[name] += (b"; " if name == b"cookie" else b", ") + value
+        else:
+            out[name] = value
+    # the environ leaves an empty Content-Type / Content-Length out of the headers
+    return {k: v for k, v in out.items() if v or k not in (b"content-type", b"content-length")}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_kept_headers_say_what_the_environ_says(name):
+    """An ASGI scope's headers come from the parser as received (``keep_headers``):
+    the same fields as the environ's, repeated ones kept apart, for every request of
+    the corpus."""
+    data = (DATA / f"{name}.http").read_bytes()
+    done, _, _ = run([data], keep_headers=True)
+    for req, _ in done:
+        assert req.headers is not None
+        assert all(name == name.lower() for name, _ in req.headers)
+        from_environ = dict(http_scope(req.environ, {})["headers"])
+        assert combined(req.headers) == from_environ, req.headers
+    plain, _, _ = run([data])
+    assert all(req.headers is None for req, _ in plain)  # nobody asked: none kept
+
+
+def test_kept_headers_keep_repeats_apart_and_take_the_targets_authority():
+    done, status, _ = run(
+        [
+            b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: x  \r\nAccept: y\r\nX_Under: no\r\n\r\n"
+            b"GET http://other:81/b HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"1\r\nz\r\n0\r\nX-Trailer: t\r\n\r\n"
+        ],
+        keep_headers=True,
+    )
+    assert status is None
+    first, second, third = (req.headers for req, _ in done)
+    # trailing OWS stripped; the underscore form dropped, as from the environ
+    assert first == [(b"host", b"h"), (b"accept", b"x"), (b"accept", b"y")]
+    # RFC 9112 3.2.2: the absolute-form target's authority replaces Host
+    assert second == [(b"host", b"other:81")]
+    assert third == [(b"host", b"h"), (b"transfer-encoding", b"chunked")]  # no trailer
 
 
 @pytest.mark.parametrize("host", ["[::1]", "name:", "[::1]:"])
