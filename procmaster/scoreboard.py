@@ -224,7 +224,9 @@ class Scoreboard:
         _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
 
     def inflight(self, index: int, count: int) -> None:
-        """How many requests the worker has in flight now (an ASGI worker's tasks)."""
+        """How many requests the worker has in flight now (an ASGI worker's tasks),
+        written when the status does not say it: more than one while busy, or any
+        count while pausing or stopping (``read`` takes idle as 0, busy as 1 or more)."""
         _WID.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT, count)
 
     def inflight_of(self, index: int) -> int:
@@ -264,11 +266,16 @@ class Scoreboard:
 
     def read(self, index: int) -> Slot:
         base = HEADER_SIZE + index * SLOT_SIZE
-        return Slot(
-            index,
-            _SLOT.unpack_from(self.mem, base),
-            _WID.unpack_from(self.mem, base + _OFF_INFLIGHT)[0],
-        )
+        values = _SLOT.unpack_from(self.mem, base)
+        (inflight,) = _WID.unpack_from(self.mem, base + _OFF_INFLIGHT)
+        # a worker writes the count only when it says more than its status (see
+        # ``inflight``): idle is none in flight, busy at least one
+        status = values[1]
+        if status == STATUS_IDLE:
+            inflight = 0
+        elif status == STATUS_BUSY:
+            inflight = max(inflight, 1)
+        return Slot(index, values, inflight)
 
     def busy(self, index: int) -> list[tuple[int, float, str]]:
         """The requests in progress in slot ``index``: (core, start time, description)."""

@@ -219,6 +219,7 @@ class AsgiWorker:
             self.paused = True
             self.stop_listening()
             self.scoreboard.stopping(self.slot)
+            self.scoreboard.inflight(self.slot, len(self.inflight))
         elif sig == SIG_RESUME and self.paused:
             self.paused = False
             if not self.stopping:
@@ -272,10 +273,11 @@ class AsgiWorker:
         inflight.add(ex)
         scoreboard = self.scoreboard
         if len(inflight) == 1:
-            scoreboard.request_start(self.slot, ex.start)
+            scoreboard.request_start(self.slot, ex.start)  # busy: one in flight (Slot.inflight)
             if self.harakiri:
                 scoreboard.request_desc(self.slot, request_line(env).encode("latin-1", "replace"))
-        scoreboard.inflight(self.slot, len(inflight))
+        else:
+            scoreboard.inflight(self.slot, len(inflight))
         if conn.feeding and conn.first is None:  # its first step runs once the read is parsed
             conn.first = (ex, run(self.app))
             return
@@ -290,7 +292,8 @@ class AsgiWorker:
         code = int(status[:3]) if status else 500
         scoreboard = self.scoreboard
         scoreboard.request_done(self.slot, code, ex.rsize + ex.hsize, end - ex.start)
-        scoreboard.inflight(self.slot, len(inflight))
+        if inflight or self.paused or self.stopping:  # (idle and busy say 0 and 1 themselves)
+            scoreboard.inflight(self.slot, len(inflight))
         if inflight:
             scoreboard.request_start(self.slot, end)  # still busy (see tick for the heartbeat)
         if self.guard is not None and self.recycle_reason is None:
@@ -399,6 +402,7 @@ class AsgiWorker:
         if self.stopping:
             return
         self.stopping = True
+        self.scoreboard.inflight(self.slot, len(self.inflight))
         self.stop_deadline = time.monotonic() + self.cfg.worker_reload_mercy
         self.loop.call_at(self.stop_deadline - SHUTDOWN_MINIMUM, self.mercy_over)
         self.loop.call_at(self.stop_deadline - SHUTDOWN_MINIMUM - CLOSE_WAIT, self.going_away)

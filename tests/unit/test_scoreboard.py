@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from procmaster import scoreboard
 from procmaster.scoreboard import STATUS_FREE, STATUS_IDLE, STATUS_STARTING, Scoreboard
@@ -80,3 +81,25 @@ def test_a_counted_request_is_seen_with_its_status_class_and_bucket(monkeypatch)
     assert seen == [(1, 1, 1, 100), (2, 2, 2, 150)]
     slot = board.read(0)
     assert slot.requests == 2 and slot.classes == (0, 0, 0, 1, 1) and slot.status == STATUS_IDLE
+
+
+def test_requests_in_flight_are_read_from_the_status_unless_written():
+    """An ASGI worker writes its count of requests in flight only when its status
+    does not say it: busy is one (or the count written), idle is none, whatever
+    count an earlier burst left behind; pausing or stopping shows the count."""
+    board = Scoreboard(2)
+    board.claim(0, pid=os.getpid())
+    board.worker_ready(0, os.getpid())
+    assert board.read(0).inflight == 0
+    board.request_start(0, time.time())
+    assert board.read(0).inflight == 1  # busy: one, nothing written
+    board.inflight(0, 3)
+    assert board.read(0).inflight == 3
+    board.inflight(0, 1)
+    board.request_done(0, 200, 10, 0.001)
+    assert board.read(0).inflight == 0  # idle, though 1 was written last
+    board.request_start(0, time.time())
+    assert board.read(0).inflight == 1
+    board.stopping(0)
+    board.inflight(0, 2)
+    assert board.read(0).inflight == 2
