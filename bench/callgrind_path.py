@@ -20,7 +20,8 @@ call the app, one write, close; the floor a per-connection Python server has).
 ``asgi-keepalive`` sends its requests one after another on one kept-alive
 connection (as nginx's ``proxy_pass`` with upstream keep-alive does), and
 ``uvicorn-keepalive`` does the same to uvicorn (httptools, uvloop) serving the
-same app in this process: the peer's figure, measured the same way.
+same app in this process: the peer's figure, measured the same way;
+``uvicorn-http`` is uvicorn with a new connection per request (as ``asgi-http``).
 Without valgrind it prints the requests per second of one worker. ``--logged``
 after the count writes uWSGI's default request line for each request into a
 file (the default is ``disable-logging``).
@@ -81,6 +82,7 @@ CASES["asgi-uwsgi"] = CASES["uwsgi"]
 KEPT = b"GET /hello?x=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: wrk\r\nAccept: */*\r\n\r\n"
 CASES["asgi-keepalive"] = ("http", False, KEPT)
 CASES["uvicorn-keepalive"] = ("http", False, KEPT)
+CASES["uvicorn-http"] = CASES["http"]
 
 
 def hello(environ, start_response):
@@ -177,7 +179,7 @@ def serve(case: str, n: int, logged: bool = False) -> None:
         sock.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{sock.getsockname()[1]}"
     sock.listen(128)
-    if case == "uvicorn-keepalive":
+    if case.startswith("uvicorn"):
         import uvicorn
         from apps.hello_asgi import app
 
@@ -220,7 +222,7 @@ def serve(case: str, n: int, logged: bool = False) -> None:
     subprocess.Popen(args)
     if case == "blocking":
         blocking_server(sock, n)
-    elif case == "uvicorn-keepalive":
+    elif case.startswith("uvicorn"):
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:  # (uvicorn raises the client's SIGINT again once stopped)
