@@ -63,13 +63,19 @@ STATUS_NAMES = {
 
 _STATUS_START = struct.Struct("<i")
 _DOUBLE = struct.Struct("<d")
-_STATUS_REQS = struct.Struct("<iq")
+# status, requests, exceptions, request_start: one write when a request starts or ends
+_STATUS_TO_START = struct.Struct("<iqqd")
 _QUAD = struct.Struct("<q")
 _OFF_STATUS = 4
 _OFF_REQUESTS = 8
 _OFF_EXC = 16
 _OFF_START = 24
 _OFF_HARAKIRI = 40
+assert (_OFF_REQUESTS, _OFF_EXC, _OFF_START) == (
+    _OFF_STATUS + 4,
+    _OFF_STATUS + 12,
+    _OFF_STATUS + 20,
+)
 # a core: request_start (double), description length (uint16), description
 _CORE = struct.Struct("<dH")
 CORE_SIZE = 128
@@ -134,6 +140,7 @@ class Scoreboard:
         self.mem = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         self.requests = 0  # this process's own count (a worker's)
         # a worker's own running totals, written to its slot (never read back)
+        self.exceptions = 0
         self.tx = 0
         self.rt_us = 0
         self.classes = [0] * 5
@@ -196,9 +203,14 @@ class Scoreboard:
         struct.pack_into("<ii", self.mem, base, pid, STATUS_IDLE)
 
     def request_start(self, index: int, when: float) -> None:
-        base = HEADER_SIZE + index * SLOT_SIZE
-        _DOUBLE.pack_into(self.mem, base + _OFF_START, when)
-        _STATUS_START.pack_into(self.mem, base + _OFF_STATUS, STATUS_BUSY)
+        _STATUS_TO_START.pack_into(
+            self.mem,
+            HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS,
+            STATUS_BUSY,
+            self.requests,
+            self.exceptions,
+            when,
+        )
 
     def request_done(self, index: int, status: int, tx: int, seconds: float) -> None:
         """Count a finished request: bytes sent, time taken, status class and
@@ -215,13 +227,15 @@ class Scoreboard:
         if 0 <= cls < 5:
             classes[cls] += 1
         _TAIL.pack_into(mem, base + _OFF_TX, self.tx, self.rt_us, *classes)
-        b = bisect_left(BUCKETS, seconds)
+        b = 0 if seconds <= BUCKETS[0] else bisect_left(BUCKETS, seconds)
         buckets = self.buckets
         buckets[b] += 1
         _QUAD.pack_into(mem, base + _OFF_BUCKETS + 8 * b, buckets[b])
         self.requests += 1
-        _STATUS_REQS.pack_into(mem, base + _OFF_STATUS, STATUS_IDLE, self.requests)
-        _DOUBLE.pack_into(mem, base + _OFF_START, 0.0)
+        # the count, idle and no request running, in one write and in that order
+        _STATUS_TO_START.pack_into(
+            mem, base + _OFF_STATUS, STATUS_IDLE, self.requests, self.exceptions, 0.0
+        )
 
     def inflight(self, index: int, count: int) -> None:
         """How many requests the worker has in flight now (an ASGI worker's tasks),
@@ -233,9 +247,8 @@ class Scoreboard:
         return _WID.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT)[0]
 
     def exception(self, index: int) -> None:
-        base = HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC
-        (count,) = _QUAD.unpack_from(self.mem, base)
-        _QUAD.pack_into(self.mem, base, count + 1)
+        self.exceptions += 1
+        _QUAD.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC, self.exceptions)
 
     def _core(self, index: int, core: int) -> int:
         return self.cores_base + (index * self.cores + core) * CORE_SIZE

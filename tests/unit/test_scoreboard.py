@@ -6,7 +6,13 @@ import os
 import time
 
 from procmaster import scoreboard
-from procmaster.scoreboard import STATUS_FREE, STATUS_IDLE, STATUS_STARTING, Scoreboard
+from procmaster.scoreboard import (
+    STATUS_BUSY,
+    STATUS_FREE,
+    STATUS_IDLE,
+    STATUS_STARTING,
+    Scoreboard,
+)
 
 
 def test_free_slot_is_minus_one_when_full():
@@ -67,20 +73,31 @@ def test_a_counted_request_is_seen_with_its_status_class_and_bucket(monkeypatch)
     board = Scoreboard(1)
     board.claim(0, 7)
     seen = []
-    real = scoreboard._STATUS_REQS
+    real = scoreboard._STATUS_TO_START
 
     class Spy:
-        def pack_into(self, mem, offset, status, requests):
+        def pack_into(self, mem, offset, status, requests, exceptions, start):
             slot = board.read(0)
             seen.append((requests, sum(slot.classes), sum(slot.buckets), slot.tx))
-            real.pack_into(mem, offset, status, requests)
+            real.pack_into(mem, offset, status, requests, exceptions, start)
 
-    monkeypatch.setattr(scoreboard, "_STATUS_REQS", Spy())
+    monkeypatch.setattr(scoreboard, "_STATUS_TO_START", Spy())
     board.request_done(0, 503, 100, 0.2)
+    board.exception(0)
     board.request_done(0, 404, 50, 0.001)
     assert seen == [(1, 1, 1, 100), (2, 2, 2, 150)]
     slot = board.read(0)
     assert slot.requests == 2 and slot.classes == (0, 0, 0, 1, 1) and slot.status == STATUS_IDLE
+    assert slot.exceptions == 1 and slot.request_start == 0.0
+    assert slot.buckets[0] == 1 and slot.buckets[scoreboard.BUCKETS.index(0.25)] == 1
+    board.request_start(0, 123.5)  # busy: the counts stay as they were
+    slot = board.read(0)
+    assert (slot.status, slot.request_start, slot.requests, slot.exceptions) == (
+        STATUS_BUSY,
+        123.5,
+        2,
+        1,
+    )
 
 
 def test_requests_in_flight_are_read_from_the_status_unless_written():
