@@ -253,7 +253,7 @@ class AsgiWorker:
         conn = ex.conn
         env = ex.req.environ
         lst = conn.listener
-        client = None  # from the environ
+        client = None  # from the environ (and the scheme with it: http_scope)
         if lst.proxied:
             lst.complete_environ(env, conn.remote, lst.server_name, lst.server_port)
         else:
@@ -264,7 +264,7 @@ class AsgiWorker:
             client = None
         ex.scope = http_scope(env, self.state, ex.req.headers, client)
         run = ex.run
-        if is_websocket(lst, env):
+        if "HTTP_UPGRADE" in env and is_websocket(lst, env):
             websocket_scope(ex.scope)
             run = WsRun(ex).run
         ex.start = time.time()

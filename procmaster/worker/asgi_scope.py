@@ -35,8 +35,9 @@ def http_scope(
     """The ``http`` scope of a request from its CGI variables (as the protocol
     parsed them, or as the proxy sent them). ``headers``: the fields as HTTP's
     parser kept them (``Request.headers``), else they are made from the ``HTTP_*``
-    variables; ``client``: (address, port) when the socket's peer is the client,
-    else it is read from ``REMOTE_ADDR`` and ``REMOTE_PORT``."""
+    variables; ``client``: (address, port) when the socket's peer is the client
+    over plain HTTP (no proxy, no TLS: the scheme is ``http``), else the client
+    is read from ``REMOTE_ADDR`` and ``REMOTE_PORT`` and the scheme as WSGI's."""
     if headers is None:
         names = NAMES
         headers = [
@@ -57,7 +58,9 @@ def http_scope(
     uri = env.get("REQUEST_URI")
     raw_path = uri.partition("?")[0].encode("latin-1") if uri else path.encode("latin-1")
     version = env.get("SERVER_PROTOCOL", "HTTP/1.1")
+    scheme = "http"
     if client is None:
+        scheme = url_scheme(env)
         addr = env.get("REMOTE_ADDR")
         if addr:
             try:
@@ -70,7 +73,7 @@ def http_scope(
         "asgi": ASGI_VERSION,
         "http_version": VERSIONS.get(version) or (version[5:] if version[:5] == "HTTP/" else "1.1"),
         "method": env.get("REQUEST_METHOD", "GET"),
-        "scheme": url_scheme(env),
+        "scheme": scheme,
         "path": path if path.isascii() else path.encode("latin-1").decode("utf-8", "replace"),
         "raw_path": raw_path,
         "query_string": env.get("QUERY_STRING", "").encode("latin-1"),

@@ -96,6 +96,7 @@ def test_http_scope_takes_the_headers_and_client_it_is_given():
     kept = [(b"accept", b"a"), (b"accept", b"b")]
     scope = http_scope(env, {}, kept, ("10.0.0.1", 5555))
     assert scope["headers"] is kept and scope["client"] == ("10.0.0.1", 5555)
+    assert scope["scheme"] == "http"  # a plain HTTP socket's peer
     assert http_scope(env, {})["headers"] == [(b"accept", b"a, b")]
     assert http_scope(env, {})["client"] == ("10.0.0.1", 5555)
 
