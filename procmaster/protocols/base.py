@@ -280,6 +280,11 @@ class WireProtocol(_Protocol):
         """The connection is done with it: drop references back (no cycle outlives it)."""
         ...
 
+    def keep_headers(self) -> None:
+        """Fill ``Request.headers`` from now on, where the protocol parses header
+        fields itself (HTTP); a no-op for the others."""
+        ...
+
     def response_head(
         self, req: Request, status: str, headers: list[tuple[str, str]], length: int | None = None
     ) -> bytes:
