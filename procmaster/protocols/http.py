@@ -1,5 +1,6 @@
 """HTTP/1.0 and HTTP/1.1 on ``http-socket``: request bytes in, CGI variables out
-(the response side is ``http_response.py``).
+(the response side is ``http_response.py``; header names and Host as CGI variables,
+``http_fields.py``).
 
 Theory of operation
 -------------------
@@ -38,6 +39,7 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from .base import ProtocolError, Request, Sink
+from .http_fields import CGI_NAMES, cgi_name, server_of
 from .http_response import (
     ALLOW,
     CONTINUE,
@@ -49,17 +51,8 @@ from .http_response import (
 
 __all__ = ["ALLOW", "ERROR_REASONS", "SERVER", "HTTPProtocol", "MethodNotServed"]
 
-# request header name (bytes, as sent) -> CGI variable name; filled lazily
-_CGI_NAMES: dict[bytes, str | None] = {
-    b"Content-Type": "CONTENT_TYPE",
-    b"Content-Length": "CONTENT_LENGTH",
-}
-
 _PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")}
-
-# Host header -> (SERVER_NAME, SERVER_PORT): a site sees few distinct hosts
-_HOSTS: dict[str, tuple[str, str]] = {}
 
 # a "%" not followed by two hex digits (RFC 3986 pct-encoded)
 _BAD_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
@@ -72,41 +65,6 @@ _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _MAX_METHOD = 64
 # trailer fields that would change framing or routing (RFC 9110 6.5.1)
 _FORBIDDEN_TRAILERS = frozenset((b"content-length", b"transfer-encoding", b"trailer", b"host"))
-
-
-def _cgi_name(name: bytes) -> str | None:
-    """``User-Agent`` -> ``HTTP_USER_AGENT``; None for names that must be dropped."""
-    try:
-        return _CGI_NAMES[name]
-    except KeyError:
-        pass
-    text = name.decode("latin-1")
-    low = text.lower()
-    if low == "content-type":
-        cgi: str | None = "CONTENT_TYPE"
-    elif low == "content-length":
-        cgi = "CONTENT_LENGTH"
-    elif "_" in text:
-        # ``X_Forwarded_For`` and ``X-Forwarded-For`` would both become
-        # HTTP_X_FORWARDED_FOR: drop the underscore form (as nginx and gunicorn do).
-        cgi = None
-    else:
-        cgi = "HTTP_" + text.upper().replace("-", "_")
-    if len(_CGI_NAMES) < 512:
-        _CGI_NAMES[name] = cgi
-    return cgi
-
-
-def _split_host(host: str, default_port: str) -> tuple[str, str]:
-    """``example.com:8080`` -> (name, port); ``[::1]:80`` keeps the brackets."""
-    if ":" not in host:
-        return host, default_port
-    if host[0] == "[":
-        end = host.find("]") + 1
-        rest = host[end:]
-        return host[:end], rest[1:] if rest[:1] == ":" and rest[1:] else default_port
-    name, colon, port = host.partition(":")
-    return name, port if colon and port else default_port
 
 
 class HTTPProtocol(HTTPResponse):
@@ -236,9 +194,9 @@ class HTTPProtocol(HTTPResponse):
         if size > self.head_limit or count > self.max_headers:
             self._header_limit()
         try:
-            key = _CGI_NAMES[name]
+            key = CGI_NAMES[name]
         except KeyError:
-            key = _cgi_name(name)
+            key = cgi_name(name)
         if key is None:
             return
         env = self.env
@@ -300,8 +258,7 @@ class HTTPProtocol(HTTPResponse):
                 env["SERVER_NAME"] = host
                 env["SERVER_PORT"] = self.server_port
             else:
-                parts = _HOSTS.get(host) or self._split_host(host)
-                env["SERVER_NAME"], env["SERVER_PORT"] = parts
+                env["SERVER_NAME"], env["SERVER_PORT"] = server_of(host, self.server_port)
         elif version == "1.1" and host is None:  # an empty Host is allowed (RFC 9112 3.2)
             self._fail(ProtocolError("HTTP/1.1 request without Host", 400))
         else:
@@ -375,13 +332,6 @@ class HTTPProtocol(HTTPResponse):
                 raise
 
     # -- helpers ----------------------------------------------------------------
-
-    def _split_host(self, host: str) -> tuple[str, str]:
-        parts = _split_host(host, self.server_port)
-        # kept when the port is the host's own, not the socket's (``[::1]``, ``x:``)
-        if len(_HOSTS) < 256 and f"{parts[0]}:{parts[1]}" == host:
-            _HOSTS[host] = parts
-        return parts
 
     def _fail(self, exc: ProtocolError) -> None:
         self.error = exc
