@@ -14,9 +14,12 @@ GATED_APP = """
 import os
 import time
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 # new workers (lazy-apps: each imports this) wait here while the gate file exists
-while os.path.exists(os.path.join(os.path.dirname(os.path.abspath(__file__)), "gate")):
+while os.path.exists(os.path.join(HERE, "gate")):
     time.sleep(0.02)
+# past the gate: this process has the app (with lazy-apps, the test waits for these)
+open(os.path.join(HERE, f"loaded-{os.getpid()}"), "w").close()
 
 
 def application(environ, start_response):
@@ -36,6 +39,14 @@ def start(procmaster, tmp_path, processes: int, *extra: str):
         wait_port=port,
     )  # fmt: skip
     wait_for(lambda: len(server.worker_pids()) == processes, 30, what="the workers")
+    if "--lazy-apps" in extra:
+        # every worker has its app (a gate closed before a slow worker got past it
+        # would hold that worker too, and it would never serve)
+        wait_for(
+            lambda: all((tmp_path / f"loaded-{pid}").exists() for pid in server.worker_pids()),
+            30,
+            what="every worker's app loaded",
+        )
     return server, port, fifo
 
 
