@@ -4,9 +4,9 @@ A slot is written only by its worker (pid, request count, exceptions, when the
 current request started, status, bytes sent, time spent in requests, responses
 by status class, a request-duration histogram) and read by the master and the
 stats server: no pipes, no polling files, and nothing on the request path but a
-few ``struct.pack_into`` calls (the worker keeps its own running totals and
-writes them; it never reads its slot back). The memory is a ``memfd`` mapping, so a master that
-re-executes itself for a reload can hand it to its next image.
+few stores into typed views of the memory (only its worker writes a slot's
+counters, so it adds to them in place). The memory is a ``memfd`` mapping, so a
+master that re-executes itself for a reload can hand it to its next image.
 
 After the slots come the *cores*: ``cores`` entries per slot, one per app thread
 of a worker (``threads``), each the start time of that thread's request (0.0 =
@@ -42,14 +42,14 @@ __all__ = ["BUCKETS", "STATUS_NAMES", "Scoreboard", "Slot"]
 # then one counter per request-duration bucket (upper bounds in BUCKETS, the last +Inf)
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _NBUCKETS = len(BUCKETS) + 1
-_SLOT = struct.Struct(f"<iiqqddqqq5q{_NBUCKETS}q")
+_SLOT = struct.Struct(f"=iiqqddqqq5q{_NBUCKETS}q")
 SLOT_SIZE = 256
-_WID = struct.Struct("<i")  # the worker id the master gave the slot's worker (after _SLOT)
+_WID = struct.Struct("=i")  # the worker id the master gave the slot's worker (after _SLOT)
 _OFF_WID = (_SLOT.size + 7) // 8 * 8
 assert _OFF_WID + _WID.size <= SLOT_SIZE
 _OFF_INFLIGHT = _OFF_WID + _WID.size  # requests in flight (an ASGI worker runs many at once)
 assert _OFF_INFLIGHT + 4 <= SLOT_SIZE
-_HEADER = struct.Struct("<q")  # total requests of the instance
+_HEADER = struct.Struct("=q")  # total requests of the instance
 HEADER_SIZE = 64
 
 STATUS_FREE, STATUS_STARTING, STATUS_IDLE, STATUS_BUSY, STATUS_STOPPING = range(5)
@@ -61,11 +61,9 @@ STATUS_NAMES = {
     STATUS_STOPPING: "pause",
 }
 
-_STATUS_START = struct.Struct("<i")
-_DOUBLE = struct.Struct("<d")
-# status, requests, exceptions, request_start: one write when a request starts or ends
-_STATUS_TO_START = struct.Struct("<iqqd")
-_QUAD = struct.Struct("<q")
+_STATUS_START = struct.Struct("=i")
+_DOUBLE = struct.Struct("=d")
+_QUAD = struct.Struct("=q")
 _OFF_STATUS = 4
 _OFF_REQUESTS = 8
 _OFF_EXC = 16
@@ -77,13 +75,26 @@ assert (_OFF_REQUESTS, _OFF_EXC, _OFF_START) == (
     _OFF_STATUS + 20,
 )
 # a core: request_start (double), description length (uint16), description
-_CORE = struct.Struct("<dH")
+_CORE = struct.Struct("=dH")
 CORE_SIZE = 128
 DESC_MAX = CORE_SIZE - _CORE.size
 _OFF_TX = 48  # tx, rt
 _OFF_CLASSES = 64  # five counters: 1xx .. 5xx
 _OFF_BUCKETS = 104
-_TAIL = struct.Struct("<qq5q")  # tx, rt, responses 1xx..5xx
+# the same offsets in fields, for the writes through ``Scoreboard.q``, ``.d``
+# (8 bytes: a slot starts at field ``index * _SLOT_Q + _HEADER_Q``) and ``.i`` (4 bytes)
+_SLOT_Q, _HEADER_Q = SLOT_SIZE >> 3, HEADER_SIZE >> 3
+_Q_REQUESTS, _Q_EXC, _Q_START = _OFF_REQUESTS >> 3, _OFF_EXC >> 3, _OFF_START >> 3
+_Q_TX, _Q_RT, _Q_CLASSES, _Q_BUCKETS = 6, 7, _OFF_CLASSES >> 3, _OFF_BUCKETS >> 3
+assert (_Q_TX, _Q_RT) == (_OFF_TX >> 3, (_OFF_TX + 8) >> 3)
+_I_STATUS = _OFF_STATUS >> 2
+_FIRST = BUCKETS[0]
+# the request path writes single fields through typed views of the memory
+# (``Scoreboard.i``, ``.q``, ``.d``), indexed by byte offset // field size: every
+# 8-byte field sits at a multiple of 8 (slots and header are multiples of 8 long)
+assert HEADER_SIZE % 8 == 0 and SLOT_SIZE % 8 == 0 and CORE_SIZE % 8 == 0
+assert all(o % 8 == 0 for o in (_OFF_REQUESTS, _OFF_EXC, _OFF_START, _OFF_TX, _OFF_CLASSES))
+assert _OFF_BUCKETS % 8 == 0 and _OFF_INFLIGHT % 4 == 0 and _OFF_STATUS % 4 == 0
 
 
 class Slot:
@@ -138,13 +149,10 @@ class Scoreboard:
         self.fd = fd
         self.nslots = nslots
         self.mem = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        self.requests = 0  # this process's own count (a worker's)
-        # a worker's own running totals, written to its slot (never read back)
-        self.exceptions = 0
-        self.tx = 0
-        self.rt_us = 0
-        self.classes = [0] * 5
-        self.buckets = [0] * _NBUCKETS
+        # the same memory as 4-byte ints, 8-byte ints and doubles, in this
+        # machine's byte order as the formats above ("="): one store per field
+        view = memoryview(self.mem)
+        self.i, self.q, self.d = view.cast("i"), view.cast("q"), view.cast("d")
 
     # -- written by the master ------------------------------------------------------
 
@@ -200,55 +208,46 @@ class Scoreboard:
 
     def worker_ready(self, index: int, pid: int) -> None:
         base = HEADER_SIZE + index * SLOT_SIZE
-        struct.pack_into("<ii", self.mem, base, pid, STATUS_IDLE)
+        struct.pack_into("=ii", self.mem, base, pid, STATUS_IDLE)
 
     def request_start(self, index: int, when: float) -> None:
-        _STATUS_TO_START.pack_into(
-            self.mem,
-            HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS,
-            STATUS_BUSY,
-            self.requests,
-            self.exceptions,
-            when,
-        )
+        """Busy since ``when``: the start time first, then the status, so that a
+        reader that sees the worker busy sees since when."""
+        at = index * _SLOT_Q + _HEADER_Q
+        self.d[at + _Q_START] = when
+        self.i[at + at + _I_STATUS] = STATUS_BUSY
 
     def request_done(self, index: int, status: int, tx: int, seconds: float) -> None:
         """Count a finished request: bytes sent, time taken, status class and
         histogram first, the request count and the idle status last, so that a
         reader (stats, metrics) that sees the request counted sees its class and its
         bucket too. (The instance's total is the sum of the slots, each written by
-        one writer: a shared counter would lose counts between workers.)"""
-        base = HEADER_SIZE + index * SLOT_SIZE
-        mem = self.mem
-        self.tx += tx
-        self.rt_us += int(seconds * 1e6)
-        classes = self.classes
+        one writer: a shared counter would lose counts between workers.) One
+        store per field that changes, added to in place (only this worker writes
+        its counters)."""
+        q = self.q
+        at = index * _SLOT_Q + _HEADER_Q
+        q[at + _Q_TX] += tx
+        q[at + _Q_RT] += int(seconds * 1e6)
         cls = status // 100 - 1
         if 0 <= cls < 5:
-            classes[cls] += 1
-        _TAIL.pack_into(mem, base + _OFF_TX, self.tx, self.rt_us, *classes)
-        b = 0 if seconds <= BUCKETS[0] else bisect_left(BUCKETS, seconds)
-        buckets = self.buckets
-        buckets[b] += 1
-        _QUAD.pack_into(mem, base + _OFF_BUCKETS + 8 * b, buckets[b])
-        self.requests += 1
-        # the count, idle and no request running, in one write and in that order
-        _STATUS_TO_START.pack_into(
-            mem, base + _OFF_STATUS, STATUS_IDLE, self.requests, self.exceptions, 0.0
-        )
+            q[at + _Q_CLASSES + cls] += 1
+        q[at + _Q_BUCKETS + (0 if seconds <= _FIRST else bisect_left(BUCKETS, seconds))] += 1
+        q[at + _Q_REQUESTS] += 1
+        self.d[at + _Q_START] = 0.0
+        self.i[at + at + _I_STATUS] = STATUS_IDLE
 
     def inflight(self, index: int, count: int) -> None:
         """How many requests the worker has in flight now (an ASGI worker's tasks),
         written when the status does not say it: more than one while busy, or any
         count while pausing or stopping (``read`` takes idle as 0, busy as 1 or more)."""
-        _WID.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT, count)
+        self.i[(HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT) >> 2] = count
 
     def inflight_of(self, index: int) -> int:
         return _WID.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT)[0]
 
     def exception(self, index: int) -> None:
-        self.exceptions += 1
-        _QUAD.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_EXC, self.exceptions)
+        self.q[index * _SLOT_Q + _HEADER_Q + _Q_EXC] += 1
 
     def _core(self, index: int, core: int) -> int:
         return self.cores_base + (index * self.cores + core) * CORE_SIZE
@@ -257,22 +256,20 @@ class Scoreboard:
         """What the current request of ``core`` is (harakiri names it in the log)."""
         desc = desc[:DESC_MAX]
         base = self._core(index, core)
-        struct.pack_into("<H", self.mem, base + 8, len(desc))
+        struct.pack_into("=H", self.mem, base + 8, len(desc))
         self.mem[base + _CORE.size : base + _CORE.size + len(desc)] = desc
 
     def core_start(self, index: int, core: int, when: float) -> None:
         """A worker thread (``core``) started a request: its start time and a busy slot."""
-        _DOUBLE.pack_into(self.mem, self._core(index, core), when)
-        _STATUS_START.pack_into(
-            self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS, STATUS_BUSY
-        )
+        self.d[self._core(index, core) >> 3] = when
+        self.i[(HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS) >> 2] = STATUS_BUSY
 
     def core_end(self, index: int, core: int) -> None:
-        _DOUBLE.pack_into(self.mem, self._core(index, core), 0.0)
+        self.d[self._core(index, core) >> 3] = 0.0
 
     def stopping(self, index: int) -> None:
         struct.pack_into(
-            "<i", self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS, STATUS_STOPPING
+            "=i", self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS, STATUS_STOPPING
         )
 
     # -- read by anyone -----------------------------------------------------------------

@@ -66,22 +66,27 @@ def test_set_pid_keeps_what_the_worker_wrote_already():
     assert (slot.pid, slot.requests, slot.harakiri, slot.status) == (55, 1, 1, STATUS_IDLE)
 
 
-def test_a_counted_request_is_seen_with_its_status_class_and_bucket(monkeypatch):
+def test_a_counted_request_is_seen_with_its_status_class_and_bucket():
     """The stats and /metrics read a slot while its worker writes it: the request
     count is written last, so whoever sees a request counted sees its class and its
     histogram bucket (never ``requests`` ahead of ``5xx``)."""
     board = Scoreboard(1)
     board.claim(0, 7)
     seen = []
-    real = scoreboard._STATUS_TO_START
+    real = board.q
+    requests_at = (scoreboard.HEADER_SIZE + scoreboard._OFF_REQUESTS) // 8
 
-    class Spy:
-        def pack_into(self, mem, offset, status, requests, exceptions, start):
-            slot = board.read(0)
-            seen.append((requests, sum(slot.classes), sum(slot.buckets), slot.tx))
-            real.pack_into(mem, offset, status, requests, exceptions, start)
+    class Spy:  # what a reader sees when the request count is stored
+        def __getitem__(self, at):
+            return real[at]
 
-    monkeypatch.setattr(scoreboard, "_STATUS_TO_START", Spy())
+        def __setitem__(self, at, value):
+            if at == requests_at:
+                slot = board.read(0)
+                seen.append((value, sum(slot.classes), sum(slot.buckets), slot.tx))
+            real[at] = value
+
+    board.q = Spy()
     board.request_done(0, 503, 100, 0.2)
     board.exception(0)
     board.request_done(0, 404, 50, 0.001)
