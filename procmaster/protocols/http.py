@@ -39,7 +39,7 @@ from urllib.parse import unquote_to_bytes
 import httptools
 
 from .base import ProtocolError, Request, Sink
-from .http_fields import CGI_NAMES, cgi_name, server_of
+from .http_fields import CGI_NAMES, FIELDS, cgi_name, field, server_of
 from .http_response import (
     ALLOW,
     CONTINUE,
@@ -193,17 +193,25 @@ class HTTPProtocol(HTTPResponse):
         count = self.nheaders = self.nheaders + 1
         if size > self.head_limit or count > self.max_headers:
             self._header_limit()
-        try:
-            key = CGI_NAMES[name]
-        except KeyError:
-            key = cgi_name(name)
-        if key is None:
-            return
-        env = self.env
         if value and value[-1] in (32, 9):  # llhttp keeps trailing OWS (RFC 9110 5.5)
             value = value.rstrip(b" \t")
-        if self.headers is not None:
-            self.headers.append((name.lower(), value))
+        headers = self.headers
+        if headers is None:
+            try:
+                key = CGI_NAMES[name]
+            except KeyError:
+                key = cgi_name(name)
+            if key is None:
+                return
+        else:  # the field too, by its lower-case name (keep_headers)
+            try:
+                key, low = FIELDS[name]
+            except KeyError:
+                key, low = field(name)
+            if key is None:
+                return
+            headers.append((low, value))
+        env = self.env
         if key in env:
             if key == "HTTP_HOST":  # RFC 9112 3.2: more than one Host is a 400
                 self._fail(ProtocolError("more than one Host header", 400))

@@ -1,6 +1,7 @@
 """What HTTP request header fields become in CGI variables: a field name's
 variable (``User-Agent`` -> ``HTTP_USER_AGENT``, none for a name with ``_``,
-which would alias the ``-`` form), and a Host field's SERVER_NAME and
+which would alias the ``-`` form) and, for a parser that keeps the fields too,
+its lower-case name; and a Host field's SERVER_NAME and
 SERVER_PORT. Both are cached (bounded): a site sees few distinct names and hosts;
 a Host without a port of its own is never cached (its port is the socket's).
 
@@ -9,7 +10,7 @@ Must not know: llhttp, sockets, the sink.
 
 from __future__ import annotations
 
-__all__ = ["CGI_NAMES", "cgi_name", "server_of", "split_host"]
+__all__ = ["CGI_NAMES", "FIELDS", "cgi_name", "field", "server_of", "split_host"]
 
 # request header name (bytes, as sent) -> CGI variable name; filled lazily
 CGI_NAMES: dict[bytes, str | None] = {
@@ -19,6 +20,24 @@ CGI_NAMES: dict[bytes, str | None] = {
 
 # Host header -> (SERVER_NAME, SERVER_PORT): a site sees few distinct hosts
 HOSTS: dict[str, tuple[str, str]] = {}
+
+
+# request header name (bytes, as sent) -> (CGI variable name, lower-case name), for
+# a parser that also keeps the fields (an ASGI scope's headers); filled lazily
+FIELDS: dict[bytes, tuple[str | None, bytes]] = {}
+
+
+def field(name: bytes) -> tuple[str | None, bytes]:
+    """``User-Agent`` -> (``HTTP_USER_AGENT``, ``user-agent``); the variable is None
+    for names that must be dropped."""
+    try:
+        return FIELDS[name]
+    except KeyError:
+        pass
+    found = (cgi_name(name), name.lower())
+    if len(FIELDS) < 512:
+        FIELDS[name] = found
+    return found
 
 
 def cgi_name(name: bytes) -> str | None:

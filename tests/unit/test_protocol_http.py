@@ -158,6 +158,24 @@ def test_kept_headers_keep_repeats_apart_and_take_the_targets_authority():
     assert third == [(b"host", b"h"), (b"transfer-encoding", b"chunked")]  # no trailer
 
 
+def test_the_field_name_caches_stay_bounded_and_right_once_full():
+    """A client that sends thousands of distinct field names fills the name
+    caches only up to their bound; past it, every name is still right in the
+    environ and in the kept headers (worked out again, not cached)."""
+    from procmaster.protocols import http_fields
+
+    names = [f"X-Flood-{i}".encode() for i in range(1500)]
+    for i in range(0, len(names), 50):
+        fields = b"".join(b"%s: v\r\n" % name for name in names[i : i + 50])
+        request = b"GET / HTTP/1.1\r\nHost: h\r\n" + fields + b"\r\n"
+        [(req, _)], status, _ = run([request], keep_headers=True)
+        assert status is None
+        for name in names[i : i + 50]:
+            assert req.environ["HTTP_" + name.decode().upper().replace("-", "_")] == "v"
+            assert (name.lower(), b"v") in req.headers
+    assert len(http_fields.CGI_NAMES) <= 512 and len(http_fields.FIELDS) <= 512
+
+
 @pytest.mark.parametrize("host", ["[::1]", "name:", "[::1]:"])
 def test_a_host_without_its_own_port_takes_each_sockets_port(host):
     """A Host whose port is missing gets the port of the socket the request came
