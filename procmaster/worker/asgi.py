@@ -253,16 +253,16 @@ class AsgiWorker:
         conn = ex.conn
         env = ex.req.environ
         lst = conn.listener
-        client = None  # from the environ (and the scheme with it: http_scope)
+        client = scheme = None  # from the environ (http_scope)
         if lst.proxied:
             lst.complete_environ(env, conn.remote, lst.server_name, lst.server_port)
         else:
             env["REMOTE_ADDR"], env["REMOTE_PORT"] = conn.remote
-            client = conn.client
+            client, scheme = conn.client, "http"
         if lst.transport is not None:  # HTTPS=on, a verified client, a PROXY header's client
             lst.transport.environ(env, conn)
-            client = None
-        ex.scope = http_scope(env, self.state, ex.req.headers, client)
+            client = scheme = None
+        ex.scope = http_scope(env, self.state, ex.req.headers, client, scheme)
         run = ex.run
         if "HTTP_UPGRADE" in env and is_websocket(lst, env):
             websocket_scope(ex.scope)

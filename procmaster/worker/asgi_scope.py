@@ -30,14 +30,18 @@ NAMES_MAX = 256
 
 
 def http_scope(
-    env: dict, state: dict, headers: list | None = None, client: tuple | None = None
+    env: dict,
+    state: dict,
+    headers: list | None = None,
+    client: tuple | None = None,
+    scheme: str | None = None,
 ) -> dict:
     """The ``http`` scope of a request from its CGI variables (as the protocol
     parsed them, or as the proxy sent them). ``headers``: the fields as HTTP's
     parser kept them (``Request.headers``), else they are made from the ``HTTP_*``
-    variables; ``client``: (address, port) when the socket's peer is the client
-    over plain HTTP (no proxy, no TLS: the scheme is ``http``), else the client
-    is read from ``REMOTE_ADDR`` and ``REMOTE_PORT`` and the scheme as WSGI's."""
+    variables; ``client``: (address, port) when the socket's peer is the client,
+    else it is read from ``REMOTE_ADDR`` and ``REMOTE_PORT``; ``scheme``: when
+    the socket says it (plain HTTP: ``http``), else as a WSGI app would see it."""
     if headers is None:
         names = NAMES
         headers = [
@@ -58,9 +62,9 @@ def http_scope(
     uri = env.get("REQUEST_URI")
     raw_path = uri.partition("?")[0].encode("latin-1") if uri else path.encode("latin-1")
     version = env.get("SERVER_PROTOCOL", "HTTP/1.1")
-    scheme = "http"
-    if client is None:
+    if scheme is None:
         scheme = url_scheme(env)
+    if client is None:
         addr = env.get("REMOTE_ADDR")
         if addr:
             try:

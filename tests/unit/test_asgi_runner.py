@@ -94,9 +94,12 @@ def test_http_scope_takes_the_headers_and_client_it_is_given():
     socket's peer, instead of what the CGI variables would give."""
     env = {"HTTP_ACCEPT": "a, b", "REMOTE_ADDR": "10.0.0.1", "REMOTE_PORT": "5555"}
     kept = [(b"accept", b"a"), (b"accept", b"b")]
-    scope = http_scope(env, {}, kept, ("10.0.0.1", 5555))
+    env["HTTPS"] = "on"  # (as a proxy would say it: the socket's word wins)
+    scope = http_scope(env, {}, kept, ("10.0.0.1", 5555), "http")
     assert scope["headers"] is kept and scope["client"] == ("10.0.0.1", 5555)
-    assert scope["scheme"] == "http"  # a plain HTTP socket's peer
+    assert scope["scheme"] == "http"  # a plain HTTP socket
+    assert http_scope(env, {}, kept, ("10.0.0.1", 5555))["scheme"] == "https"  # not said
+    del env["HTTPS"]
     assert http_scope(env, {})["headers"] == [(b"accept", b"a, b")]
     assert http_scope(env, {})["client"] == ("10.0.0.1", 5555)
 
