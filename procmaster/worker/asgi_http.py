@@ -321,7 +321,10 @@ class AsgiConnection(asyncio.Protocol):
             data, self.pending = self.pending, b""
             self.take(data)
             return
-        self.flow()
+        # the queue only shrank: that can end a pause, never start one (every
+        # read ends in ``flow``, and nothing was read since)
+        if self.read_paused:
+            self.flow()
 
     def fail(self, exc: ProtocolError) -> None:
         """Bad request bytes, or a request the worker refuses: answer where the
