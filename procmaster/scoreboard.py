@@ -81,17 +81,16 @@ DESC_MAX = CORE_SIZE - _CORE.size
 _OFF_TX = 48  # tx, rt
 _OFF_CLASSES = 64  # five counters: 1xx .. 5xx
 _OFF_BUCKETS = 104
-# the same offsets in fields, for the writes through ``Scoreboard.q``, ``.d``
-# (8 bytes: a slot starts at field ``index * _SLOT_Q + _HEADER_Q``) and ``.i`` (4 bytes)
+# The request path writes single fields through typed views of the memory
+# (``Scoreboard.q`` and ``.d``: 8-byte fields, ``.i``: 4-byte ones), indexed by
+# offset // field size; a slot starts at 8-byte field ``index * _SLOT_Q + _HEADER_Q``,
+# which is 4-byte field twice that. Every field sits at a multiple of its size.
 _SLOT_Q, _HEADER_Q = SLOT_SIZE >> 3, HEADER_SIZE >> 3
 _Q_REQUESTS, _Q_EXC, _Q_START = _OFF_REQUESTS >> 3, _OFF_EXC >> 3, _OFF_START >> 3
-_Q_TX, _Q_RT, _Q_CLASSES, _Q_BUCKETS = 6, 7, _OFF_CLASSES >> 3, _OFF_BUCKETS >> 3
-assert (_Q_TX, _Q_RT) == (_OFF_TX >> 3, (_OFF_TX + 8) >> 3)
+_Q_TX, _Q_RT = _OFF_TX >> 3, (_OFF_TX >> 3) + 1
+_Q_CLASSES, _Q_BUCKETS = _OFF_CLASSES >> 3, _OFF_BUCKETS >> 3
 _I_STATUS = _OFF_STATUS >> 2
 _FIRST = BUCKETS[0]
-# the request path writes single fields through typed views of the memory
-# (``Scoreboard.i``, ``.q``, ``.d``), indexed by byte offset // field size: every
-# 8-byte field sits at a multiple of 8 (slots and header are multiples of 8 long)
 assert HEADER_SIZE % 8 == 0 and SLOT_SIZE % 8 == 0 and CORE_SIZE % 8 == 0
 assert all(o % 8 == 0 for o in (_OFF_REQUESTS, _OFF_EXC, _OFF_START, _OFF_TX, _OFF_CLASSES))
 assert _OFF_BUCKETS % 8 == 0 and _OFF_INFLIGHT % 4 == 0 and _OFF_STATUS % 4 == 0
