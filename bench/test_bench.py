@@ -339,3 +339,22 @@ def test_threads_ratio_is_each_family_against_its_one_thread_row() -> None:
     header, cells = threads_table(rows)
     assert header == ["scenario", "procmaster threads=4 / threads=1", "uWSGI threads=4 / threads=1"]
     assert cells == [["threads hello", "0.95", "1.12"], ["threads sleep", "3.75", "void (errors)"]]
+
+
+@pytest.mark.parametrize("case", ["asgi-keepalive", "uvicorn-keepalive", "uwsgi"])
+def test_opcodes_counts_each_server_from_its_first_request(case) -> None:
+    """opcodes.py counts procmaster and the uvicorn peer the same way: from the
+    first call of the app on (no start-up), per request, with the app among the
+    functions it names."""
+    out = subprocess.run(
+        [sys.executable, os.path.join(HERE, "opcodes.py"), case, "8"],
+        cwd=HERE,
+        env=tree_env(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    total = next(line for line in out.splitlines() if "opcodes per request" in line)
+    per_request = int(total.split(": ")[1].split()[0].replace(",", ""))
+    assert 100 < per_request < 20_000, out  # (start-up would add tens of thousands)
+    assert " app" in out or " hello" in out, out
