@@ -70,7 +70,7 @@ from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_ws import CLOSE_WAIT, WsRun, is_websocket, websocket_scope
 from .autoreload import report_modules, say_ready
-from .listener import WorkerListener, bytes_waiting, keepalive_timeout
+from .listener import NO_REQUEST_YET, WorkerListener, bytes_waiting, keepalive_timeout
 from .response import request_line
 
 __all__ = ["AsgiWorker", "new_loop"]
@@ -380,7 +380,7 @@ class AsgiWorker:
                     self.timeouts["read"] += 1
                     conn.abort()
                 continue
-            if self.stopping and not conn.in_request:
+            if self.stopping and not conn.in_request and conn.idle_since != NO_REQUEST_YET:
                 sock = conn.transport.get_extra_info("socket")
                 idle = now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING
                 if idle and not (sock is not None and bytes_waiting(sock.fileno())):

@@ -35,6 +35,7 @@ from collections import deque
 from ..logs import log
 from ..protocols import ProtocolError, Request, released
 from .asgi_exchange import EAGER, HttpExchange, step
+from .listener import NO_REQUEST_YET
 from .response import HIGH_WATER
 
 __all__ = ["AsgiConnection"]
@@ -80,7 +81,7 @@ class AsgiConnection(asyncio.Protocol):
         self.stepping = EAGER
         now = time.monotonic()
         self.deadline = now + worker.socket_timeout
-        self.idle_since = now
+        self.idle_since = NO_REQUEST_YET  # (until a request is answered: listener.py)
 
     # -- asyncio's callbacks ------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from collections import deque
 from ..logs import log
 from ..protocols import ProtocolError, Request
 from .glue import run
+from .listener import NO_REQUEST_YET
 from .response import HIGH_WATER
 from .roles import Host, InFlight, Listener
 from .sink import RequestSink
@@ -117,7 +118,7 @@ class Connection(RequestSink):
         self.closed = False
         self.close_after = False
         self.peer_closed = False
-        self.idle_since = now
+        self.idle_since = NO_REQUEST_YET  # (until a request is answered: listener.py)
         self.got_head = False
         self.deferred_error: ProtocolError | None = None
         # the worker's refusal of the request being read (limit-post)

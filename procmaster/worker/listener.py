@@ -21,7 +21,12 @@ import socket
 
 from ..protocols import protocol_class
 
-__all__ = ["WorkerListener", "keepalive_timeout", "setnodelay"]
+__all__ = ["NO_REQUEST_YET", "WorkerListener", "keepalive_timeout", "setnodelay"]
+
+# a connection's ``idle_since`` until its first request is answered: it is not an
+# idle keep-alive connection (a draining worker closes those after a moment) but a
+# client still sending its first request, held to the header deadline like any other
+NO_REQUEST_YET = float("inf")
 
 
 class WorkerListener:

@@ -67,7 +67,13 @@ from ..routing.front import front_door
 from ..wsgi import SPOOL_THRESHOLD, base_environ
 from .autoreload import report_modules, say_ready
 from .connection import Connection
-from .listener import WorkerListener, bytes_waiting, keepalive_timeout, setnodelay
+from .listener import (
+    NO_REQUEST_YET,
+    WorkerListener,
+    bytes_waiting,
+    keepalive_timeout,
+    setnodelay,
+)
 from .response import HIGH_WATER, request_line, threads_done
 from .roles import Client
 
@@ -230,11 +236,6 @@ class Worker:
             while self.accept(lst, serve=False) == ACCEPT_BATCH:
                 pass  # a whole batch: there may be more (fewer: the queue is empty)
             lst.sock.close()
-        for conn in list(self.conns.values()):
-            if conn.current is None and not conn.ready and not conn.in_request and not conn.out:
-                # idle keep-alive: serve a request that is already on its way, else
-                # close once it stayed idle for a moment (see sweep())
-                conn.idle_since = min(conn.idle_since, self.now)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -477,7 +478,13 @@ class Worker:
             writing = conn.out or conn.awaiting_write
             if conn.current is not None and not writing:
                 continue  # the app is producing (threads) or waiting: not the client's fault
-            if self.stopping and not conn.in_request and not writing and not conn.ready:
+            if (
+                self.stopping
+                and not conn.in_request
+                and not writing
+                and not conn.ready
+                and conn.idle_since != NO_REQUEST_YET  # (a first request: its deadline)
+            ):
                 idle = now - conn.idle_since >= IDLE_CLOSE_WHEN_DRAINING
                 if idle and not bytes_waiting(conn.fd):  # (a request on its way: served)
                     conn.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -417,3 +418,72 @@ def test_reloads_under_load_through_nginx_uwsgi_pass(procmaster, tmp_path, trigg
         assert "upstream" not in front.error_log
     finally:
         front.stop()
+
+
+FIRST_REQUEST_APPS = {
+    "wsgi": (
+        "module = late_app",
+        "def application(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '3')])\n"
+        "    return [b'old']\n",
+    ),
+    "asgi": (
+        "asgi = late_app:app",
+        "async def app(scope, receive, send):\n"
+        "    if scope['type'] == 'lifespan':\n"
+        "        while True:\n"
+        "            kind = (await receive())['type'].replace('lifespan.', '')\n"
+        "            await send({'type': f'lifespan.{kind}.complete'})\n"
+        "            if kind == 'shutdown':\n"
+        "                return\n"
+        "    await send({'type': 'http.response.start', 'status': 200,\n"
+        "                'headers': [(b'content-length', b'3')]})\n"
+        "    await send({'type': 'http.response.body', 'body': b'old'})\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FIRST_REQUEST_APPS))
+def test_a_client_still_sending_its_first_request_is_answered_by_a_draining_worker(
+    procmaster, tmp_path, kind
+):
+    """A connection the worker took before a reload, whose first request comes
+    later than the moment a draining worker leaves an idle keep-alive connection,
+    is a client still sending: the old worker answers it within the header
+    deadline (socket-timeout), it does not close it unanswered. (Under load a
+    client thread can be that late between connect() and send(): loaded run 2
+    of round nine lost a request on a new connection during a reload.)"""
+    import psutil
+
+    option, source = FIRST_REQUEST_APPS[kind]
+    (tmp_path / "late_app.py").write_text(source)
+    port = free_port()
+    ini = tmp_path / "site.ini"
+    ini.write_text(
+        f"[uwsgi]\nhttp-socket = 127.0.0.1:{port}\nchdir = {tmp_path}\n{option}\n"
+        "processes = 1\ndisable-logging = true\nsocket-timeout = 30\nworker-reload-mercy = 30\n"
+    )
+    server = procmaster("--ini", ini, wait_port=port)
+    [old] = server.wait_workers(1)
+    client = socket.create_connection(("127.0.0.1", port), timeout=30)
+    mine = client.getsockname()
+    # the old worker has taken the connection (it holds the other end)
+    wait_for(
+        lambda: any(
+            c.raddr and tuple(c.raddr) == mine for c in psutil.Process(old).net_connections()
+        ),
+        10,
+        what="the worker took the connection",
+    )
+    server.signal(signal.SIGHUP)
+    server.wait_log("stopping")
+    # the client is late: more than the idle second, and a sweep, after the stop
+    time.sleep(2.5)
+    assert psutil.pid_exists(old)  # still draining: this connection is open
+    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = b""
+    while chunk := client.recv(4096):
+        answer += chunk
+    client.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"old"), answer
+    wait_for(lambda: not psutil.pid_exists(old), 30, what="the old worker gone once it answered")
