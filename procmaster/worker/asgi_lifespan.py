@@ -6,8 +6,10 @@ Theory of operation
 ``Lifespan.startup`` starts the app's lifespan task (scope ``lifespan`` with
 the worker's ``state`` dict, which each request's scope then carries a shallow
 copy of) and waits for ``lifespan.startup.complete`` or ``...failed``. An app
-that raises before answering anything does not speak lifespan (ASGI says the
-server then goes on without it): that is logged once and the worker serves.
+that raises before it took a message does not speak lifespan (ASGI says the
+server then goes on without it), nor does one that returns before it answered
+the startup (as uvicorn takes it): that is logged once and the
+worker serves.
 ``startup.failed`` (or an exception after the startup message was taken) is
 a failure: ``startup`` returns the app's message and the worker exits, so the
 master respawns it with its crash back-off. ``shutdown`` sends
@@ -68,19 +70,23 @@ class Lifespan:
             raise
         except Exception as exc:
             if not self.started.done() and self.received == 0:
-                self.supported = False
-                log(
-                    f"{self.who}: the app does not support the ASGI lifespan scope "
-                    f"({type(exc).__name__}: {exc}); serving without it"
-                )
-                _settle(self.started, None)
+                self._without(f"{type(exc).__name__}: {exc}")
                 return
             why = traceback.format_exc().rstrip()
             _settle(self.started, why)
             _settle(self.stopped, why)
             return
-        _settle(self.started, "the app's lifespan returned before startup completed")
+        if not self.started.done():
+            # (``if scope["type"] != "http": return``: common, and served by the field)
+            self._without("it returned without answering lifespan.startup")
         _settle(self.stopped, None)
+
+    def _without(self, why: str) -> None:
+        self.supported = False
+        log(
+            f"{self.who}: the app does not support the ASGI lifespan scope ({why}); serving without it"
+        )
+        _settle(self.started, None)
 
     async def startup(self) -> str | None:
         """Run the startup; None when the worker may serve, else why not."""

@@ -451,6 +451,42 @@ def test_lifespan_shutdown_on_reload_and_stop(tmp_path):
         server.kill_all()
 
 
+_NO_LIFESPAN = {
+    # what apps without lifespan support do with the scope; uvicorn serves each of them
+    "raises": 'assert scope["type"] == "http", "no lifespan here"',
+    "returns": 'if scope["type"] != "http":\n        return',
+    "takes-then-returns": 'if scope["type"] != "http":\n        await receive()\n        return',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_NO_LIFESPAN))
+def test_an_app_without_lifespan_support_is_served_without_it(tmp_path, kind):
+    (tmp_path / "nolifespan.py").write_text(
+        "async def app(scope, receive, send):\n"
+        f"    {_NO_LIFESPAN[kind]}\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'served'})\n"
+    )
+    port = free_port()
+    server = _start(
+        tmp_path, "--http-socket", f"127.0.0.1:{port}", "--asgi", "nolifespan:app",
+        "--chdir", tmp_path, "--master", "--processes", "2", wait_port=port,
+    )  # fmt: skip
+    try:
+        log = server.wait_log("does not support the ASGI lifespan scope", 20, count=2)
+        assert "serving without it" in log
+        status, _, body = http_get(port, "/")
+        assert (status, body) == (200, b"served")
+        old = set(server.worker_pids())
+        server.signal(signal.SIGHUP)  # (a stop sends no lifespan.shutdown to such an app)
+        wait_for(lambda: not old & set(server.worker_pids()), 30, what="new workers")
+        wait_for(lambda: len(server.worker_pids()) == 2, 30, what="two new workers")
+        assert http_get(port, "/")[2] == b"served"
+        assert "startup failed" not in server.log and "Traceback" not in server.log
+    finally:
+        server.kill_all()
+
+
 # -- guards ------------------------------------------------------------------------
 
 
