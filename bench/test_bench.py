@@ -6,7 +6,8 @@ settings on both sides, the bodies the apps really answer, the threads ratio.
 
     python -m pytest bench/test_bench.py        (from the repository root)
 
-Not collected by the project's test suite (testpaths = tests): bench/ is a tool.
+Part of the project's test suite too (testpaths = tests, bench): a bench that
+misreads wrk or mixes up its rows would put wrong figures in RESULTS.md.
 """
 
 from __future__ import annotations

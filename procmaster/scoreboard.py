@@ -61,7 +61,6 @@ STATUS_NAMES = {
     STATUS_STOPPING: "pause",
 }
 
-_STATUS_START = struct.Struct("=i")
 _DOUBLE = struct.Struct("=d")
 _QUAD = struct.Struct("=q")
 _OFF_STATUS = 4
@@ -84,12 +83,13 @@ _OFF_BUCKETS = 104
 # The request path writes single fields through typed views of the memory
 # (``Scoreboard.q`` and ``.d``: 8-byte fields, ``.i``: 4-byte ones), indexed by
 # offset // field size; a slot starts at 8-byte field ``index * _SLOT_Q + _HEADER_Q``,
-# which is 4-byte field twice that. Every field sits at a multiple of its size.
+# which is 4-byte field twice that (``at + at``, ``_slot_i``). Every field sits at
+# a multiple of its size.
 _SLOT_Q, _HEADER_Q = SLOT_SIZE >> 3, HEADER_SIZE >> 3
 _Q_REQUESTS, _Q_EXC, _Q_START = _OFF_REQUESTS >> 3, _OFF_EXC >> 3, _OFF_START >> 3
 _Q_TX, _Q_RT = _OFF_TX >> 3, (_OFF_TX >> 3) + 1
 _Q_CLASSES, _Q_BUCKETS = _OFF_CLASSES >> 3, _OFF_BUCKETS >> 3
-_I_STATUS = _OFF_STATUS >> 2
+_I_PID, _I_STATUS, _I_INFLIGHT = 0, _OFF_STATUS >> 2, _OFF_INFLIGHT >> 2
 _FIRST = BUCKETS[0]
 assert HEADER_SIZE % 8 == 0 and SLOT_SIZE % 8 == 0 and CORE_SIZE % 8 == 0
 assert all(o % 8 == 0 for o in (_OFF_REQUESTS, _OFF_EXC, _OFF_START, _OFF_TX, _OFF_CLASSES))
@@ -176,7 +176,7 @@ class Scoreboard:
     def set_pid(self, index: int, pid: int) -> None:
         """The pid of a claimed slot's worker, once forked (the rest of the slot may
         already be the worker's: it can serve before the master runs again)."""
-        _STATUS_START.pack_into(self.mem, HEADER_SIZE + index * SLOT_SIZE, pid)
+        self.i[_slot_i(index) + _I_PID] = pid
 
     def release(self, index: int) -> None:
         self.mem[HEADER_SIZE + index * SLOT_SIZE : HEADER_SIZE + (index + 1) * SLOT_SIZE] = bytes(
@@ -206,8 +206,9 @@ class Scoreboard:
     # -- written by a worker ----------------------------------------------------------
 
     def worker_ready(self, index: int, pid: int) -> None:
-        base = HEADER_SIZE + index * SLOT_SIZE
-        struct.pack_into("=ii", self.mem, base, pid, STATUS_IDLE)
+        at = _slot_i(index)
+        self.i[at + _I_PID] = pid
+        self.i[at + _I_STATUS] = STATUS_IDLE
 
     def request_start(self, index: int, when: float) -> None:
         """Busy since ``when``: the start time first, then the status, so that a
@@ -240,10 +241,10 @@ class Scoreboard:
         """How many requests the worker has in flight now (an ASGI worker's tasks),
         written when the status does not say it: more than one while busy, or any
         count while pausing or stopping (``read`` takes idle as 0, busy as 1 or more)."""
-        self.i[(HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT) >> 2] = count
+        self.i[_slot_i(index) + _I_INFLIGHT] = count
 
     def inflight_of(self, index: int) -> int:
-        return _WID.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_INFLIGHT)[0]
+        return self.i[_slot_i(index) + _I_INFLIGHT]
 
     def exception(self, index: int) -> None:
         self.q[index * _SLOT_Q + _HEADER_Q + _Q_EXC] += 1
@@ -261,22 +262,20 @@ class Scoreboard:
     def core_start(self, index: int, core: int, when: float) -> None:
         """A worker thread (``core``) started a request: its start time and a busy slot."""
         self.d[self._core(index, core) >> 3] = when
-        self.i[(HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS) >> 2] = STATUS_BUSY
+        self.i[_slot_i(index) + _I_STATUS] = STATUS_BUSY
 
     def core_end(self, index: int, core: int) -> None:
         self.d[self._core(index, core) >> 3] = 0.0
 
     def stopping(self, index: int) -> None:
-        struct.pack_into(
-            "=i", self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_STATUS, STATUS_STOPPING
-        )
+        self.i[_slot_i(index) + _I_STATUS] = STATUS_STOPPING
 
     # -- read by anyone -----------------------------------------------------------------
 
     def read(self, index: int) -> Slot:
         base = HEADER_SIZE + index * SLOT_SIZE
         values = _SLOT.unpack_from(self.mem, base)
-        (inflight,) = _WID.unpack_from(self.mem, base + _OFF_INFLIGHT)
+        inflight = self.i[_slot_i(index) + _I_INFLIGHT]
         # a worker writes the count only when it says more than its status (see
         # ``inflight``): idle is none in flight, busy at least one
         status = values[1]
@@ -314,3 +313,8 @@ class Scoreboard:
         return sum(
             unpack(mem, HEADER_SIZE + i * SLOT_SIZE + _OFF_REQUESTS)[0] for i in range(self.nslots)
         )
+
+
+def _slot_i(index: int) -> int:
+    """Where slot ``index`` starts, as an index of the 4-byte view ``Scoreboard.i``."""
+    return (index * _SLOT_Q + _HEADER_Q) << 1

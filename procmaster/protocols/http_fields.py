@@ -10,7 +10,11 @@ Must not know: llhttp, sockets, the sink.
 
 from __future__ import annotations
 
-__all__ = ["CGI_NAMES", "FIELDS", "cgi_name", "field", "server_of", "split_host"]
+__all__ = ["CACHED_NAMES", "CGI_NAMES", "FIELDS", "cgi_name", "field", "server_of", "split_host"]
+
+# how many distinct field names each cache keeps (a client can send any number;
+# past the bound a name is worked out again each time)
+CACHED_NAMES = 512
 
 # request header name (bytes, as sent) -> CGI variable name; filled lazily
 CGI_NAMES: dict[bytes, str | None] = {
@@ -29,23 +33,18 @@ FIELDS: dict[bytes, tuple[str | None, bytes]] = {}
 
 def field(name: bytes) -> tuple[str | None, bytes]:
     """``User-Agent`` -> (``HTTP_USER_AGENT``, ``user-agent``); the variable is None
-    for names that must be dropped."""
-    try:
-        return FIELDS[name]
-    except KeyError:
-        pass
-    found = (cgi_name(name), name.lower())
-    if len(FIELDS) < 512:
+    for names that must be dropped. For a name not in ``FIELDS`` (the caller looks
+    there first)."""
+    cgi = CGI_NAMES[name] if name in CGI_NAMES else cgi_name(name)
+    found = (cgi, name.lower())
+    if len(FIELDS) < CACHED_NAMES:
         FIELDS[name] = found
     return found
 
 
 def cgi_name(name: bytes) -> str | None:
-    """``User-Agent`` -> ``HTTP_USER_AGENT``; None for names that must be dropped."""
-    try:
-        return CGI_NAMES[name]
-    except KeyError:
-        pass
+    """``User-Agent`` -> ``HTTP_USER_AGENT``; None for names that must be dropped.
+    For a name not in ``CGI_NAMES`` (the caller looks there first)."""
     text = name.decode("latin-1")
     low = text.lower()
     if low == "content-type":
@@ -58,7 +57,7 @@ def cgi_name(name: bytes) -> str | None:
         cgi = None
     else:
         cgi = "HTTP_" + text.upper().replace("-", "_")
-    if len(CGI_NAMES) < 512:
+    if len(CGI_NAMES) < CACHED_NAMES:
         CGI_NAMES[name] = cgi
     return cgi
 
