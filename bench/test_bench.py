@@ -347,15 +347,18 @@ def test_opcodes_counts_each_server_from_its_first_request(case) -> None:
     """opcodes.py counts procmaster and the uvicorn peer the same way: from the
     first call of the app on (no start-up), per request, with the app among the
     functions it names."""
-    out = subprocess.run(
+    run = subprocess.run(
         [sys.executable, os.path.join(HERE, "opcodes.py"), case, "8"],
         cwd=HERE,
         env=tree_env(ROOT),
         capture_output=True,
         text=True,
         timeout=120,
-    ).stdout
-    total = next(line for line in out.splitlines() if "opcodes per request" in line)
+    )
+    out = run.stdout
+    totals = [line for line in out.splitlines() if "opcodes per request" in line]
+    assert totals, f"exit {run.returncode}:\n{out}{run.stderr[-2000:]}"
+    total = totals[0]
     per_request = int(total.split(": ")[1].split()[0].replace(",", ""))
     assert 100 < per_request < 20_000, out  # (start-up would add tens of thousands)
     assert " app" in out or " hello" in out, out
