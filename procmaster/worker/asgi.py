@@ -388,7 +388,8 @@ class AsgiWorker:
                 continue
             if now > conn.deadline:
                 if not conn.in_request:
-                    kind = "keepalive"
+                    # a connection that never sent a request was waiting for its head
+                    kind = "keepalive" if conn.idle_since != NO_REQUEST_YET else "header"
                 else:
                     kind = "read" if conn.got_head else "header"
                 self.timeouts[kind] += 1

@@ -178,6 +178,31 @@ def test_keepalive_idle_timeout_and_stalled_write_are_counted(procmaster):
     assert "connections closed by timeouts: header 0, read 0, write 1, keepalive 1" in server.log
 
 
+@pytest.mark.parametrize(
+    "app", [("--module", "hardapp"), ("--asgi", "asgiapp:app")], ids=["wsgi", "asgi"]
+)
+def test_a_connection_that_never_sends_counts_as_a_header_timeout(procmaster, app):
+    """A new connection that sends nothing waits for its head: closed at the header
+    deadline (socket-timeout) and counted as ``header``; an idle connection after
+    an answered request is counted as ``keepalive``."""
+    port = free_port()
+    server = procmaster(
+        "--http-socket", f"127.0.0.1:{port}", *app, "--processes", "1",
+        "--socket-timeout", "1", "--http-keepalive", "2", wait_port=port,
+    )  # fmt: skip
+    silent = socket.create_connection(("127.0.0.1", port))
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    idle.request("GET", "/")
+    assert idle.getresponse().status == 200
+    assert closed_by_server(silent, 6)
+    assert closed_by_server(idle.sock, 6)
+    silent.close()
+    idle.close()
+    server.signal(signal.SIGTERM)
+    server.wait_exit()
+    assert "connections closed by timeouts: header 1, read 0, write 0, keepalive 1" in server.log
+
+
 def test_1000_idle_keepalive_connections_cost_memory_not_throughput(procmaster):
     raise_nofile(4096)
     server, port = start(procmaster, "--max-fd", "4096")
