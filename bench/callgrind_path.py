@@ -25,6 +25,22 @@ same app in this process: the peer's figure, measured the same way;
 Without valgrind it prints the requests per second of one worker. ``--logged``
 after the count writes uWSGI's default request line for each request into a
 file (the default is ``disable-logging``).
+
+The peer, uWSGI 2.0 (C), counted the same way: run it under callgrind yourself
+(one process, no master) and point the client at it; the counts go after the
+two files, since uWSGI's command line does not end with them::
+
+    for n in 1000 3000; do rm -f /tmp/cg.sock; valgrind --tool=callgrind \
+        --callgrind-out-file=cg.uwsgi.$n uwsgi --socket /tmp/cg.sock --processes 1 \
+        --disable-logging --wsgi-file bench/apps/hello.py & sleep 3
+      python bench/callgrind_path.py --client /tmp/cg.sock uwsgi $n $!; wait; done
+    python bench/callgrind_path.py --per-request cg.uwsgi.1000 cg.uwsgi.3000 1000 3000
+
+``--app NAME N`` counts an app alone, without a server: ``application`` of
+``bench/apps/NAME.py`` called N times with a plain ``GET /`` environ (after 50
+calls that warm it up), for ``flask_app`` and ``django_app`` (which needs
+``BENCH_DB``, a path for its SQLite file). Its instructions per call, added to a
+server's per-request figure, give that server's cost with that app.
 """
 
 from __future__ import annotations
@@ -231,17 +247,33 @@ def serve(case: str, n: int, logged: bool = False) -> None:
         worker.run_forever()
 
 
-def per_request(low: str, high: str) -> None:
-    """(instructions at the higher count - at the lower) / (difference of counts)."""
+def per_request(low: str, high: str, counts: list[str]) -> None:
+    """(instructions at the higher count - at the lower) / (difference of counts);
+    the counts end each file's command line, or are given (``counts``)."""
     totals = []
-    for path in (low, high):
+    for k, path in enumerate((low, high)):
         with open(path) as f:
             text = f.read()
         cmd = re.search(r"^cmd: .* (\d+)$", text, re.M)
         total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
-        totals.append((int(cmd.group(1)), int(total.group(1))))
+        if total is None or (cmd is None and not counts):
+            raise SystemExit(f"{path}: no callgrind totals, or no count (give both counts)")
+        totals.append((int(counts[k]) if counts else int(cmd.group(1)), int(total.group(1))))
     (n1, i1), (n2, i2) = totals
     print(f"{(i2 - i1) / (n2 - n1):,.0f} instructions per request")
+
+
+def app_alone(name: str, n: int) -> None:
+    """Call ``bench/apps/NAME.py``'s ``application`` n times (after 50), no server."""
+    from test_bench import wsgi_get  # the environ the bench's own checks call apps with
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps"))
+    app = __import__(name).application
+    for i in range(50 + n):
+        status, body = wsgi_get(app)
+        if not status.startswith("200") or not body:
+            raise SystemExit(f"{name}: call {i} answered {status} {body[:100]!r}")
+    print(f"{name}: {n} calls", file=sys.stderr)
 
 
 def main() -> None:
@@ -251,8 +283,10 @@ def main() -> None:
         args.remove("--logged")
     if args[:1] == ["--client"]:
         client(args[1], args[2], int(args[3]), int(args[4]))
-    elif args[:1] == ["--per-request"]:
-        per_request(args[1], args[2])
+    elif args[:1] == ["--per-request"] and len(args) in (3, 5):
+        per_request(args[1], args[2], args[3:])
+    elif args[:1] == ["--app"] and len(args) == 3:
+        app_alone(args[1], int(args[2]))
     elif len(args) == 2 and args[0] in CASES:
         serve(args[0], int(args[1]), logged)
     else:
