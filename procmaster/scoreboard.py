@@ -308,11 +308,9 @@ class Scoreboard:
         return _WID.unpack_from(self.mem, HEADER_SIZE + index * SLOT_SIZE + _OFF_WID)[0]
 
     def total(self) -> int:
-        mem = self.mem
-        unpack = _QUAD.unpack_from
-        return sum(
-            unpack(mem, HEADER_SIZE + i * SLOT_SIZE + _OFF_REQUESTS)[0] for i in range(self.nslots)
-        )
+        """The requests of every slot (a strided view of their counters, summed in C)."""
+        at = _HEADER_Q + _Q_REQUESTS
+        return sum(self.q[at : at + self.nslots * _SLOT_Q : _SLOT_Q])
 
 
 def _slot_i(index: int) -> int:

@@ -125,3 +125,18 @@ def test_requests_in_flight_are_read_from_the_status_unless_written():
     board.stopping(0)
     board.inflight(0, 2)
     assert board.read(0).inflight == 2
+
+
+def test_total_sums_every_slots_request_count_and_nothing_else():
+    """The instance's total (the request log's ``%(total)``) is the sum of the
+    slots' counters, whatever else the slots and the cores after them hold."""
+    board = Scoreboard(3, cores=4)
+    for index, count in enumerate((5, 7, 11)):
+        board.worker_ready(index, 1000 + index)
+        for _ in range(count):
+            board.request_start(index, time.time())
+            board.request_done(index, 200, 10**9, 0.5)
+        board.exception(index)
+        board.request_desc(index, b"\xff" * 200, core=3)  # a description past its field
+    assert board.total() == 23
+    assert board.total() == sum(board.read(i).requests for i in range(3))
