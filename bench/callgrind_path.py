@@ -254,7 +254,7 @@ def per_request(low: str, high: str, counts: list[str]) -> None:
     for k, path in enumerate((low, high)):
         with open(path) as f:
             text = f.read()
-        cmd = re.search(r"^cmd: .* (\d+)$", text, re.M)
+        cmd = re.search(r"^cmd: .* (\d+)(?: --logged)?$", text, re.M)
         total = re.search(r"^(?:summary|totals): (\d+)", text, re.M)
         if total is None or (cmd is None and not counts):
             raise SystemExit(f"{path}: no callgrind totals, or no count (give both counts)")

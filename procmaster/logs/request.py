@@ -3,9 +3,10 @@ are logged.
 
 Theory of operation
 -------------------
-``RequestLogger`` is built once per worker. ``compile_format`` turns a
-``log-format`` into a ``str.format`` template and the names of its ``%(var)``
-variables, so a line costs one ``format`` call and one lookup per variable.
+``RequestLogger`` is built once per worker. ``compile_format`` splits a
+``log-format`` into its literal text and the names of its ``%(var)`` variables;
+``compile_line`` makes one function that builds the whole line from them (an
+f-string of the values between the literal pieces), so a line costs one call.
 ``every`` is true unless ``disable-logging``; then ``wanted`` says whether this
 request is one of those uWSGI logs anyway: ``log-zero`` (no body), ``log-slow``
 (at least MS milliseconds), ``log-4xx``, ``log-5xx``, ``log-big`` (a body of at
@@ -45,16 +46,11 @@ DEFAULT_FORMAT = (
 )
 
 
-def compile_format(fmt: str) -> tuple[str, tuple[str, ...]]:
-    """``%(method) %(uri)`` -> (``"{0} {1}"``, ("method", "uri"))."""
-    names: list[str] = []
-
-    def repl(match: re.Match) -> str:
-        names.append(match.group(1))
-        return "{" + str(len(names) - 1) + "}"
-
-    template = _VAR.sub(repl, fmt.replace("{", "{{").replace("}", "}}"))
-    return template, tuple(names)
+def compile_format(fmt: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``[%(method) %(uri)]`` -> (``("[", " ", "]")``, ``("method", "uri")``): the
+    literal text around the variables (one piece more than the names)."""
+    pieces = _VAR.split(fmt)  # text, name, text, name, ..., text
+    return tuple(pieces[0::2]), tuple(pieces[1::2])
 
 
 def request_logger(cfg, wid: int) -> RequestLogger | None:
@@ -77,9 +73,9 @@ class RequestLogger:
 
     def __init__(self, cfg, wid: int) -> None:
         fmt = cfg.get("log-format") or DEFAULT_FORMAT
-        self.template, self.names = compile_format(fmt)
-        # the values of a line in one generated call (see compile_values)
-        self.values = compile_values(self.names)
+        literals, self.names = compile_format(fmt)
+        # the whole line in one generated call (see compile_line)
+        self.compose = compile_line(literals, self.names)
         self.needs_total = "total" in self.names  # a sum over every worker's slot
         self.wid = wid
         self.pid = os.getpid()
@@ -123,16 +119,16 @@ class RequestLogger:
         reqnum: int,
         total: int,
     ) -> str:
-        values = self.values(
+        line = self.compose(
             self, environ, status, rsize, hsize, nheaders, start, end, reqnum, total
         )
         if self.memory_report:
             vsz, rss = _memory("vsz"), _memory("rss")
             return (
                 f"{{address space usage: {vsz} bytes/{vsz >> 20}MB}} "
-                f"{{rss usage: {rss} bytes/{rss >> 20}MB}} " + self.template.format(*values) + "\n"
+                f"{{rss usage: {rss} bytes/{rss >> 20}MB}} " + line
             )
-        return self.template.format(*values) + "\n"
+        return line
 
     def _value(self, name, environ, status, rsize, hsize, nheaders, start, end, reqnum, total):
         if name == "addr":
@@ -171,7 +167,7 @@ class RequestLogger:
         if name == "total":
             return total
         if name == "ctime":
-            return time.ctime(start)
+            return _ctime(start)
         if name == "ltime":
             return time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(start))
         if name == "ftime":
@@ -219,20 +215,56 @@ _KNOWN = frozenset(
 LOGVARS = "uwsgi.logvars"  # the environ key uwsgi.set_logvar fills (api.logvars)
 
 
-def _vars(environ: dict) -> int:
+# The CGI variables (the upper-case keys) of the environs seen, by their keys in
+# order, with the bytes of those names: a worker's requests nearly all have the
+# same keys in the same order, so a line finds them with one lookup instead of
+# testing every key (bounded: an app that makes every environ different only
+# misses the cache).
+_SHAPES: dict[tuple, tuple[tuple[str, ...], int]] = {}
+_SHAPES_MAX = 64
+
+
+def _cgi_keys(environ: dict) -> tuple[tuple[str, ...], int]:
+    """The upper-case keys of ``environ`` in order, and the sum of their lengths."""
+    keys = tuple(environ)
+    try:
+        return _SHAPES[keys]
+    except KeyError:
+        pass
+    cgi = tuple(filter(str.isupper, keys))
+    found = cgi, sum(map(len, cgi))
+    if len(_SHAPES) < _SHAPES_MAX:
+        _SHAPES[keys] = found
+    return found
+
+
+def _vars(environ: dict, shape: tuple | None = None) -> int:
     """uWSGI's ``vars``: how many CGI variables (the upper-case keys)."""
-    return sum(map(str.isupper, environ))
+    return len((shape or _cgi_keys(environ))[0])
 
 
-def _pktsize(environ: dict) -> int:
+def _pktsize(environ: dict, shape: tuple | None = None) -> int:
     """uWSGI's ``pktsize``, approximated: the bytes of the CGI variables (the
     upper-case keys with text values). Counted without a Python-level loop when
     every such value is text, as the server puts them."""
-    keys = list(filter(str.isupper, environ))
+    keys, size = shape or _cgi_keys(environ)
     values = list(map(environ.__getitem__, keys))
-    if set(map(type, values)) <= {str}:
-        return sum(map(len, keys)) + sum(map(len, values))
-    return sum(len(k) + len(v) for k, v in zip(keys, values, strict=True) if type(v) is str)
+    try:
+        return size + len("".join(values))  # (in C; str subclasses are text too)
+    except TypeError:  # a value that is not text (an app put it there): not counted
+        return sum(len(k) + len(v) for k, v in zip(keys, values, strict=True) if isinstance(v, str))
+
+
+_LAST_CTIME = [-1, ""]  # the second last formatted by _ctime, and its text
+
+
+def _ctime(when: float) -> str:
+    """``time.ctime(when)`` (whole seconds), formatted once per second."""
+    second = int(when)
+    last = _LAST_CTIME
+    if last[0] != second:
+        last[0], last[1] = second, time.ctime(second)
+    return last[1]
 
 
 def _by_name(name: str):
@@ -272,10 +304,10 @@ _INLINE = {
     "wid": "s.wid",
     "reqnum": "rq",
     "total": "tot",
-    "ctime": "ctime(t0)",
+    "ctime": "_ctime(t0)",
     "user": 'e.get("REMOTE_USER", "")',
-    "vars": "_vars(e)",
-    "pktsize": "_pktsize(e)",
+    "vars": "_vars(e, c)",
+    "pktsize": "_pktsize(e, c)",
     "switches": "1",
     "core": "0",
 }
@@ -289,19 +321,23 @@ def _uri(e: dict) -> str:
     return uri
 
 
-def compile_values(names: tuple[str, ...]):
-    """One function returning the values of ``names`` for a line: the common
-    variables as inline expressions of a generated function (a line costs one
-    call, not one per variable), any other through its getter. The generated
-    text is made only of this module's fixed expressions and indices: nothing a
-    ``log-format`` says is ever part of it."""
+def compile_line(literals: tuple[str, ...], names: tuple[str, ...]):
+    """One function returning a whole line (its newline included): the literal pieces
+    and the values of ``names`` in turn, as one f-string; the common variables
+    as inline expressions of the generated function, any other through its
+    getter. The generated text is made only of this module's fixed expressions
+    and indices: the literal pieces are read from a tuple (``L[i]``), so nothing
+    a ``log-format`` says is ever part of it."""
     getters = tuple(None if name in _INLINE else _by_name(name) for name in names)
     exprs = [_INLINE.get(name) or f"g[{i}]({_ARGS})" for i, name in enumerate(names)]
-    source = f"def values({_ARGS}):\n    return ({', '.join(exprs)}{',' if exprs else ''})\n"
-    namespace = {"g": getters, "ctime": time.ctime, "_vars": _vars, "_pktsize": _pktsize}
-    namespace["_uri"] = _uri
+    parts = [f"{{L[{i}]}}{{{expr}}}" for i, expr in enumerate(exprs)]
+    # vars and pktsize share one look at the environ's keys (``c``)
+    shape = "    c = _cgi_keys(e)\n" if {"vars", "pktsize"} & set(names) else ""
+    source = f"def line({_ARGS}):\n{shape}    return f'''{''.join(parts)}{{L[{len(exprs)}]}}'''\n"
+    namespace = {"g": getters, "L": (*literals[:-1], literals[-1] + "\n"), "_ctime": _ctime}
+    namespace.update(_vars=_vars, _pktsize=_pktsize, _uri=_uri, _cgi_keys=_cgi_keys)
     exec(compile(source, "<log-format>", "exec"), namespace)  # noqa: S102
-    return namespace["values"]
+    return namespace["line"]
 
 
 def _memory(which: str) -> int:

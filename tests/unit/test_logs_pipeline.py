@@ -240,4 +240,4 @@ def test_vars_and_pktsize_count_the_cgi_variables_with_text_values(environ):
 
     cgi = {k: v for k, v in environ.items() if k.isupper()}
     assert _vars(environ) == len(cgi)
-    assert _pktsize(environ) == sum(len(k) + len(v) for k, v in cgi.items() if type(v) is str)
+    assert _pktsize(environ) == sum(len(k) + len(v) for k, v in cgi.items() if isinstance(v, str))
