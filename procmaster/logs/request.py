@@ -255,15 +255,17 @@ def _pktsize(environ: dict, shape: tuple | None = None) -> int:
         return sum(len(k) + len(v) for k, v in zip(keys, values, strict=True) if isinstance(v, str))
 
 
-_LAST_CTIME = [-1, ""]  # the second last formatted by _ctime, and its text
+_last_ctime: tuple[int, str] = (-1, "")  # the second last formatted by _ctime, and its text
 
 
 def _ctime(when: float) -> str:
-    """``time.ctime(when)`` (whole seconds), formatted once per second."""
+    """``time.ctime(when)`` (whole seconds), formatted once per second (the pair is
+    replaced whole, so a reader never sees one second's text under another's)."""
+    global _last_ctime
     second = int(when)
-    last = _LAST_CTIME
+    last = _last_ctime
     if last[0] != second:
-        last[0], last[1] = second, time.ctime(second)
+        last = _last_ctime = (second, time.ctime(second))
     return last[1]
 
 

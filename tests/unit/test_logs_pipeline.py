@@ -241,3 +241,14 @@ def test_vars_and_pktsize_count_the_cgi_variables_with_text_values(environ):
     cgi = {k: v for k, v in environ.items() if k.isupper()}
     assert _vars(environ) == len(cgi)
     assert _pktsize(environ) == sum(len(k) + len(v) for k, v in cgi.items() if isinstance(v, str))
+
+
+def test_ctime_formatted_once_per_second_is_time_ctime():
+    """``%(ctime)`` is kept per second: every value is what ``time.ctime`` says,
+    across second boundaries, going back in time and far apart."""
+    import time
+
+    from procmaster.logs.request import _ctime
+
+    for when in (1000.0, 1000.25, 1000.999, 1001.0, 999.5, 1_764_650_000.4, 1000.1):
+        assert _ctime(when) == time.ctime(when)
