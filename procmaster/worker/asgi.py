@@ -70,7 +70,13 @@ from .asgi_lifespan import Lifespan
 from .asgi_scope import http_scope
 from .asgi_ws import CLOSE_WAIT, WsRun, is_websocket, websocket_scope
 from .autoreload import report_modules, say_ready
-from .listener import NO_REQUEST_YET, WorkerListener, bytes_waiting, keepalive_timeout
+from .listener import (
+    NO_REQUEST_YET,
+    WorkerListener,
+    bytes_waiting,
+    keepalive_timeout,
+    timeout_kind,
+)
 from .response import request_line
 
 __all__ = ["AsgiWorker", "new_loop"]
@@ -387,11 +393,7 @@ class AsgiWorker:
                     conn.transport.close()  # (a request on its way is read and answered instead)
                 continue
             if now > conn.deadline:
-                if not conn.in_request:
-                    # a connection that never sent a request was waiting for its head
-                    kind = "keepalive" if conn.idle_since != NO_REQUEST_YET else "header"
-                else:
-                    kind = "read" if conn.got_head else "header"
+                kind = timeout_kind(conn.in_request, conn.got_head, conn.idle_since)
                 self.timeouts[kind] += 1
                 conn.abort()
         if self.stopping:

@@ -8,7 +8,9 @@ the worker must know (``protocols.base``: Capabilities), built once per worker;
 ``keepalive_timeout`` reads ``http-keepalive`` as uWSGI does; ``setnodelay``
 sets ``TCP_NODELAY`` on an accepted fd without building a socket object;
 ``bytes_waiting`` tells a draining worker that an idle connection's next
-request has arrived (it is served, not closed unread).
+request has arrived (it is served, not closed unread); ``timeout_kind`` names
+what a connection closed at its deadline was waiting for (the counts a worker
+logs when it stops).
 
 Must not know: connections, the event loop, protocol names.
 """
@@ -21,12 +23,21 @@ import socket
 
 from ..protocols import protocol_class
 
-__all__ = ["NO_REQUEST_YET", "WorkerListener", "keepalive_timeout", "setnodelay"]
+__all__ = ["NO_REQUEST_YET", "WorkerListener", "keepalive_timeout", "setnodelay", "timeout_kind"]
 
 # a connection's ``idle_since`` until its first request is answered: it is not an
 # idle keep-alive connection (a draining worker closes those after a moment) but a
 # client still sending its first request, held to the header deadline like any other
 NO_REQUEST_YET = float("inf")
+
+
+def timeout_kind(in_request: bool, got_head: bool, idle_since: float) -> str:
+    """What a connection that reached its deadline without writing was waiting
+    for: the rest of its request (``read``), a request head (``header``: also a
+    connection that never sent a request), or its next request (``keepalive``)."""
+    if in_request:
+        return "read" if got_head else "header"
+    return "keepalive" if idle_since != NO_REQUEST_YET else "header"
 
 
 class WorkerListener:

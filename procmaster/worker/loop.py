@@ -73,6 +73,7 @@ from .listener import (
     bytes_waiting,
     keepalive_timeout,
     setnodelay,
+    timeout_kind,
 )
 from .response import HIGH_WATER, request_line, threads_done
 from .roles import Client
@@ -492,11 +493,8 @@ class Worker:
             if now > conn.deadline:
                 if writing:
                     kind = "write"
-                elif not conn.in_request:
-                    # a connection that never sent a request was waiting for its head
-                    kind = "keepalive" if conn.idle_since != NO_REQUEST_YET else "header"
                 else:
-                    kind = "read" if conn.got_head else "header"
+                    kind = timeout_kind(conn.in_request, conn.got_head, conn.idle_since)
                 self.timeouts[kind] += 1
                 conn.close()
 
