@@ -22,6 +22,7 @@ def procmaster(tmp_path, request):
         wait_unix: str | None = None,
         wait_log: str | None = None,
         timeout: float = 15.0,
+        nofile: int | None = None,
     ) -> Server:
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = os.pathsep.join(
@@ -31,7 +32,7 @@ def procmaster(tmp_path, request):
         if env:
             full_env.update(env)
         log_path = tmp_path / f"procmaster-{len(servers)}.log"
-        server = Server([str(a) for a in args], cwd or tmp_path, full_env, log_path)
+        server = Server([str(a) for a in args], cwd or tmp_path, full_env, log_path, nofile)
         servers.append(server)
         if wait_port is not None:
             wait_for(

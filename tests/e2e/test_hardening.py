@@ -26,7 +26,9 @@ from support import Background, free_port, http_get, signal_pending, wait_for
 MiB = 1 << 20
 
 
-def start(procmaster, *extra, processes: int = 2, env: dict | None = None):
+def start(
+    procmaster, *extra, processes: int = 2, env: dict | None = None, nofile: int | None = None
+):
     port = free_port()
     server = procmaster(
         "--http-socket",
@@ -38,6 +40,7 @@ def start(procmaster, *extra, processes: int = 2, env: dict | None = None):
         *extra,
         wait_port=port,
         env=env,
+        nofile=nofile,
     )
     wait_for(lambda: len(server.worker_pids()) == processes, 10, what="workers")
     return server, port
@@ -375,12 +378,7 @@ def test_1gib_upload_keeps_worker_rss_within_50mb(procmaster, path, answer):
 
 
 def test_out_of_descriptors_pauses_accept_logs_once_and_recovers(procmaster):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))  # what the server inherits
-    try:
-        server, port = start(procmaster, "--listen", "300", processes=1)
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1024), hard))
+    server, port = start(procmaster, "--listen", "300", processes=1, nofile=64)
     worker = psutil.Process(server.worker_pids()[0])
     assert worker.rlimit(resource.RLIMIT_NOFILE)[0] == 64
     socks = []
@@ -407,12 +405,7 @@ def test_out_of_descriptors_pauses_accept_logs_once_and_recovers(procmaster):
 def test_out_of_descriptors_held_by_the_app_resumes_by_itself(procmaster):
     # the worker has no connection whose close would free a descriptor: it must
     # retry accepting on its own (once a second), not stay paused forever
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
-    try:
-        server, port = start(procmaster, processes=1)
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1024), hard))
+    server, port = start(procmaster, processes=1, nofile=64)
     assert http_get(port, "/hog?s=1.5", headers={"Connection": "close"})[2] == b"hogging"
     server.wait_log("hogged")
     t0 = time.monotonic()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -167,13 +168,21 @@ def kill_tree(proc: subprocess.Popen, known: set[int], grace: float = 0.0) -> No
 class Server:
     """A running ``procmaster`` (the master process), its log and its ports."""
 
-    def __init__(self, args: list[str], cwd: Path, env: dict, log_path: Path) -> None:
+    def __init__(
+        self, args: list[str], cwd: Path, env: dict, log_path: Path, nofile: int | None = None
+    ) -> None:
         self.args = args
         self.cwd = cwd
         self.log_path = log_path
         self.log_file = open(log_path, "ab")
+        # ``nofile``: the master's soft descriptor limit (its workers inherit it), set
+        # by prlimit(1) in the child, so the test process keeps its own limit
+        limit = []
+        if nofile is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            limit = ["prlimit", f"--nofile={nofile}:{hard if hard >= 0 else 'unlimited'}", "--"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "procmaster", *args],
+            [*limit, sys.executable, "-m", "procmaster", *args],
             cwd=cwd,
             env=env,
             stdin=subprocess.DEVNULL,
