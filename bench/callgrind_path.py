@@ -22,6 +22,9 @@ connection (as nginx's ``proxy_pass`` with upstream keep-alive does), and
 ``uvicorn-keepalive`` does the same to uvicorn (httptools, uvloop) serving the
 same app in this process: the peer's figure, measured the same way;
 ``uvicorn-http`` is uvicorn with a new connection per request (as ``asgi-http``).
+``asgi-churn`` and ``uvicorn-churn`` send one kept-alive request on each new
+unix-socket connection and close it once answered, as nginx's upstream
+keep-alive does to the connections it has no room to keep.
 Without valgrind it prints the requests per second of one worker. ``--logged``
 after the count writes uWSGI's default request line for each request into a
 file (the default is ``disable-logging``).
@@ -99,6 +102,11 @@ KEPT = b"GET /hello?x=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: wrk\r\nAccept
 CASES["asgi-keepalive"] = ("http", False, KEPT)
 CASES["uvicorn-keepalive"] = ("http", False, KEPT)
 CASES["uvicorn-http"] = CASES["http"]
+# a new connection per request that is kept alive and closed by the client once
+# answered: nginx's upstream keep-alive when more requests are in flight than it
+# keeps idle connections (the rest are closed after their answer)
+CASES["asgi-churn"] = ("http", True, KEPT)
+CASES["uvicorn-churn"] = ("http", True, KEPT)
 
 
 def hello(environ, start_response):
@@ -125,6 +133,7 @@ def client(address: str, case: str, n: int, server_pid: int) -> None:
     """One connection per request, one at a time; each answer read to EOF
     (``*-keepalive``: all on one connection)."""
     _, unix, request = CASES[case]
+    churn = case.endswith("-churn")
     start = time.perf_counter()
     if case.endswith("-keepalive"):
         try:
@@ -143,6 +152,8 @@ def client(address: str, case: str, n: int, server_pid: int) -> None:
         got = b""
         while chunk := s.recv(65536):
             got += chunk
+            if churn and got.endswith(BODY):
+                break  # (kept alive: the client closes)
         s.close()
         if BODY not in got:
             os.kill(server_pid, signal.SIGKILL)

@@ -8,9 +8,10 @@ another process; one connection per request, or all on one kept-alive
 connection for the ``*-keepalive`` cases) with ``sys.settrace`` counting the
 opcodes each function executes once the app has been called for the first time
 (what start-up runs is not counted, nor is half of the first request); prints
-the total per request and the 30 largest. The ``uvicorn-*`` cases count uvicorn
-(httptools, uvloop) serving the same app in the same way. Slow (every opcode is
-traced); the counts do not depend on the machine's load.
+the total per request and the 30 largest (``TOP=N`` in the environment: N).
+The ``uvicorn-*`` cases count uvicorn (httptools, uvloop) serving the same app
+in the same way. Slow (every opcode is traced); the counts do not depend on the
+machine's load.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def main() -> None:
     def report(code: int = 0) -> None:  # a worker exits with os._exit (SIGINT)
         sys.settrace(None)
         print(f"{case}: {sum(counts.values()) / (n - 1):,.0f} opcodes per request")
-        for (path, line, name), count in counts.most_common(30):
+        for (path, line, name), count in counts.most_common(int(os.environ.get("TOP", "30"))):
             print(f"{count / (n - 1):8.1f}  {path}:{line} {name}")
         real_exit(0)
 

@@ -22,6 +22,7 @@ Must not know: wrk, nginx, the other bench scripts' servers or reports.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import socket
 import statistics
@@ -123,8 +124,11 @@ def kept_alive(sock: socket.socket, n: int) -> None:
                 break
 
 
-def measure_asgi(server: str, app: str, n: int) -> float:
-    """Microseconds of worker CPU per request for ``server`` serving the ASGI ``app``."""
+def measure_asgi(server: str, app: str, n: int, per_connection: int = 0) -> float:
+    """Microseconds of worker CPU per request for ``server`` serving the ASGI ``app``:
+    on one kept-alive connection, or (``per_connection`` K) on a new connection
+    every K requests, which the client closes (nginx's upstream keep-alive cache
+    when more requests are in flight than it keeps idle connections)."""
     tmp = tempfile.mkdtemp(prefix="worker-cpu-")
     path = os.path.join(tmp, "app.sock")
     if server == "procmaster":
@@ -151,6 +155,13 @@ def measure_asgi(server: str, app: str, n: int) -> float:
 
         def run(count: int) -> None:  # on one connection, made with the first requests
             nonlocal connected
+            if per_connection:
+                for start in range(0, count, per_connection):
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.settimeout(10)
+                        s.connect(path)
+                        kept_alive(s, min(per_connection, count - start))
+                return
             if not connected:
                 sock.connect(path)
                 connected = True
@@ -169,12 +180,22 @@ def main() -> None:
     parser.add_argument(
         "--asgi", action="store_true", help="ASGI apps, procmaster against uvicorn, HTTP kept alive"
     )
+    parser.add_argument(
+        "--per-connection",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --asgi: a new connection every K requests (default: one for all)",
+    )
     opts = parser.parse_args()
     peer = "uvicorn" if opts.asgi else "uWSGI"
     modules = opts.modules
     if opts.asgi and modules == parser.get_default("modules"):
         modules = ["hello_asgi:app", "json_asgi:app"]
-    run = measure_asgi if opts.asgi else measure
+    if opts.asgi:
+        run = functools.partial(measure_asgi, per_connection=opts.per_connection)
+    else:
+        run = measure
     print(f"| app | procmaster µs/request | {peer} µs/request | procmaster / {peer} |")
     print("|---|---:|---:|---:|")
     for module in modules:
