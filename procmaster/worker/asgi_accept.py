@@ -48,6 +48,20 @@ READ_SIZE = 65536
 STREAM = socket.SOCK_STREAM
 
 
+class _Accepted(socket.socket):
+    """An accepted stream socket whose family and type are plain class
+    attributes: ``socket.socket`` converts both to enums on every read, and the
+    loop reads both when it takes the socket."""
+
+    __slots__ = ()
+
+
+ACCEPTED = {
+    family: type(f"Accepted{family.name}", (_Accepted,), {"family": family, "type": STREAM})
+    for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)
+}
+
+
 def accept(worker, lst) -> None:
     """Take what waits in the listen queue (a bounded batch), each socket read
     at once (``serve_at_accept``; TLS and PROXY layers read through the loop).
@@ -57,6 +71,7 @@ def accept(worker, lst) -> None:
     loop iteration.)"""
     listening = lst.sock
     family = listening.family
+    make = ACCEPTED.get(family, socket.socket)
     direct = lst.transport is None
     for _ in range(ACCEPT_BATCH):
         try:
@@ -67,7 +82,7 @@ def accept(worker, lst) -> None:
             if exc.errno in (errno.EMFILE, errno.ENFILE):
                 worker.out_of_fds(exc)
             return
-        sock = socket.socket(family, STREAM, 0, fd)
+        sock = make(family, STREAM, 0, fd)
         sock.setblocking(False)
         if not lst.unix:
             setnodelay(fd)
@@ -80,20 +95,49 @@ def accept(worker, lst) -> None:
 def connect_later(worker, sock: socket.socket, lst, conn: AsgiConnection | None) -> None:
     """The loop makes the socket's transport (for ``conn``, read at accept, or a new one)."""
     worker.accepted += 1
-    worker.loop.create_task(connect(worker, sock, lst, conn))
+    Connecting(worker, sock, lst, conn).step()
 
 
-async def connect(worker, sock: socket.socket, lst, conn: AsgiConnection | None) -> None:
-    factory = (lambda: AsgiConnection(worker, lst)) if conn is None else (lambda: conn)
-    try:
-        await worker.loop.connect_accepted_socket(factory, sock)
-    except OSError as exc:
-        if conn is None:
-            sock.close()
+class Connecting:
+    """``loop.connect_accepted_socket`` for one socket, its coroutine driven by
+    its waiter's callbacks rather than by a task: the transport is made at once,
+    the coroutine ends once the loop has called ``connection_made``. (A task per
+    connection, as ``create_task`` would make, costs more than the rest of the
+    hand-over: two trips through the loop and the registry of all tasks.)"""
+
+    __slots__ = ("worker", "sock", "conn", "fresh", "coro")
+
+    def __init__(self, worker, sock: socket.socket, lst, conn: AsgiConnection | None) -> None:
+        self.worker = worker
+        self.sock = sock
+        self.fresh = conn is None
+        self.conn = conn = AsgiConnection(worker, lst) if conn is None else conn
+        self.coro = worker.loop.connect_accepted_socket(lambda: conn, sock)
+
+    def step(self, _done: asyncio.Future | None = None) -> None:
+        try:
+            waits_on = self.coro.send(None)
+        except StopIteration:
+            self.over(None)
+            return
+        except Exception as exc:  # (OSError, mostly: the loop could not take the socket)
+            self.over(exc)
+            return
+        if waits_on is None:  # (a bare yield: go on at the loop's next turn)
+            self.worker.loop.call_soon(self.step)
         else:
-            conn.transport.lost(conn, exc)
-    finally:
+            waits_on._asyncio_future_blocking = False
+            waits_on.add_done_callback(self.step)
+
+    def over(self, exc: Exception | None) -> None:
+        worker = self.worker
         worker.accepted -= 1
+        if exc is not None:
+            if self.fresh:
+                self.sock.close()
+            else:
+                self.conn.transport.lost(self.conn, exc)
+        self.conn = self.coro = None
         if worker.stopping:
             worker.check_done()
 
