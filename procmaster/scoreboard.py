@@ -152,6 +152,12 @@ class Scoreboard:
         # machine's byte order as the formats above ("="): one store per field
         view = memoryview(self.mem)
         self.i, self.q, self.d = view.cast("i"), view.cast("q"), view.cast("d")
+        # each slot's part of them, indexed from the slot's start (a worker's
+        # per-request stores: no offset arithmetic on the way)
+        at = [index * _SLOT_Q + _HEADER_Q for index in range(nslots)]
+        self.slot_q = [self.q[a : a + _SLOT_Q] for a in at]
+        self.slot_d = [self.d[a : a + _SLOT_Q] for a in at]
+        self.slot_i = [self.i[a + a : a + a + _SLOT_Q + _SLOT_Q] for a in at]
 
     # -- written by the master ------------------------------------------------------
 
@@ -213,9 +219,8 @@ class Scoreboard:
     def request_start(self, index: int, when: float) -> None:
         """Busy since ``when``: the start time first, then the status, so that a
         reader that sees the worker busy sees since when."""
-        at = index * _SLOT_Q + _HEADER_Q
-        self.d[at + _Q_START] = when
-        self.i[at + at + _I_STATUS] = STATUS_BUSY
+        self.slot_d[index][_Q_START] = when
+        self.slot_i[index][_I_STATUS] = STATUS_BUSY
 
     def request_done(self, index: int, status: int, tx: int, seconds: float) -> None:
         """Count a finished request: bytes sent, time taken, status class and
@@ -225,17 +230,16 @@ class Scoreboard:
         one writer: a shared counter would lose counts between workers.) One
         store per field that changes, added to in place (only this worker writes
         its counters)."""
-        q = self.q
-        at = index * _SLOT_Q + _HEADER_Q
-        q[at + _Q_TX] += tx
-        q[at + _Q_RT] += int(seconds * 1e6)
+        q = self.slot_q[index]
+        q[_Q_TX] += tx
+        q[_Q_RT] += int(seconds * 1e6)
         cls = status // 100 - 1
         if 0 <= cls < 5:
-            q[at + _Q_CLASSES + cls] += 1
-        q[at + _Q_BUCKETS + (0 if seconds <= _FIRST else bisect_left(BUCKETS, seconds))] += 1
-        q[at + _Q_REQUESTS] += 1
-        self.d[at + _Q_START] = 0.0
-        self.i[at + at + _I_STATUS] = STATUS_IDLE
+            q[_Q_CLASSES + cls] += 1
+        q[_Q_BUCKETS + (0 if seconds <= _FIRST else bisect_left(BUCKETS, seconds))] += 1
+        q[_Q_REQUESTS] += 1
+        self.slot_d[index][_Q_START] = 0.0
+        self.slot_i[index][_I_STATUS] = STATUS_IDLE
 
     def inflight(self, index: int, count: int) -> None:
         """How many requests the worker has in flight now (an ASGI worker's tasks),

@@ -80,7 +80,7 @@ class HttpExchange:
         self.conn = conn
         self.req = req
         self.scope: dict | None = None
-        self.chunks: deque[bytes] = deque()
+        self.chunks: deque[bytes] | None = None  # (made with the first body bytes)
         self.buffered = 0
         self.body_done = False
         self.final_sent = False
@@ -132,9 +132,7 @@ class HttpExchange:
                 raise RuntimeError("ASGI: http.response.start sent twice")
             code = message["status"]
             self.status = REASONS.get(code) or f"{int(code)} Unknown"
-            self.headers = [
-                (k.decode("latin-1"), v.decode("latin-1")) for k, v in message.get("headers", ())
-            ]
+            self.headers = decoded(message.get("headers", ()))
             return
         if kind != "http.response.body":
             if kind == "http.response.trailers" or kind.startswith("http.response."):
@@ -221,6 +219,27 @@ class HttpExchange:
             self.status = self.status or "500 Internal Server Error"
             conn.abort()
         worker.request_finished(self)
+
+
+DECODED: dict[tuple, list] = {}  # an app's response headers -> as str (the ones seen, bounded)
+DECODED_MAX = 256
+
+
+def decoded(headers) -> list[tuple[str, str]]:
+    """An ASGI response's header fields (bytes pairs) as the protocols take them
+    (latin-1 str pairs). An app sends the same few sets of fields again and
+    again: the decoded list is kept, shared and never changed."""
+    try:
+        key = tuple(headers)
+        return DECODED[key]
+    except KeyError:
+        pass
+    except TypeError:  # (not hashable: no caching)
+        key = None
+    fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+    if key is not None and len(DECODED) < DECODED_MAX:
+        DECODED[key] = fields
+    return fields
 
 
 def step(loop: asyncio.AbstractEventLoop, ex: HttpExchange, coro) -> None:

@@ -218,7 +218,14 @@ class AsgiConnection(asyncio.Protocol):
                 self.pending = rest
                 break
             data = rest
-        self.flow()
+        if (  # (most reads: nothing waits, nothing is paused, and flow has nothing to do)
+            self.pending
+            or self.read_paused
+            or len(self.queue) > 1
+            or self.receiving is not None
+            or self.deferred is not None
+        ):
+            self.flow()
 
     def flow(self) -> None:
         """Pause reading while a complete request waits behind the running one,
@@ -252,7 +259,8 @@ class AsgiConnection(asyncio.Protocol):
             return
         worker = self.worker
         self.got_head = True
-        self.deadline = time.monotonic() + worker.socket_timeout
+        if req.content_length != 0:  # its body's deadline (a request without one is read)
+            self.deadline = time.monotonic() + worker.socket_timeout
         limit = worker.limit_post
         if limit and req.content_length is not None and req.content_length > limit:
             self.refused = ProtocolError(
@@ -271,6 +279,8 @@ class AsgiConnection(asyncio.Protocol):
         ex = self.receiving
         if ex is None or ex.req is not req:
             return
+        if ex.chunks is None:
+            ex.chunks = deque()
         ex.chunks.append(data)
         ex.buffered += len(data)
         self.deadline = time.monotonic() + self.worker.socket_timeout
@@ -288,7 +298,8 @@ class AsgiConnection(asyncio.Protocol):
         if self.refused is not None or ex is None or ex.req is not req:
             return
         ex.body_done = True
-        ex.wake()
+        if ex.waiter is not None:
+            ex.wake()
 
     # -- responses -----------------------------------------------------------------
 
@@ -296,7 +307,8 @@ class AsgiConnection(asyncio.Protocol):
         """The response of the running exchange is complete: close, or go on
         with the next request."""
         ex.gone = True
-        ex.wake()
+        if ex.waiter is not None:
+            ex.wake()
         if self.queue and self.queue[0] is ex:
             self.queue.popleft()
         if self.receiving is ex:

@@ -73,8 +73,8 @@ def test_a_counted_request_is_seen_with_its_status_class_and_bucket():
     board = Scoreboard(1)
     board.claim(0, 7)
     seen = []
-    real = board.q
-    requests_at = (scoreboard.HEADER_SIZE + scoreboard._OFF_REQUESTS) // 8
+    real = board.slot_q[0]  # (the slot's 8-byte fields, from its start)
+    requests_at = scoreboard._OFF_REQUESTS // 8
 
     class Spy:  # what a reader sees when the request count is stored
         def __getitem__(self, at):
@@ -86,7 +86,7 @@ def test_a_counted_request_is_seen_with_its_status_class_and_bucket():
                 seen.append((value, sum(slot.classes), sum(slot.buckets), slot.tx))
             real[at] = value
 
-    board.q = Spy()
+    board.slot_q[0] = Spy()
     board.request_done(0, 503, 100, 0.2)
     board.exception(0)
     board.request_done(0, 404, 50, 0.001)
