@@ -190,6 +190,26 @@ def test_slow_clients_hold_nothing(site):
         reader.close()
 
 
+def test_a_stalled_body_is_cut_by_socket_timeout_and_a_slow_app_is_not(site):
+    """The read deadline runs while a request's body is awaited (restarted at its
+    head), and never while its app works: a GET whose app takes longer than
+    socket-timeout (3 s) is answered, a POST whose body stalls is closed."""
+    _, ports, _, _ = site
+    stalled = socket.create_connection(("127.0.0.1", ports["http"]))
+    try:
+        stalled.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        started = time.monotonic()
+        assert http_get(ports["http"], "/sleep?4", timeout=20)[0] == 200
+        assert time.monotonic() - started >= 4
+        stalled.settimeout(20)
+        try:
+            assert stalled.recv(100) == b""  # closed by the read deadline, unanswered
+        except ConnectionResetError:
+            pass  # (aborted: a reset is the same answer)
+    finally:
+        stalled.close()
+
+
 def test_http_disconnect_reaches_the_app(site):
     server, ports, marker, _ = site
     disc = Path(str(marker) + ".disc")

@@ -1,15 +1,21 @@
 """The ASGI runner's pure parts: which callables are ASGI 3 apps, and the http
 scope built from a protocol's CGI variables, the websocket scope and the
-``websocket.http.response`` extension's header check."""
+``websocket.http.response`` extension's header check, the response headers'
+decoding; and the hand-over of an accepted socket to a real loop."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import socket
+import time
 
 import pytest
 
 from procmaster.app import AppLoadError, asgi_problem, load_asgi_app
 from procmaster.config import load
+from procmaster.worker import asgi_accept, asgi_exchange
+from procmaster.worker.asgi import new_loop
 from procmaster.worker.asgi_scope import http_scope
 from procmaster.worker.asgi_ws import _byte_pairs, websocket_scope
 
@@ -160,3 +166,101 @@ def test_http_response_headers_must_be_pairs_of_bytes(headers):
 
 def test_http_response_headers_decode_as_latin1():
     assert _byte_pairs([(b"x-a", b"caf\xe9")]) == [("x-a", "café")]
+
+
+def test_response_headers_are_decoded_once_per_set_and_shared():
+    fields = [(b"content-type", b"text/plain"), (b"x-caf", b"caf\xe9")]
+    first = asgi_exchange.decoded(fields)
+    assert first == [("content-type", "text/plain"), ("x-caf", "café")]
+    # the same fields in new objects (as a framework builds them per response)
+    again = asgi_exchange.decoded([(b"content-type", b"text/plain"), (b"x-caf", b"caf\xe9")])
+    assert again is first
+    assert asgi_exchange.decoded([(b"content-type", b"text/html")]) == [
+        ("content-type", "text/html")
+    ]
+    assert asgi_exchange.decoded(()) == []
+
+
+def test_response_headers_that_cannot_be_keys_are_decoded_all_the_same():
+    fields = [[b"x-a", b"1"], [b"x-b", b"2"]]  # lists: not hashable
+    assert asgi_exchange.decoded(fields) == [("x-a", "1"), ("x-b", "2")]
+
+
+def test_response_headers_that_are_not_bytes_raise_as_before():
+    with pytest.raises(AttributeError):  # (the app's error: a 500, or a cut)
+        asgi_exchange.decoded([("x-a", "1")])
+
+
+def test_the_decoded_headers_kept_are_bounded(monkeypatch):
+    monkeypatch.setattr(asgi_exchange, "DECODED", {})
+    for n in range(asgi_exchange.DECODED_MAX + 50):
+        assert asgi_exchange.decoded([(b"x-n", b"%d" % n)]) == [("x-n", str(n))]
+    assert len(asgi_exchange.DECODED) == asgi_exchange.DECODED_MAX
+
+
+class Worker:
+    """What ``Connecting`` reads of an ASGI worker."""
+
+    def __init__(self, loop) -> None:
+        self.loop = loop
+        self.accepted = 0
+        self.stopping = True
+        self.checked = 0
+
+    def check_done(self) -> None:
+        self.checked += 1
+
+
+class Early:
+    """A connection read at accept: its transport is told when the loop cannot take it."""
+
+    def __init__(self) -> None:
+        self.lost_with = None
+        self.transport = self
+
+    def lost(self, conn, exc) -> None:
+        self.lost_with = exc
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+def test_a_socket_the_loop_cannot_take_is_closed_and_no_longer_counted(kind):
+    loop = new_loop(kind)
+    try:
+        worker = Worker(loop)
+        mine, peer = socket.socketpair()
+        with peer:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, mine.detach())
+            sock.close()  # (a socket the loop cannot take: closed under it)
+            conn = Early()
+            worker.accepted += 1
+            asgi_accept.Connecting(worker, sock, None, conn).step()
+        assert worker.accepted == 0 and worker.checked == 1
+        assert conn.lost_with is not None
+    finally:
+        loop.close()
+
+
+@pytest.mark.parametrize("kind", ["asyncio", "uvloop"])
+def test_a_socket_the_loop_takes_is_counted_until_its_connection_is_made(kind):
+    loop = new_loop(kind)
+    made = []
+
+    class Conn(asyncio.Protocol):
+        def connection_made(self, transport):
+            made.append(worker.accepted)
+            transport.close()
+
+    try:
+        worker = Worker(loop)
+        mine, peer = socket.socketpair()
+        with peer:
+            mine.setblocking(False)
+            worker.accepted += 1
+            asgi_accept.Connecting(worker, mine, None, Conn()).step()
+            assert worker.accepted == 1  # the loop has not called connection_made yet
+            deadline = time.monotonic() + 10
+            while worker.accepted and time.monotonic() < deadline:
+                loop.run_until_complete(asyncio.sleep(0))  # (a turn of the loop)
+            assert made == [1] and worker.accepted == 0 and worker.checked == 1
+    finally:
+        loop.close()
