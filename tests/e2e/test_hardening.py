@@ -21,7 +21,7 @@ import time
 
 import psutil
 import pytest
-from support import Background, free_port, http_get, signal_pending, wait_for
+from support import Background, free_port, http_get, raise_nofile, signal_pending, wait_for
 
 MiB = 1 << 20
 
@@ -70,13 +70,6 @@ def normal_requests(port: int, n: int = 20) -> list[float]:
 
 def workers_rss(server) -> int:
     return sum(psutil.Process(pid).memory_info().rss for pid in server.worker_pids())
-
-
-def raise_nofile(want: int) -> tuple[int, int]:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-    return soft, hard
 
 
 def closed_by_server(sock: socket.socket, timeout: float) -> bool:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import psutil
-from support import free_port, http_get, wait_for
+from support import free_port, http_get, raise_nofile, wait_for
 
 APP = ("--module", "testapp:application")
 NOBODY = 65534
@@ -57,17 +57,11 @@ def _metrics(sport: int) -> bytes:
     return body
 
 
-def _raise_own_nofile(n: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < n:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(n, hard), hard))
-
-
 def test_idle_stats_clients_at_a_low_fd_limit(procmaster):
     """``ulimit -n 200``, 250 idle stats-http connections: the master neither spins
     nor runs out; /metrics is answered meanwhile, idle clients are closed after
     their deadline, and SIGHUP reloads."""
-    _raise_own_nofile(1024)
+    raise_nofile(1024)
     port, sport = free_port(), free_port()
     server = procmaster(
         "--http-socket", f"127.0.0.1:{port}", *APP, "--processes", "2",
@@ -98,7 +92,7 @@ def test_stats_accept_out_of_descriptors_pauses_and_says_so_once(procmaster):
     """The master at its descriptor limit: accept fails with EMFILE. One log line,
     no spinning, and a SIGHUP still reloads (stats clients are closed to free
     descriptors for the check)."""
-    _raise_own_nofile(1024)
+    raise_nofile(1024)
     port, sport = free_port(), free_port()
     server = procmaster(
         "--http-socket", f"127.0.0.1:{port}", *APP, "--processes", "1",

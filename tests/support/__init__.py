@@ -29,6 +29,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def raise_nofile(want: int) -> None:
+    """This (test) process's soft descriptor limit raised to ``want`` (at most the
+    hard limit), for a test that opens many client sockets itself."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
+
+
 def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what="condition"):
     """Poll ``predicate`` until it returns a truthy value (never a blind sleep).
     ``what`` names the condition in the failure; a callable is asked at the
