@@ -228,7 +228,8 @@ DECODED_MAX = 256
 def decoded(headers) -> list[tuple[str, str]]:
     """An ASGI response's header fields (bytes pairs) as the protocols take them
     (latin-1 str pairs). An app sends the same few sets of fields again and
-    again: the decoded list is kept, shared and never changed."""
+    again: the decoded list is kept, shared and never changed. Sets that do not
+    repeat (a cookie per response) fill the cache, which then starts again."""
     try:
         key = tuple(headers)
         return DECODED[key]
@@ -237,7 +238,9 @@ def decoded(headers) -> list[tuple[str, str]]:
     except TypeError:  # (not hashable: no caching)
         key = None
     fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-    if key is not None and len(DECODED) < DECODED_MAX:
+    if key is not None:
+        if len(DECODED) >= DECODED_MAX:
+            DECODED.clear()
         DECODED[key] = fields
     return fields
 
