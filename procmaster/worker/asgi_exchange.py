@@ -230,12 +230,12 @@ def decoded(headers) -> list[tuple[str, str]]:
     (latin-1 str pairs). An app sends the same few sets of fields again and
     again: the decoded list is kept, shared and never changed. Sets that do not
     repeat (a cookie per response) fill the cache, which then starts again."""
+    key = headers = tuple(headers)  # (an iterable that can be read once, read once)
     try:
-        key = tuple(headers)
         return DECODED[key]
     except KeyError:
         pass
-    except TypeError:  # (not hashable: no caching)
+    except TypeError:  # (items that are not hashable: no caching)
         key = None
     fields = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
     if key is not None:

@@ -186,6 +186,11 @@ def test_response_headers_that_cannot_be_keys_are_decoded_all_the_same():
     assert asgi_exchange.decoded(fields) == [("x-a", "1"), ("x-b", "2")]
 
 
+def test_response_headers_given_as_a_generator_are_read_once():
+    fields = ((k, v) for k, v in [(b"x-gen", b"1"), (b"x-gen2", b"2")])
+    assert asgi_exchange.decoded(fields) == [("x-gen", "1"), ("x-gen2", "2")]
+
+
 def test_response_headers_that_are_not_bytes_raise_as_before():
     with pytest.raises(AttributeError):  # (the app's error: a 500, or a cut)
         asgi_exchange.decoded([("x-a", "1")])
