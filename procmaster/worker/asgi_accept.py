@@ -120,8 +120,10 @@ class Connecting:
         except StopIteration:
             self.over(None)
             return
-        except Exception as exc:  # (OSError, mostly: the loop could not take the socket)
-            self.over(exc)
+        except BaseException as exc:  # (OSError, mostly: the loop could not take the socket)
+            self.over(exc)  # (also a cancelled waiter: the socket is not left counted)
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
             return
         if waits_on is None:  # (a bare yield: go on at the loop's next turn)
             self.worker.loop.call_soon(self.step)
@@ -129,7 +131,7 @@ class Connecting:
             waits_on._asyncio_future_blocking = False
             waits_on.add_done_callback(self.step)
 
-    def over(self, exc: Exception | None) -> None:
+    def over(self, exc: BaseException | None) -> None:
         worker = self.worker
         worker.accepted -= 1
         if exc is not None:
