@@ -105,12 +105,14 @@ class Connecting:
     connection, as ``create_task`` would make, costs more than the rest of the
     hand-over: two trips through the loop and the registry of all tasks.)"""
 
-    __slots__ = ("worker", "sock", "conn", "fresh", "coro")
+    __slots__ = ("worker", "sock", "conn", "early", "coro")
 
     def __init__(self, worker, sock: socket.socket, lst, conn: AsgiConnection | None) -> None:
         self.worker = worker
         self.sock = sock
-        self.fresh = conn is None
+        # a connection read at accept: its early transport (the loop's may have
+        # replaced it by the time the hand-over fails)
+        self.early = None if conn is None else conn.transport
         self.conn = conn = AsgiConnection(worker, lst) if conn is None else conn
         self.coro = worker.loop.connect_accepted_socket(lambda: conn, sock)
 
@@ -135,11 +137,11 @@ class Connecting:
         worker = self.worker
         worker.accepted -= 1
         if exc is not None:
-            if self.fresh:
+            if self.early is None:
                 self.sock.close()
             else:
-                self.conn.transport.lost(self.conn, exc)
-        self.conn = self.coro = None
+                self.early.lost(self.conn, exc)
+        self.conn = self.coro = self.early = None
         if worker.stopping:
             worker.check_done()
 

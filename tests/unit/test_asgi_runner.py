@@ -254,6 +254,8 @@ def test_a_socket_the_loop_takes_is_counted_until_its_connection_is_made(kind):
     made = []
 
     class Conn(asyncio.Protocol):
+        transport = None  # (its early transport: never told, the loop takes the socket)
+
         def connection_made(self, transport):
             made.append(worker.accepted)
             transport.close()
