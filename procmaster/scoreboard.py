@@ -83,8 +83,9 @@ _OFF_BUCKETS = 104
 # The request path writes single fields through typed views of the memory
 # (``Scoreboard.q`` and ``.d``: 8-byte fields, ``.i``: 4-byte ones), indexed by
 # offset // field size; a slot starts at 8-byte field ``index * _SLOT_Q + _HEADER_Q``,
-# which is 4-byte field twice that (``at + at``, ``_slot_i``). Every field sits at
-# a multiple of its size.
+# which is 4-byte field twice that. Each slot's part of those views
+# (``slot_q``, ``slot_d``, ``slot_i``) is indexed from the slot's start by the
+# ``_Q_*`` and ``_I_*`` numbers below. Every field sits at a multiple of its size.
 _SLOT_Q, _HEADER_Q = SLOT_SIZE >> 3, HEADER_SIZE >> 3
 _Q_REQUESTS, _Q_EXC, _Q_START = _OFF_REQUESTS >> 3, _OFF_EXC >> 3, _OFF_START >> 3
 _Q_TX, _Q_RT = _OFF_TX >> 3, (_OFF_TX >> 3) + 1
@@ -182,7 +183,7 @@ class Scoreboard:
     def set_pid(self, index: int, pid: int) -> None:
         """The pid of a claimed slot's worker, once forked (the rest of the slot may
         already be the worker's: it can serve before the master runs again)."""
-        self.i[_slot_i(index) + _I_PID] = pid
+        self.slot_i[index][_I_PID] = pid
 
     def release(self, index: int) -> None:
         self.mem[HEADER_SIZE + index * SLOT_SIZE : HEADER_SIZE + (index + 1) * SLOT_SIZE] = bytes(
@@ -212,9 +213,9 @@ class Scoreboard:
     # -- written by a worker ----------------------------------------------------------
 
     def worker_ready(self, index: int, pid: int) -> None:
-        at = _slot_i(index)
-        self.i[at + _I_PID] = pid
-        self.i[at + _I_STATUS] = STATUS_IDLE
+        fields = self.slot_i[index]
+        fields[_I_PID] = pid
+        fields[_I_STATUS] = STATUS_IDLE
 
     def request_start(self, index: int, when: float) -> None:
         """Busy since ``when``: the start time first, then the status, so that a
@@ -245,13 +246,13 @@ class Scoreboard:
         """How many requests the worker has in flight now (an ASGI worker's tasks),
         written when the status does not say it: more than one while busy, or any
         count while pausing or stopping (``read`` takes idle as 0, busy as 1 or more)."""
-        self.i[_slot_i(index) + _I_INFLIGHT] = count
+        self.slot_i[index][_I_INFLIGHT] = count
 
     def inflight_of(self, index: int) -> int:
-        return self.i[_slot_i(index) + _I_INFLIGHT]
+        return self.slot_i[index][_I_INFLIGHT]
 
     def exception(self, index: int) -> None:
-        self.q[index * _SLOT_Q + _HEADER_Q + _Q_EXC] += 1
+        self.slot_q[index][_Q_EXC] += 1
 
     def _core(self, index: int, core: int) -> int:
         return self.cores_base + (index * self.cores + core) * CORE_SIZE
@@ -266,20 +267,20 @@ class Scoreboard:
     def core_start(self, index: int, core: int, when: float) -> None:
         """A worker thread (``core``) started a request: its start time and a busy slot."""
         self.d[self._core(index, core) >> 3] = when
-        self.i[_slot_i(index) + _I_STATUS] = STATUS_BUSY
+        self.slot_i[index][_I_STATUS] = STATUS_BUSY
 
     def core_end(self, index: int, core: int) -> None:
         self.d[self._core(index, core) >> 3] = 0.0
 
     def stopping(self, index: int) -> None:
-        self.i[_slot_i(index) + _I_STATUS] = STATUS_STOPPING
+        self.slot_i[index][_I_STATUS] = STATUS_STOPPING
 
     # -- read by anyone -----------------------------------------------------------------
 
     def read(self, index: int) -> Slot:
         base = HEADER_SIZE + index * SLOT_SIZE
         values = _SLOT.unpack_from(self.mem, base)
-        inflight = self.i[_slot_i(index) + _I_INFLIGHT]
+        inflight = self.slot_i[index][_I_INFLIGHT]
         # a worker writes the count only when it says more than its status (see
         # ``inflight``): idle is none in flight, busy at least one
         status = values[1]
@@ -315,8 +316,3 @@ class Scoreboard:
         """The requests of every slot (a strided view of their counters, summed in C)."""
         at = _HEADER_Q + _Q_REQUESTS
         return sum(self.q[at : at + self.nslots * _SLOT_Q : _SLOT_Q])
-
-
-def _slot_i(index: int) -> int:
-    """Where slot ``index`` starts, as an index of the 4-byte view ``Scoreboard.i``."""
-    return (index * _SLOT_Q + _HEADER_Q) << 1
