@@ -218,8 +218,8 @@ LOGVARS = "uwsgi.logvars"  # the environ key uwsgi.set_logvar fills (api.logvars
 # The CGI variables (the upper-case keys) of the environs seen, by their keys in
 # order, with the bytes of those names: a worker's requests nearly all have the
 # same keys in the same order, so a line finds them with one lookup instead of
-# testing every key (bounded: an app that makes every environ different only
-# misses the cache).
+# testing every key (bounded: environs that never repeat fill it, and it starts
+# again).
 _SHAPES: dict[tuple, tuple[tuple[str, ...], int]] = {}
 _SHAPES_MAX = 64
 
@@ -233,8 +233,9 @@ def _cgi_keys(environ: dict) -> tuple[tuple[str, ...], int]:
         pass
     cgi = tuple(filter(str.isupper, keys))
     found = cgi, sum(map(len, cgi))
-    if len(_SHAPES) < _SHAPES_MAX:
-        _SHAPES[keys] = found
+    if len(_SHAPES) >= _SHAPES_MAX:
+        _SHAPES.clear()
+    _SHAPES[keys] = found
     return found
 
 

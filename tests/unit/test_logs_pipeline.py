@@ -252,3 +252,19 @@ def test_ctime_formatted_once_per_second_is_time_ctime():
 
     for when in (1000.0, 1000.25, 1000.999, 1001.0, 999.5, 1_764_650_000.4, 1000.1):
         assert _ctime(when) == time.ctime(when)
+
+
+def test_cgi_keys_of_environs_are_kept_bounded_and_start_again(monkeypatch):
+    """The CGI keys of an environ's shape are cached: environs that never repeat
+    keep the cache within its bound, and a shape that repeats is kept again."""
+    from procmaster.logs import request
+
+    monkeypatch.setattr(request, "_SHAPES", {})
+    for n in range(request._SHAPES_MAX * 3):
+        environ = {"REQUEST_METHOD": "GET", f"HTTP_X_{n}": "1", "wsgi.input": None}
+        assert request._vars(environ) == 2
+        assert len(request._SHAPES) <= request._SHAPES_MAX
+    environ = {"REQUEST_METHOD": "GET", "HTTP_HOST": "x"}
+    first = request._cgi_keys(environ)
+    assert first == (("REQUEST_METHOD", "HTTP_HOST"), len("REQUEST_METHOD") + len("HTTP_HOST"))
+    assert request._cgi_keys(dict(environ)) is first
