@@ -25,6 +25,9 @@ same app in this process: the peer's figure, measured the same way;
 ``asgi-churn`` and ``uvicorn-churn`` send one kept-alive request on each new
 unix-socket connection and close it once answered, as nginx's upstream
 keep-alive does to the connections it has no room to keep.
+``asgi-nginx-keepalive`` and ``uvicorn-nginx-keepalive``: as ``*-keepalive``, on
+a unix socket, with the request the bench's nginx sends upstream for wrk's
+(one header field).
 Without valgrind it prints the requests per second of one worker. ``--logged``
 after the count writes uWSGI's default request line for each request into a
 file (the default is ``disable-logging``).
@@ -107,6 +110,11 @@ CASES["uvicorn-http"] = CASES["http"]
 # keeps idle connections (the rest are closed after their answer)
 CASES["asgi-churn"] = ("http", True, KEPT)
 CASES["uvicorn-churn"] = ("http", True, KEPT)
+# what the bench's nginx sends upstream (proxy_pass, HTTP/1.1, Connection "") for
+# wrk's request, kept alive on a unix socket
+PROXIED = b"GET / HTTP/1.1\r\nHost: http_app\r\n\r\n"
+CASES["asgi-nginx-keepalive"] = ("http", True, PROXIED)
+CASES["uvicorn-nginx-keepalive"] = ("http", True, PROXIED)
 
 
 def hello(environ, start_response):
@@ -114,12 +122,16 @@ def hello(environ, start_response):
     return [BODY]
 
 
-def kept_client(address: str, n: int) -> None:
+def kept_client(address: str, n: int, request: bytes, unix: bool) -> None:
     """One kept-alive connection, one request at a time, each answer read to its body."""
-    host, port = address.rsplit(":", 1)
-    s = socket.create_connection((host, int(port)))
+    if unix:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(address)
+    else:
+        host, port = address.rsplit(":", 1)
+        s = socket.create_connection((host, int(port)))
     for i in range(n):
-        s.sendall(KEPT)
+        s.sendall(request)
         got = b""
         while not got.endswith(BODY):
             chunk = s.recv(65536)
@@ -137,7 +149,7 @@ def client(address: str, case: str, n: int, server_pid: int) -> None:
     start = time.perf_counter()
     if case.endswith("-keepalive"):
         try:
-            kept_client(address, n)
+            kept_client(address, n, request, unix)
         except BaseException:
             os.kill(server_pid, signal.SIGKILL)
             raise
