@@ -93,6 +93,7 @@ class Request:
         "state",
         "body",
         "headers",
+        "target",
     )
 
     def __init__(self, environ: dict, keep_alive: bool = False) -> None:
@@ -112,6 +113,9 @@ class Request:
         # the header fields as received, when the worker asked the protocol for them
         # (HTTP's ``keep_headers``): [(lower-case name, value)], as bytes
         self.headers: list[tuple[bytes, bytes]] | None = None
+        # with the fields (``keep_headers``), what the request line said, as
+        # received: (path before any percent-decoding, query, HTTP version "1.1")
+        self.target: tuple[bytes, bytes, str] | None = None
 
 
 class ProtocolBase:

@@ -250,6 +250,7 @@ class HTTPProtocol(HTTPResponse):
         if url.find(b"#") >= 0:  # neither the path nor the query may hold one (RFC 9112 3.2)
             self._fail(ProtocolError("fragment in request target", 400))
         path, sep, query = url.partition(b"?")
+        raw_path = path
         if path.find(b"%") >= 0:
             if _BAD_ESCAPE.search(path):
                 self._fail(ProtocolError("invalid percent-escape in request target", 400))
@@ -274,7 +275,11 @@ class HTTPProtocol(HTTPResponse):
             env["SERVER_PORT"] = self.server_port
         req = Request(env, parser.should_keep_alive())
         req.version = version
-        req.headers = self.headers
+        if self.headers is not None:
+            req.headers = self.headers
+            if url is not raw_url:  # (absolute-form: the path as the target had it)
+                raw_path = raw_url.partition(b"?")[0]
+            req.target = (raw_path, query, version)
         if method_str == "HEAD":
             req.head_only = True
         cl = env.get("CONTENT_LENGTH")

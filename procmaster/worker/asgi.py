@@ -257,7 +257,8 @@ class AsgiWorker:
     def start(self, ex: HttpExchange) -> None:
         """A request's head arrived and nothing runs before it: start its task."""
         conn = ex.conn
-        env = ex.req.environ
+        req = ex.req
+        env = req.environ
         lst = conn.listener
         client = scheme = None  # from the environ (http_scope)
         if lst.proxied:
@@ -268,7 +269,7 @@ class AsgiWorker:
         if lst.transport is not None:  # HTTPS=on, a verified client, a PROXY header's client
             lst.transport.environ(env, conn)
             client = scheme = None
-        ex.scope = http_scope(env, self.state, ex.req.headers, client, scheme)
+        ex.scope = http_scope(env, self.state, req.headers, client, scheme, req.target)
         run = ex.run
         if "HTTP_UPGRADE" in env and is_websocket(lst, env):
             websocket_scope(ex.scope)

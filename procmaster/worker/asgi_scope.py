@@ -35,13 +35,16 @@ def http_scope(
     headers: list | None = None,
     client: tuple | None = None,
     scheme: str | None = None,
+    target: tuple | None = None,
 ) -> dict:
     """The ``http`` scope of a request from its CGI variables (as the protocol
     parsed them, or as the proxy sent them). ``headers``: the fields as HTTP's
     parser kept them (``Request.headers``), else they are made from the ``HTTP_*``
     variables; ``client``: (address, port) when the socket's peer is the client,
     else it is read from ``REMOTE_ADDR`` and ``REMOTE_PORT``; ``scheme``: when
-    the socket says it (plain HTTP: ``http``), else as a WSGI app would see it."""
+    the socket says it (plain HTTP: ``http``), else as a WSGI app would see it;
+    ``target``: (raw path, query, HTTP version) as HTTP's parser read them
+    (``Request.target``), else they come from the variables."""
     if headers is None:
         names = NAMES
         headers = [
@@ -59,9 +62,14 @@ def http_scope(
     path = env.get("PATH_INFO", "")
     if root:
         path = root + path
-    uri = env.get("REQUEST_URI")
-    raw_path = uri.partition("?")[0].encode("latin-1") if uri else path.encode("latin-1")
-    version = env.get("SERVER_PROTOCOL", "HTTP/1.1")
+    if target is None:
+        uri = env.get("REQUEST_URI")
+        raw_path = uri.partition("?")[0].encode("latin-1") if uri else path.encode("latin-1")
+        query = env.get("QUERY_STRING", "").encode("latin-1")
+        version = env.get("SERVER_PROTOCOL", "HTTP/1.1")
+        version = VERSIONS.get(version) or (version[5:] if version[:5] == "HTTP/" else "1.1")
+    else:
+        raw_path, query, version = target
     if scheme is None:
         scheme = url_scheme(env)
     if client is None:
@@ -75,12 +83,12 @@ def http_scope(
     return {
         "type": "http",
         "asgi": ASGI_VERSION,
-        "http_version": VERSIONS.get(version) or (version[5:] if version[:5] == "HTTP/" else "1.1"),
+        "http_version": version,
         "method": env.get("REQUEST_METHOD", "GET"),
         "scheme": scheme,
         "path": path if path.isascii() else path.encode("latin-1").decode("utf-8", "replace"),
         "raw_path": raw_path,
-        "query_string": env.get("QUERY_STRING", "").encode("latin-1"),
+        "query_string": query,
         "root_path": root if root.isascii() else root.encode("latin-1").decode("utf-8", "replace"),
         "headers": headers,
         "client": client,

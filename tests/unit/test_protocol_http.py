@@ -139,6 +139,42 @@ def test_kept_headers_say_what_the_environ_says(name):
     assert all(req.headers is None for req, _ in plain)  # nobody asked: none kept
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_the_kept_target_says_what_the_environ_says(name):
+    """With the fields kept, the parser also keeps the request line's raw path,
+    query and version (``Request.target``): the scope made from them is the scope
+    made from the environ, for every request of the corpus."""
+    data = (DATA / f"{name}.http").read_bytes()
+    done, _, _ = run([data], keep_headers=True)
+    for req, _ in done:
+        assert req.target is not None
+        direct = http_scope(req.environ, {}, req.headers, None, "http", req.target)
+        assert direct == http_scope(req.environ, {}, req.headers, None, "http")
+    plain, _, _ = run([data])
+    assert all(req.target is None for req, _ in plain)
+
+
+def test_the_kept_target_is_the_request_line_as_received():
+    done, status, _ = run(
+        [
+            b"GET /a%20b/c?x=%41&y HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"GET http://other:81/p%2Fq?z=1 HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"
+            b"GET /plain HTTP/1.0\r\n\r\n"
+        ],
+        keep_headers=True,
+    )
+    assert status is None
+    targets = [req.target for req, _ in done]
+    assert targets == [
+        (b"/a%20b/c", b"x=%41&y", "1.1"),  # not percent-decoded (PATH_INFO is)
+        (b"http://other:81/p%2Fq", b"z=1", "1.1"),  # as REQUEST_URI has it
+        (b"*", b"", "1.1"),
+        (b"/plain", b"", "1.0"),
+    ]
+    assert done[0][0].environ["PATH_INFO"] == "/a b/c"
+
+
 def test_kept_headers_keep_repeats_apart_and_take_the_targets_authority():
     done, status, _ = run(
         [
