@@ -101,6 +101,7 @@ class AsgiWorker:
         self.listeners = [WorkerListener(listener, cfg) for listener in listeners]
         self.accepting = False  # the listening sockets are the loop's readers
         self.accepted = 0  # sockets accepted, not yet connections
+        self.fd_episode = 0  # accept pauses since EMFILE was logged (0: none)
         self.conns: set[AsgiConnection] = set()
         self.inflight: set[HttpExchange] = set()
         self.socket_timeout = cfg.socket_timeout
@@ -189,10 +190,25 @@ class AsgiWorker:
             self.loop.remove_reader(lst.fd)
 
     def out_of_fds(self, exc: OSError) -> None:
-        """EMFILE: stop accepting for a second (never spin), logged."""
-        log(f"{self.who}: out of file descriptors (accept: {exc.strerror}); pausing accept for 1s")
+        """EMFILE: stop accepting for a second (never spin); the connections
+        waiting stay in the listen queue. Logged once per episode (until an
+        accept finds the queue empty: ``fds_again``)."""
+        if not self.fd_episode:
+            log(
+                f"{self.who}: out of file descriptors (accept: {exc.strerror}); "
+                "pausing accept until some are free"
+            )
+        self.fd_episode += 1
         self.stop_listening()
         self.loop.call_later(1.0, self.accept_again)
+
+    def fds_again(self) -> None:
+        """After EMFILE, every waiting connection was accepted: the episode is over."""
+        log(
+            f"{self.who}: descriptors free again, accepting "
+            f"(accept was paused {self.fd_episode} times)"
+        )
+        self.fd_episode = 0
 
     def accept_again(self) -> None:
         if not (self.stopping or self.paused):

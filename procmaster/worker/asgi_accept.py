@@ -77,6 +77,8 @@ def accept(worker, lst) -> None:
         try:
             fd, addr = listening._accept()
         except (BlockingIOError, InterruptedError):
+            if worker.fd_episode:  # nothing waits: an out-of-descriptors episode is over
+                worker.fds_again()
             return
         except OSError as exc:
             if exc.errno in (errno.EMFILE, errno.ENFILE):

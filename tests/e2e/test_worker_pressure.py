@@ -16,7 +16,7 @@ import time
 
 import psutil
 import pytest
-from support import free_port, http_get, wait_for
+from support import free_port, http_get, raise_nofile, wait_for
 
 MiB = 1 << 20
 
@@ -191,6 +191,48 @@ def test_out_of_descriptors_many_clients_no_crash_one_log_line_per_episode(procm
     assert server.worker_pids() == [pid]  # the same worker, never restarted
     assert log.count("out of file descriptors") == 1, log[-3000:]
     assert log.count("descriptors free again") == 1
+
+
+def test_asgi_out_of_descriptors_answers_every_connection_that_waited(procmaster):
+    """At its descriptor limit the ASGI worker stops accepting for a moment: the
+    connections waiting in the listen queue stay there (for it, or for another
+    worker) and every one is answered. None is accepted only to be closed, as a
+    server that takes its connections through libuv's own accept does (it
+    closes all that wait, to keep its loop from spinning)."""
+    raise_nofile(1024)
+    port = free_port()
+    server = procmaster(
+        "--http-socket", f"127.0.0.1:{port}", "--asgi", "asgiapp:app",
+        "--processes", "1", "--listen", "400",
+        wait_port=port, nofile=64,
+    )  # fmt: skip
+    request = b"GET /sleep?0.3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    socks = []
+    try:
+        for _ in range(150):  # more than the worker has descriptors for
+            s = socket.create_connection(("127.0.0.1", port), timeout=60)
+            s.sendall(request)
+            socks.append(s)
+        answers = []
+        for s in socks:
+            got = b""
+            try:
+                while chunk := s.recv(65536):
+                    got += chunk
+            except OSError as exc:  # a reset: accepted and closed unanswered
+                got = repr(exc).encode()
+            answers.append(got.split(b"\r\n", 1)[0])
+    finally:
+        for s in socks:
+            s.close()
+    assert answers == [b"HTTP/1.1 200 OK"] * 150, set(answers)
+    assert "out of file descriptors" in server.log  # the limit was reached
+    wait_for(lambda: "descriptors free again" in server.log, 20, what="the end of the episode")
+    assert http_get(port, "/", timeout=10)[0] == 200  # and it goes on
+    # one line per episode, not one per pause (the queue may empty between two
+    # of this test's connects, so there may be more than one episode)
+    assert server.log.count("out of file descriptors") == server.log.count("free again")
+    assert "internal error" not in server.log and "Traceback" not in server.log
 
 
 # -- hole 7: slow readers ------------------------------------------------------------
