@@ -122,14 +122,19 @@ def hello(environ, start_response):
     return [BODY]
 
 
-def kept_client(address: str, n: int, request: bytes, unix: bool) -> None:
-    """One kept-alive connection, one request at a time, each answer read to its body."""
+def connect(address: str, unix: bool) -> socket.socket:
+    """A connection to the server under count: a unix socket's path, or host:port."""
     if unix:
         s = socket.socket(socket.AF_UNIX)
         s.connect(address)
-    else:
-        host, port = address.rsplit(":", 1)
-        s = socket.create_connection((host, int(port)))
+        return s
+    host, port = address.rsplit(":", 1)
+    return socket.create_connection((host, int(port)))
+
+
+def kept_client(address: str, n: int, request: bytes, unix: bool) -> None:
+    """One kept-alive connection, one request at a time, each answer read to its body."""
+    s = connect(address, unix)
     for i in range(n):
         s.sendall(request)
         got = b""
@@ -154,12 +159,7 @@ def client(address: str, case: str, n: int, server_pid: int) -> None:
             os.kill(server_pid, signal.SIGKILL)
             raise
     for i in range(0 if case.endswith("-keepalive") else n):
-        if unix:
-            s = socket.socket(socket.AF_UNIX)
-            s.connect(address)
-        else:
-            host, port = address.rsplit(":", 1)
-            s = socket.create_connection((host, int(port)))
+        s = connect(address, unix)
         s.sendall(request)
         got = b""
         while chunk := s.recv(65536):
