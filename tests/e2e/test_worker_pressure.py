@@ -16,7 +16,7 @@ import time
 
 import psutil
 import pytest
-from support import free_port, http_get, raise_nofile, wait_for
+from support import free_port, http_get, raise_nofile, read_until_closed, wait_for
 
 MiB = 1 << 20
 
@@ -213,15 +213,8 @@ def test_asgi_out_of_descriptors_answers_every_connection_that_waited(procmaster
             s = socket.create_connection(("127.0.0.1", port), timeout=60)
             s.sendall(request)
             socks.append(s)
-        answers = []
-        for s in socks:
-            got = b""
-            try:
-                while chunk := s.recv(65536):
-                    got += chunk
-            except OSError as exc:  # a reset: accepted and closed unanswered
-                got = repr(exc).encode()
-            answers.append(got.split(b"\r\n", 1)[0])
+        # (a reset: accepted and closed unanswered)
+        answers = [read_until_closed(s).split(b"\r\n", 1)[0] for s in socks]
     finally:
         for s in socks:
             s.close()

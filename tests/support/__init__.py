@@ -104,6 +104,18 @@ def raw_request(port: int, data: bytes, timeout: float = 10.0, unix: str | None 
         s.close()
 
 
+def read_until_closed(s: socket.socket) -> bytes:
+    """What a connection received until the server closed it; a reset (or any
+    error) instead, as its repr, so that a list of answers says what each got."""
+    data = b""
+    try:
+        while chunk := s.recv(65536):
+            data += chunk
+    except OSError as exc:
+        return repr(exc).encode()
+    return data
+
+
 def signal_pending(pid: int, sig: int) -> bool:
     """``sig`` was sent to ``pid`` and its handler has not run yet (/proc's masks).
     Once False, a Python process runs that handler before anything it does next."""
