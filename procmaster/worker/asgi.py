@@ -74,7 +74,9 @@ from .listener import (
     NO_REQUEST_YET,
     WorkerListener,
     bytes_waiting,
+    fds_again_line,
     keepalive_timeout,
+    out_of_fds_line,
     timeout_kind,
 )
 from .response import request_line
@@ -194,20 +196,14 @@ class AsgiWorker:
         waiting stay in the listen queue. Logged once per episode (until an
         accept finds the queue empty: ``fds_again``)."""
         if not self.fd_episode:
-            log(
-                f"{self.who}: out of file descriptors (accept: {exc.strerror}); "
-                "pausing accept until some are free"
-            )
+            log(out_of_fds_line(self.who, exc))
         self.fd_episode += 1
         self.stop_listening()
         self.loop.call_later(1.0, self.accept_again)
 
     def fds_again(self) -> None:
         """After EMFILE, every waiting connection was accepted: the episode is over."""
-        log(
-            f"{self.who}: descriptors free again, accepting "
-            f"(accept was paused {self.fd_episode} times)"
-        )
+        log(fds_again_line(self.who, self.fd_episode))
         self.fd_episode = 0
 
     def accept_again(self) -> None:

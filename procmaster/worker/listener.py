@@ -10,7 +10,8 @@ sets ``TCP_NODELAY`` on an accepted fd without building a socket object;
 ``bytes_waiting`` tells a draining worker that an idle connection's next
 request has arrived (it is served, not closed unread); ``timeout_kind`` names
 what a connection closed at its deadline was waiting for (the counts a worker
-logs when it stops).
+logs when it stops); ``out_of_fds_line`` and ``fds_again_line`` are the two log
+lines of an out-of-descriptors episode, the same for every kind of worker.
 
 Must not know: connections, the event loop, protocol names.
 """
@@ -23,7 +24,15 @@ import socket
 
 from ..protocols import protocol_class
 
-__all__ = ["NO_REQUEST_YET", "WorkerListener", "keepalive_timeout", "setnodelay", "timeout_kind"]
+__all__ = [
+    "NO_REQUEST_YET",
+    "WorkerListener",
+    "fds_again_line",
+    "keepalive_timeout",
+    "out_of_fds_line",
+    "setnodelay",
+    "timeout_kind",
+]
 
 # a connection's ``idle_since`` until its first request is answered: it is not an
 # idle keep-alive connection (a draining worker closes those after a moment) but a
@@ -118,6 +127,16 @@ def bytes_waiting(fd: int) -> bool:
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     return bool(poller.poll(0))
+
+
+def out_of_fds_line(who: str, exc: OSError) -> str:
+    """The line that starts an out-of-descriptors episode (accept failed with EMFILE)."""
+    return f"{who}: out of file descriptors (accept: {exc.strerror}); pausing accept until some are free"
+
+
+def fds_again_line(who: str, pauses: int) -> str:
+    """The line that ends it: an accept found the listen queue empty."""
+    return f"{who}: descriptors free again, accepting (accept was paused {pauses} times)"
 
 
 def setnodelay(fd: int) -> None:

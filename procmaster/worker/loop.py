@@ -71,7 +71,9 @@ from .listener import (
     NO_REQUEST_YET,
     WorkerListener,
     bytes_waiting,
+    fds_again_line,
     keepalive_timeout,
+    out_of_fds_line,
     setnodelay,
     timeout_kind,
 )
@@ -409,20 +411,14 @@ class Worker:
         """EMFILE: stop accepting until a connection closes or a second passed
         (never spin); logged once per episode (until an accept succeeds)."""
         if not self.fd_episode:
-            log(
-                f"worker {self.wid} (pid {os.getpid()}): out of file descriptors "
-                f"(accept: {exc.strerror}); pausing accept until some are free"
-            )
+            log(out_of_fds_line(f"worker {self.wid} (pid {os.getpid()})", exc))
         self.fd_episode += 1
         self.fd_starved = True
         self.update_accepting()
 
     def fds_again(self) -> None:
         """After EMFILE, every waiting connection was accepted: the episode is over."""
-        log(
-            f"worker {self.wid} (pid {os.getpid()}): descriptors free again, accepting "
-            f"(accept was paused {self.fd_episode} times)"
-        )
+        log(fds_again_line(f"worker {self.wid} (pid {os.getpid()})", self.fd_episode))
         self.fd_episode = 0
 
     def end_fd_episode(self) -> None:
