@@ -32,20 +32,10 @@ import socket
 import sys
 import tempfile
 
-from processes import ROOT, procmaster_argv, spawn, stop_tree, tree_env, wait_until
+from processes import ROOT, answers_unix, asgi_worker_argv, spawn, stop_tree, tree_env, wait_until
 
 APPS = os.path.join(ROOT, "tests", "apps")
 REQUEST = b"GET /sleep?2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-
-
-def command(kind: str, path: str) -> list[str]:
-    if kind == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "--workers", "1", "--loop", "uvloop",
-                "--http", "httptools", "--no-access-log", "--log-level", "warning",
-                "--app-dir", APPS, "--uds", path, "asgiapp:app"]  # fmt: skip
-    return procmaster_argv("--http-socket", path, "--processes", "1", "--master",
-                           "--disable-logging", "--pythonpath", APPS, "--asgi", "asgiapp:app",
-                           "--listen", "1024")  # fmt: skip
 
 
 def clients(path: str, n: int) -> collections.Counter:
@@ -78,27 +68,15 @@ def clients(path: str, n: int) -> collections.Counter:
 def run(kind: str, tree: str, n: int, nofile: int) -> collections.Counter:
     tmp = tempfile.mkdtemp()
     path = os.path.join(tmp, "app.sock")
-
     limit = ["prlimit", f"--nofile={nofile}:{nofile}", "--"]  # (util-linux: from exec on)
     with open(os.path.join(tmp, "server.log"), "wb") as out:
-        proc = spawn([*limit, *command(kind, path)], out, tmp, tree_env(tree))
+        argv = asgi_worker_argv(kind, path, APPS, "asgiapp:app", backlog=1024)
+        proc = spawn([*limit, *argv], out, tmp, tree_env(tree))
     try:
-        wait_until(lambda: answers(path), [proc], 30, kind)
+        wait_until(lambda: answers_unix(path), [proc], 30, kind)
         return clients(path, n)
     finally:
         stop_tree([proc], signal.SIGINT)
-
-
-def answers(path: str) -> bool:
-    """The server's worker answers a request (not only its socket exists)."""
-    try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(5)
-            s.connect(path)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return s.recv(16).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
 
 
 def main() -> int:

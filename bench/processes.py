@@ -176,6 +176,35 @@ def stop_tree(
             proc.wait(timeout=1)
 
 
+def asgi_worker_argv(server: str, path: str, apps: str, app: str, backlog: int = 0) -> list[str]:
+    """One ASGI worker serving ``app`` (``module:attr`` under ``apps``) on the unix
+    socket ``path``: procmaster's (``--master``, one process), or uvicorn's
+    (httptools, uvloop; with one worker it runs the app in its own process, no
+    supervisor). ``backlog``: the listen queue's length, when not the server's default."""
+    if server == "procmaster":
+        queue = ["--listen", str(backlog)] if backlog else []
+        return procmaster_argv("--http-socket", path, "--processes", "1", "--master",
+                               "--disable-logging", "--pythonpath", apps, "--asgi", app,
+                               *queue)  # fmt: skip
+    queue = ["--backlog", str(backlog)] if backlog else []
+    return [sys.executable, "-m", "uvicorn", "--workers", "1", "--loop", "uvloop", "--http",
+            "httptools", "--no-access-log", "--log-level", "warning", "--app-dir", apps,
+            "--uds", path, *queue, app]  # fmt: skip
+
+
+def answers_unix(path: str) -> bool:
+    """True when GET / on the unix socket ``path`` answers 200 (a server's worker
+    serves, not only its socket exists)."""
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(path)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return s.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
 def answers(port: int, path: str, expected: bytes, host: str = "127.0.0.1") -> bool:
     """True when GET ``path`` answers 200 with exactly ``expected``."""
     conn = http.client.HTTPConnection(host, port, timeout=2)

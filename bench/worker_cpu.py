@@ -31,6 +31,8 @@ import tempfile
 
 from processes import (
     ROOT,
+    answers_unix,
+    asgi_worker_argv,
     procmaster_argv,
     spawn,
     stop_tree,
@@ -131,23 +133,10 @@ def measure_asgi(server: str, app: str, n: int, per_connection: int = 0) -> floa
     when more requests are in flight than it keeps idle connections)."""
     tmp = tempfile.mkdtemp(prefix="worker-cpu-")
     path = os.path.join(tmp, "app.sock")
-    if server == "procmaster":
-        argv = procmaster_argv("--http-socket", path, "--processes", "1", "--master",
-                               "--disable-logging", "--pythonpath", APPS, "--asgi", app)  # fmt: skip
-    else:  # one process: uvicorn runs the app in it (no supervisor)
-        argv = [sys.executable, "-m", "uvicorn", "--workers", "1", "--loop", "uvloop", "--http",
-                "httptools", "--no-access-log", "--log-level", "warning", "--app-dir", APPS,
-                "--uds", path, app]  # fmt: skip
+    argv = asgi_worker_argv(server, path, APPS, app)
 
     def up() -> bool:
-        try:
-            with socket.socket(socket.AF_UNIX) as s:
-                s.settimeout(10)
-                s.connect(path)
-                kept_alive(s, 1)
-            return True
-        except OSError:
-            return False
+        return answers_unix(path)
 
     with socket.socket(socket.AF_UNIX) as sock:
         sock.settimeout(10)
